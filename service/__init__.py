@@ -1,0 +1,1 @@
+"""seenby: an append-only, verifiable record of every access to a customer's camera clips."""

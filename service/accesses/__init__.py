@@ -1,0 +1,1 @@
+"""Recording accesses: the write side of the ledger for internal services."""

@@ -1,0 +1,59 @@
+"""HTTP for recording accesses: POST /v1/accesses and /v1/accesses:batch."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response, status
+
+from service.accesses import service
+from service.accesses.schemas import AccessBatch, AccessEvent, BatchReceipts, Receipt
+from service.auth import ServicePrincipal
+from service.db import DatabaseDep
+from service.errors import Unprocessable
+
+router = APIRouter(prefix="/v1", tags=["recording"])
+
+_RECORD_RESPONSES = {
+    200: {"description": "A replay: the original receipt(s); nothing new was recorded."},
+    409: {"description": "An event_id already recorded (or repeated in the batch) with another body."},
+}
+
+
+@router.post(
+    "/accesses", status_code=status.HTTP_201_CREATED, response_model=Receipt,
+    responses=_RECORD_RESPONSES, summary="Record one access",
+)
+async def record_access(
+    event: AccessEvent, principal: ServicePrincipal, database: DatabaseDep, request: Request,
+    response: Response,
+) -> Receipt:
+    recorded = await service.record(
+        database, [event], recorded_by=principal.subject,
+        pseudonym_key=request.app.state.keys.pseudonym_key,
+    )
+    if not recorded.created:
+        response.status_code = status.HTTP_200_OK
+    return recorded.receipts[0]
+
+
+@router.post(
+    "/accesses:batch", status_code=status.HTTP_201_CREATED, response_model=BatchReceipts,
+    responses=_RECORD_RESPONSES, summary="Record up to SEENBY_MAX_BATCH accesses, all or nothing",
+)
+async def record_batch(
+    batch: AccessBatch, principal: ServicePrincipal, database: DatabaseDep, request: Request,
+    response: Response,
+) -> BatchReceipts:
+    max_batch = request.app.state.settings.max_batch
+    if len(batch.events) > max_batch:
+        raise Unprocessable(
+            f"a batch holds at most {max_batch} events",
+            errors=[{"field": "body.events", "message": f"at most {max_batch} events",
+                     "type": "too_long"}],
+        )
+    recorded = await service.record(
+        database, batch.events, recorded_by=principal.subject,
+        pseudonym_key=request.app.state.keys.pseudonym_key,
+    )
+    if not recorded.created:
+        response.status_code = status.HTTP_200_OK
+    return BatchReceipts(receipts=recorded.receipts)

@@ -1,0 +1,219 @@
+"""Bearer-token authentication and roles: the only module that imports python-jose."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Annotated, Any
+
+import httpx
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from fastapi import Depends, Request
+from jose import jwk, jwt
+from jose.backends.base import Key
+from jose.exceptions import JOSEError
+from jose.utils import base64url_decode
+
+from service.errors import Forbidden, Unauthorized
+from service.keys import Keys
+from service.settings import HMAC_ALGORITHMS, Settings
+
+MAX_SUBJECT_LENGTH = 128
+MAX_KID_LENGTH = 200
+JURISDICTION = re.compile(r"[A-Z]{2}")
+_KEY_TYPES = {"RS": "RSA", "ES": "EC", "Ed": "OKP"}
+
+
+class Role(StrEnum):
+    CUSTOMER = "customer"
+    SERVICE = "service"
+    REGULATOR = "regulator"
+    ADMIN = "admin"
+
+
+@dataclass(frozen=True)
+class Principal:
+    subject: str
+    roles: frozenset[Role]
+    jurisdiction: str | None = None
+
+    def has(self, role: Role) -> bool:
+        return role in self.roles
+
+
+class _Ed25519Key(Key):
+    """EdDSA (RFC 8037) for python-jose, which ships without it; verification only."""
+
+    def __init__(self, key: Any, algorithm: str) -> None:
+        if algorithm != "EdDSA":
+            raise JOSEError("Ed25519 keys serve EdDSA only")
+        if not (isinstance(key, dict) and key.get("kty") == "OKP" and key.get("crv") == "Ed25519"):
+            raise JOSEError("an EdDSA key must be an OKP Ed25519 JWK")
+        self._key = Ed25519PublicKey.from_public_bytes(base64url_decode(key["x"].encode()))
+
+    def verify(self, msg: bytes, sig: bytes) -> bool:
+        try:
+            self._key.verify(sig, msg)
+        except InvalidSignature:
+            return False
+        return True
+
+
+jwk.register_key("EdDSA", _Ed25519Key)
+
+
+class _JwksCache:
+    """Public keys by `kid`, from a JWKS file or URL; a URL is refetched when stale or a kid is new."""
+
+    MIN_REFETCH_SECONDS = 30.0
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._keys: dict[str, dict[str, Any]] = {}
+        self._fetched_at = float("-inf")
+        self._lock = asyncio.Lock()
+        if settings.jwks_file:
+            self._keys = _index_jwks(json.loads(settings.jwks_file.read_text()))
+
+    async def key_for(self, kid: str) -> dict[str, Any] | None:
+        if self._settings.jwks_url:
+            age = time.monotonic() - self._fetched_at
+            if age > self._settings.jwks_cache_seconds or (
+                kid not in self._keys and age > self.MIN_REFETCH_SECONDS
+            ):
+                await self._refresh()
+        return self._keys.get(kid)
+
+    async def _refresh(self) -> None:
+        async with self._lock:
+            try:
+                async with httpx.AsyncClient(timeout=5.0, follow_redirects=False) as client:
+                    response = await client.get(self._settings.jwks_url)
+                    response.raise_for_status()
+                    self._keys = _index_jwks(response.json())
+            except (httpx.HTTPError, ValueError):
+                pass  # keep serving the keys we had; an unknown kid stays a 401
+            self._fetched_at = time.monotonic()
+
+
+def _index_jwks(document: Any) -> dict[str, dict[str, Any]]:
+    keys = document.get("keys", []) if isinstance(document, dict) else []
+    return {k["kid"]: k for k in keys if isinstance(k, dict) and isinstance(k.get("kid"), str)}
+
+
+class Authenticator:
+    def __init__(self, settings: Settings, keys: Keys) -> None:
+        self._settings = settings
+        self._secret = keys.jwt_secret
+        self._jwks = None if settings.uses_hmac else _JwksCache(settings)
+        self._options = {
+            "require_aud": True, "require_iss": True, "require_exp": True, "require_sub": True,
+            "leeway": settings.jwt_leeway_seconds,
+        }
+
+    async def principal(self, authorization: str | None) -> Principal:
+        token = self._bearer_token(authorization)
+        claims = await self._verified_claims(token)
+        return _principal_from(claims)
+
+    def _bearer_token(self, authorization: str | None) -> str:
+        if not authorization:
+            raise Unauthorized("an Authorization: Bearer token is required")
+        if len(authorization) > self._settings.max_auth_header_bytes:
+            raise Unauthorized("the Authorization header is too large")
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthorized("the Authorization header must be 'Bearer <token>'")
+        return token.strip()
+
+    async def _verified_claims(self, token: str) -> dict[str, Any]:
+        try:
+            header = jwt.get_unverified_header(token)
+            algorithm = header.get("alg")
+            if algorithm not in self._settings.jwt_algorithms:
+                raise Unauthorized("the token's algorithm is not allowed")
+            key = await self._key_for(algorithm, header.get("kid"))
+            claims = jwt.decode(
+                token, key, algorithms=[algorithm], audience=self._settings.jwt_audience,
+                issuer=self._settings.jwt_issuer, options=self._options,
+            )
+        except Unauthorized:
+            raise
+        # jose raises JWKError (not a JWTError) for alg none, and plain Python errors for some
+        # garbage (huge exp, odd types): every one of them is a bad token, never a 500.
+        except (JOSEError, ValueError, TypeError, KeyError, OverflowError, AttributeError) as exc:
+            raise Unauthorized("the token is not valid") from exc
+        if not isinstance(claims, dict):
+            raise Unauthorized("the token's payload is not a JSON object")
+        return claims
+
+    async def _key_for(self, algorithm: str, kid: Any) -> Any:
+        if algorithm in HMAC_ALGORITHMS:
+            return self._secret
+        assert self._jwks is not None
+        if not isinstance(kid, str) or not kid or len(kid) > MAX_KID_LENGTH:
+            raise Unauthorized("the token needs a known 'kid'")
+        key = await self._jwks.key_for(kid)
+        if key is None:
+            raise Unauthorized("the token's 'kid' is unknown")
+        if key.get("kty") != _KEY_TYPES[algorithm[:2]] or key.get("alg", algorithm) != algorithm:
+            raise Unauthorized("the token's algorithm does not match its key")
+        return key
+
+
+def _principal_from(claims: dict[str, Any]) -> Principal:
+    subject = claims.get("sub")
+    if not isinstance(subject, str) or not subject or len(subject) > MAX_SUBJECT_LENGTH:
+        raise Unauthorized("the token's 'sub' must be a non-empty string")
+    raw_roles = claims.get("roles")
+    roles = frozenset(
+        Role(r) for r in (raw_roles if isinstance(raw_roles, list) else [])
+        if isinstance(r, str) and r in Role.__members__.values()
+    )
+    jurisdiction = claims.get("jurisdiction")
+    if jurisdiction is not None and not (
+        isinstance(jurisdiction, str) and JURISDICTION.fullmatch(jurisdiction)
+    ):
+        raise Forbidden("the 'jurisdiction' claim must be an ISO 3166-1 alpha-2 code")
+    return Principal(subject=subject, roles=roles, jurisdiction=jurisdiction)
+
+
+def mint_token(
+    settings: Settings, keys: Keys, *, role: str, subject: str, ttl_seconds: int,
+    jurisdiction: str | None = None,
+) -> str:
+    """A development token signed with the HS256 secret (the `seenby token` command)."""
+    now = int(time.time())
+    claims: dict[str, Any] = {
+        "iss": settings.jwt_issuer, "aud": settings.jwt_audience, "sub": subject,
+        "roles": [role], "iat": now, "exp": now + ttl_seconds,
+    }
+    if jurisdiction:
+        claims["jurisdiction"] = jurisdiction
+    return jwt.encode(claims, keys.jwt_secret, algorithm="HS256")
+
+
+async def authenticate(request: Request) -> Principal:
+    authenticator: Authenticator = request.app.state.authenticator
+    return await authenticator.principal(request.headers.get("authorization"))
+
+
+def require(*allowed: Role) -> Any:
+    async def _dependency(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
+        if not principal.roles & set(allowed):
+            raise Forbidden("this token's role may not use this endpoint")
+        return principal
+
+    return Depends(_dependency)
+
+
+ServicePrincipal = Annotated[Principal, require(Role.SERVICE)]
+ReaderPrincipal = Annotated[Principal, require(Role.CUSTOMER, Role.REGULATOR)]
+CustomerPrincipal = Annotated[Principal, require(Role.CUSTOMER)]
+RegulatorPrincipal = Annotated[Principal, require(Role.REGULATOR)]
+AdminPrincipal = Annotated[Principal, require(Role.ADMIN)]

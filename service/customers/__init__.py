@@ -1,0 +1,1 @@
+"""What seenby knows about a customer beyond its ledger: its jurisdiction."""

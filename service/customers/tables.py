@@ -1,0 +1,13 @@
+"""Table model of customers' jurisdictions, set by admins."""
+
+from __future__ import annotations
+
+from sqlalchemy import Column, String
+from sqlmodel import Field, SQLModel
+
+
+class Customer(SQLModel, table=True):
+    __tablename__ = "customers"
+
+    customer_id: str = Field(sa_column=Column(String(128), primary_key=True))
+    country: str | None = Field(default=None, sa_column=Column(String(2), index=True))

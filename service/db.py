@@ -1,0 +1,101 @@
+"""The database: engine and sessions from settings, dialect helpers, and the per-customer write lock."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Iterable
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from sqlalchemy import event, text
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from service.settings import Settings
+
+
+def is_sqlite(url: str) -> bool:
+    return url.startswith("sqlite")
+
+
+def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+    if is_sqlite(url):
+        engine = create_async_engine(url, connect_args={"timeout": 30})
+        _configure_sqlite(engine)
+        return engine
+    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+
+
+def _configure_sqlite(engine: AsyncEngine) -> None:
+    # pysqlite's own transaction handling defers BEGIN unpredictably; take it over, as the
+    # SQLAlchemy docs advise, so that every transaction is explicit.
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        for pragma in ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON", "busy_timeout=30000"):
+            cursor.execute(f"PRAGMA {pragma}")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+class Database:
+    """One engine per process, plus what serialises writers to one customer's chain."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.url = settings.resolved_database_url
+        self.engine = make_engine(self.url, pool_size=settings.db_pool_size)
+        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self.sqlite = is_sqlite(self.url)
+        # SQLite has one writer per file; serialise in-process so writers queue instead of failing.
+        self._sqlite_write_lock = asyncio.Lock()
+
+    @contextlib.asynccontextmanager
+    async def write(self, customer_ids: Iterable[str]) -> AsyncIterator[AsyncSession]:
+        """A committed-on-exit transaction holding every named customer's chain lock."""
+        async with contextlib.AsyncExitStack() as stack:
+            if self.sqlite:
+                await stack.enter_async_context(self._sqlite_write_lock)
+            session = await stack.enter_async_context(self.sessions())
+            await stack.enter_async_context(session.begin())
+            if not self.sqlite:
+                await lock_customers(session, customer_ids)
+            yield session
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+_LOCK_CUSTOMERS = text(
+    "SELECT pg_advisory_xact_lock(k) FROM ("
+    " SELECT DISTINCT hashtextextended(c, 0) AS k FROM unnest(CAST(:ids AS text[])) AS c ORDER BY k"
+    ") AS keys"
+)
+
+
+async def lock_customers(session: AsyncSession, customer_ids: Iterable[str]) -> None:
+    """Transaction-scoped advisory locks, one per customer, taken in one sorted order (no deadlocks)."""
+    ids = sorted(set(customer_ids))
+    if ids:
+        await session.execute(_LOCK_CUSTOMERS, {"ids": ids})
+
+
+def get_database(request: Request) -> Database:
+    return request.app.state.database
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    async with get_database(request).sessions() as session:
+        yield session
+
+
+DatabaseDep = Annotated[Database, Depends(get_database)]
+SessionDep = Annotated[AsyncSession, Depends(get_session)]

@@ -1,0 +1,141 @@
+"""The error tree and its single problem+json (RFC 9457) rendering.
+
+    SeenbyError                 any error a client can be told about
+    ├── BadRequest              400  malformed but schema-valid input (a bad cursor)
+    ├── Unauthorized            401  no usable token (always with WWW-Authenticate: Bearer)
+    ├── Forbidden               403  a valid token whose role may not do this
+    ├── NotFound                404  absent, or not the caller's to see (existence is not leaked)
+    ├── Conflict                409  an event_id replayed with another body
+    ├── PayloadTooLarge         413  a body over SEENBY_MAX_BODY_BYTES
+    ├── Unprocessable           422  input the schema or the business rules reject
+    └── ServiceUnavailable      503  the database cannot be reached
+
+Services raise these; nothing else in the package builds error responses.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, ClassVar
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+PROBLEM_JSON = "application/problem+json"
+logger = logging.getLogger("seenby")
+
+
+class SeenbyError(Exception):
+    status: ClassVar[int] = 500
+    title: ClassVar[str] = "Internal Server Error"
+    slug: ClassVar[str] = "internal"
+
+    def __init__(self, detail: str, *, errors: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.errors = errors
+        self.headers: dict[str, str] = {}
+
+
+class BadRequest(SeenbyError):
+    status, title, slug = 400, "Bad Request", "bad-request"
+
+
+class Unauthorized(SeenbyError):
+    status, title, slug = 401, "Unauthorized", "unauthorized"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.headers = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+
+
+class Forbidden(SeenbyError):
+    status, title, slug = 403, "Forbidden", "forbidden"
+
+
+class NotFound(SeenbyError):
+    status, title, slug = 404, "Not Found", "not-found"
+
+
+class Conflict(SeenbyError):
+    status, title, slug = 409, "Conflict", "conflict"
+
+
+class PayloadTooLarge(SeenbyError):
+    status, title, slug = 413, "Payload Too Large", "payload-too-large"
+
+
+class Unprocessable(SeenbyError):
+    status, title, slug = 422, "Unprocessable Content", "validation"
+
+
+class ServiceUnavailable(SeenbyError):
+    status, title, slug = 503, "Service Unavailable", "unavailable"
+
+
+def problem_response(
+    status: int,
+    title: str,
+    detail: str,
+    *,
+    slug: str,
+    errors: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": f"https://seenby.dev/problems/{slug}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
+    if errors is not None:
+        body["errors"] = errors
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+    return [
+        {
+            "field": ".".join(str(part) for part in error.get("loc", ())),
+            "message": error.get("msg", "invalid"),
+            "type": error.get("type", "invalid"),
+        }
+        for error in exc.errors()
+    ]
+
+
+_HTTP_SLUGS = {404: "not-found", 405: "method-not-allowed", 413: "payload-too-large"}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(SeenbyError)
+    async def _seenby_error(_: Request, exc: SeenbyError) -> JSONResponse:
+        return problem_response(
+            exc.status, exc.title, exc.detail, slug=exc.slug, errors=exc.errors,
+            headers=exc.headers,
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return problem_response(
+            422, "Unprocessable Content", "the request does not match the schema",
+            slug="validation", errors=_field_errors(exc),
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        title = {404: "Not Found", 405: "Method Not Allowed"}.get(exc.status_code, "Error")
+        return problem_response(
+            exc.status_code, title, str(exc.detail), slug=_HTTP_SLUGS.get(exc.status_code, "http"),
+            headers=dict(exc.headers or {}),
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        logger.exception("unhandled error", exc_info=exc)
+        return problem_response(
+            500, "Internal Server Error", "an unexpected error occurred; it has been logged",
+            slug="internal",
+        )

@@ -1,0 +1,1 @@
+"""Reading customers' histories and chains: the read side of the ledger."""

@@ -1,0 +1,125 @@
+"""HTTP for reading histories: /v1/customers/{id}/... for customers and regulators, /v1/me/... for customers."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query
+
+from service.accesses.schemas import Action, ActorType, Purpose
+from service.auth import CustomerPrincipal, Principal, ReaderPrincipal
+from service.db import SessionDep
+from service.history import service
+from service.history.service import AccessFilters
+from service.paging import Page
+from service.tenancy import ensure_readable, sees_identities
+
+router = APIRouter(prefix="/v1", tags=["history"])
+
+CustomerId = Annotated[str, Path(min_length=1, max_length=128)]
+EntryHash = Annotated[str, Path(pattern=r"^[0-9a-f]{64}$")]
+Limit = Annotated[int, Query(ge=1, le=500, description="Page size (at most 500).")]
+Cursor = Annotated[str | None, Query(max_length=200, description="next_cursor of the previous page.")]
+
+
+def access_filters(
+    clip_id: Annotated[str | None, Query(max_length=128)] = None,
+    actor_type: ActorType | None = None,
+    purpose: Purpose | None = None,
+    action: Action | None = None,
+    since: Annotated[datetime | None, Query(description="occurred_at >= since")] = None,
+    until: Annotated[datetime | None, Query(description="occurred_at < until")] = None,
+) -> AccessFilters:
+    return AccessFilters(
+        clip_id=clip_id,
+        actor_type=actor_type.value if actor_type else None,
+        purpose=purpose.value if purpose else None,
+        action=action.value if action else None,
+        since=since,
+        until=until,
+    )
+
+
+Filters = Annotated[AccessFilters, Depends(access_filters)]
+
+
+async def _accesses(session: SessionDep, principal: Principal, customer_id: str,
+                    filters: AccessFilters, limit: int, cursor: str | None) -> Page:
+    await ensure_readable(session, principal, customer_id)
+    return await service.list_accesses(
+        session, customer_id, filters, limit=limit, cursor=cursor, regulator=sees_identities(principal)
+    )
+
+
+async def _summary(session: SessionDep, principal: Principal, customer_id: str,
+                   filters: AccessFilters) -> dict[str, Any]:
+    await ensure_readable(session, principal, customer_id)
+    return await service.summarize(session, customer_id, filters)
+
+
+async def _entries(session: SessionDep, principal: Principal, customer_id: str, limit: int,
+                   cursor: str | None) -> Page:
+    await ensure_readable(session, principal, customer_id)
+    return await service.list_entries(
+        session, customer_id, limit=limit, cursor=cursor, regulator=sees_identities(principal)
+    )
+
+
+async def _entry(session: SessionDep, principal: Principal, customer_id: str,
+                 entry_hash: str) -> dict[str, Any]:
+    await ensure_readable(session, principal, customer_id)
+    return await service.get_entry(
+        session, customer_id, entry_hash, regulator=sees_identities(principal)
+    )
+
+
+@router.get("/customers/{customer_id}/accesses", response_model=Page,
+            summary="A customer's accesses, newest first")
+async def customer_accesses(customer_id: CustomerId, principal: ReaderPrincipal,
+                            session: SessionDep, filters: Filters, limit: Limit = 50,
+                            cursor: Cursor = None) -> Page:
+    return await _accesses(session, principal, customer_id, filters, limit, cursor)
+
+
+@router.get("/customers/{customer_id}/accesses/summary", summary="Counts of a customer's accesses")
+async def customer_summary(customer_id: CustomerId, principal: ReaderPrincipal,
+                           session: SessionDep, filters: Filters) -> dict[str, Any]:
+    return await _summary(session, principal, customer_id, filters)
+
+
+@router.get("/customers/{customer_id}/entries", response_model=Page,
+            summary="A customer's whole chain, oldest first, with canonical bytes")
+async def customer_entries(customer_id: CustomerId, principal: ReaderPrincipal,
+                           session: SessionDep, limit: Limit = 50, cursor: Cursor = None) -> Page:
+    return await _entries(session, principal, customer_id, limit, cursor)
+
+
+@router.get("/customers/{customer_id}/entries/{entry_hash}", summary="One entry of a customer's chain")
+async def customer_entry(customer_id: CustomerId, entry_hash: EntryHash,
+                         principal: ReaderPrincipal, session: SessionDep) -> dict[str, Any]:
+    return await _entry(session, principal, customer_id, entry_hash)
+
+
+@router.get("/me/accesses", response_model=Page, summary="The calling customer's accesses")
+async def my_accesses(principal: CustomerPrincipal, session: SessionDep, filters: Filters,
+                      limit: Limit = 50, cursor: Cursor = None) -> Page:
+    return await _accesses(session, principal, principal.subject, filters, limit, cursor)
+
+
+@router.get("/me/accesses/summary", summary="Counts of the calling customer's accesses")
+async def my_summary(principal: CustomerPrincipal, session: SessionDep,
+                     filters: Filters) -> dict[str, Any]:
+    return await _summary(session, principal, principal.subject, filters)
+
+
+@router.get("/me/entries", response_model=Page, summary="The calling customer's whole chain")
+async def my_entries(principal: CustomerPrincipal, session: SessionDep, limit: Limit = 50,
+                     cursor: Cursor = None) -> Page:
+    return await _entries(session, principal, principal.subject, limit, cursor)
+
+
+@router.get("/me/entries/{entry_hash}", summary="One entry of the calling customer's chain")
+async def my_entry(entry_hash: EntryHash, principal: CustomerPrincipal,
+                   session: SessionDep) -> dict[str, Any]:
+    return await _entry(session, principal, principal.subject, entry_hash)

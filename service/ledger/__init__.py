@@ -1,0 +1,1 @@
+"""The ledger: canonical entries, Merkle log and checkpoints."""

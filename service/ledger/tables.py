@@ -1,0 +1,65 @@
+"""Table models of the ledger: append-only entries, the identities kept apart, chain heads."""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Column, ForeignKey, Index, Integer, LargeBinary, String
+from sqlmodel import Field, SQLModel
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY (a rowid alias), not a BIGINT one.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+APPEND_ONLY_TABLES = ("ledger_entries", "actor_identities")
+
+
+class LedgerEntry(SQLModel, table=True):
+    """One entry; `canonical` is the source of truth, the other columns index it."""
+
+    __tablename__ = "ledger_entries"
+    __table_args__ = (
+        Index("uq_ledger_entries_customer_seq", "customer_id", "customer_seq", unique=True),
+        Index("ix_ledger_entries_customer_kind_seq", "customer_id", "kind", "customer_seq"),
+        Index("ix_ledger_entries_customer_clip_seq", "customer_id", "clip_id", "customer_seq"),
+    )
+
+    id: int | None = Field(default=None, sa_column=Column(BigId, primary_key=True, autoincrement=True))
+    customer_id: str = Field(sa_column=Column(String(128), nullable=False))
+    customer_seq: int = Field(sa_column=Column(BigInteger, nullable=False))
+    kind: str = Field(sa_column=Column(String(40), nullable=False))
+    entry_hash: str = Field(sa_column=Column(String(64), nullable=False, unique=True))
+    prev_hash: str = Field(sa_column=Column(String(64), nullable=False))
+    recorded_at_us: int = Field(sa_column=Column(BigInteger, nullable=False))
+    canonical: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    flags: str = Field(default="", sa_column=Column(String(200), nullable=False, default=""))
+    recorded_by: str = Field(sa_column=Column(String(128), nullable=False))
+    # Access entries only: the idempotency key, the digest of the body as sent, and filter columns.
+    event_id: str | None = Field(default=None, sa_column=Column(String(36), unique=True))
+    request_digest: str | None = Field(default=None, sa_column=Column(String(64)))
+    clip_id: str | None = Field(default=None, sa_column=Column(String(128)))
+    occurred_at_us: int | None = Field(default=None, sa_column=Column(BigInteger))
+    actor_type: str | None = Field(default=None, sa_column=Column(String(16)))
+    actor_country: str | None = Field(default=None, sa_column=Column(String(2)))
+    actor_organization: str | None = Field(default=None, sa_column=Column(String(128)))
+    purpose: str | None = Field(default=None, sa_column=Column(String(32)))
+    action: str | None = Field(default=None, sa_column=Column(String(32)))
+
+
+class ActorIdentity(SQLModel, table=True):
+    """A human actor's employee id and commitment salt, readable only by regulators."""
+
+    __tablename__ = "actor_identities"
+
+    entry_hash: str = Field(
+        sa_column=Column(String(64), ForeignKey("ledger_entries.entry_hash"), primary_key=True)
+    )
+    employee_id: str = Field(sa_column=Column(String(128), nullable=False))
+    id_salt: str = Field(sa_column=Column(String(64), nullable=False))
+
+
+class CustomerHead(SQLModel, table=True):
+    """The tip of each customer's chain: the only mutable row a write touches."""
+
+    __tablename__ = "customer_heads"
+
+    customer_id: str = Field(sa_column=Column(String(128), primary_key=True))
+    last_seq: int = Field(sa_column=Column(BigInteger, nullable=False))
+    head_hash: str = Field(sa_column=Column(String(64), nullable=False))

@@ -1,0 +1,65 @@
+"""create_app(): the FastAPI application, its lifespan, routers and error handling."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from service.accesses.routes import router as accesses_router
+from service.auth import Authenticator
+from service.db import Database
+from service.errors import install_error_handlers
+from service.history.routes import router as history_router
+from service.keys import load_keys
+from service.middleware import BodySizeLimit, RequestMetrics
+from service.migrate import head_revision
+from service.operations import router as operations_router
+from service.settings import Settings, get_settings
+
+DESCRIPTION = """\
+seenby records every human or algorithmic access to a customer's camera clips in an
+append-only, tamper-evident ledger. Internal services record accesses; customers read
+who touched their clips and why; regulators read any customer's history.
+
+Every `/v1` endpoint takes `Authorization: Bearer <JWT>` with a `roles` claim
+(`customer`, `service`, `regulator`, `admin`). Errors are `application/problem+json`.
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    keys = load_keys(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        database = Database(settings)
+        app.state.database = database
+        try:
+            yield
+        finally:
+            await database.dispose()
+
+    docs = settings.docs_enabled
+    app = FastAPI(
+        title="seenby",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url="/docs" if docs else None,
+        redoc_url=None,
+        openapi_url="/openapi.json" if docs else None,
+    )
+    app.state.settings = settings
+    app.state.keys = keys
+    app.state.authenticator = Authenticator(settings, keys)
+    app.state.schema_head = head_revision()
+    install_error_handlers(app)
+    app.include_router(operations_router)
+    app.include_router(accesses_router)
+    app.include_router(history_router)
+    # Outermost first: metrics see every answer, including the body limit's 413.
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestMetrics)
+    return app

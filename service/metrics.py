@@ -1,0 +1,33 @@
+"""Prometheus collectors and the /metrics exposition; no business logic."""
+
+from __future__ import annotations
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+from starlette.requests import Request
+from starlette.responses import Response
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+REQUESTS = Counter(
+    "seenby_http_requests_total", "HTTP requests by route template, method and status.",
+    ["route", "method", "status"], registry=REGISTRY,
+)
+REQUEST_SECONDS = Histogram(
+    "seenby_http_request_duration_seconds", "HTTP request latency by route template and method.",
+    ["route", "method"], registry=REGISTRY,
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+ENTRIES_RECORDED = Counter(
+    "seenby_entries_recorded_total", "Ledger entries recorded by this process, by kind.",
+    ["kind"], registry=REGISTRY,
+)
+
+
+async def metrics_endpoint(_: Request) -> Response:
+    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

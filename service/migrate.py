@@ -1,0 +1,70 @@
+"""Schema migrations through Alembic, and the grants that keep the app role append-only."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+
+import migrations
+from service.ledger.tables import APPEND_ONLY_TABLES
+from service.settings import Settings
+
+MIGRATIONS_DIR = Path(migrations.__file__).parent
+MUTABLE_TABLES = ("customer_heads", "customers")
+
+
+def alembic_config(url: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return config
+
+
+def head_revision() -> str | None:
+    return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+
+
+def upgrade(settings: Settings) -> None:
+    """Migrate as the owner role; when the app connects as another role, grant it no more than it needs."""
+    if settings.resolved_database_url.startswith("sqlite"):
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    command.upgrade(alembic_config(settings.resolved_migration_database_url), "head")
+    app_url = make_url(settings.resolved_database_url)
+    owner_url = make_url(settings.resolved_migration_database_url)
+    if app_url.get_backend_name() == "postgresql" and app_url.username != owner_url.username:
+        grant_app_role(settings.resolved_migration_database_url, app_url.username or "")
+
+
+def grant_statements(role: str) -> list[str]:
+    quoted = '"' + role.replace('"', '""') + '"'
+    statements = []
+    for table in APPEND_ONLY_TABLES:
+        statements.append(f"REVOKE ALL ON {table} FROM {quoted}")
+        statements.append(f"GRANT SELECT, INSERT ON {table} TO {quoted}")
+    for table in MUTABLE_TABLES:
+        statements.append(f"REVOKE ALL ON {table} FROM {quoted}")
+        statements.append(f"GRANT SELECT, INSERT, UPDATE ON {table} TO {quoted}")
+    statements.append(f"GRANT SELECT ON alembic_version TO {quoted}")
+    statements.append(f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {quoted}")
+    return statements
+
+
+def grant_app_role(owner_url: str, role: str) -> None:
+    asyncio.run(_grant(owner_url, role))
+
+
+async def _grant(owner_url: str, role: str) -> None:
+    engine = create_async_engine(owner_url)
+    try:
+        async with engine.begin() as connection:
+            for statement in grant_statements(role):
+                await connection.execute(text(statement))
+    finally:
+        await engine.dispose()

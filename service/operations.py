@@ -1,0 +1,40 @@
+"""Health, readiness and metrics: the endpoints operators and orchestrators poll."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+
+from service.errors import problem_response
+from service.metrics import metrics_endpoint
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz", summary="The process is up")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz", summary="The database is reachable and its schema is current")
+async def readyz(request: Request) -> JSONResponse:
+    database = request.app.state.database
+    try:
+        async with database.engine.connect() as connection:
+            current = await connection.scalar(text("SELECT version_num FROM alembic_version"))
+    except SQLAlchemyError:
+        return problem_response(503, "Service Unavailable", "the database is unreachable",
+                                slug="unavailable")
+    expected = request.app.state.schema_head
+    if current != expected:
+        return problem_response(
+            503, "Service Unavailable",
+            f"the schema is at {current}, this build expects {expected}: run `seenby migrate`",
+            slug="unavailable",
+        )
+    return JSONResponse({"status": "ok", "schema": current})
+
+
+router.add_api_route("/metrics", metrics_endpoint, methods=["GET"], include_in_schema=False)

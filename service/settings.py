@@ -1,0 +1,108 @@
+"""Configuration from SEENBY_* environment variables, validated once at start-up."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+MIN_SECRET_BYTES = 32
+HMAC_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})
+ASYMMETRIC_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "EdDSA"})
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SEENBY_", extra="ignore")
+
+    env: Literal["development", "production"] = "development"
+    data_dir: Path = Path(".seenby")
+    database_url: str = ""
+    migration_database_url: str = ""
+
+    jwt_issuer: str = "seenby-dev"
+    jwt_audience: str = "seenby"
+    jwt_algorithms: Annotated[list[str], NoDecode] = ["HS256"]
+    jwt_secret: str = ""
+    jwks_file: Path | None = None
+    jwks_url: str = ""
+    jwks_cache_seconds: int = Field(300, ge=0)
+    jwt_leeway_seconds: int = Field(30, ge=0, le=300)
+
+    signing_key_file: Path | None = None
+    pseudonym_secret: str = ""
+    log_origin: str = "seenby.dev/log"
+
+    deletion_services: Annotated[list[str], NoDecode] = []
+    deletion_due_days: int = Field(30, ge=1)
+    troubleshooting_grant_days: int = Field(30, ge=1)
+
+    max_body_bytes: int = Field(1024 * 1024, ge=1024)
+    max_auth_header_bytes: int = Field(8 * 1024, ge=256)
+    max_batch: int = Field(1000, ge=1)
+    docs_enabled: bool = True
+    db_pool_size: int = Field(10, ge=1)
+
+    @field_validator("jwt_algorithms", "deletion_services", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("jwt_algorithms")
+    @classmethod
+    def _known_algorithms(cls, algorithms: list[str]) -> list[str]:
+        if not algorithms:
+            raise ValueError("at least one JWT algorithm is required")
+        unknown = set(algorithms) - HMAC_ALGORITHMS - ASYMMETRIC_ALGORITHMS
+        if unknown:
+            raise ValueError(f"unsupported JWT algorithms: {sorted(unknown)}")
+        # RFC 8725 §3.1 / the key-confusion trap: one key never serves HMAC and signatures.
+        if set(algorithms) & HMAC_ALGORITHMS and set(algorithms) & ASYMMETRIC_ALGORITHMS:
+            raise ValueError("HMAC and asymmetric JWT algorithms cannot both be allowed")
+        return algorithms
+
+    @model_validator(mode="after")
+    def _production_needs_explicit_secrets(self) -> Settings:
+        if self.jwt_secret and len(self.jwt_secret.encode()) < MIN_SECRET_BYTES:
+            raise ValueError(f"SEENBY_JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes")
+        if self.pseudonym_secret and len(self.pseudonym_secret.encode()) < MIN_SECRET_BYTES:
+            raise ValueError(f"SEENBY_PSEUDONYM_SECRET must be at least {MIN_SECRET_BYTES} bytes")
+        if self.env != "production":
+            return self
+        missing = []
+        if not self.database_url:
+            missing.append("SEENBY_DATABASE_URL")
+        if self.uses_hmac and not self.jwt_secret:
+            missing.append("SEENBY_JWT_SECRET")
+        if not self.uses_hmac and not (self.jwks_file or self.jwks_url):
+            missing.append("SEENBY_JWKS_FILE or SEENBY_JWKS_URL")
+        if not self.signing_key_file:
+            missing.append("SEENBY_SIGNING_KEY_FILE")
+        if not self.pseudonym_secret:
+            missing.append("SEENBY_PSEUDONYM_SECRET")
+        if self.jwt_issuer == "seenby-dev":
+            missing.append("SEENBY_JWT_ISSUER (not the development default)")
+        if missing:
+            raise ValueError("production refuses development defaults; set " + ", ".join(missing))
+        return self
+
+    @property
+    def uses_hmac(self) -> bool:
+        return bool(set(self.jwt_algorithms) & HMAC_ALGORITHMS)
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite+aiosqlite:///{self.data_dir / 'seenby.db'}"
+
+    @property
+    def resolved_migration_database_url(self) -> str:
+        return self.migration_database_url or self.resolved_database_url
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

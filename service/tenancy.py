@@ -1,0 +1,32 @@
+"""Who may read which customer: the object-level check every customer-scoped read goes through."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.auth import Principal, Role
+from service.customers.tables import Customer
+from service.errors import NotFound
+
+customers = Customer.__table__
+
+
+async def ensure_readable(session: AsyncSession, principal: Principal, customer_id: str) -> None:
+    """404, never 403, for a customer the caller may not see: existence is not leaked."""
+    if principal.has(Role.REGULATOR):
+        if principal.jurisdiction is None:
+            return
+        country = await session.scalar(
+            select(customers.c.country).where(customers.c.customer_id == customer_id)
+        )
+        if country == principal.jurisdiction:
+            return
+    elif principal.has(Role.CUSTOMER) and principal.subject == customer_id:
+        return
+    raise NotFound(f"customer {customer_id} not found")
+
+
+def sees_identities(principal: Principal) -> bool:
+    """Regulators, and only they, read a human actor's employee id and commitment salt."""
+    return principal.has(Role.REGULATOR)

@@ -1,0 +1,49 @@
+"""Constrained field types shared by request schemas."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from pydantic import AfterValidator, StringConstraints
+
+
+def _valid_unicode(value: str) -> str:
+    # JSON "\ud800" escapes decode to lone surrogates, which no canonical encoding can carry.
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError("must be valid Unicode (no lone surrogates)") from exc
+    return value
+
+
+def _rfc3339(value: str) -> str:
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise ValueError("must be an RFC 3339 timestamp, e.g. 2026-11-24T09:15:02.120Z") from exc
+    if parsed.tzinfo is None or "T" not in value:
+        raise ValueError("must be an RFC 3339 timestamp with a time zone")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_valid_unicode)]
+Id = Annotated[str, StringConstraints(min_length=1, max_length=128), AfterValidator(_valid_unicode)]
+Country = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
+Timestamp = Annotated[str, StringConstraints(max_length=40), AfterValidator(_rfc3339)]
+
+
+def to_micros(moment: datetime) -> int:
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def timestamp_micros(value: str) -> int:
+    return to_micros(datetime.fromisoformat(value))
+
+
+def format_micros(micros: int) -> str:
+    seconds, micro = divmod(micros, 1_000_000)
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{micro:06d}Z"

@@ -1,0 +1,74 @@
+"""A throwaway PostgreSQL for the tests, started from the local server binaries."""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+from pathlib import Path
+
+INSTALL_HINT = (
+    "PostgreSQL server binaries (initdb, pg_ctl) were not found. Install them with "
+    "`apt-get install -y postgresql` (Debian), or point SEENBY_TEST_DATABASE_URL at a server."
+)
+
+
+def find_bindir() -> Path:
+    candidates: list[str] = []
+    if shutil.which("pg_config"):
+        out = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True, check=False)
+        candidates.append(out.stdout.strip())
+    candidates += sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)
+    for directory in candidates:
+        if directory and (Path(directory) / "initdb").exists() and (Path(directory) / "pg_ctl").exists():
+            return Path(directory)
+    raise RuntimeError(INSTALL_HINT)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ThrowawayPostgres:
+    """initdb + pg_ctl in a temporary folder; as root, the server runs as the `postgres` user."""
+
+    def __init__(self) -> None:
+        self.bindir = find_bindir()
+        self.root = Path(tempfile.mkdtemp(prefix="seenby-pg-"))
+        self.data = self.root / "data"
+        self.port = free_port()
+        self.as_root = os.geteuid() == 0
+        self.user = "postgres"
+
+    def _run(self, *args: str) -> None:
+        command = [str(self.bindir / args[0]), *args[1:]]
+        if self.as_root:
+            command = ["runuser", "-u", "postgres", "--", *command]
+        subprocess.run(command, check=True, capture_output=True, text=True)
+
+    def start(self) -> str:
+        if self.as_root:
+            shutil.chown(self.root, "postgres", "postgres")
+        self._run("initdb", "-D", str(self.data), "-U", self.user, "--auth=trust", "-E", "UTF8",
+                  "--no-sync")
+        options = (
+            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
+            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+        )
+        self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.root / "log"),
+                  "-w", "-t", "60", "start")
+        return self.url("postgres")
+
+    def url(self, database: str, user: str | None = None) -> str:
+        return f"postgresql+asyncpg://{user or self.user}@127.0.0.1:{self.port}/{database}"
+
+    def stop(self) -> None:
+        try:
+            self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
+        finally:
+            shutil.rmtree(self.root, ignore_errors=True)
