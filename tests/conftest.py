@@ -1,4 +1,4 @@
-"""Fixtures: each backend (SQLite file, throwaway PostgreSQL) migrated once, the app over HTTP, real tokens."""
+"""Fixtures: each backend migrated once, the app served over HTTP, real tokens."""
 
 from __future__ import annotations
 
@@ -176,3 +176,20 @@ def customer_id() -> str:
     return f"cust-{uuid.uuid4().hex[:12]}"
 
 
+
+
+@pytest.fixture(scope="session")
+def pg_app(pg_backend: Backend) -> FastAPI:
+    """The app on PostgreSQL alone, for what only PostgreSQL has (roles, several processes)."""
+    return create_app(pg_backend.settings)
+
+
+@pytest.fixture(scope="session")
+async def pg_client(pg_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async for c in serve(pg_app):
+        yield c
+
+
+@pytest.fixture(scope="session")
+def pg_tokens(pg_app: FastAPI) -> Tokens:
+    return Tokens(pg_app)

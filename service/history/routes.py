@@ -1,4 +1,4 @@
-"""HTTP for reading histories: /v1/customers/{id}/... for customers and regulators, /v1/me/... for customers."""
+"""HTTP for reading histories: customers and regulators by id, and /v1/me/... for customers."""
 
 from __future__ import annotations
 

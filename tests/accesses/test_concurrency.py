@@ -1,0 +1,80 @@
+"""Concurrent writers to one customer never fork or gap its chain, in one process or several."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import httpx
+
+from tests.chains import assert_chain_intact, fetch_chain
+from tests.conftest import Backend, Tokens
+from tests.factories import access_event
+from tests.servers import running_server, settings_env
+
+
+async def test_concurrent_requests_in_one_process(
+    client: httpx.AsyncClient, tokens: Tokens, customer_id: str
+) -> None:
+    neighbour = f"{customer_id}-n"
+
+    async def batch(i: int) -> list[dict]:
+        events = [access_event(customer_id if j % 3 else neighbour, clip_id=f"c{i}-{j}") for j in range(15)]
+        response = await client.post("/v1/accesses:batch", json={"events": events},
+                                     headers=tokens.service())
+        assert response.status_code == 201, response.text
+        return response.json()["receipts"]
+
+    async def single() -> list[dict]:
+        response = await client.post("/v1/accesses", json=access_event(customer_id),
+                                     headers=tokens.service())
+        assert response.status_code == 201, response.text
+        return [response.json()]
+
+    results = await asyncio.gather(*(batch(i) for i in range(12)), *(single() for _ in range(20)))
+    receipts = [r for result in results for r in result]
+    chain = await fetch_chain(client, customer_id, tokens.regulator())
+    assert len(chain) == 12 * 10 + 20
+    assert_chain_intact(chain)
+    mine = {r["entry_hash"] for r in receipts} & {i["entry_hash"] for i in chain}
+    assert len(mine) == len(chain)
+    assert_chain_intact(await fetch_chain(client, neighbour, tokens.regulator()))
+
+
+async def test_one_new_event_sent_twice_at_once_is_recorded_once(
+    client: httpx.AsyncClient, tokens: Tokens, customer_id: str
+) -> None:
+    event = access_event(customer_id)
+    responses = await asyncio.gather(*(
+        client.post("/v1/accesses", json=event, headers=tokens.service()) for _ in range(8)
+    ))
+    statuses = sorted(r.status_code for r in responses)
+    assert statuses == [200] * 7 + [201]
+    assert len({r.json()["entry_hash"] for r in responses}) == 1
+    assert len(await fetch_chain(client, customer_id, tokens.regulator())) == 1
+
+
+async def test_two_server_processes_share_one_chain(
+    pg_backend: Backend, pg_tokens: Tokens, tmp_path
+) -> None:
+    customer_id = f"cust-{uuid.uuid4().hex[:12]}"
+    env = settings_env(pg_backend.settings)
+    with running_server(env, tmp_path) as first, running_server(env, tmp_path) as second:
+        async with httpx.AsyncClient(timeout=30) as http:
+            async def batch(base: str, i: int) -> httpx.Response:
+                events = [access_event(customer_id, clip_id=f"clip-{i}-{j}") for j in range(25)]
+                return await http.post(f"{base}/v1/accesses:batch", json={"events": events},
+                                       headers=pg_tokens.service())
+
+            shared = access_event(customer_id)
+            responses = await asyncio.gather(
+                *(batch(first if i % 2 else second, i) for i in range(16)),
+                *(http.post(f"{base}/v1/accesses", json=shared, headers=pg_tokens.service())
+                  for base in (first, second, first, second)),
+            )
+            assert all(r.status_code in (200, 201) for r in responses), [r.text for r in responses]
+            assert sorted(r.status_code for r in responses[16:]) == [200, 200, 200, 201]
+            async with httpx.AsyncClient(base_url=first, timeout=30) as reader:
+                chain = await fetch_chain(reader, customer_id, pg_tokens.regulator())
+    assert len(chain) == 16 * 25 + 1
+    assert_chain_intact(chain)

@@ -1,0 +1,64 @@
+"""Real `seenby serve` processes, started the way an operator starts them."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+
+from service.settings import Settings
+from tests.pg import free_port
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    return {
+        "SEENBY_DATABASE_URL": settings.resolved_database_url,
+        "SEENBY_MIGRATION_DATABASE_URL": settings.resolved_migration_database_url,
+        "SEENBY_DATA_DIR": str(settings.data_dir),
+        "SEENBY_JWT_SECRET": settings.jwt_secret,
+        "SEENBY_PSEUDONYM_SECRET": settings.pseudonym_secret,
+        "SEENBY_DELETION_SERVICES": ",".join(settings.deletion_services),
+    }
+
+
+def seenby_command() -> list[str]:
+    return [sys.executable, "-m", "service.cli"]
+
+
+@contextlib.contextmanager
+def running_server(env: dict[str, str], cwd: Path, *, timeout: float = 30.0) -> Iterator[str]:
+    """A `seenby serve` subprocess; yields its base URL once /readyz answers 200."""
+    port = free_port()
+    clean_env = {k: v for k, v in os.environ.items() if not k.startswith("SEENBY_")}
+    log = (cwd / f"serve-{port}.log").open("w")
+    process = subprocess.Popen(
+        [*seenby_command(), "serve", "--port", str(port)], env={**clean_env, **env}, cwd=cwd,
+        stdout=log, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"seenby serve exited: {(cwd / log.name).read_text()[-2000:]}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{url}/readyz", timeout=1.0).status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"seenby serve not ready: {Path(log.name).read_text()[-2000:]}")
+            time.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()

@@ -1,0 +1,77 @@
+"""The `seenby` command as an operator uses it: first run, tokens, production refusals."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import httpx
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from tests.servers import running_server, seenby_command
+
+
+def run_seenby(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("SEENBY_")}
+    return subprocess.run([*seenby_command(), *args], cwd=cwd, env={**clean, **(env or {})},
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_help_explains_the_commands(tmp_path: Path) -> None:
+    result = run_seenby("--help", cwd=tmp_path)
+    assert result.returncode == 0
+    for command in ("serve", "migrate", "token"):
+        assert command in result.stdout
+
+
+def test_first_run_creates_the_data_folder_and_serves(tmp_path: Path) -> None:
+    with running_server({}, tmp_path) as url:
+        data = tmp_path / ".seenby"
+        assert {p.name for p in data.iterdir()} >= {
+            "seenby.db", "jwt-secret", "pseudonym-secret", "log-signing-key.pem"}
+        assert oct((data / "jwt-secret").stat().st_mode & 0o777) == "0o600"
+        token = run_seenby("token", "--role", "customer", "--sub", "cust-1", cwd=tmp_path)
+        assert token.returncode == 0, token.stderr
+        response = httpx.get(f"{url}/v1/me/accesses",
+                             headers={"Authorization": f"Bearer {token.stdout.strip()}"})
+        assert response.status_code == 200 and response.json() == {"items": [], "next_cursor": None}
+    secret = (tmp_path / ".seenby" / "jwt-secret").read_text()
+    with running_server({}, tmp_path):
+        assert (tmp_path / ".seenby" / "jwt-secret").read_text() == secret, "generated once"
+
+
+def test_token_rejects_unknown_roles(tmp_path: Path) -> None:
+    result = run_seenby("token", "--role", "root", "--sub", "x", cwd=tmp_path)
+    assert result.returncode != 0 and "unknown role" in result.stderr
+
+
+def test_production_refuses_development_defaults(tmp_path: Path) -> None:
+    result = run_seenby("serve", cwd=tmp_path, env={"SEENBY_ENV": "production"})
+    assert result.returncode == 2
+    for variable in ("SEENBY_DATABASE_URL", "SEENBY_JWT_SECRET", "SEENBY_SIGNING_KEY_FILE",
+                     "SEENBY_PSEUDONYM_SECRET", "SEENBY_JWT_ISSUER"):
+        assert variable in result.stderr
+
+
+def test_production_refuses_the_generated_development_secrets(tmp_path: Path) -> None:
+    assert run_seenby("token", "--role", "admin", "--sub", "op", cwd=tmp_path).returncode == 0
+    data = tmp_path / ".seenby"
+    key_file = tmp_path / "prod-signing-key.pem"
+    key_file.write_bytes(Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    production = {
+        "SEENBY_ENV": "production",
+        "SEENBY_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/prod.db",
+        "SEENBY_JWT_ISSUER": "https://id.example.com",
+        "SEENBY_JWT_SECRET": (data / "jwt-secret").read_text(),
+        "SEENBY_PSEUDONYM_SECRET": "p" * 40,
+        "SEENBY_SIGNING_KEY_FILE": str(key_file),
+    }
+    result = run_seenby("serve", cwd=tmp_path, env=production)
+    assert result.returncode == 2 and "development secrets" in result.stderr
+    dev_key = {**production, "SEENBY_JWT_SECRET": "s" * 40,
+               "SEENBY_SIGNING_KEY_FILE": str(data / "log-signing-key.pem")}
+    result = run_seenby("serve", cwd=tmp_path, env=dev_key)
+    assert result.returncode == 2 and "development log signing key" in result.stderr

@@ -1,0 +1,71 @@
+"""Health, readiness, metrics and the error surface operators and clients see."""
+
+from __future__ import annotations
+
+import httpx
+
+from service.main import create_app
+from tests.conftest import Backend, Tokens
+from tests.factories import access_event
+
+
+async def test_health_and_readiness(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/healthz")).json() == {"status": "ok"}
+    ready = await client.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["schema"] == "0001"
+
+
+async def test_metrics_count_requests_by_route_template(
+    client: httpx.AsyncClient, tokens: Tokens, customer_id: str
+) -> None:
+    await client.post("/v1/accesses", json=access_event(customer_id), headers=tokens.service())
+    await client.get(f"/v1/customers/{customer_id}/accesses", headers=tokens.customer(customer_id))
+    metrics = await client.get("/metrics")
+    assert metrics.status_code == 200 and metrics.headers["content-type"].startswith("text/plain")
+    text = metrics.text
+    assert 'seenby_http_requests_total{method="POST",route="/v1/accesses",status="201"}' in text
+    assert 'route="/v1/customers/{customer_id}/accesses"' in text
+    assert customer_id not in text, "raw paths never become labels"
+    assert "seenby_http_request_duration_seconds_bucket" in text
+    assert 'seenby_entries_recorded_total{kind="access"}' in text
+
+
+async def test_unknown_route_and_method_are_problems(client: httpx.AsyncClient) -> None:
+    missing = await client.get("/v1/nothing-here")
+    assert missing.status_code == 404
+    assert missing.headers["content-type"] == "application/problem+json"
+    assert set(missing.json()) >= {"type", "title", "status", "detail"}
+    wrong_method = await client.delete("/healthz")
+    assert wrong_method.status_code == 405
+    assert wrong_method.headers["content-type"] == "application/problem+json"
+
+
+async def test_log_and_ops_endpoints_need_no_token_but_v1_does(client: httpx.AsyncClient) -> None:
+    for url in ("/healthz", "/readyz", "/metrics"):
+        assert (await client.get(url)).status_code == 200
+    response = await client.get("/v1/me/accesses")
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"].startswith("Bearer")
+
+
+async def test_cors_is_closed_by_default(client: httpx.AsyncClient) -> None:
+    response = await client.options("/v1/accesses", headers={
+        "Origin": "https://evil.example", "Access-Control-Request-Method": "POST"})
+    assert "access-control-allow-origin" not in response.headers
+
+
+async def test_unexpected_errors_are_problems_without_internals(backend: Backend) -> None:
+    app = create_app(backend.settings)
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("secret internal detail at /srv/seenby/db.py line 42")
+
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app, raise_app_exceptions=False), base_url="http://t"
+    ) as client:
+        response = await client.get("/boom")
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "secret internal detail" not in response.text and "Traceback" not in response.text
+    assert response.json()["status"] == 500
