@@ -26,6 +26,10 @@ from service.settings import HMAC_ALGORITHMS, Settings
 MAX_SUBJECT_LENGTH = 128
 MAX_KID_LENGTH = 200
 JURISDICTION = re.compile(r"[A-Z]{2}")
+# RFC 7515 §7.1: three unpadded base64url segments. jose's decoder skips stray characters and padding,
+# so without this one signature has many spellings ("sig", "sig=", "sig****").
+COMPACT_JWS = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
+MAX_NUMERIC_DATE = 253_402_300_799  # 9999-12-31T23:59:59Z
 _KEY_TYPES = {"RS": "RSA", "ES": "EC", "Ed": "OKP"}
 
 
@@ -132,11 +136,15 @@ class Authenticator:
         return token.strip()
 
     async def _verified_claims(self, token: str) -> dict[str, Any]:
+        if not COMPACT_JWS.fullmatch(token):
+            raise Unauthorized("the token is not three base64url segments")
         try:
             header = jwt.get_unverified_header(token)
             algorithm = header.get("alg")
             if algorithm not in self._settings.jwt_algorithms:
                 raise Unauthorized("the token's algorithm is not allowed")
+            if "crit" in header:  # RFC 7515 §4.1.11: we understand no extension, so none may be critical
+                raise Unauthorized("the token's critical header extensions are not understood")
             key = await self._key_for(algorithm, header.get("kid"))
             claims = jwt.decode(
                 token, key, algorithms=[algorithm], audience=self._settings.jwt_audience,
@@ -145,11 +153,14 @@ class Authenticator:
         except Unauthorized:
             raise
         # jose raises JWKError (not a JWTError) for alg none, and plain Python errors for some
-        # garbage (huge exp, odd types): every one of them is a bad token, never a 500.
-        except (JOSEError, ValueError, TypeError, KeyError, OverflowError, AttributeError) as exc:
+        # garbage (infinite exp, odd types, JSON nested past the recursion limit): every one of
+        # them is a bad token, never a 500.
+        except (JOSEError, ValueError, TypeError, KeyError, OverflowError, AttributeError,
+                RecursionError) as exc:
             raise Unauthorized("the token is not valid") from exc
         if not isinstance(claims, dict):
             raise Unauthorized("the token's payload is not a JSON object")
+        _check_times(claims, self._settings.jwt_leeway_seconds)
         return claims
 
     async def _key_for(self, algorithm: str, kid: Any) -> Any:
@@ -164,6 +175,20 @@ class Authenticator:
         if key.get("kty") != _KEY_TYPES[algorithm[:2]] or key.get("alg", algorithm) != algorithm:
             raise Unauthorized("the token's algorithm does not match its key")
         return key
+
+
+def _check_times(claims: dict[str, Any], leeway: int) -> None:
+    """What jose lets through: int() of any string ("exp": "1893456000"), no upper bound (an exp of
+    1e20 never expires), and an iat in the future. RFC 7519 §2: a NumericDate is a JSON number."""
+    for name in ("exp", "nbf", "iat"):
+        value = claims.get(name)
+        if name in claims and (
+            isinstance(value, bool) or not isinstance(value, int | float)
+            or not 0 <= value <= MAX_NUMERIC_DATE
+        ):
+            raise Unauthorized(f"the token's '{name}' is not a valid NumericDate")
+    if "iat" in claims and claims["iat"] > time.time() + leeway:
+        raise Unauthorized("the token's 'iat' is in the future")
 
 
 def _principal_from(claims: dict[str, Any]) -> Principal:

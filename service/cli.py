@@ -1,4 +1,4 @@
-"""The `seenby` command: serve, migrate, token."""
+"""The `seenby` command: serve, migrate, token, audit, verify."""
 
 from __future__ import annotations
 
@@ -83,6 +83,190 @@ def token(
     keys = load_keys(settings)
     typer.echo(mint_token(settings, keys, role=role, subject=sub, ttl_seconds=ttl,
                           jurisdiction=jurisdiction))
+
+
+@app.command()
+def audit(
+    key: Annotated[str | None, typer.Option(
+        help="Verifier key (text or file) to check checkpoints against; default: the configured key."
+    )] = None,
+) -> None:
+    """Recompute every entry hash, chain link, tree node and the signed root from the database."""
+    import asyncio
+
+    from service.ledger.checkpoint import Verifier, raw_public_key
+
+    settings = _settings()
+    if key is not None:
+        verifier = _verifier(key)
+    else:
+        from service.keys import load_keys
+
+        verifier = Verifier.for_public_key(
+            settings.log_origin, raw_public_key(load_keys(settings).signing_key)
+        )
+    findings = asyncio.run(_run_audit(settings.resolved_database_url, verifier))
+    for finding in findings:
+        typer.secho(str(finding), fg=typer.colors.RED)
+    if findings:
+        typer.secho(f"audit FAILED: {len(findings)} finding(s)", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1)
+    typer.secho("audit passed: every entry, link, node and the signed root check out",
+                fg=typer.colors.GREEN)
+
+
+async def _run_audit(url: str, verifier: object) -> list[object]:
+    from rich.progress import Progress
+
+    from service.db import make_engine
+    from service.ledger import audit as ledger_audit
+
+    engine = make_engine(url)
+    findings: list[object] = []
+    try:
+        async with engine.connect() as connection:
+            total = await ledger_audit.count_work(connection)
+            with Progress(transient=True, disable=total < 50_000) as progress:
+                task = progress.add_task("auditing", total=total)
+                async for finding in ledger_audit.audit(
+                    connection, verifier, lambda n: progress.advance(task, n)  # type: ignore[arg-type]
+                ):
+                    findings.append(finding)
+    finally:
+        await engine.dispose()
+    return findings
+
+
+verify_app = typer.Typer(help="Check the log offline, or against a server, with only the verifier key.",
+                         no_args_is_help=True)
+app.add_typer(verify_app, name="verify")
+
+KeyOption = Annotated[str, typer.Option("--key", help="The note verifier key, as text or a file path.")]
+
+
+def _read(text_or_path: str) -> str:
+    from pathlib import Path
+
+    path = Path(text_or_path)
+    if len(text_or_path) < 4096 and path.is_file():
+        return path.read_text()
+    return text_or_path
+
+
+def _verifier(key: str) -> object:
+    from service import verify
+
+    try:
+        return verify.load_verifier(_read(key))
+    except verify.VerificationError as exc:
+        typer.secho(str(exc), fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from exc
+
+
+def _verdict(check: object) -> None:
+    from service.verify import VerificationError
+
+    try:
+        message = check()  # type: ignore[operator]
+    except (VerificationError, KeyError, ValueError, TypeError) as exc:
+        typer.secho(f"FAILED: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from exc
+    typer.secho(f"OK: {message}", fg=typer.colors.GREEN)
+
+
+@verify_app.command("checkpoint")
+def verify_checkpoint(note: Annotated[str, typer.Argument(help="Checkpoint file (or - for stdin).")],
+                      key: KeyOption) -> None:
+    """Check a checkpoint's signature."""
+    import sys
+
+    from service import verify
+
+    verifier = _verifier(key)
+    text = sys.stdin.read() if note == "-" else _read(note)
+
+    def check() -> str:
+        cp = verify.checkpoint(text, verifier)  # type: ignore[arg-type]
+        return f"{cp.origin} at size {cp.size}, root {cp.root_hash.hex()}"
+
+    _verdict(check)
+
+
+@verify_app.command("entry")
+def verify_entry(document: Annotated[str, typer.Argument(help="JSON of GET .../entries/{hash}.")],
+                 key: KeyOption) -> None:
+    """Check an entry's hash and its inclusion in the signed checkpoint it carries."""
+    import json
+
+    from service import verify
+
+    verifier = _verifier(key)
+
+    def check() -> str:
+        body = json.loads(_read(document))
+        cp = verify.entry(body, verifier)  # type: ignore[arg-type]
+        return f"entry {body['entry_hash']} is leaf {body['log_index']} of the signed tree of {cp.size}"
+
+    _verdict(check)
+
+
+@verify_app.command("consistency")
+def verify_consistency(
+    old: Annotated[str, typer.Argument(help="The older checkpoint (file).")],
+    new: Annotated[str | None, typer.Argument(help="The newer checkpoint (file); with --url, fetched.")]
+    = None,
+    key: KeyOption = "",
+    proof: Annotated[str | None, typer.Option(help="JSON of /v1/log/proof/consistency.")] = None,
+    url: Annotated[str | None, typer.Option(help="A seenby server to fetch the rest from.")] = None,
+) -> None:
+    """Check that a newer checkpoint extends an older one (append-only growth)."""
+    import json
+
+    import httpx
+
+    from service import verify
+
+    verifier = _verifier(key)
+
+    def check() -> str:
+        old_cp = verify.checkpoint(_read(old), verifier)  # type: ignore[arg-type]
+        if url:
+            new_text = httpx.get(f"{url}/v1/log/checkpoint", timeout=10).text if new is None else _read(new)
+        elif new is not None:
+            new_text = _read(new)
+        else:
+            raise verify.VerificationError("give the newer checkpoint, or --url")
+        new_cp = verify.checkpoint(new_text, verifier)  # type: ignore[arg-type]
+        if proof:
+            hashes = json.loads(_read(proof))["hashes"]
+        elif url and 0 < old_cp.size < new_cp.size:
+            response = httpx.get(f"{url}/v1/log/proof/consistency",
+                                 params={"first": old_cp.size, "second": new_cp.size}, timeout=10)
+            response.raise_for_status()
+            hashes = response.json()["hashes"]
+        else:
+            hashes = []
+        verify.consistency(old_cp, new_cp, hashes)
+        return f"checkpoint {new_cp.size} extends checkpoint {old_cp.size}"
+
+    _verdict(check)
+
+
+@verify_app.command("chain")
+def verify_chain(history: Annotated[str, typer.Argument(
+    help="JSON of a customer's whole chain: the items of /entries (a list, or {\"items\": [...]}).")]
+) -> None:
+    """Check a customer's saved chain: every hash, and every link from customer_seq 0."""
+    import json
+
+    from service import verify
+
+    def check() -> str:
+        body = json.loads(_read(history))
+        items = body["items"] if isinstance(body, dict) else body
+        return f"chain of {verify.chain(items)} entries is intact"
+
+    _verdict(check)
 
 
 if __name__ == "__main__":

@@ -57,10 +57,13 @@ class Database:
         self.sqlite = is_sqlite(self.url)
         # SQLite has one writer per file; serialise in-process so writers queue instead of failing.
         self._sqlite_write_lock = asyncio.Lock()
+        # Set after every commit that appended entries: wakes this process's integrator early.
+        self.appended = asyncio.Event()
 
     @contextlib.asynccontextmanager
     async def write(self, customer_ids: Iterable[str]) -> AsyncIterator[AsyncSession]:
         """A committed-on-exit transaction holding every named customer's chain lock."""
+        customer_ids = list(customer_ids)
         async with contextlib.AsyncExitStack() as stack:
             if self.sqlite:
                 await stack.enter_async_context(self._sqlite_write_lock)
@@ -69,6 +72,8 @@ class Database:
             if not self.sqlite:
                 await lock_customers(session, customer_ids)
             yield session
+        if customer_ids:
+            self.appended.set()
 
     async def dispose(self) -> None:
         await self.engine.dispose()

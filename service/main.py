@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -13,10 +15,12 @@ from service.db import Database
 from service.errors import install_error_handlers
 from service.history.routes import router as history_router
 from service.keys import load_keys
+from service.ledger.integrator import Integrator
 from service.middleware import BodySizeLimit, RequestMetrics
 from service.migrate import head_revision
 from service.operations import router as operations_router
 from service.settings import Settings, get_settings
+from service.tlog.routes import router as log_router
 
 DESCRIPTION = """\
 seenby records every human or algorithmic access to a customer's camera clips in an
@@ -36,9 +40,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         database = Database(settings)
         app.state.database = database
+        integrator = Integrator(database, keys.signing_key, settings.log_origin)
+        app.state.integrator = integrator
+        task = asyncio.create_task(integrator.run(), name="seenby-integrator")
         try:
             yield
         finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
             await database.dispose()
 
     docs = settings.docs_enabled
@@ -59,6 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(operations_router)
     app.include_router(accesses_router)
     app.include_router(history_router)
+    app.include_router(log_router)
     # Outermost first: metrics see every answer, including the body limit's 413.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMetrics)

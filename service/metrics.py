@@ -6,6 +6,7 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
 )
@@ -31,3 +32,19 @@ ENTRIES_RECORDED = Counter(
 
 async def metrics_endpoint(_: Request) -> Response:
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+TREE_SIZE = Gauge(
+    "seenby_log_tree_size", "Entries in the Merkle log (the latest signed checkpoint's size).",
+    registry=REGISTRY,
+)
+ENTRIES_WAITING = Gauge(
+    "seenby_log_entries_waiting", "Committed entries not yet integrated into the Merkle log.",
+    registry=REGISTRY,
+)
+INTEGRATION_LAG = Histogram(
+    "seenby_log_integration_lag_seconds", "Time from an entry's commit to its integration.",
+    registry=REGISTRY,
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0),
+)
+CHECKPOINTS_SIGNED = Counter(
+    "seenby_log_checkpoints_signed_total", "Checkpoints signed by this process.", registry=REGISTRY,
+)

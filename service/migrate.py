@@ -18,6 +18,7 @@ from service.settings import Settings
 
 MIGRATIONS_DIR = Path(migrations.__file__).parent
 MUTABLE_TABLES = ("customer_heads", "customers")
+QUEUE_TABLES = ("integration_queue",)
 
 
 def alembic_config(url: str) -> Config:
@@ -51,6 +52,9 @@ def grant_statements(role: str) -> list[str]:
     for table in MUTABLE_TABLES:
         statements.append(f"REVOKE ALL ON {table} FROM {quoted}")
         statements.append(f"GRANT SELECT, INSERT, UPDATE ON {table} TO {quoted}")
+    for table in QUEUE_TABLES:
+        statements.append(f"REVOKE ALL ON {table} FROM {quoted}")
+        statements.append(f"GRANT SELECT, INSERT, DELETE ON {table} TO {quoted}")
     statements.append(f"GRANT SELECT ON alembic_version TO {quoted}")
     statements.append(f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {quoted}")
     return statements

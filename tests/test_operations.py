@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 
 from service.main import create_app
+from service.migrate import head_revision
 from tests.conftest import Backend, Tokens
 from tests.factories import access_event
 
@@ -12,7 +13,7 @@ from tests.factories import access_event
 async def test_health_and_readiness(client: httpx.AsyncClient) -> None:
     assert (await client.get("/healthz")).json() == {"status": "ok"}
     ready = await client.get("/readyz")
-    assert ready.status_code == 200 and ready.json()["schema"] == "0001"
+    assert ready.status_code == 200 and ready.json()["schema"] == head_revision()
 
 
 async def test_metrics_count_requests_by_route_template(

@@ -11,12 +11,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.errors import NotFound
 from service.history.views import chain_item, entry_view
-from service.ledger.tables import ActorIdentity, LedgerEntry
+from service.ledger.tables import ActorIdentity, LedgerEntry, LogLeaf
 from service.paging import Page, decode_cursor, encode_cursor
+from service.tlog import service as tlog
 from service.types import to_micros
 
 entries = LedgerEntry.__table__
 identities = ActorIdentity.__table__
+leaves = LogLeaf.__table__
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,16 @@ class AccessFilters:
         return wanted
 
 
+def _entry_rows(regulator: bool, *where: ColumnElement[bool]) -> Select[Any]:
+    """Entries with their log index and, for regulators, the identities kept apart."""
+    query = (
+        select(entries.c.canonical, entries.c.entry_hash, entries.c.customer_seq, leaves.c.log_index)
+        .outerjoin(leaves, leaves.c.entry_id == entries.c.id)
+        .where(*where)
+    )
+    return _with_identities(query, regulator)
+
+
 def _with_identities(query: Select[Any], regulator: bool) -> Select[Any]:
     if not regulator:
         return query.add_columns(null().label("employee_id"), null().label("id_salt"))
@@ -60,16 +72,16 @@ async def list_accesses(
     cursor: str | None, regulator: bool,
 ) -> Page:
     """Newest first by customer_seq: new entries land above the first page, so paging is exact."""
-    query = select(entries.c.canonical, entries.c.entry_hash, entries.c.customer_seq).where(
-        entries.c.customer_id == customer_id, entries.c.kind == "access", *filters.conditions()
+    query = _entry_rows(
+        regulator, entries.c.customer_id == customer_id, entries.c.kind == "access", *filters.conditions()
     )
     after = decode_cursor(cursor)
     if after is not None:
         query = query.where(entries.c.customer_seq < after)
-    query = _with_identities(query, regulator).order_by(entries.c.customer_seq.desc()).limit(limit + 1)
+    query = query.order_by(entries.c.customer_seq.desc()).limit(limit + 1)
     rows = (await session.execute(query)).all()
     items = [
-        entry_view(r.canonical, r.entry_hash, None, _identity(r), with_identity=regulator)
+        entry_view(r.canonical, r.entry_hash, r.log_index, _identity(r), with_identity=regulator)
         for r in rows[:limit]
     ]
     next_cursor = encode_cursor(rows[limit - 1].customer_seq) if len(rows) > limit else None
@@ -80,16 +92,14 @@ async def list_entries(
     session: AsyncSession, customer_id: str, *, limit: int, cursor: str | None, regulator: bool
 ) -> Page:
     """The whole chain, every kind, oldest first."""
-    query = select(entries.c.canonical, entries.c.entry_hash, entries.c.customer_seq).where(
-        entries.c.customer_id == customer_id
-    )
+    query = _entry_rows(regulator, entries.c.customer_id == customer_id)
     after = decode_cursor(cursor)
     if after is not None:
         query = query.where(entries.c.customer_seq > after)
-    query = _with_identities(query, regulator).order_by(entries.c.customer_seq).limit(limit + 1)
+    query = query.order_by(entries.c.customer_seq).limit(limit + 1)
     rows = (await session.execute(query)).all()
     items = [
-        chain_item(r.canonical, r.entry_hash, None, _identity(r), with_identity=regulator)
+        chain_item(r.canonical, r.entry_hash, r.log_index, _identity(r), with_identity=regulator)
         for r in rows[:limit]
     ]
     next_cursor = encode_cursor(rows[limit - 1].customer_seq) if len(rows) > limit else None
@@ -99,14 +109,15 @@ async def list_entries(
 async def get_entry(
     session: AsyncSession, customer_id: str, entry_hash: str, *, regulator: bool
 ) -> dict[str, Any]:
-    query = select(entries.c.canonical, entries.c.entry_hash).where(
-        entries.c.customer_id == customer_id, entries.c.entry_hash == entry_hash
+    query = _entry_rows(
+        regulator, entries.c.customer_id == customer_id, entries.c.entry_hash == entry_hash
     )
-    row = (await session.execute(_with_identities(query, regulator))).first()
+    row = (await session.execute(query)).first()
     if row is None:
         raise NotFound(f"no entry {entry_hash} for customer {customer_id}")
-    item = chain_item(row.canonical, row.entry_hash, None, _identity(row), with_identity=regulator)
-    item["proof"] = None
+    item = chain_item(row.canonical, row.entry_hash, row.log_index, _identity(row),
+                      with_identity=regulator)
+    item["proof"] = await tlog.entry_proof(session, row.log_index)
     return item
 
 

@@ -128,7 +128,8 @@ class Verifier:
 
 
 def parse_verifier_key(text: str) -> Verifier:
-    parts = text.split("+")
+    # Split on the first two "+" only: the base64 key data may itself contain "+" (as Go's note does).
+    parts = text.split("+", 2)
     if len(parts) != 3:
         raise ValueError("a verifier key is <name>+<hex key id>+<base64 key>")
     name, id_hex, key_text = parts

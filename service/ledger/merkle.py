@@ -174,6 +174,11 @@ class CompactRange:
         compact._size = size
         return compact
 
+    def copy(self) -> CompactRange:
+        clone = CompactRange()
+        clone._size, clone._edge = self._size, list(self._edge)
+        return clone
+
     @property
     def size(self) -> int:
         return self._size

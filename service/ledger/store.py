@@ -13,12 +13,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.ledger.canonical import GENESIS_HASH, canonical_bytes, entry_hash
-from service.ledger.tables import ActorIdentity, CustomerHead, LedgerEntry
+from service.ledger.tables import ActorIdentity, CustomerHead, IntegrationQueue, LedgerEntry
 from service.types import format_micros
 
 entries_table = LedgerEntry.__table__
 identities_table = ActorIdentity.__table__
 heads_table = CustomerHead.__table__
+queue_table = IntegrationQueue.__table__
 
 
 @dataclass
@@ -86,17 +87,18 @@ async def append(
             identities.append({"entry_hash": digest, "employee_id": employee_id, "id_salt": salt})
         appended.append(AppendedEntry(new.customer_id, seq, digest, recorded_at, canonical))
 
-    await session.execute(entries_table.insert(), _uniform(rows))
+    inserted = await session.execute(
+        entries_table.insert().returning(entries_table.c.id, sort_by_parameter_order=True),
+        _uniform(rows),
+    )
+    await session.execute(queue_table.insert(), [{"entry_id": entry_id} for entry_id in inserted.scalars()])
     if identities:
         await session.execute(identities_table.insert(), identities)
     await _write_heads(session, heads, touched={e.customer_id for e in new_entries})
     return appended
 
 
-_INDEX_COLUMNS = tuple(
-    c.name for c in entries_table.columns
-    if c.name not in {"id"}
-)
+_INDEX_COLUMNS = tuple(c.name for c in entries_table.columns if c.name != "id")
 
 
 def _uniform(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -8,7 +8,7 @@ from sqlmodel import Field, SQLModel
 # SQLite only auto-increments an INTEGER PRIMARY KEY (a rowid alias), not a BIGINT one.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
-APPEND_ONLY_TABLES = ("ledger_entries", "actor_identities")
+APPEND_ONLY_TABLES = ("ledger_entries", "actor_identities", "log_leaves", "merkle_nodes", "checkpoints")
 
 
 class LedgerEntry(SQLModel, table=True):
@@ -63,3 +63,43 @@ class CustomerHead(SQLModel, table=True):
     customer_id: str = Field(sa_column=Column(String(128), primary_key=True))
     last_seq: int = Field(sa_column=Column(BigInteger, nullable=False))
     head_hash: str = Field(sa_column=Column(String(64), nullable=False))
+
+
+class IntegrationQueue(SQLModel, table=True):
+    """Committed entries not yet in the Merkle log; written with the entry, emptied by the integrator."""
+
+    __tablename__ = "integration_queue"
+
+    entry_id: int = Field(sa_column=Column(BigId, ForeignKey("ledger_entries.id"), primary_key=True))
+
+
+class LogLeaf(SQLModel, table=True):
+    """An entry's position in the Merkle log, given by the integrator under its lock."""
+
+    __tablename__ = "log_leaves"
+
+    log_index: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    entry_id: int = Field(
+        sa_column=Column(BigId, ForeignKey("ledger_entries.id"), nullable=False, unique=True)
+    )
+
+
+class MerkleNode(SQLModel, table=True):
+    """The hash of a complete perfect subtree (2**level leaves from index * 2**level): never changes."""
+
+    __tablename__ = "merkle_nodes"
+
+    level: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
+    index: int = Field(sa_column=Column("node_index", BigInteger, primary_key=True, autoincrement=False))
+    hash: bytes = Field(sa_column=Column(LargeBinary(32), nullable=False))
+
+
+class SignedCheckpoint(SQLModel, table=True):
+    """Every checkpoint the log has signed, by tree size."""
+
+    __tablename__ = "checkpoints"
+
+    tree_size: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    root_hash: bytes = Field(sa_column=Column(LargeBinary(32), nullable=False))
+    note: str = Field(sa_column=Column(String(4000), nullable=False))
+    signed_at_us: int = Field(sa_column=Column(BigInteger, nullable=False))

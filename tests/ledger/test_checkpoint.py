@@ -325,3 +325,17 @@ def test_malformed_checkpoints_are_refused(text: str) -> None:
 def test_impossible_checkpoints_cannot_be_built(origin: str, size: int, root: bytes) -> None:
     with pytest.raises(CheckpointError):
         Checkpoint(origin, size, root)
+
+
+def test_verifier_keys_round_trip_when_their_base64_holds_plus_signs() -> None:
+    seen_plus = 0
+    for _ in range(64):
+        public = raw_public_key(Ed25519PrivateKey.generate())
+        text = verifier_key(ORIGIN, public)
+        seen_plus += "+" in text.split("+", 2)[2]
+        assert raw_public_key_bytes(parse_verifier_key(text)) == public
+    assert seen_plus, "64 random keys should include base64 with '+'"
+
+
+def raw_public_key_bytes(verifier: Verifier) -> bytes:
+    return verifier.public_key.public_bytes_raw()

@@ -1,0 +1,160 @@
+"""The integrator: one loop per database that sequences committed entries into the Merkle log.
+
+Like Sunlight's sequencer and Trillian's IntegrateBatch: take the pool of committed entries,
+give them the next log indexes, store every perfect subtree they complete, dequeue them and
+sign the new checkpoint, all in one transaction, so a crash redoes a batch, never half of one.
+On PostgreSQL exactly one process integrates: the holder of a session-level advisory lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from service.db import Database
+from service.ledger import tree_store
+from service.ledger.checkpoint import Checkpoint, sign_checkpoint
+from service.ledger.merkle import CompactRange, NodeId, leaf_hash, perfect_subtrees
+from service.metrics import CHECKPOINTS_SIGNED, ENTRIES_WAITING, INTEGRATION_LAG, TREE_SIZE
+
+logger = logging.getLogger("seenby.integrator")
+
+# Any fixed 64-bit key; it names "the integrator" among the database's advisory locks.
+LEADER_LOCK_KEY = 0x5EE_B1_106
+
+
+class LogIntegrityError(RuntimeError):
+    """The stored tree disagrees with the latest signed checkpoint: never sign past it."""
+
+
+class Integrator:
+    def __init__(
+        self,
+        database: Database,
+        signing_key: Ed25519PrivateKey,
+        origin: str,
+        *,
+        batch_size: int = 10_000,
+        idle_seconds: float = 0.1,
+    ) -> None:
+        self.database = database
+        self.signing_key = signing_key
+        self.origin = origin
+        self.batch_size = batch_size
+        self.idle_seconds = idle_seconds
+        self._tree: CompactRange | None = None
+        self._leader: AsyncConnection | None = None
+
+    async def run(self) -> None:
+        """Integrate until cancelled; survive database errors by starting over from what is stored."""
+        while True:
+            try:
+                async with self._leadership() as leading:
+                    if not leading:
+                        await self._report_gauges()
+                        await asyncio.sleep(1.0)
+                        continue
+                    while True:
+                        integrated = await self.integrate_once()
+                        if integrated < self.batch_size:
+                            await self._idle()
+            except asyncio.CancelledError:
+                raise
+            except LogIntegrityError:
+                logger.exception("refusing to integrate: the log does not match its checkpoint")
+                await asyncio.sleep(5.0)
+            except (SQLAlchemyError, OSError):
+                logger.exception("integration failed; retrying from the stored state")
+                self._tree = None
+                await asyncio.sleep(0.5)
+
+    async def _idle(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.database.appended.wait(), self.idle_seconds)
+        self.database.appended.clear()
+
+    @contextlib.asynccontextmanager
+    async def _leadership(self) -> AsyncIterator[bool]:
+        if self.database.sqlite:
+            yield True
+            return
+        async with self.database.engine.connect() as connection:
+            leading = await connection.scalar(
+                text("SELECT pg_try_advisory_lock(:key)"), {"key": LEADER_LOCK_KEY}
+            )
+            await connection.commit()
+            self._leader = connection if leading else None
+            try:
+                yield bool(leading)
+            finally:
+                self._leader = None
+                self._tree = None
+
+    @contextlib.asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[AsyncSession]:
+        if self._leader is None:
+            async with self.database.write([]) as session:
+                yield session
+            return
+        async with AsyncSession(bind=self._leader) as session, session.begin():
+            yield session
+
+    async def integrate_once(self) -> int:
+        """One batch; returns how many entries joined the log."""
+        async with self._transaction() as session:
+            tree = await self._current_tree(session)
+            pending = await tree_store.pending(session, self.batch_size)
+            # With nothing pending there is nothing to sign, but for the size-0 checkpoint of a new log.
+            if not pending and (tree.size > 0 or await tree_store.latest_checkpoint(session)):
+                return 0
+            grown = tree.copy()
+            new_leaves: list[dict[str, int]] = []
+            new_nodes: list[tuple[NodeId, bytes]] = []
+            for entry in pending:
+                new_leaves.append({"log_index": grown.size, "entry_id": entry.entry_id})
+                new_nodes += grown.append(leaf_hash(entry.canonical))
+            checkpoint = Checkpoint(self.origin, grown.size, grown.root())
+            note = sign_checkpoint(checkpoint, self.signing_key)
+            now_us = time.time_ns() // 1000
+            await tree_store.write_integration(
+                session, new_leaves, new_nodes,
+                tree_store.StoredCheckpoint(grown.size, checkpoint.root_hash, note), now_us,
+            )
+        self._tree = grown
+        CHECKPOINTS_SIGNED.inc()
+        TREE_SIZE.set(grown.size)
+        for entry in pending:
+            INTEGRATION_LAG.observe(max(0, now_us - entry.recorded_at_us) / 1e6)
+        if len(pending) < self.batch_size:
+            ENTRIES_WAITING.set(0)
+        return len(pending)
+
+    async def _current_tree(self, session: AsyncSession) -> CompactRange:
+        """The in-memory right edge, or, after a start or an error, the one rebuilt from storage."""
+        if self._tree is not None:
+            return self._tree
+        latest = await tree_store.latest_checkpoint(session)
+        size = latest.tree_size if latest else 0
+        lookup = await tree_store.read_nodes(session, perfect_subtrees(0, size))
+        tree = CompactRange.from_nodes(size, lookup)
+        if latest is not None and tree.root() != latest.root_hash:
+            raise LogIntegrityError(
+                f"stored nodes give another root than the checkpoint at size {size}"
+            )
+        self._tree = tree
+        return tree
+
+    async def _report_gauges(self) -> None:
+        with contextlib.suppress(SQLAlchemyError, DBAPIError):
+            async with self.database.sessions() as session:
+                latest = await tree_store.latest_checkpoint(session)
+                TREE_SIZE.set(latest.tree_size if latest else 0)
+                ENTRIES_WAITING.set(await tree_store.waiting_count(session))

@@ -1,0 +1,108 @@
+"""Reading and writing the Merkle log's rows: leaves, perfect-subtree nodes, signed checkpoints."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import delete, func, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from service.ledger.merkle import NodeId
+from service.ledger.tables import IntegrationQueue, LedgerEntry, LogLeaf, MerkleNode, SignedCheckpoint
+
+entries = LedgerEntry.__table__
+queue = IntegrationQueue.__table__
+leaves = LogLeaf.__table__
+nodes = MerkleNode.__table__
+checkpoints = SignedCheckpoint.__table__
+
+Executor = AsyncSession | AsyncConnection
+
+
+@dataclass(frozen=True)
+class StoredCheckpoint:
+    tree_size: int
+    root_hash: bytes
+    note: str
+
+
+@dataclass(frozen=True)
+class Pending:
+    entry_id: int
+    canonical: bytes
+    recorded_at_us: int
+
+
+async def latest_checkpoint(session: Executor) -> StoredCheckpoint | None:
+    row = (await session.execute(
+        select(checkpoints.c.tree_size, checkpoints.c.root_hash, checkpoints.c.note)
+        .order_by(checkpoints.c.tree_size.desc()).limit(1)
+    )).first()
+    return StoredCheckpoint(row.tree_size, row.root_hash, row.note) if row else None
+
+
+async def checkpoint_at(session: Executor, tree_size: int) -> StoredCheckpoint | None:
+    row = (await session.execute(
+        select(checkpoints.c.tree_size, checkpoints.c.root_hash, checkpoints.c.note)
+        .where(checkpoints.c.tree_size == tree_size)
+    )).first()
+    return StoredCheckpoint(row.tree_size, row.root_hash, row.note) if row else None
+
+
+async def read_nodes(session: Executor, wanted: Collection[NodeId]) -> dict[NodeId, bytes]:
+    """Every wanted node in one query (proofs need O(log n) of them)."""
+    if not wanted:
+        return {}
+    rows = await session.execute(
+        select(nodes.c.level, nodes.c.node_index, nodes.c.hash).where(
+            tuple_(nodes.c.level, nodes.c.node_index).in_(sorted(wanted))
+        )
+    )
+    return {(row.level, row.node_index): row.hash for row in rows}
+
+
+async def read_level_range(session: Executor, level: int, first: int, count: int) -> list[bytes]:
+    rows = await session.execute(
+        select(nodes.c.hash)
+        .where(nodes.c.level == level, nodes.c.node_index >= first, nodes.c.node_index < first + count)
+        .order_by(nodes.c.node_index)
+    )
+    return list(rows.scalars())
+
+
+async def pending(session: Executor, limit: int) -> list[Pending]:
+    rows = await session.execute(
+        select(queue.c.entry_id, entries.c.canonical, entries.c.recorded_at_us)
+        .join(entries, entries.c.id == queue.c.entry_id)
+        .order_by(queue.c.entry_id)
+        .limit(limit)
+    )
+    return [Pending(row.entry_id, row.canonical, row.recorded_at_us) for row in rows]
+
+
+async def waiting_count(session: Executor) -> int:
+    return await session.scalar(select(func.count()).select_from(queue)) or 0
+
+
+async def write_integration(
+    session: Executor,
+    new_leaves: list[dict[str, int]],
+    new_nodes: Iterable[tuple[NodeId, bytes]],
+    checkpoint: StoredCheckpoint,
+    signed_at_us: int,
+) -> None:
+    """One batch, all or nothing: positions, nodes, the dequeue and the checkpoint that covers them."""
+    if new_leaves:
+        await session.execute(leaves.insert(), new_leaves)
+        await session.execute(nodes.insert(), [
+            {"level": level, "node_index": index, "hash": value}
+            for (level, index), value in new_nodes
+        ])
+        await session.execute(
+            delete(queue).where(queue.c.entry_id.in_([leaf["entry_id"] for leaf in new_leaves]))
+        )
+    await session.execute(checkpoints.insert(), [{
+        "tree_size": checkpoint.tree_size, "root_hash": checkpoint.root_hash,
+        "note": checkpoint.note, "signed_at_us": signed_at_us,
+    }])

@@ -1,0 +1,85 @@
+"""Proofs and tiles from stored perfect-subtree nodes: O(log n) reads, never a rebuilt tree."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.errors import NotFound, ServiceUnavailable, Unprocessable
+from service.ledger import merkle, tree_store
+from service.ledger.tree_store import StoredCheckpoint
+
+
+def _out_of_range(field: str, message: str) -> Unprocessable:
+    return Unprocessable(message, errors=[{"field": f"query.{field}", "message": message,
+                                           "type": "out_of_range"}])
+
+
+async def latest(session: AsyncSession) -> StoredCheckpoint:
+    checkpoint = await tree_store.latest_checkpoint(session)
+    if checkpoint is None:
+        raise ServiceUnavailable("the log has not signed its first checkpoint yet; retry shortly")
+    return checkpoint
+
+
+async def _within_latest(session: AsyncSession, tree_size: int, field: str) -> None:
+    size = (await latest(session)).tree_size
+    if tree_size > size:
+        raise _out_of_range(field, f"{field} {tree_size} is beyond the latest checkpoint ({size})")
+
+
+async def inclusion(session: AsyncSession, log_index: int, tree_size: int) -> dict[str, Any]:
+    await _within_latest(session, tree_size, "tree_size")
+    if log_index >= tree_size:
+        raise _out_of_range("log_index", f"log_index {log_index} is outside a tree of {tree_size}")
+    wanted = merkle.nodes_for_inclusion(log_index, tree_size) | {(0, log_index)}
+    lookup = await tree_store.read_nodes(session, wanted)
+    return {
+        "log_index": log_index,
+        "tree_size": tree_size,
+        "leaf_hash": lookup[(0, log_index)].hex(),
+        "hashes": [h.hex() for h in merkle.inclusion_proof(log_index, tree_size, lookup)],
+    }
+
+
+async def consistency(session: AsyncSession, first: int, second: int) -> dict[str, Any]:
+    await _within_latest(session, second, "second")
+    if first > second:
+        raise _out_of_range("first", f"first ({first}) is greater than second ({second})")
+    if first < 1:
+        raise _out_of_range("first", "a consistency proof starts from a tree of at least 1 entry")
+    lookup = await tree_store.read_nodes(session, merkle.nodes_for_consistency(first, second))
+    return {
+        "first": first,
+        "second": second,
+        "hashes": [h.hex() for h in merkle.consistency_proof(first, second, lookup)],
+    }
+
+
+async def entry_proof(session: AsyncSession, log_index: int | None) -> dict[str, Any] | None:
+    """An entry's inclusion in the latest checkpoint, or None until it is in the log."""
+    if log_index is None:
+        return None
+    checkpoint = await tree_store.latest_checkpoint(session)
+    if checkpoint is None or log_index >= checkpoint.tree_size:
+        return None
+    proof = await inclusion(session, log_index, checkpoint.tree_size)
+    return {"tree_size": checkpoint.tree_size, "leaf_hash": proof["leaf_hash"],
+            "hashes": proof["hashes"], "checkpoint": checkpoint.note}
+
+
+async def tile(session: AsyncSession, path: str) -> tuple[bytes, bool]:
+    """A C2SP tlog-tiles hash tile's bytes, and whether it is full (so immutable)."""
+    try:
+        ref = merkle.parse_tile_path(path)
+    except ValueError as exc:
+        raise NotFound(f"no tile at {path}: {exc}") from exc
+    size = (await latest(session)).tree_size
+    if not merkle.tile_in_tree(ref.level, ref.index, ref.width, size):
+        raise NotFound(f"the tree of {size} entries has no tile {path}")
+    level, first, count = merkle.tile_node_range(ref.level, ref.index, ref.width)
+    hashes = await tree_store.read_level_range(session, level, first, count)
+    if len(hashes) != count:
+        raise NotFound(f"the tree of {size} entries has no tile {path}")
+    return b"".join(hashes), ref.width == merkle.TILE_WIDTH
