@@ -42,6 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.database = database
         integrator = Integrator(database, keys.signing_key, settings.log_origin)
         app.state.integrator = integrator
+        await integrator.sign_empty_log()
         task = asyncio.create_task(integrator.run(), name="seenby-integrator")
         try:
             yield

@@ -16,6 +16,7 @@ import pytest
 from fastapi import FastAPI
 
 from service.auth import mint_token
+from service.keys import load_keys
 from service.main import create_app
 from service.migrate import upgrade
 from service.settings import Settings
@@ -128,6 +129,13 @@ class Tokens:
         self._settings = app.state.settings
         self._keys = app.state.keys
 
+    @classmethod
+    def for_settings(cls, settings: Settings) -> Tokens:
+        """Tokens for `seenby serve` processes started with these settings."""
+        tokens = cls.__new__(cls)
+        tokens._settings, tokens._keys = settings, load_keys(settings)
+        return tokens
+
     def mint(self, role: str, subject: str, jurisdiction: str | None = None, ttl: int = 600) -> str:
         return mint_token(self._settings, self._keys, role=role, subject=subject,
                           ttl_seconds=ttl, jurisdiction=jurisdiction)
@@ -193,3 +201,17 @@ async def pg_client(pg_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture(scope="session")
 def pg_tokens(pg_app: FastAPI) -> Tokens:
     return Tokens(pg_app)
+
+
+@pytest.fixture
+def fresh_pg(postgres_admin_url: str, tmp_path: Path) -> Backend:
+    """A PostgreSQL database of its own, migrated, for tests that need the log to themselves."""
+    owner_url, app_url, _ = asyncio.run(_create_database(postgres_admin_url))
+    settings = base_settings(tmp_path, database_url=app_url, migration_database_url=owner_url)
+    upgrade(settings)
+    return Backend("postgresql", settings, owner_url=owner_url)
+
+
+def superuser_url(admin_url: str, backend: Backend) -> str:
+    """The superuser, connected to the backend's database: what an insider with root would use."""
+    return admin_url.rsplit("/", 1)[0] + "/" + backend.settings.resolved_database_url.rsplit("/", 1)[1]

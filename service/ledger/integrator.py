@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from service.db import Database
 from service.ledger import tree_store
 from service.ledger.checkpoint import Checkpoint, sign_checkpoint
-from service.ledger.merkle import CompactRange, NodeId, leaf_hash, perfect_subtrees
+from service.ledger.merkle import EMPTY_ROOT, CompactRange, NodeId, leaf_hash, perfect_subtrees
 from service.metrics import CHECKPOINTS_SIGNED, ENTRIES_WAITING, INTEGRATION_LAG, TREE_SIZE
 
 logger = logging.getLogger("seenby.integrator")
@@ -52,6 +52,19 @@ class Integrator:
         self.idle_seconds = idle_seconds
         self._tree: CompactRange | None = None
         self._leader: AsyncConnection | None = None
+
+    async def sign_empty_log(self) -> None:
+        """Persist the size-0 checkpoint if the log has none, so one is served from the first request.
+
+        Any replica may do this: the empty tree has one root and Ed25519 signs deterministically,
+        so two replicas racing here write the same checkpoint, and every later one extends it.
+        """
+        async with self.database.sessions() as session, session.begin():
+            if await tree_store.latest_checkpoint(session) is None:
+                note = sign_checkpoint(Checkpoint(self.origin, 0, EMPTY_ROOT), self.signing_key)
+                await tree_store.insert_checkpoint_once(
+                    session, tree_store.StoredCheckpoint(0, EMPTY_ROOT, note), time.time_ns() // 1000
+                )
 
     async def run(self) -> None:
         """Integrate until cancelled; survive database errors by starting over from what is stored."""

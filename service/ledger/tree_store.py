@@ -6,6 +6,7 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import delete, func, select, tuple_
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from service.ledger.merkle import NodeId
@@ -103,6 +104,15 @@ async def write_integration(
             delete(queue).where(queue.c.entry_id.in_([leaf["entry_id"] for leaf in new_leaves]))
         )
     await session.execute(checkpoints.insert(), [{
+        "tree_size": checkpoint.tree_size, "root_hash": checkpoint.root_hash,
+        "note": checkpoint.note, "signed_at_us": signed_at_us,
+    }])
+
+
+async def insert_checkpoint_once(session: Executor, checkpoint: StoredCheckpoint, signed_at_us: int) -> None:
+    dialect = session.bind.dialect.name if isinstance(session, AsyncSession) else session.dialect.name
+    insert = (postgresql if dialect == "postgresql" else sqlite).insert(checkpoints)
+    await session.execute(insert.on_conflict_do_nothing(index_elements=[checkpoints.c.tree_size]), [{
         "tree_size": checkpoint.tree_size, "root_hash": checkpoint.root_hash,
         "note": checkpoint.note, "signed_at_us": signed_at_us,
     }])

@@ -1,0 +1,93 @@
+"""Public keys from a JWKS URL: fetched, cached by kid, refetched for a new kid, never a 500."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from service import auth
+from service.main import create_app
+from tests.conftest import Backend, serve
+from tests.test_auth import claims, public_jwk, signed
+
+
+class JwksServer:
+    def __init__(self) -> None:
+        self.document: dict[str, Any] = {"keys": []}
+        self.requests = 0
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                owner.requests += 1
+                body = json.dumps(owner.document).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *_: Any) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/jwks.json"
+
+
+@pytest.fixture
+def jwks_server() -> Iterator[JwksServer]:
+    server = JwksServer()
+    thread = threading.Thread(target=server.httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.httpd.shutdown()
+        server.httpd.server_close()
+
+
+async def test_keys_come_from_the_url_and_rotate(
+    backend: Backend, jwks_server: JwksServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old_key, new_key = (rsa.generate_private_key(public_exponent=65537, key_size=2048) for _ in range(2))
+    jwks_server.document = {"keys": [public_jwk(old_key, "2026-11")]}
+    settings = backend.settings.model_copy(update={
+        "jwt_algorithms": ["RS256"], "jwt_secret": "", "jwks_url": jwks_server.url, "data_dir": tmp_path,
+    })
+    app = create_app(settings)
+    token_claims = claims(settings, sub="cust-jwks", roles=["customer"])
+    async for client in serve(app):
+        def get(token: str, http: httpx.AsyncClient = client) -> Any:
+            return http.get("/v1/me/accesses", headers={"Authorization": f"Bearer {token}"})
+
+        assert (await get(signed(old_key, token_claims, kid="2026-11"))).status_code == 200
+        assert (await get(signed(old_key, token_claims, kid="2026-11"))).status_code == 200
+        assert jwks_server.requests == 1, "cached, not fetched per request"
+
+        # The issuer rotates: a token with a new kid triggers one refetch (after the minimum interval).
+        jwks_server.document = {"keys": [public_jwk(new_key, "2026-12")]}
+        monkeypatch.setattr(auth._JwksCache, "MIN_REFETCH_SECONDS", 0.0)
+        assert (await get(signed(new_key, token_claims, kid="2026-12"))).status_code == 200
+        assert jwks_server.requests == 2
+        unknown = await get(signed(new_key, token_claims, kid="never-published"))
+        assert unknown.status_code == 401 and unknown.headers["www-authenticate"].startswith("Bearer")
+
+
+async def test_an_unreachable_jwks_url_is_401_not_500(backend: Backend, tmp_path: Path) -> None:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    settings = backend.settings.model_copy(update={
+        "jwt_algorithms": ["RS256"], "jwt_secret": "", "data_dir": tmp_path,
+        "jwks_url": "http://127.0.0.1:9/nothing-listens-here",
+    })
+    async for client in serve(create_app(settings)):
+        response = await client.get("/v1/me/accesses", headers={
+            "Authorization": f"Bearer {signed(key, claims(settings, roles=['customer']), kid='k')}"})
+        assert response.status_code == 401

@@ -1,0 +1,288 @@
+"""The log under replicas, crashes and insiders (PostgreSQL): dense, consistent, tampering found."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import itertools
+import os
+import signal
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from service.ledger.checkpoint import open_checkpoint, parse_verifier_key
+from service.main import create_app
+from service.verify import VerificationError, consistency, entry
+from tests.chains import assert_chain_intact, fetch_chain
+from tests.conftest import Backend, Tokens, serve, superuser_url
+from tests.factories import access_event
+from tests.servers import running_server, seenby_command, settings_env
+
+
+async def all_checkpoints(backend: Backend) -> list[str]:
+    engine = create_async_engine(backend.owner_url)
+    try:
+        async with engine.connect() as connection:
+            return list((await connection.execute(
+                text("SELECT note FROM checkpoints ORDER BY tree_size"))).scalars())
+    finally:
+        await engine.dispose()
+
+
+async def wait_until_integrated(http: httpx.AsyncClient, base: str, expected: int,
+                                within: float = 20.0) -> None:
+    deadline = time.monotonic() + within
+    while True:
+        note = (await http.get(f"{base}/v1/log/checkpoint")).text
+        if int(note.split("\n")[1]) >= expected:
+            return
+        assert time.monotonic() < deadline, f"log stuck at {note.split(chr(10))[1]} of {expected}"
+        await asyncio.sleep(0.1)
+
+
+async def assert_log_sound(backend: Backend, base: str, expected_size: int) -> None:
+    """Every checkpoint verifies, each extends the one before, and the leaves are dense."""
+    async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+        verifier = parse_verifier_key((await http.get("/v1/log/key")).text.strip())
+        notes = await all_checkpoints(backend)
+        checkpoints = [open_checkpoint(note, verifier) for note in notes]
+        assert checkpoints[-1].size == expected_size
+        sizes = [c.size for c in checkpoints]
+        assert sizes == sorted(set(sizes)), "one checkpoint per size, growing"
+        for older, newer in itertools.pairwise(checkpoints):
+            hashes = []
+            if older.size:
+                response = await http.get("/v1/log/proof/consistency",
+                                          params={"first": older.size, "second": newer.size})
+                hashes = response.json()["hashes"]
+            consistency(older, newer, hashes)
+    engine = create_async_engine(backend.owner_url)
+    try:
+        async with engine.connect() as connection:
+            leaves, top, entries, queued = (await connection.execute(text(
+                "SELECT (SELECT count(*) FROM log_leaves), (SELECT max(log_index) FROM log_leaves), "
+                "(SELECT count(*) FROM ledger_entries), (SELECT count(*) FROM integration_queue)"
+            ))).one()
+    finally:
+        await engine.dispose()
+    assert leaves == entries == expected_size and top == expected_size - 1 and queued == 0
+
+
+async def test_two_replicas_under_load_build_one_dense_consistent_log(
+    fresh_pg: Backend, tmp_path: Path
+) -> None:
+    tokens = Tokens.for_settings(fresh_pg.settings)
+    env = settings_env(fresh_pg.settings)
+    customers = [f"cust-{uuid.uuid4().hex[:8]}" for _ in range(3)]
+    with running_server(env, tmp_path) as first, running_server(env, tmp_path) as second:
+        async with httpx.AsyncClient(timeout=30) as http:
+            async def load(base: str, rounds: int) -> int:
+                sent = 0
+                for i in range(rounds):
+                    events = [access_event(customers[(i + j) % 3]) for j in range(40)]
+                    response = await http.post(f"{base}/v1/accesses:batch", json={"events": events},
+                                               headers=tokens.service())
+                    assert response.status_code == 201, response.text
+                    sent += len(events)
+                    await asyncio.sleep(0.02)
+                return sent
+
+            total = sum(await asyncio.gather(load(first, 25), load(second, 25), load(first, 25)))
+            await wait_until_integrated(http, second, total)
+            for customer in customers:
+                async with httpx.AsyncClient(base_url=first, timeout=30) as reader:
+                    assert_chain_intact(await fetch_chain(reader, customer, tokens.regulator()))
+        await assert_log_sound(fresh_pg, first, total)
+
+
+def _start(env: dict[str, str], cwd: Path, port: int) -> subprocess.Popen:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("SEENBY_")}
+    with (cwd / f"crash-{port}.log").open("a") as log:
+        return subprocess.Popen([*seenby_command(), "serve", "--port", str(port)],
+                                env={**clean, **env}, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
+
+
+async def _ready(http: httpx.AsyncClient, base: str) -> None:
+    for _ in range(300):
+        with contextlib.suppress(httpx.HTTPError):
+            if (await http.get(f"{base}/readyz")).status_code == 200:
+                return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{base} never became ready")
+
+
+async def test_sigkill_while_integrating_loses_and_duplicates_nothing(
+    fresh_pg: Backend, tmp_path: Path
+) -> None:
+    """Jepsen-style: clients retry ambiguous failures; every acknowledged event is there exactly once."""
+    from tests.pg import free_port
+
+    tokens = Tokens.for_settings(fresh_pg.settings)
+    env = settings_env(fresh_pg.settings)
+    ports = [free_port(), free_port()]
+    processes = [_start(env, tmp_path, port) for port in ports]
+    bases = [f"http://127.0.0.1:{port}" for port in ports]
+    sent: dict[str, dict] = {}
+    acknowledged: dict[str, str] = {}
+    customer = f"cust-{uuid.uuid4().hex[:8]}"
+    try:
+        async with httpx.AsyncClient(timeout=10) as http:
+            for base in bases:
+                await _ready(http, base)
+
+            async def client(worker: int, batches: int) -> None:
+                for b in range(batches):
+                    events = [access_event(customer if j % 2 else f"{customer}-{worker}") for j in range(50)]
+                    sent.update({e["event_id"]: e for e in events})
+                    for attempt in range(200):  # retry an ambiguous failure against either server
+                        base = bases[(worker + b + attempt) % 2]
+                        try:
+                            response = await http.post(f"{base}/v1/accesses:batch",
+                                                       json={"events": events}, headers=tokens.service())
+                        except httpx.HTTPError:
+                            await asyncio.sleep(0.05)
+                            continue
+                        if response.status_code in (200, 201):
+                            for receipt in response.json()["receipts"]:
+                                acknowledged[receipt["event_id"]] = receipt["entry_hash"]
+                            break
+                        await asyncio.sleep(0.05)
+                    else:
+                        raise AssertionError("a batch was never acknowledged")
+
+            async def chaos() -> None:
+                for victim in (0, 1, 0):
+                    await asyncio.sleep(0.6)
+                    processes[victim].send_signal(signal.SIGKILL)
+                    processes[victim].wait()
+                    processes[victim] = _start(env, tmp_path, ports[victim])
+                    await _ready(http, bases[victim])
+
+            await asyncio.gather(*(client(w, 30) for w in range(4)), chaos())
+            assert len(acknowledged) == len(sent) == 4 * 30 * 50
+            await wait_until_integrated(http, bases[0], len(sent), within=30)
+            async with httpx.AsyncClient(base_url=bases[0], timeout=30) as reader:
+                chain = await fetch_chain(reader, customer, tokens.regulator())
+        assert_chain_intact(chain)
+        recorded = [item["event_id"] for item in chain]
+        assert len(recorded) == len(set(recorded)), "an event was recorded twice"
+        assert set(recorded) <= set(sent), "an event that was never sent appeared"
+        mine = {e for e, body in sent.items() if body["customer_id"] == customer}
+        assert set(recorded) == mine
+        for item in chain:
+            assert acknowledged[item["event_id"]] == item["entry_hash"]
+        await assert_log_sound(fresh_pg, bases[0], len(sent))
+    finally:
+        for process in processes:
+            process.kill()
+            process.wait()
+
+
+def run_audit(backend: Backend, cwd: Path) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("SEENBY_")}
+    return subprocess.run([*seenby_command(), "audit"], env={**clean, **settings_env(backend.settings)},
+                          cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
+async def _recorded_and_integrated(backend: Backend, count: int) -> tuple[str, list[dict], str, object]:
+    """Records `count` entries for one customer in a fresh log; returns its chain and checkpoint."""
+    customer = f"cust-{uuid.uuid4().hex[:8]}"
+    app = create_app(backend.settings)
+    tokens = Tokens(app)
+    async for client in serve(app):
+        response = await client.post("/v1/accesses:batch", json={
+            "events": [access_event(customer, clip_id=f"clip-{i}") for i in range(count)]},
+            headers=tokens.service())
+        assert response.status_code == 201
+        await wait_until_integrated(client, "", count)
+        chain = await fetch_chain(client, customer, tokens.regulator())
+        document = (await client.get(f"/v1/customers/{customer}/entries/{chain[3]['entry_hash']}",
+                                     headers=tokens.regulator())).json()
+        verifier = parse_verifier_key((await client.get("/v1/log/key")).text.strip())
+    return customer, chain, document, verifier
+
+
+async def _as_insider(admin_url: str, backend: Backend, *statements: str) -> None:
+    """A superuser with triggers (and foreign keys) switched off: what the database cannot stop."""
+    engine = create_async_engine(superuser_url(admin_url, backend))
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(text("SET session_replication_role = replica"))
+            for statement in statements:
+                await connection.execute(text(statement))
+    finally:
+        await engine.dispose()
+
+
+async def test_audit_passes_an_untouched_log(fresh_pg: Backend, tmp_path: Path) -> None:
+    await _recorded_and_integrated(fresh_pg, 8)
+    result = run_audit(fresh_pg, tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "audit passed" in result.stdout
+
+
+async def test_audit_names_an_edited_entry_and_old_proofs_fail(
+    fresh_pg: Backend, postgres_admin_url: str, tmp_path: Path
+) -> None:
+    _, chain, document, verifier = await _recorded_and_integrated(fresh_pg, 8)
+    entry(document, verifier)  # the proof holds before the edit
+    victim = chain[3]
+    await _as_insider(postgres_admin_url, fresh_pg,
+                      "UPDATE ledger_entries SET canonical = convert_to(replace(convert_from(canonical, "
+                      "'UTF8'), '\"clip-3\"', '\"clip-X\"'), 'UTF8') "
+                      f"WHERE entry_hash = '{victim['entry_hash']}'")
+    result = run_audit(fresh_pg, tmp_path)
+    assert result.returncode == 1
+    assert victim["entry_hash"] in result.stdout and f"log_index {victim['log_index']}" in result.stdout
+    # The customer's entry, fetched again after the edit, no longer proves against the old checkpoint.
+    app = create_app(fresh_pg.settings)
+    async for client in serve(app):
+        edited = (await client.get(f"/v1/customers/{victim['customer_id']}/entries/{victim['entry_hash']}",
+                                   headers=Tokens(app).regulator())).json()
+    assert base64.b64decode(edited["canonical"]) != base64.b64decode(document["canonical"])
+    with pytest.raises(VerificationError):
+        entry({**edited, "proof": document["proof"]}, verifier)
+
+
+async def test_audit_names_a_deleted_middle_entry(
+    fresh_pg: Backend, postgres_admin_url: str, tmp_path: Path
+) -> None:
+    _, chain, _, _ = await _recorded_and_integrated(fresh_pg, 8)
+    victim = chain[4]
+    await _as_insider(
+        postgres_admin_url, fresh_pg,
+        f"DELETE FROM actor_identities WHERE entry_hash = '{victim['entry_hash']}'",
+        f"DELETE FROM ledger_entries WHERE entry_hash = '{victim['entry_hash']}'",
+    )
+    result = run_audit(fresh_pg, tmp_path)
+    assert result.returncode == 1
+    assert f"log_index {victim['log_index']}" in result.stdout
+    assert chain[5]["entry_hash"] in result.stdout, "the next entry's broken link is named"
+
+
+async def test_audit_names_two_swapped_entries(
+    fresh_pg: Backend, postgres_admin_url: str, tmp_path: Path
+) -> None:
+    _, chain, _, _ = await _recorded_and_integrated(fresh_pg, 8)
+    a, b = chain[2], chain[5]
+    await _as_insider(
+        postgres_admin_url, fresh_pg,
+        "UPDATE ledger_entries SET canonical = CASE entry_hash "
+        f"WHEN '{a['entry_hash']}' THEN "
+        f"(SELECT canonical FROM ledger_entries WHERE entry_hash = '{b['entry_hash']}') "
+        f"ELSE (SELECT canonical FROM ledger_entries WHERE entry_hash = '{a['entry_hash']}') END "
+        f"WHERE entry_hash IN ('{a['entry_hash']}', '{b['entry_hash']}')",
+    )
+    result = run_audit(fresh_pg, tmp_path)
+    assert result.returncode == 1
+    for swapped in (a, b):
+        assert swapped["entry_hash"] in result.stdout
+        assert f"log_index {swapped['log_index']}" in result.stdout
