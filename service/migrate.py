@@ -17,7 +17,10 @@ from service.ledger.tables import APPEND_ONLY_TABLES
 from service.settings import Settings
 
 MIGRATIONS_DIR = Path(migrations.__file__).parent
-MUTABLE_TABLES = ("customer_heads", "customers")
+MUTABLE_TABLES = (
+    "customer_heads", "customers", "deletion_requests", "deletion_request_clips", "deletion_tasks",
+    "consents", "troubleshooting_grants", "access_decisions",
+)
 QUEUE_TABLES = ("integration_queue",)
 
 

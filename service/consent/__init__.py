@@ -1,0 +1,1 @@
+"""Consent, troubleshooting grants and access decisions: what covers an access to a clip."""

@@ -1,0 +1,1 @@
+"""Deletion requests: customers file them, services carry them out, every step is a ledger entry."""
