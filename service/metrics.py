@@ -48,3 +48,19 @@ INTEGRATION_LAG = Histogram(
 CHECKPOINTS_SIGNED = Counter(
     "seenby_log_checkpoints_signed_total", "Checkpoints signed by this process.", registry=REGISTRY,
 )
+DELETION_REQUESTS = Gauge(
+    "seenby_deletion_requests", "Deletion requests by status.", ["status"], registry=REGISTRY,
+)
+DELETION_REQUESTS_OVERDUE = Gauge(
+    "seenby_deletion_requests_overdue", "Deletion requests past due_at and not completed or rejected.",
+    registry=REGISTRY,
+)
+ACCESSES_FLAGGED = Counter(
+    "seenby_accesses_flagged_total",
+    "Accesses recorded with a flag (access_after_deletion, unconsented, needs_review), by flag.",
+    ["flag"], registry=REGISTRY,
+)
+for _status in ("pending", "in_progress", "completed", "rejected"):
+    DELETION_REQUESTS.labels(status=_status)
+for _flag in ("access_after_deletion", "unconsented", "needs_review"):
+    ACCESSES_FLAGGED.labels(flag=_flag)
