@@ -11,7 +11,9 @@ from fastapi import FastAPI
 
 from service.accesses.routes import router as accesses_router
 from service.auth import Authenticator
+from service.consent.routes import router as consent_router
 from service.db import Database
+from service.deletions.routes import router as deletions_router
 from service.errors import install_error_handlers
 from service.history.routes import router as history_router
 from service.keys import load_keys
@@ -71,6 +73,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(accesses_router)
     app.include_router(history_router)
     app.include_router(log_router)
+    app.include_router(deletions_router)
+    app.include_router(consent_router)
     # Outermost first: metrics see every answer, including the body limit's 413.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMetrics)

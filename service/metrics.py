@@ -10,7 +10,6 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from starlette.requests import Request
 from starlette.responses import Response
 
 REGISTRY = CollectorRegistry(auto_describe=True)
@@ -30,7 +29,7 @@ ENTRIES_RECORDED = Counter(
 )
 
 
-async def metrics_endpoint(_: Request) -> Response:
+def metrics_response() -> Response:
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 TREE_SIZE = Gauge(
     "seenby_log_tree_size", "Entries in the Merkle log (the latest signed checkpoint's size).",

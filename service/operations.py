@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from service.deletions import service as deletions
 from service.errors import problem_response
-from service.metrics import metrics_endpoint
+from service.metrics import metrics_response
 
 router = APIRouter(tags=["operations"])
 
@@ -37,4 +40,9 @@ async def readyz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok", "schema": current})
 
 
-router.add_api_route("/metrics", metrics_endpoint, methods=["GET"], include_in_schema=False)
+@router.get("/metrics", include_in_schema=False)
+async def metrics(request: Request) -> Response:
+    with contextlib.suppress(SQLAlchemyError):
+        async with request.app.state.database.sessions() as session:
+            await deletions.refresh_metrics(session)
+    return metrics_response()

@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     deletion_services: Annotated[list[str], NoDecode] = []
     deletion_due_days: int = Field(30, ge=1)
     troubleshooting_grant_days: int = Field(30, ge=1)
+    consent_default_human_review: bool = False
+    consent_default_model_training: bool = False
 
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
     max_auth_header_bytes: int = Field(8 * 1024, ge=256)

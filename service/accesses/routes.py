@@ -28,7 +28,7 @@ async def record_access(
 ) -> Receipt:
     recorded = await service.record(
         database, [event], recorded_by=principal.subject,
-        pseudonym_key=request.app.state.keys.pseudonym_key,
+        pseudonym_key=request.app.state.keys.pseudonym_key, settings=request.app.state.settings,
     )
     if not recorded.created:
         response.status_code = status.HTTP_200_OK
@@ -52,7 +52,7 @@ async def record_batch(
         )
     recorded = await service.record(
         database, batch.events, recorded_by=principal.subject,
-        pseudonym_key=request.app.state.keys.pseudonym_key,
+        pseudonym_key=request.app.state.keys.pseudonym_key, settings=request.app.state.settings,
     )
     if not recorded.created:
         response.status_code = status.HTTP_200_OK

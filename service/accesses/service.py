@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -11,13 +10,17 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from service import clock
 from service.accesses.schemas import AccessEvent, Receipt
 from service.actors import recorded_actor
+from service.consent import rules
+from service.consent import service as consent
 from service.db import Database
 from service.errors import Conflict
 from service.ledger import store
 from service.ledger.canonical import canonical_bytes
-from service.metrics import ENTRIES_RECORDED
+from service.metrics import ACCESSES_FLAGGED, ENTRIES_RECORDED
+from service.settings import Settings
 from service.types import format_micros, timestamp_micros
 
 entries = store.entries_table
@@ -47,7 +50,8 @@ def _sent(event: AccessEvent) -> _Sent:
 
 
 async def record(
-    database: Database, events: Sequence[AccessEvent], *, recorded_by: str, pseudonym_key: bytes
+    database: Database, events: Sequence[AccessEvent], *, recorded_by: str, pseudonym_key: bytes,
+    settings: Settings,
 ) -> Recorded:
     sent = _dedupe([_sent(e) for e in events])
     for attempt in range(MAX_ATTEMPTS):
@@ -56,7 +60,7 @@ async def record(
         if not new:
             return Recorded([receipts[e.event_id.lower()] for e in events], created=False)
         try:
-            receipts |= await _append(database, new, recorded_by, pseudonym_key)
+            receipts |= await _append(database, new, recorded_by, pseudonym_key, settings)
         except IntegrityError:
             if attempt == MAX_ATTEMPTS - 1:
                 raise
@@ -95,12 +99,19 @@ async def _existing_receipts(database: Database, sent: dict[str, _Sent]) -> dict
 
 
 async def _append(
-    database: Database, new: list[_Sent], recorded_by: str, pseudonym_key: bytes
+    database: Database, new: list[_Sent], recorded_by: str, pseudonym_key: bytes, settings: Settings
 ) -> dict[str, Receipt]:
-    new_entries = [_new_entry(s, recorded_by, pseudonym_key) for s in new]
-    async with database.write(e.customer_id for e in new_entries) as session:
-        appended = await store.append(session, new_entries, _now_micros())
+    accesses = [_access(s.event) for s in new]
+    async with database.write(a.customer_id for a in accesses) as session:
+        # Flags are judged under the customers' locks, as things stand when the entry is recorded.
+        now = clock.now_us()
+        facts = await consent.facts_for(session, accesses, settings, now)
+        flags = [rules.flags(a, f) for a, f in zip(accesses, facts, strict=True)]
+        new_entries = [_new_entry(s, recorded_by, pseudonym_key, f) for s, f in zip(new, flags, strict=True)]
+        appended = await store.append(session, new_entries, now)
     ENTRIES_RECORDED.labels(kind="access").inc(len(appended))
+    for flag in (flag for entry_flags in flags for flag in entry_flags):
+        ACCESSES_FLAGGED.labels(flag=flag).inc()
     return {
         s.key: Receipt(event_id=s.event.event_id, entry_hash=a.entry_hash,
                        customer_seq=a.customer_seq, recorded_at=a.recorded_at)
@@ -108,7 +119,12 @@ async def _append(
     }
 
 
-def _new_entry(sent: _Sent, recorded_by: str, pseudonym_key: bytes) -> store.NewEntry:
+def _access(event: AccessEvent) -> rules.Access:
+    return rules.Access(event.customer_id, event.clip_id, event.actor.type.value, event.action.value,
+                        event.purpose.value, event.authorization_id)
+
+
+def _new_entry(sent: _Sent, recorded_by: str, pseudonym_key: bytes, flags: list[str]) -> store.NewEntry:
     event = sent.event
     body = dict(sent.as_sent)
     body["actor"], identity = recorded_actor(body["actor"], event.customer_id, pseudonym_key)
@@ -117,6 +133,7 @@ def _new_entry(sent: _Sent, recorded_by: str, pseudonym_key: bytes) -> store.New
         kind="access",
         body=body,
         recorded_by=recorded_by,
+        flags=flags,
         identity=identity,
         columns={
             "event_id": sent.key,
@@ -130,7 +147,3 @@ def _new_entry(sent: _Sent, recorded_by: str, pseudonym_key: bytes) -> store.New
             "action": event.action.value,
         },
     )
-
-
-def _now_micros() -> int:
-    return time.time_ns() // 1000

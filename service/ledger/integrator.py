@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import AsyncIterator
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -19,6 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from service import clock
 from service.db import Database
 from service.ledger import tree_store
 from service.ledger.checkpoint import Checkpoint, sign_checkpoint
@@ -63,7 +63,7 @@ class Integrator:
             if await tree_store.latest_checkpoint(session) is None:
                 note = sign_checkpoint(Checkpoint(self.origin, 0, EMPTY_ROOT), self.signing_key)
                 await tree_store.insert_checkpoint_once(
-                    session, tree_store.StoredCheckpoint(0, EMPTY_ROOT, note), time.time_ns() // 1000
+                    session, tree_store.StoredCheckpoint(0, EMPTY_ROOT, note), clock.now_us()
                 )
 
     async def run(self) -> None:
@@ -136,7 +136,7 @@ class Integrator:
                 new_nodes += grown.append(leaf_hash(entry.canonical))
             checkpoint = Checkpoint(self.origin, grown.size, grown.root())
             note = sign_checkpoint(checkpoint, self.signing_key)
-            now_us = time.time_ns() // 1000
+            now_us = clock.now_us()
             await tree_store.write_integration(
                 session, new_leaves, new_nodes,
                 tree_store.StoredCheckpoint(grown.size, checkpoint.root_hash, note), now_us,

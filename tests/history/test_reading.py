@@ -62,7 +62,7 @@ async def test_history_is_newest_first_with_every_field(
                   "entry_hash", "prev_hash", "customer_seq", "log_index", "recorded_at", "flags",
                   "kind", "nonce"):
         assert field in newest, field
-    assert newest["flags"] == [] and newest["kind"] == "access"
+    assert newest["flags"] == ["needs_review"] and newest["kind"] == "access"
     assert items[0]["prev_hash"] == items[1]["entry_hash"]
 
 

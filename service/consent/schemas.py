@@ -1,0 +1,56 @@
+"""Request bodies for consent, troubleshooting grants and access decisions."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, StrictBool, StringConstraints, model_validator
+
+from service.accesses.schemas import Action, Actor, Purpose
+from service.types import Id, Text
+
+
+class ConsentChange(BaseModel):
+    """Either field may be left out to keep its current value."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"human_review": False, "model_training": False}]},
+    )
+
+    human_review: StrictBool | None = None
+    model_training: StrictBool | None = None
+
+    @model_validator(mode="after")
+    def _something_to_change(self) -> ConsentChange:
+        if self.human_review is None and self.model_training is None:
+            raise ValueError("give 'human_review' and/or 'model_training'")
+        return self
+
+
+class GrantRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"clip_id": "clip-77a1", "note": "doorbell audio cuts out"}]},
+    )
+
+    clip_id: Id
+    note: Annotated[Text, StringConstraints(max_length=1000)] | None = None
+
+
+class DecisionRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{
+            "customer_id": "cust-1042", "clip_id": "clip-77a1",
+            "actor": {"type": "human", "id": "emp-55812", "role": "Support agent",
+                      "organization": "Support vendor A", "country": "PT"},
+            "action": "view", "purpose": "troubleshooting",
+        }]},
+    )
+
+    customer_id: Id
+    clip_id: Id
+    actor: Actor
+    action: Action
+    purpose: Purpose

@@ -1,0 +1,210 @@
+"""Consent, troubleshooting grants and access decisions; and the facts every access is judged on."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service import clock
+from service.actors import recorded_actor
+from service.consent import rules
+from service.consent.tables import AccessDecision, Consent, TroubleshootingGrant
+from service.db import Database
+from service.deletions.coverage import clips_under_deletion
+from service.errors import NotFound
+from service.ids import new_id
+from service.ledger import store
+from service.metrics import ENTRIES_RECORDED
+from service.settings import Settings
+from service.types import format_micros
+
+consents = Consent.__table__
+grants = TroubleshootingGrant.__table__
+decisions = AccessDecision.__table__
+
+
+def default_consent(settings: Settings) -> rules.ConsentState:
+    return rules.ConsentState(settings.consent_default_human_review,
+                              settings.consent_default_model_training)
+
+
+async def current_consent(
+    session: AsyncSession, customer_ids: Sequence[str], settings: Settings
+) -> dict[str, rules.ConsentState]:
+    rows = await session.execute(
+        select(consents.c.customer_id, consents.c.human_review, consents.c.model_training)
+        .where(consents.c.customer_id.in_(sorted(set(customer_ids))))
+    )
+    found = {r.customer_id: rules.ConsentState(r.human_review, r.model_training) for r in rows}
+    return {c: found.get(c, default_consent(settings)) for c in customer_ids}
+
+
+async def facts_for(
+    session: AsyncSession, accesses: Sequence[rules.Access], settings: Settings, now_us: int
+) -> list[rules.Facts]:
+    """The facts behind each access, in four queries whatever the batch size."""
+    pairs = {(a.customer_id, a.clip_id) for a in accesses}
+    consent = await current_consent(session, [a.customer_id for a in accesses], settings)
+    live = await session.execute(
+        select(grants.c.customer_id, grants.c.clip_id).where(
+            grants.c.customer_id.in_(sorted({c for c, _ in pairs})),
+            grants.c.clip_id.in_(sorted({clip for _, clip in pairs})),
+            grants.c.withdrawn_at_us.is_(None),
+            grants.c.granted_at_us <= now_us,
+            grants.c.expires_at_us > now_us,
+        )
+    )
+    granted = {(r.customer_id, r.clip_id) for r in live}
+    deleted = await clips_under_deletion(session, pairs)
+    cited_ids = sorted({a.authorization_id for a in accesses if a.authorization_id})
+    cited: dict[str, rules.CitedDecision] = {}
+    if cited_ids:
+        rows = await session.execute(
+            select(decisions.c.id, decisions.c.customer_id, decisions.c.clip_id, decisions.c.action,
+                   decisions.c.purpose, decisions.c.decision).where(decisions.c.id.in_(cited_ids))
+        )
+        cited = {r.id: rules.CitedDecision(r.customer_id, r.clip_id, r.action, r.purpose, r.decision)
+                 for r in rows}
+    return [
+        rules.Facts(
+            consent=consent[a.customer_id],
+            live_grant=(a.customer_id, a.clip_id) in granted,
+            deletion_requested=(a.customer_id, a.clip_id) in deleted,
+            cited=cited.get(a.authorization_id) if a.authorization_id else None,
+            cited_missing=bool(a.authorization_id) and a.authorization_id not in cited,
+        )
+        for a in accesses
+    ]
+
+
+def consent_view(state: rules.ConsentState) -> dict[str, bool]:
+    return {"human_review": state.human_review, "model_training": state.model_training}
+
+
+async def read_consent(session: AsyncSession, customer_id: str, settings: Settings) -> dict[str, bool]:
+    return consent_view((await current_consent(session, [customer_id], settings))[customer_id])
+
+
+async def change_consent(
+    database: Database, customer_id: str, wanted: dict[str, bool], settings: Settings, changed_by: str
+) -> dict[str, bool]:
+    """Apply the given fields; a real change is a consent_changed entry, a no-op writes nothing."""
+    async with database.write([customer_id]) as session:
+        before = (await current_consent(session, [customer_id], settings))[customer_id]
+        after = rules.ConsentState(
+            wanted.get("human_review", before.human_review),
+            wanted.get("model_training", before.model_training),
+        )
+        if after == before:
+            return consent_view(after)
+        now = clock.now_us()
+        insert = (postgresql if session.bind.dialect.name == "postgresql" else sqlite).insert(consents)
+        values = {"customer_id": customer_id, "human_review": after.human_review,
+                  "model_training": after.model_training, "updated_at_us": now}
+        await session.execute(insert.on_conflict_do_update(
+            index_elements=[consents.c.customer_id],
+            set_={k: insert.excluded[k] for k in ("human_review", "model_training", "updated_at_us")},
+        ), [values])
+        await store.append(session, [store.NewEntry(
+            customer_id=customer_id, kind="consent_changed", recorded_by=changed_by,
+            body={"consent": consent_view(after), "previous": consent_view(before)},
+        )], now)
+    ENTRIES_RECORDED.labels(kind="consent_changed").inc()
+    return consent_view(after)
+
+
+def grant_view(row: Any, now_us: int) -> dict[str, Any]:
+    live = row.withdrawn_at_us is None and row.expires_at_us > now_us
+    return {
+        "id": row.id, "clip_id": row.clip_id, "note": row.note,
+        "granted_at": format_micros(row.granted_at_us), "expires_at": format_micros(row.expires_at_us),
+        "withdrawn_at": format_micros(row.withdrawn_at_us) if row.withdrawn_at_us else None,
+        "status": "live" if live else ("withdrawn" if row.withdrawn_at_us else "expired"),
+    }
+
+
+async def grant_troubleshooting(
+    database: Database, customer_id: str, clip_id: str, note: str | None, settings: Settings
+) -> dict[str, Any]:
+    grant_id = new_id()
+    async with database.write([customer_id]) as session:
+        now = clock.now_us()
+        expires = now + settings.troubleshooting_grant_days * clock.DAY_US
+        await session.execute(grants.insert(), [{
+            "id": grant_id, "customer_id": customer_id, "clip_id": clip_id, "note": note,
+            "granted_at_us": now, "expires_at_us": expires, "withdrawn_at_us": None,
+        }])
+        body = {"grant_id": grant_id, "clip_id": clip_id, "expires_at": format_micros(expires)}
+        if note is not None:
+            body["note"] = note
+        await store.append(session, [store.NewEntry(
+            customer_id=customer_id, kind="troubleshooting_granted", recorded_by=customer_id, body=body,
+        )], now)
+        row = (await session.execute(select(grants).where(grants.c.id == grant_id))).one()
+    ENTRIES_RECORDED.labels(kind="troubleshooting_granted").inc()
+    return grant_view(row, now)
+
+
+async def withdraw_troubleshooting(database: Database, customer_id: str, grant_id: str) -> dict[str, Any]:
+    async with database.write([customer_id]) as session:
+        now = clock.now_us()
+        row = (await session.execute(select(grants).where(
+            grants.c.id == grant_id, grants.c.customer_id == customer_id))).first()
+        if row is None:
+            raise NotFound(f"no troubleshooting grant {grant_id}")
+        if row.withdrawn_at_us is not None or row.expires_at_us <= now:
+            return grant_view(row, now)  # already over: withdrawing again changes nothing
+        await session.execute(update(grants).where(grants.c.id == grant_id).values(withdrawn_at_us=now))
+        await store.append(session, [store.NewEntry(
+            customer_id=customer_id, kind="troubleshooting_withdrawn", recorded_by=customer_id,
+            body={"grant_id": grant_id, "clip_id": row.clip_id},
+        )], now)
+        row = (await session.execute(select(grants).where(grants.c.id == grant_id))).one()
+    ENTRIES_RECORDED.labels(kind="troubleshooting_withdrawn").inc()
+    return grant_view(row, now)
+
+
+async def list_grants(session: AsyncSession, customer_id: str) -> list[dict[str, Any]]:
+    rows = await session.execute(
+        select(grants).where(grants.c.customer_id == customer_id).order_by(grants.c.id)
+    )
+    now = clock.now_us()
+    return [grant_view(row, now) for row in rows]
+
+
+async def decide_access(
+    database: Database, request: dict[str, Any], *, decided_by: str, pseudonym_key: bytes,
+    settings: Settings,
+) -> dict[str, Any]:
+    """An allow/deny answer, recorded as an access_decision entry that an access may later cite."""
+    customer_id = request["customer_id"]
+    access = rules.Access(customer_id, request["clip_id"], request["actor"]["type"],
+                          request["action"], request["purpose"])
+    decision_id = new_id()
+    async with database.write([customer_id]) as session:
+        now = clock.now_us()
+        [facts] = await facts_for(session, [access], settings, now)
+        verdict = rules.decide(access, facts)
+        actor, identity = recorded_actor(request["actor"], customer_id, pseudonym_key)
+        body = {
+            "decision_id": decision_id, "clip_id": access.clip_id, "actor": actor,
+            "action": access.action, "purpose": access.purpose,
+            "decision": "allow" if verdict.allow else "deny", "reason": verdict.reason,
+        }
+        [appended] = await store.append(session, [store.NewEntry(
+            customer_id=customer_id, kind="access_decision", recorded_by=decided_by, body=body,
+            identity=identity, columns={"clip_id": access.clip_id, "actor_type": access.actor_type,
+                                        "purpose": access.purpose, "action": access.action},
+        )], now)
+        await session.execute(decisions.insert(), [{
+            "id": decision_id, "customer_id": customer_id, "clip_id": access.clip_id,
+            "action": access.action, "purpose": access.purpose, "decision": body["decision"],
+            "entry_hash": appended.entry_hash, "decided_at_us": now,
+        }])
+    ENTRIES_RECORDED.labels(kind="access_decision").inc()
+    return {"id": decision_id, "decision": body["decision"], "reason": verdict.reason,
+            "entry_hash": appended.entry_hash}

@@ -1,0 +1,42 @@
+"""Request bodies for deletion requests and tasks."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from service.types import Id, Text
+
+
+class FileDeletion(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"clip_ids": ["clip-77a1", "clip-77a2"]}, {"scope": "all"}]},
+    )
+
+    clip_ids: list[Id] | None = Field(default=None, min_length=1, max_length=1000)
+    scope: Literal["all"] | None = None
+
+    @model_validator(mode="after")
+    def _one_of_clips_or_all(self) -> FileDeletion:
+        if (self.clip_ids is None) == (self.scope is None):
+            raise ValueError("give either 'clip_ids' or 'scope': 'all', not both")
+        if self.clip_ids is not None and len(set(self.clip_ids)) != len(self.clip_ids):
+            raise ValueError("'clip_ids' must be distinct")
+        return self
+
+
+class CompleteTask(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"evidence": "deleted 2 objects from s3://clips-eu/ at 10:02Z"}]},
+    )
+
+    evidence: Annotated[Text, StringConstraints(min_length=1, max_length=4000)]
+
+
+class RejectDeletion(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"reason": "legal hold"}]})
+
+    reason: Annotated[Text, StringConstraints(min_length=1, max_length=1000)]
