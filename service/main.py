@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from service.accesses.routes import router as accesses_router
+from service.accesses.service import Recorder
 from service.auth import Authenticator
 from service.consent.routes import router as consent_router
 from service.db import Database
@@ -45,10 +46,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         integrator = Integrator(database, keys.signing_key, settings.log_origin)
         app.state.integrator = integrator
         await integrator.sign_empty_log()
+        app.state.recorder = Recorder(database, settings, keys.pseudonym_key)
         task = asyncio.create_task(integrator.run(), name="seenby-integrator")
         try:
             yield
         finally:
+            await app.state.recorder.close()
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task

@@ -37,7 +37,8 @@ def free_port() -> int:
 class ThrowawayPostgres:
     """initdb + pg_ctl in a temporary folder; as root, the server runs as the `postgres` user."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, durable: bool = False) -> None:
+        self.durable = durable  # fsync and synchronous commit on, as in production (benchmarks)
         self.bindir = find_bindir()
         self.root = Path(tempfile.mkdtemp(prefix="seenby-pg-"))
         self.data = self.root / "data"
@@ -56,10 +57,11 @@ class ThrowawayPostgres:
             shutil.chown(self.root, "postgres", "postgres")
         self._run("initdb", "-D", str(self.data), "-U", self.user, "--auth=trust", "-E", "UTF8",
                   "--no-sync")
-        options = (
-            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
-            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
-        )
+        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c max_connections=200"
+        if self.durable:
+            options += " -c shared_buffers=512MB -c max_wal_size=4GB"
+        else:
+            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.root / "log"),
                   "-w", "-t", "60", "start")
         return self.url("postgres")

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response, status
+from typing import Annotated
 
-from service.accesses import service
+from fastapi import APIRouter, Depends, Request, Response, status
+
 from service.accesses.schemas import AccessBatch, AccessEvent, BatchReceipts, Receipt
+from service.accesses.service import Recorder
 from service.auth import ServicePrincipal
-from service.db import DatabaseDep
 from service.errors import Unprocessable
 
 router = APIRouter(prefix="/v1", tags=["recording"])
+
+
+def get_recorder(request: Request) -> Recorder:
+    return request.app.state.recorder
+
+
+RecorderDep = Annotated[Recorder, Depends(get_recorder)]
 
 _RECORD_RESPONSES = {
     200: {"description": "A replay: the original receipt(s); nothing new was recorded."},
@@ -23,13 +31,9 @@ _RECORD_RESPONSES = {
     responses=_RECORD_RESPONSES, summary="Record one access",
 )
 async def record_access(
-    event: AccessEvent, principal: ServicePrincipal, database: DatabaseDep, request: Request,
-    response: Response,
+    event: AccessEvent, principal: ServicePrincipal, recorder: RecorderDep, response: Response
 ) -> Receipt:
-    recorded = await service.record(
-        database, [event], recorded_by=principal.subject,
-        pseudonym_key=request.app.state.keys.pseudonym_key, settings=request.app.state.settings,
-    )
+    recorded = await recorder.record([event], recorded_by=principal.subject)
     if not recorded.created:
         response.status_code = status.HTTP_200_OK
     return recorded.receipts[0]
@@ -40,7 +44,7 @@ async def record_access(
     responses=_RECORD_RESPONSES, summary="Record up to SEENBY_MAX_BATCH accesses, all or nothing",
 )
 async def record_batch(
-    batch: AccessBatch, principal: ServicePrincipal, database: DatabaseDep, request: Request,
+    batch: AccessBatch, principal: ServicePrincipal, recorder: RecorderDep, request: Request,
     response: Response,
 ) -> BatchReceipts:
     max_batch = request.app.state.settings.max_batch
@@ -50,10 +54,7 @@ async def record_batch(
             errors=[{"field": "body.events", "message": f"at most {max_batch} events",
                      "type": "too_long"}],
         )
-    recorded = await service.record(
-        database, batch.events, recorded_by=principal.subject,
-        pseudonym_key=request.app.state.keys.pseudonym_key, settings=request.app.state.settings,
-    )
+    recorded = await recorder.record(batch.events, recorded_by=principal.subject)
     if not recorded.created:
         response.status_code = status.HTTP_200_OK
     return BatchReceipts(receipts=recorded.receipts)

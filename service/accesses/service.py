@@ -1,10 +1,19 @@
-"""Recording access events: validation done, this makes them idempotent ledger entries."""
+"""Recording access events as idempotent ledger entries, with group commit.
+
+Every request in a process hands its events to one Recorder. Its writer task takes whatever
+has queued up, up to a group size, and records it in one transaction: one lock acquisition,
+one round trip per table, one commit, for many concurrent requests (group commit, as
+databases do for their own log). Each request still gets all-or-nothing and its own answer:
+a conflict fails only the request that carries it.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
@@ -24,7 +33,7 @@ from service.settings import Settings
 from service.types import format_micros, timestamp_micros
 
 entries = store.entries_table
-# Two writers racing on one new event_id: the loser's unique violation is retried as a replay.
+# Two processes racing on one new event_id: the loser's unique violation is retried as a replay.
 MAX_ATTEMPTS = 3
 
 
@@ -42,31 +51,22 @@ class _Sent:
     digest: str
 
 
+@dataclass
+class _Submission:
+    """One request's events, waiting for the writer."""
+
+    events: list[_Sent]  # in request order, repeats included
+    unique: dict[str, _Sent]
+    recorded_by: str
+    done: asyncio.Future[Recorded]
+    receipts: dict[str, Receipt] = field(default_factory=dict)
+
+
 def _sent(event: AccessEvent) -> _Sent:
     # An explicit null equals an absent field: both vanish before canonicalisation.
     as_sent = event.model_dump(mode="json", exclude_none=True)
     return _Sent(event, event.event_id.lower(), as_sent,
                  hashlib.sha256(canonical_bytes(as_sent)).hexdigest())
-
-
-async def record(
-    database: Database, events: Sequence[AccessEvent], *, recorded_by: str, pseudonym_key: bytes,
-    settings: Settings,
-) -> Recorded:
-    sent = _dedupe([_sent(e) for e in events])
-    for attempt in range(MAX_ATTEMPTS):
-        receipts = await _existing_receipts(database, sent)
-        new = [s for s in sent.values() if s.key not in receipts]
-        if not new:
-            return Recorded([receipts[e.event_id.lower()] for e in events], created=False)
-        try:
-            receipts |= await _append(database, new, recorded_by, pseudonym_key, settings)
-        except IntegrityError:
-            if attempt == MAX_ATTEMPTS - 1:
-                raise
-            continue
-        return Recorded([receipts[e.event_id.lower()] for e in events], created=True)
-    raise AssertionError("unreachable")
 
 
 def _dedupe(sent: list[_Sent]) -> dict[str, _Sent]:
@@ -78,44 +78,137 @@ def _dedupe(sent: list[_Sent]) -> dict[str, _Sent]:
     return unique
 
 
-async def _existing_receipts(database: Database, sent: dict[str, _Sent]) -> dict[str, Receipt]:
+class Recorder:
+    def __init__(
+        self, database: Database, settings: Settings, pseudonym_key: bytes, *, group_events: int = 4000
+    ) -> None:
+        self.database = database
+        self.settings = settings
+        self.pseudonym_key = pseudonym_key
+        self.group_events = group_events
+        self._queue: list[_Submission] = []
+        self._arrived = asyncio.Event()
+        self._writer: asyncio.Task[None] | None = None
+
+    async def record(self, events: Sequence[AccessEvent], *, recorded_by: str) -> Recorded:
+        sent = [_sent(e) for e in events]
+        submission = _Submission(sent, _dedupe(sent), recorded_by,
+                                 asyncio.get_running_loop().create_future())
+        self._queue.append(submission)
+        self._arrived.set()
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_forever(), name="seenby-recorder")
+        return await submission.done
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            self._writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._writer
+
+    async def _write_forever(self) -> None:
+        while True:
+            await self._arrived.wait()
+            self._arrived.clear()
+            while self._queue:
+                group = self._next_group()
+                try:
+                    await self._record_group(group)
+                except Exception as exc:  # the requests fail; the writer lives on
+                    for submission in group:
+                        if not submission.done.done():
+                            submission.done.set_exception(exc)
+
+    def _next_group(self) -> list[_Submission]:
+        group, size = [], 0
+        while self._queue and (not group or size + len(self._queue[0].unique) <= self.group_events):
+            submission = self._queue.pop(0)
+            group.append(submission)
+            size += len(submission.unique)
+        return group
+
+    async def _record_group(self, group: list[_Submission]) -> None:
+        pending = [s for s in group if not s.done.done()]
+        for attempt in range(MAX_ATTEMPTS):
+            existing = await _existing(self.database, {k for s in pending for k in s.unique})
+            claimed: dict[str, tuple[_Sent, _Submission]] = {}
+            accepted = []
+            for submission in pending:
+                conflict = _conflict(submission, existing, claimed)
+                if conflict:
+                    submission.done.set_exception(Conflict(conflict))
+                    continue
+                accepted.append(submission)
+                for key, sent in submission.unique.items():
+                    if key not in existing:
+                        claimed.setdefault(key, (sent, submission))
+            try:
+                receipts = await self._append(list(claimed.values())) if claimed else {}
+            except IntegrityError:
+                if attempt == MAX_ATTEMPTS - 1:
+                    raise
+                pending = accepted
+                continue
+            for submission in accepted:
+                created = any(claimed.get(k, (None, None))[1] is submission for k in submission.unique)
+                submission.done.set_result(Recorded(
+                    [receipts.get(s.key) or Receipt(event_id=s.event.event_id, **existing[s.key][1])
+                     for s in submission.events],
+                    created=created,
+                ))
+            return
+
+    async def _append(self, new: list[tuple[_Sent, _Submission]]) -> dict[str, Receipt]:
+        accesses = [_access(sent.event) for sent, _ in new]
+        async with self.database.write(a.customer_id for a in accesses) as session:
+            # Flags are judged under the customers' locks, as things stand when the entry is recorded.
+            now = clock.now_us()
+            facts = await consent.facts_for(session, accesses, self.settings, now)
+            flags = [rules.flags(a, f) for a, f in zip(accesses, facts, strict=True)]
+            new_entries = [
+                _new_entry(sent, submission.recorded_by, self.pseudonym_key, entry_flags)
+                for (sent, submission), entry_flags in zip(new, flags, strict=True)
+            ]
+            appended = await store.append(session, new_entries, now)
+        ENTRIES_RECORDED.labels(kind="access").inc(len(appended))
+        for flag in (flag for entry_flags in flags for flag in entry_flags):
+            ACCESSES_FLAGGED.labels(flag=flag).inc()
+        return {
+            sent.key: Receipt(event_id=sent.event.event_id, entry_hash=a.entry_hash,
+                              customer_seq=a.customer_seq, recorded_at=a.recorded_at)
+            for (sent, _), a in zip(new, appended, strict=True)
+        }
+
+
+def _conflict(
+    submission: _Submission, existing: dict[str, tuple[str, dict[str, Any]]],
+    claimed: dict[str, tuple[_Sent, _Submission]],
+) -> str | None:
+    for key, sent in submission.unique.items():
+        if key in existing and existing[key][0] != sent.digest:
+            return f"event_id {sent.event.event_id} was already recorded with another body"
+        if key in claimed and claimed[key][0].digest != sent.digest:
+            return f"event_id {sent.event.event_id} is being recorded with another body"
+    return None
+
+
+async def _existing(database: Database, keys: set[str]) -> dict[str, tuple[str, dict[str, Any]]]:
+    """Already recorded events among `keys`: their request digest and their receipt's fields.
+
+    A replay has the same body, so the same event_id spelling: the caller adds it back.
+    """
     async with database.sessions() as session:
         rows = await session.execute(
             select(entries.c.event_id, entries.c.request_digest, entries.c.entry_hash,
                    entries.c.customer_seq, entries.c.recorded_at_us)
-            .where(entries.c.event_id.in_(list(sent)))
+            .where(entries.c.event_id.in_(sorted(keys)))
         )
-    receipts = {}
-    for row in rows:
-        if sent[row.event_id].digest != row.request_digest:
-            raise Conflict(
-                f"event_id {sent[row.event_id].event.event_id} was already recorded with another body"
-            )
-        receipts[row.event_id] = Receipt(
-            event_id=sent[row.event_id].event.event_id, entry_hash=row.entry_hash,
-            customer_seq=row.customer_seq, recorded_at=format_micros(row.recorded_at_us),
-        )
-    return receipts
-
-
-async def _append(
-    database: Database, new: list[_Sent], recorded_by: str, pseudonym_key: bytes, settings: Settings
-) -> dict[str, Receipt]:
-    accesses = [_access(s.event) for s in new]
-    async with database.write(a.customer_id for a in accesses) as session:
-        # Flags are judged under the customers' locks, as things stand when the entry is recorded.
-        now = clock.now_us()
-        facts = await consent.facts_for(session, accesses, settings, now)
-        flags = [rules.flags(a, f) for a, f in zip(accesses, facts, strict=True)]
-        new_entries = [_new_entry(s, recorded_by, pseudonym_key, f) for s, f in zip(new, flags, strict=True)]
-        appended = await store.append(session, new_entries, now)
-    ENTRIES_RECORDED.labels(kind="access").inc(len(appended))
-    for flag in (flag for entry_flags in flags for flag in entry_flags):
-        ACCESSES_FLAGGED.labels(flag=flag).inc()
     return {
-        s.key: Receipt(event_id=s.event.event_id, entry_hash=a.entry_hash,
-                       customer_seq=a.customer_seq, recorded_at=a.recorded_at)
-        for s, a in zip(new, appended, strict=True)
+        row.event_id: (row.request_digest, {
+            "entry_hash": row.entry_hash, "customer_seq": row.customer_seq,
+            "recorded_at": format_micros(row.recorded_at_us),
+        })
+        for row in rows
     }
 
 

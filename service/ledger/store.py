@@ -9,9 +9,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from service.ledger import bulk
 from service.ledger.canonical import GENESIS_HASH, canonical_bytes, entry_hash
 from service.ledger.tables import ActorIdentity, CustomerHead, IntegrationQueue, LedgerEntry
 from service.types import format_micros
@@ -87,23 +88,41 @@ async def append(
             identities.append({"entry_hash": digest, "employee_id": employee_id, "id_salt": salt})
         appended.append(AppendedEntry(new.customer_id, seq, digest, recorded_at, canonical))
 
-    inserted = await session.execute(
-        entries_table.insert().returning(entries_table.c.id, sort_by_parameter_order=True),
-        _uniform(rows),
-    )
-    await session.execute(queue_table.insert(), [{"entry_id": entry_id} for entry_id in inserted.scalars()])
-    if identities:
-        await session.execute(identities_table.insert(), identities)
+    await bulk.insert_rows(session, entries_table, ENTRY_COLUMNS,
+                           [tuple(row.get(c) for c in ENTRY_COLUMNS) for row in rows])
+    await _enqueue(session, [row["entry_hash"] for row in rows])
+    await bulk.insert_rows(session, identities_table, IDENTITY_COLUMNS,
+                           [tuple(i[c] for c in IDENTITY_COLUMNS) for i in identities])
     await _write_heads(session, heads, touched={e.customer_id for e in new_entries})
     return appended
 
 
-_INDEX_COLUMNS = tuple(c.name for c in entries_table.columns if c.name != "id")
+ENTRY_COLUMNS = tuple(c.name for c in entries_table.columns if c.name != "id")
+IDENTITY_COLUMNS = ("entry_hash", "employee_id", "id_salt")
 
 
-def _uniform(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    # executemany needs every row to name the same columns.
-    return [{name: row.get(name) for name in _INDEX_COLUMNS} for row in rows]
+_PG_ENQUEUE = (
+    "INSERT INTO integration_queue (entry_id) "
+    "SELECT id FROM ledger_entries WHERE entry_hash = ANY($1::text[]) ORDER BY id"
+)
+_PG_WRITE_HEADS = (
+    "INSERT INTO customer_heads (customer_id, last_seq, head_hash) "
+    "SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[]) "
+    "ON CONFLICT (customer_id) DO UPDATE SET last_seq = EXCLUDED.last_seq, head_hash = EXCLUDED.head_hash"
+)
+
+
+async def _enqueue(session: AsyncSession, entry_hashes: list[str]) -> None:
+    """Queue the new entries for the integrator, in insertion (id) order."""
+    if bulk.is_postgresql(session):
+        await (await bulk.asyncpg_connection(session)).execute(_PG_ENQUEUE, entry_hashes)
+        return
+    ids = (
+        select(entries_table.c.id)
+        .where(entries_table.c.entry_hash.in_(entry_hashes))
+        .order_by(entries_table.c.id)
+    )
+    await session.execute(queue_table.insert().from_select(["entry_id"], ids))
 
 
 async def _read_heads(session: AsyncSession, customer_ids: set[str]) -> dict[str, tuple[int, str]]:
@@ -118,11 +137,17 @@ async def _read_heads(session: AsyncSession, customer_ids: set[str]) -> dict[str
 async def _write_heads(
     session: AsyncSession, heads: dict[str, tuple[int, str]], touched: set[str]
 ) -> None:
-    insert = (postgresql if session.bind.dialect.name == "postgresql" else sqlite).insert(heads_table)
+    customers = sorted(touched)
+    if bulk.is_postgresql(session):
+        await (await bulk.asyncpg_connection(session)).execute(
+            _PG_WRITE_HEADS, customers, [heads[c][0] for c in customers], [heads[c][1] for c in customers]
+        )
+        return
+    insert = sqlite.insert(heads_table)
     upsert = insert.on_conflict_do_update(
         index_elements=[heads_table.c.customer_id],
         set_={"last_seq": insert.excluded.last_seq, "head_hash": insert.excluded.head_hash},
     )
     await session.execute(upsert, [
-        {"customer_id": c, "last_seq": heads[c][0], "head_hash": heads[c][1]} for c in sorted(touched)
+        {"customer_id": c, "last_seq": heads[c][0], "head_hash": heads[c][1]} for c in customers
     ])

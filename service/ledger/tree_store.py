@@ -9,6 +9,7 @@ from sqlalchemy import delete, func, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from service.ledger import bulk
 from service.ledger.merkle import NodeId
 from service.ledger.tables import IntegrationQueue, LedgerEntry, LogLeaf, MerkleNode, SignedCheckpoint
 
@@ -95,14 +96,16 @@ async def write_integration(
 ) -> None:
     """One batch, all or nothing: positions, nodes, the dequeue and the checkpoint that covers them."""
     if new_leaves:
-        await session.execute(leaves.insert(), new_leaves)
-        await session.execute(nodes.insert(), [
-            {"level": level, "node_index": index, "hash": value}
-            for (level, index), value in new_nodes
-        ])
-        await session.execute(
-            delete(queue).where(queue.c.entry_id.in_([leaf["entry_id"] for leaf in new_leaves]))
-        )
+        await bulk.insert_rows(session, leaves, ("log_index", "entry_id"),
+                               [(leaf["log_index"], leaf["entry_id"]) for leaf in new_leaves])
+        await bulk.insert_rows(session, nodes, ("level", "node_index", "hash"),
+                               [(level, index, value) for (level, index), value in new_nodes])
+        dequeued = [leaf["entry_id"] for leaf in new_leaves]
+        if bulk.is_postgresql(session):
+            driver = await bulk.asyncpg_connection(session)
+            await driver.execute("DELETE FROM integration_queue WHERE entry_id = ANY($1::bigint[])", dequeued)
+        else:
+            await session.execute(delete(queue).where(queue.c.entry_id.in_(dequeued)))
     await session.execute(checkpoints.insert(), [{
         "tree_size": checkpoint.tree_size, "root_hash": checkpoint.root_hash,
         "note": checkpoint.note, "signed_at_us": signed_at_us,

@@ -1,0 +1,229 @@
+"""python -m bench [--scale S] [--smoke]: seenby against the physical limit, one run, one table."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import random
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+
+from bench import baselines
+from bench.harness import Deployment, deployment, rss_kib, seenby_server
+from service.paging import encode_cursor
+
+ROOT = Path(__file__).resolve().parents[1]
+app = typer.Typer(add_completion=False)
+
+
+def loadgen(*args: str) -> dict[str, Any]:
+    result = subprocess.run([sys.executable, "-m", "bench.loadgen", *args], capture_output=True, text=True,
+                            cwd=ROOT, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"load generator failed: {result.stderr[-2000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def checkpoint_size(url: str) -> int:
+    return int(httpx.get(f"{url}/v1/log/checkpoint", timeout=10).text.split("\n")[1])
+
+
+def histogram_quantile(metrics: str, name: str, q: float) -> float | None:
+    buckets = [(float("inf") if le == "+Inf" else float(le), float(v)) for le, v in
+               re.findall(rf'^{name}_bucket{{le="([^"]+)"}} (\S+)$', metrics, re.M)]
+    if not buckets or buckets[-1][1] == 0:
+        return None
+    total = buckets[-1][1]
+    return next(le for le, count in buckets if count >= q * total)
+
+
+def wait_integrated(url: str, expected: int, timeout: float) -> float:
+    started = time.perf_counter()
+    while checkpoint_size(url) < expected:
+        if time.perf_counter() - started > timeout:
+            raise RuntimeError(f"log stuck at {checkpoint_size(url)} of {expected}")
+        time.sleep(0.05)
+    return time.perf_counter() - started
+
+
+def wrk_single(url: str, token: str, seconds: int, connections: int) -> dict[str, Any] | None:
+    if not shutil.which("wrk"):
+        return None
+    out = subprocess.run(
+        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(ROOT / "bench/single.lua"),
+         url, "--", token], capture_output=True, text=True, check=True).stdout
+
+    def ms(label: str) -> float:
+        value, unit = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M).groups()  # type: ignore[union-attr]
+        return round(float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit], 2)
+
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {"tool": "wrk", "connections": connections, "events_per_second": rate, "p50_ms": ms("50"),
+            "p95_ms": None, "p99_ms": ms("99"), "non_2xx": int(non2xx.group(1)) if non2xx else 0}
+
+
+def machine() -> dict[str, Any]:
+    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")), platform.processor())
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                            text=True, check=False).stdout.strip()
+    return {"cores": os.cpu_count(), "cpu": model, "python": platform.python_version(),
+            "commit": commit or "unknown", "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")}
+
+
+def run_all(dep: Deployment, scale: float, smoke: bool, profile: Path | None) -> dict[str, Any]:
+    results: dict[str, Any] = {"machine": machine(), "scale": scale, "smoke": smoke}
+    service_token = dep.token("service", "bench-ingest")
+    regulator = dep.token("regulator", "bench-regulator")
+    batch_events = max(2_000, int(500_000 * scale))
+    total_target = max(batch_events + 1_000, int(1_000_000 * scale))
+    hot_events = min(10_000, batch_events // 4)
+
+    results["baselines"] = baselines.run(dep.admin_dsn, copy_rows=max(2_000, int(200_000 * scale)),
+                                         naive_rows=max(200, int(3_000 * scale)))
+    with seenby_server(dep) as (url, server):
+        results["memory_kib"] = {"start": rss_kib(server.pid)[0]}
+        spy = None
+        py_spy = shutil.which("py-spy") or shutil.which("py-spy", path=str(Path(sys.executable).parent))
+        if profile and py_spy:
+            spy = subprocess.Popen([py_spy, "record", "-o", str(profile), "-p", str(server.pid),
+                                    "-d", "30", "-r", "50", "-f", "speedscope"])
+        batch = loadgen("batch", "--url", url, "--token", service_token, "--events", str(batch_events),
+                        "--batch", "1000", "--concurrency", "4", "--hot", "cust-hot",
+                        "--hot-events", str(hot_events))
+        waiting = batch_events - checkpoint_size(url)
+        drain = wait_integrated(url, batch_events, timeout=300)
+        if spy:
+            spy.wait()
+        metrics = httpx.get(f"{url}/metrics").text
+        batch.update({"waiting_at_end": max(0, waiting), "drain_seconds": round(drain, 2),
+                      "integration_lag_p99_s": histogram_quantile(metrics, "seenby_log_integration_lag_seconds",
+                                                                  0.99)})
+        results["batch_ingest"] = batch
+        results["memory_kib"]["after_batch"] = rss_kib(server.pid)[0]
+
+        single_seconds = 3 if smoke else 20
+        single = wrk_single(url, service_token, single_seconds, 64)
+        if single is None or smoke:
+            single = loadgen("single", "--url", url, "--token", service_token,
+                             "--events", str(300 if smoke else 20_000), "--concurrency", "64")
+            single["tool"] = "python loadgen"
+        results["single_ingest"] = single
+        recorded = checkpoint_size(url)
+
+        top_up = total_target - batch_events
+        if top_up > 0:
+            loadgen("batch", "--url", url, "--token", service_token, "--events", str(top_up),
+                    "--batch", "1000", "--concurrency", "4", "--customers", "20000")
+        expected = httpx.get(f"{url}/metrics").text  # keep the server warm; the size is what we wait for
+        del expected
+        total = batch_events + top_up + (recorded - batch_events if recorded > batch_events else 0)
+        wait_integrated(url, batch_events + top_up, timeout=600)
+        size = checkpoint_size(url)
+        results["ledger_size"] = size
+        results["memory_kib"]["after_all"] = rss_kib(server.pid)[0]
+        del total
+
+        requests = 200 if smoke else 3_000
+        base = "/v1/customers/cust-hot/accesses"
+        deep_cursor = encode_cursor(max(1, hot_events // 10))
+        results["history_first_page"] = loadgen("get", "--url", url, "--token", regulator, "--concurrency", "4",
+                                                "--paths", f"{base}?limit=50", "--repeat", str(requests))
+        results["history_deep_page"] = loadgen("get", "--url", url, "--token", regulator, "--concurrency", "4",
+                                               "--paths", f"{base}?limit=50&cursor={deep_cursor}",
+                                               "--repeat", str(requests))
+        rng = random.Random(7)
+        inclusion = [f"/v1/log/proof/inclusion?log_index={rng.randrange(size)}&tree_size={size}"
+                     for _ in range(requests)]
+        consistency = [f"/v1/log/proof/consistency?first={rng.randrange(1, size)}&second={size}"
+                       for _ in range(requests)]
+        results["inclusion_proof"] = loadgen("get", "--url", url, "--concurrency", "4", "--paths", *inclusion)
+        results["consistency_proof"] = loadgen("get", "--url", url, "--concurrency", "4", "--paths",
+                                               *consistency)
+        results["memory_kib"]["end"], results["memory_kib"]["peak"] = rss_kib(server.pid)
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("SEENBY_")}
+    started = time.perf_counter()
+    audit = subprocess.run([sys.executable, "-m", "service.cli", "audit"], env={**clean, **dep.env},
+                           capture_output=True, text=True, check=False)
+    seconds = time.perf_counter() - started
+    results["audit"] = {"entries": size, "seconds": round(seconds, 2), "passed": audit.returncode == 0,
+                        "entries_per_second": round(size / seconds, 1)}
+    return results
+
+
+def markdown(results: dict[str, Any]) -> str:
+    m, b, s = results["machine"], results["batch_ingest"], results["single_ingest"]
+    copy, naive = results["baselines"]["copy"]["events_per_second"], results["baselines"]["naive"]["events_per_second"]
+
+    def lat(r: dict[str, Any]) -> str:
+        return " / ".join("–" if r.get(k) is None else f"{r[k]}" for k in ("p50_ms", "p95_ms", "p99_ms"))
+
+    rows = [
+        ("Batch ingest (1,000/batch, 4 clients)", f"{b['events_per_second']:,.0f} events/s", lat(b),
+         f"{b['events_per_second'] / copy:.2f}× COPY, {b['events_per_second'] / naive:.1f}× naive; "
+         f"lag p99 ≤ {b['integration_lag_p99_s']} s, {b['waiting_at_end']:,} waiting at end"),
+        ("  raw COPY, same rows, same PostgreSQL", f"{copy:,.0f} rows/s", "", "the physical limit"),
+        ("  naive ORM INSERT + COMMIT per event", f"{naive:,.0f} rows/s", "", "the baseline"),
+        (f"Single-event ingest ({s.get('connections', 64)} conns, {s['tool']})",
+         f"{s['events_per_second']:,.0f} events/s", lat(s), ""),
+        ("History, first page (10k-entry customer)", f"{results['history_first_page']['per_second']:,.0f} req/s",
+         lat(results["history_first_page"]), f"ledger of {results['ledger_size']:,} entries"),
+        ("History, deep page", f"{results['history_deep_page']['per_second']:,.0f} req/s",
+         lat(results["history_deep_page"]), ""),
+        ("Inclusion proof", f"{results['inclusion_proof']['per_second']:,.0f} req/s",
+         lat(results["inclusion_proof"]), f"tree of {results['ledger_size']:,} leaves"),
+        ("Consistency proof", f"{results['consistency_proof']['per_second']:,.0f} req/s",
+         lat(results["consistency_proof"]), ""),
+        ("seenby audit", f"{results['audit']['entries_per_second']:,.0f} entries/s", "",
+         "passed" if results["audit"]["passed"] else "FAILED"),
+    ]
+    mem = results["memory_kib"]
+    lines = [
+        f"Machine: {m['cores']} cores, {m['cpu']}; Python {m['python']}; commit {m['commit']}; {m['date']}; "
+        f"scale {results['scale']}",
+        "",
+        "| scenario | throughput | latency p50 / p95 / p99 (ms) | notes |",
+        "| --- | --- | --- | --- |",
+        *(f"| {a} | {t} | {lt} | {n} |" for a, t, lt, n in rows),
+        "",
+        f"Server RSS (MiB): start {mem['start'] / 1024:.0f}, after batch ingest {mem['after_batch'] / 1024:.0f}, "
+        f"after {results['ledger_size']:,} entries {mem['after_all'] / 1024:.0f}, end {mem['end'] / 1024:.0f}, "
+        f"peak {mem['peak'] / 1024:.0f}.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+@app.command()
+def main(
+    scale: Annotated[float, typer.Option(help="1.0: 500k batch events, 1M-entry ledger.")] = 1.0,
+    smoke: Annotated[bool, typer.Option(help="A tiny run (well under a minute) for CI.")] = False,
+    out: Annotated[Path, typer.Option(help="Where to write the JSON with every figure.")] =
+    ROOT / "bench" / "out" / "results.json",
+    profile: Annotated[Path | None, typer.Option(help="py-spy profile of the server during ingest.")] = None,
+) -> None:
+    """Run every scenario against a throwaway PostgreSQL and a production-configured seenby."""
+    if smoke:
+        scale = 0.004
+    with tempfile.TemporaryDirectory(prefix="seenby-bench-") as workdir, deployment(Path(workdir)) as dep:
+        results = run_all(dep, scale, smoke, profile)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    table = markdown(results)
+    out.with_suffix(".md").write_text(table)
+    typer.echo(table)
+
+
+if __name__ == "__main__":
+    app()

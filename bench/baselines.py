@@ -1,0 +1,108 @@
+"""The two reference points, in the same PostgreSQL: raw COPY (the limit) and naive ORM inserts."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import os
+import time
+from typing import Any
+
+import asyncpg
+import orjson
+from sqlalchemy import BigInteger, Column, LargeBinary, String
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlmodel import Field, SQLModel
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bench.loadgen import event
+
+COLUMNS = ("customer_id", "customer_seq", "kind", "entry_hash", "prev_hash", "recorded_at_us", "canonical",
+           "flags", "recorded_by", "event_id", "request_digest", "clip_id", "occurred_at_us", "actor_type",
+           "actor_country", "actor_organization", "purpose", "action")
+
+
+def ledger_like_rows(count: int) -> list[tuple[Any, ...]]:
+    """Rows shaped like seenby's, with real canonical bytes and hashes."""
+    rows = []
+    prev = "0" * 64
+    for n in range(count):
+        body = event(f"cust-{n % 2000}", n)
+        body.update({"customer_seq": n, "prev_hash": prev, "nonce": base64.b64encode(os.urandom(16)).decode(),
+                     "flags": [], "kind": "access", "recorded_at": "2026-11-25T10:00:00.000000Z"})
+        canonical = orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
+        digest = hashlib.sha256(canonical).hexdigest()
+        rows.append((body["customer_id"], n, "access", digest, prev, 0, canonical, "", "bench",
+                     body["event_id"], digest, body["clip_id"], 0, body["actor"]["type"],
+                     body["actor"].get("country"), body["actor"].get("organization"), body["purpose"],
+                     body["action"]))
+        prev = digest
+    return rows
+
+
+async def copy_rate(owner_dsn: str, count: int) -> dict[str, float]:
+    rows = ledger_like_rows(count)
+    connection = await asyncpg.connect(owner_dsn)
+    try:
+        await connection.execute("DROP TABLE IF EXISTS bench_copy; "
+                                 "CREATE TABLE bench_copy (LIKE ledger_entries INCLUDING DEFAULTS)")
+        started = time.perf_counter()
+        for i in range(0, len(rows), 10_000):
+            await connection.copy_records_to_table("bench_copy", records=rows[i:i + 10_000],
+                                                   columns=list(COLUMNS))
+        seconds = time.perf_counter() - started
+        await connection.execute("DROP TABLE bench_copy")
+    finally:
+        await connection.close()
+    return {"rows": count, "seconds": round(seconds, 3), "events_per_second": round(count / seconds, 1)}
+
+
+class NaiveEntry(SQLModel, table=True):
+    __tablename__ = "bench_naive"
+
+    id: int | None = Field(default=None, sa_column=Column(BigInteger, primary_key=True, autoincrement=True))
+    customer_id: str = Field(sa_column=Column(String(128)))
+    customer_seq: int = Field(sa_column=Column(BigInteger))
+    kind: str = Field(sa_column=Column(String(40)))
+    entry_hash: str = Field(sa_column=Column(String(64)))
+    prev_hash: str = Field(sa_column=Column(String(64)))
+    recorded_at_us: int = Field(sa_column=Column(BigInteger))
+    canonical: bytes = Field(sa_column=Column(LargeBinary))
+    flags: str = Field(sa_column=Column(String(200)))
+    recorded_by: str = Field(sa_column=Column(String(128)))
+    event_id: str | None = Field(default=None, sa_column=Column(String(36)))
+    request_digest: str | None = Field(default=None, sa_column=Column(String(64)))
+    clip_id: str | None = Field(default=None, sa_column=Column(String(128)))
+    occurred_at_us: int | None = Field(default=None, sa_column=Column(BigInteger))
+    actor_type: str | None = Field(default=None, sa_column=Column(String(16)))
+    actor_country: str | None = Field(default=None, sa_column=Column(String(2)))
+    actor_organization: str | None = Field(default=None, sa_column=Column(String(128)))
+    purpose: str | None = Field(default=None, sa_column=Column(String(32)))
+    action: str | None = Field(default=None, sa_column=Column(String(32)))
+
+
+async def naive_rate(owner_url: str, count: int) -> dict[str, float]:
+    """One ORM INSERT and one COMMIT per event: what a first draft would do."""
+    rows = ledger_like_rows(count)
+    engine = create_async_engine(owner_url)
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync(NaiveEntry.__table__.create)
+        started = time.perf_counter()
+        async with AsyncSession(engine) as session:
+            for row in rows:
+                session.add(NaiveEntry(**dict(zip(COLUMNS, row, strict=True))))
+                await session.commit()
+        seconds = time.perf_counter() - started
+        async with engine.begin() as connection:
+            await connection.run_sync(NaiveEntry.__table__.drop)
+    finally:
+        await engine.dispose()
+    return {"rows": count, "seconds": round(seconds, 3), "events_per_second": round(count / seconds, 1)}
+
+
+def run(owner_dsn: str, copy_rows: int, naive_rows: int) -> dict[str, dict[str, float]]:
+    owner_url = owner_dsn.replace("postgresql://", "postgresql+asyncpg://")
+    return {"copy": asyncio.run(copy_rate(owner_dsn, copy_rows)),
+            "naive": asyncio.run(naive_rate(owner_url, naive_rows))}

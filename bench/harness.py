@@ -1,0 +1,119 @@
+"""A production-like deployment for the benchmark: throwaway PostgreSQL, real keys and tokens."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import httpx
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from service.auth import mint_token
+from service.keys import load_keys
+from service.migrate import upgrade
+from service.settings import Settings
+from tests.pg import ThrowawayPostgres, free_port
+
+
+@dataclass
+class Deployment:
+    settings: Settings
+    env: dict[str, str]
+    admin_dsn: str
+    workdir: Path
+
+    def token(self, role: str, subject: str) -> str:
+        return mint_token(self.settings, load_keys(self.settings), role=role, subject=subject,
+                          ttl_seconds=6 * 3600)
+
+
+def _dsn(url: str) -> str:
+    return url.replace("postgresql+asyncpg://", "postgresql://")
+
+
+async def _create_roles(admin_url: str) -> tuple[str, str]:
+    connection = await asyncpg.connect(_dsn(admin_url))
+    try:
+        await connection.execute("CREATE ROLE seenby_owner LOGIN; CREATE ROLE seenby_app LOGIN")
+        await connection.execute("CREATE DATABASE seenby OWNER seenby_owner")
+    finally:
+        await connection.close()
+    base = admin_url.rsplit("/", 1)[0]
+    connection = await asyncpg.connect(_dsn(base + "/seenby"))
+    try:
+        await connection.execute("GRANT USAGE ON SCHEMA public TO seenby_app")
+    finally:
+        await connection.close()
+    host = base.split("@", 1)[1]
+    return f"postgresql+asyncpg://seenby_owner@{host}/seenby", f"postgresql+asyncpg://seenby_app@{host}/seenby"
+
+
+@contextlib.contextmanager
+def deployment(workdir: Path) -> Iterator[Deployment]:
+    """PostgreSQL with an owner and an app role, migrated as in production; SEENBY_ENV=production."""
+    server = ThrowawayPostgres(durable=True)
+    admin = server.start()
+    try:
+        owner_url, app_url = asyncio.run(_create_roles(admin))
+        key_file = workdir / "log-signing-key.pem"
+        key_file.write_bytes(Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+        env = {
+            "SEENBY_ENV": "production",
+            "SEENBY_DATABASE_URL": app_url,
+            "SEENBY_MIGRATION_DATABASE_URL": owner_url,
+            "SEENBY_DATA_DIR": str(workdir / "data"),
+            "SEENBY_JWT_ISSUER": "https://id.bench.example",
+            "SEENBY_JWT_SECRET": secrets.token_hex(32),
+            "SEENBY_PSEUDONYM_SECRET": secrets.token_hex(32),
+            "SEENBY_SIGNING_KEY_FILE": str(key_file),
+            "SEENBY_LOG_ORIGIN": "bench.seenby.example/log",
+            "SEENBY_DELETION_SERVICES": "clip-store",
+        }
+        settings = Settings(_env_file=None, **{k.removeprefix("SEENBY_").lower(): v  # type: ignore[arg-type]
+                                               for k, v in env.items()})
+        upgrade(settings)
+        yield Deployment(settings, env, _dsn(owner_url), workdir)
+    finally:
+        server.stop()
+
+
+@contextlib.contextmanager
+def seenby_server(deployment: Deployment, *, workers: int = 1) -> Iterator[tuple[str, subprocess.Popen]]:
+    port = free_port()
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("SEENBY_")}
+    log = (deployment.workdir / f"serve-{port}.log").open("w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "service.cli", "serve", "--port", str(port), "--workers", str(workers)],
+        env={**clean, **deployment.env}, stdout=log, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                    break
+            if process.poll() is not None:
+                raise RuntimeError(f"seenby serve exited; see {log.name}")
+            time.sleep(0.1)
+        yield url, process
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+        log.close()
+
+
+def rss_kib(pid: int) -> tuple[int, int]:
+    """(current RSS, peak RSS) of a process, in KiB, from /proc."""
+    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
+    return int(fields["VmRSS"].split()[0]), int(fields["VmHWM"].split()[0])

@@ -1,0 +1,251 @@
+"""The Helm chart, rendered and linted by Helm's engine: what it installs and what it refuses."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import re
+import shlex
+from typing import Any
+
+import helm_python
+import pytest
+
+from service.settings import Settings
+from tests.deploy.chart import (
+    CHART,
+    PRODUCTION_VALUES,
+    RELEASE,
+    ROOT,
+    Rendered,
+    container,
+    load_values,
+    render,
+)
+from tests.deploy.conftest import inline_secret_values
+
+ERROR = 3
+
+
+@pytest.mark.parametrize("values_file", [None, PRODUCTION_VALUES], ids=["default", "production"])
+def test_helm_lint_reports_no_errors(values_file) -> None:
+    values = load_values(values_file) if values_file else None
+    report = helm_python.lint(CHART, values, strict=True, namespace="ledger")
+    errors = [m for m in report["messages"] if m["severity"] >= ERROR] + report["errors"]
+    assert report["total_charts_linted"] == 1
+    assert not errors, errors
+
+
+def test_default_install_is_two_hardened_replicas(default_render: Rendered) -> None:
+    deployment = default_render.one("Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    api = container(deployment)
+    assert deployment["spec"]["replicas"] == 2
+    assert not default_render.has("HorizontalPodAutoscaler")
+    assert api["command"] == ["seenby"] and api["args"][0] == "serve"
+    assert api["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert api["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert set(api["resources"]["requests"]) == set(api["resources"]["limits"]) == {"cpu", "memory"}
+    assert pod["automountServiceAccountToken"] is False
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] >= 10000
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    hardened = api["securityContext"]
+    assert hardened["readOnlyRootFilesystem"] is True
+    assert hardened["allowPrivilegeEscalation"] is False
+    assert hardened["capabilities"] == {"drop": ["ALL"]}
+    assert hardened["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert default_render.one("ServiceAccount", RELEASE)["automountServiceAccountToken"] is False
+
+
+def test_service_points_at_the_api_port(default_render: Rendered) -> None:
+    service = default_render.one("Service")
+    port = container(default_render.one("Deployment"))["ports"][0]
+    assert service["spec"]["ports"][0]["targetPort"] == port["name"] == "http"
+    assert service["spec"]["selector"] == default_render.one("Deployment")["spec"]["selector"]["matchLabels"]
+
+
+def test_migrations_run_as_a_hook_before_pods_start(default_render: Rendered) -> None:
+    job = default_render.one("Job")
+    hooks = job["metadata"]["annotations"]["helm.sh/hook"].split(",")
+    assert sorted(hooks) == ["pre-install", "pre-upgrade"]
+    migrate = container(job)
+    assert [*migrate["command"], *migrate["args"]] == ["seenby", "migrate"]
+    names = {env["name"] for env in migrate["env"]}
+    assert {"SEENBY_MIGRATION_DATABASE_URL", "SEENBY_DATABASE_URL"} <= names
+    # Only what a migration needs: never the signing key or the token and pseudonym secrets.
+    assert not names & {"SEENBY_JWT_SECRET", "SEENBY_PSEUDONYM_SECRET", "SEENBY_SIGNING_KEY_FILE"}
+    assert migrate["securityContext"]["readOnlyRootFilesystem"] is True
+    # What the Job uses must exist before it runs: a hook itself, created first (lower weight).
+    account = default_render.one("ServiceAccount", job["spec"]["template"]["spec"]["serviceAccountName"])
+    assert int(account["metadata"]["annotations"]["helm.sh/hook-weight"]) < int(
+        job["metadata"]["annotations"]["helm.sh/hook-weight"])
+
+
+def test_secrets_from_existing_secrets_by_default(default_render: Rendered) -> None:
+    assert not default_render.has("Secret"), "no secret value lives in the default values"
+    api = container(default_render.one("Deployment"))
+    refs = {env["name"]: env["valueFrom"]["secretKeyRef"] for env in api["env"] if "valueFrom" in env}
+    assert set(refs) == {"SEENBY_DATABASE_URL", "SEENBY_PSEUDONYM_SECRET", "SEENBY_JWT_SECRET"}
+    assert {ref["name"] for ref in refs.values()} == {f"{RELEASE}-secrets"}
+    assert f"kubectl -n ledger create secret generic {RELEASE}-secrets" in default_render.notes
+
+
+def test_secrets_given_as_values_are_kept_in_secrets(inline_render: Rendered) -> None:
+    values = inline_secret_values()
+    app_secret = inline_render.one("Secret", RELEASE)
+    assert set(app_secret["data"]) == {"jwt-secret", "pseudonym-secret", "signing-key.pem", "database-url"}
+    # The owner's URL only reaches the migration, through a hook Secret deleted once it succeeded.
+    hook_secret = inline_render.one("Secret", f"{RELEASE}-migration")
+    assert "migration-database-url" in hook_secret["data"]
+    assert "hook-succeeded" in hook_secret["metadata"]["annotations"]["helm.sh/hook-delete-policy"]
+    job_refs = {env["valueFrom"]["secretKeyRef"]["name"]
+                for env in container(inline_render.one("Job"))["env"] if "valueFrom" in env}
+    assert job_refs == {f"{RELEASE}-migration"}
+    rendered = str(inline_render.one("ConfigMap", RELEASE)) + str(inline_render.one("Deployment"))
+    for secret in values["secrets"].values():  # type: ignore[union-attr]
+        assert secret["value"].split("\n")[0][:40] not in rendered
+
+
+def test_asymmetric_tokens_use_the_jwks_not_a_shared_secret(production_render: Rendered) -> None:
+    config = production_render.one("ConfigMap", RELEASE)["data"]
+    assert config["SEENBY_JWKS_URL"].startswith("https://")
+    names = {env["name"] for env in container(production_render.one("Deployment"))["env"]}
+    assert "SEENBY_JWT_SECRET" not in names
+
+
+def test_jwks_document_from_a_secret_is_mounted_as_a_file() -> None:
+    values: dict[str, Any] = {"config": {"jwtAlgorithms": "EdDSA"}}
+    rendered = render(values)
+    config = rendered.one("ConfigMap", RELEASE)["data"]
+    api = container(rendered.one("Deployment"))
+    mounts = {m["name"]: m["mountPath"] for m in api["volumeMounts"]}
+    assert config["SEENBY_JWKS_FILE"] == mounts["jwks"] + "/jwks.json"
+    assert config["SEENBY_SIGNING_KEY_FILE"] == mounts["signing-key"] + "/signing-key.pem"
+
+
+def test_every_setting_the_chart_sets_is_one_the_service_reads(
+    default_render: Rendered, production_render: Rendered
+) -> None:
+    known = {f"SEENBY_{name.upper()}" for name in Settings.model_fields}
+    for rendered in (default_render, production_render):
+        names = set(rendered.one("ConfigMap", RELEASE)["data"])
+        for workload in (rendered.one("Deployment"), rendered.one("Job")):
+            names |= {env["name"] for env in container(workload).get("env", [])}
+        assert names <= known, names - known
+
+
+def test_production_values_autoscale_and_pin_the_image(production_render: Rendered) -> None:
+    deployment = production_render.one("Deployment")
+    assert "replicas" not in deployment["spec"], "the HPA owns the replica count"
+    hpa = production_render.one("HorizontalPodAutoscaler")
+    assert hpa["spec"]["scaleTargetRef"]["name"] == deployment["metadata"]["name"]
+    assert hpa["spec"]["minReplicas"] >= 2
+    assert re.fullmatch(r".+@sha256:[0-9a-f]{64}", container(deployment)["image"])
+    assert production_render.has("ServiceMonitor") and production_render.has("PrometheusRule")
+
+
+def test_disruption_budget_keeps_a_replica(default_render: Rendered) -> None:
+    pdb = default_render.one("PodDisruptionBudget")
+    assert pdb["spec"]["maxUnavailable"] == 1
+    assert pdb["spec"]["selector"] == default_render.one("Deployment")["spec"]["selector"]
+
+
+def test_network_policy_admits_the_api_port_and_reaches_only_postgres_and_dns(
+    production_render: Rendered,
+) -> None:
+    policy = production_render.one("NetworkPolicy", RELEASE)
+    assert sorted(policy["spec"]["policyTypes"]) == ["Egress", "Ingress"]
+    (ingress,) = policy["spec"]["ingress"]
+    assert ingress["ports"] == [{"port": "http", "protocol": "TCP"}]
+    egress_ports = sorted((p["port"], p["protocol"]) for rule in policy["spec"]["egress"]
+                          for p in rule["ports"])
+    # PostgreSQL, DNS, and the JWKS URL that the production values configure.
+    assert egress_ports == [(53, "TCP"), (53, "UDP"), (443, "TCP"), (5432, "TCP")]
+    migration = production_render.one("NetworkPolicy", f"{RELEASE}-migration")
+    assert "pre-install" in migration["metadata"]["annotations"]["helm.sh/hook"]
+    assert not migration["spec"].get("ingress")
+
+
+def test_default_values_leave_prometheus_operator_objects_out(default_render: Rendered) -> None:
+    assert not default_render.has("ServiceMonitor") and not default_render.has("PrometheusRule")
+
+
+def test_dashboard_configmap_carries_the_sidecar_label(default_render: Rendered) -> None:
+    dashboard = default_render.one("ConfigMap", f"{RELEASE}-dashboard")
+    assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert set(dashboard["data"]) == {"seenby.json"}
+
+
+def test_notes_tell_how_to_fetch_the_verifier_key_and_first_checkpoint(default_render: Rendered) -> None:
+    assert "/v1/log/key" in default_render.notes
+    assert "/v1/log/checkpoint" in default_render.notes
+    assert "seenby verify checkpoint" in default_render.notes
+
+
+BAD_VALUES = {  # values, and the path Helm's schema check names
+    "replicaCount as text": ({"replicaCount": "two"}, "/replicaCount"),
+    "no replicas": ({"replicaCount": 0}, "/replicaCount"),
+    "an origin with a space": ({"config": {"logOrigin": "my log"}}, "/config/logOrigin"),
+    "the development issuer": ({"config": {"jwtIssuer": "seenby-dev"}}, "/config/jwtIssuer"),
+    "HMAC mixed with signatures": ({"config": {"jwtAlgorithms": "HS256,RS256"}}, "/config/jwtAlgorithms"),
+    "a short JWT secret": ({"secrets": {"jwtSecret": {"value": "too-short"}}}, "/secrets/jwtSecret/value"),
+    "a database URL for another driver": (
+        {"secrets": {"databaseUrl": {"value": "mysql://db/seenby"}}}, "/secrets/databaseUrl/value"),
+    "a writable root filesystem": (
+        {"securityContext": {"readOnlyRootFilesystem": False}}, "/securityContext/readOnlyRootFilesystem"),
+    "root": ({"podSecurityContext": {"runAsNonRoot": False}}, "/podSecurityContext/runAsNonRoot"),
+    "the latest tag": ({"image": {"tag": "latest"}}, "/image/tag"),
+    "a misspelt key": ({"replicas": 3}, "replicas"),
+    "a secret in extraEnv": ({"config": {"extraEnv": {"SEENBY_JWT_SECRET": "x" * 40}}}, "SEENBY_JWT_SECRET"),
+}
+
+
+@pytest.mark.parametrize(("values", "path"), BAD_VALUES.values(), ids=BAD_VALUES.keys())
+def test_schema_refuses_bad_values(values: dict[str, Any], path: str) -> None:
+    with helm_python.Chart.load(CHART) as chart:
+        with pytest.raises(helm_python.HelmValuesError, match=re.escape(path)):
+            chart.validate_schema(values)
+        with pytest.raises(helm_python.HelmValuesError, match=re.escape(path)):
+            chart.render(values, name=RELEASE, namespace="ledger")
+
+
+def test_schema_accepts_the_shipped_values() -> None:
+    with helm_python.Chart.load(CHART) as chart:
+        chart.validate_schema(None)
+        chart.validate_schema({"replicaCount": 3})
+        chart.validate_schema(load_values(PRODUCTION_VALUES))
+        chart.validate_schema(copy.deepcopy(inline_secret_values()))
+
+
+def merged(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merged(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def readme_helm_commands() -> list[list[str]]:
+    section = (ROOT / "README.md").read_text().split("## Deploy on Kubernetes", 1)[1].split("\n## ", 1)[0]
+    joined = re.sub(r"\\\n\s*", " ", section)
+    return [shlex.split(line.strip()) for line in joined.splitlines() if line.strip().startswith("helm ")]
+
+
+def test_the_readme_helm_commands_render() -> None:
+    commands = readme_helm_commands()
+    assert [c[1] for c in commands] == ["install", "upgrade", "upgrade"]
+    installed: dict[str, Any] = {}
+    for command in commands:
+        values = copy.deepcopy(installed) if "--reuse-values" in command else {}
+        for flag, argument in itertools.pairwise(command):
+            if flag == "--set":
+                argument = argument.replace("sha256:...", "sha256:" + "0" * 64)
+                values = merged(values, helm_python.parse_set_string(argument))
+        rendered = render(values)
+        if command[1] == "install":
+            installed = values
+            assert rendered.has("ServiceMonitor") and rendered.has("PrometheusRule")
+        assert rendered.one("Deployment")
