@@ -109,8 +109,8 @@ def run_all(dep: Deployment, scale: float, smoke: bool, profile: Path | None) ->
             spy.wait()
         metrics = httpx.get(f"{url}/metrics").text
         batch.update({"waiting_at_end": max(0, waiting), "drain_seconds": round(drain, 2),
-                      "integration_lag_p99_s": histogram_quantile(metrics, "seenby_log_integration_lag_seconds",
-                                                                  0.99)})
+                      "integration_lag_p99_s": histogram_quantile(
+                          metrics, "seenby_log_integration_lag_seconds", 0.99)})
         results["batch_ingest"] = batch
         results["memory_kib"]["after_batch"] = rss_kib(server.pid)[0]
 
@@ -139,18 +139,19 @@ def run_all(dep: Deployment, scale: float, smoke: bool, profile: Path | None) ->
         requests = 200 if smoke else 3_000
         base = "/v1/customers/cust-hot/accesses"
         deep_cursor = encode_cursor(max(1, hot_events // 10))
-        results["history_first_page"] = loadgen("get", "--url", url, "--token", regulator, "--concurrency", "4",
-                                                "--paths", f"{base}?limit=50", "--repeat", str(requests))
-        results["history_deep_page"] = loadgen("get", "--url", url, "--token", regulator, "--concurrency", "4",
-                                               "--paths", f"{base}?limit=50&cursor={deep_cursor}",
+        reader = ("--url", url, "--token", regulator, "--concurrency", "2")
+        results["history_first_page"] = loadgen("get", *reader, "--paths", f"{base}?limit=50",
+                                                "--repeat", str(requests))
+        results["history_deep_page"] = loadgen("get", *reader, "--paths",
+                                               f"{base}?limit=50&cursor={deep_cursor}",
                                                "--repeat", str(requests))
         rng = random.Random(7)
         inclusion = [f"/v1/log/proof/inclusion?log_index={rng.randrange(size)}&tree_size={size}"
                      for _ in range(requests)]
         consistency = [f"/v1/log/proof/consistency?first={rng.randrange(1, size)}&second={size}"
                        for _ in range(requests)]
-        results["inclusion_proof"] = loadgen("get", "--url", url, "--concurrency", "4", "--paths", *inclusion)
-        results["consistency_proof"] = loadgen("get", "--url", url, "--concurrency", "4", "--paths",
+        results["inclusion_proof"] = loadgen("get", "--url", url, "--concurrency", "2", "--paths", *inclusion)
+        results["consistency_proof"] = loadgen("get", "--url", url, "--concurrency", "2", "--paths",
                                                *consistency)
         results["memory_kib"]["end"], results["memory_kib"]["peak"] = rss_kib(server.pid)
     clean = {k: v for k, v in os.environ.items() if not k.startswith("SEENBY_")}
@@ -165,20 +166,22 @@ def run_all(dep: Deployment, scale: float, smoke: bool, profile: Path | None) ->
 
 def markdown(results: dict[str, Any]) -> str:
     m, b, s = results["machine"], results["batch_ingest"], results["single_ingest"]
-    copy, naive = results["baselines"]["copy"]["events_per_second"], results["baselines"]["naive"]["events_per_second"]
+    copy = results["baselines"]["copy"]["events_per_second"]
+    naive = results["baselines"]["naive"]["events_per_second"]
 
     def lat(r: dict[str, Any]) -> str:
-        return " / ".join("–" if r.get(k) is None else f"{r[k]}" for k in ("p50_ms", "p95_ms", "p99_ms"))
+        return " / ".join("-" if r.get(k) is None else f"{r[k]}" for k in ("p50_ms", "p95_ms", "p99_ms"))
 
     rows = [
         ("Batch ingest (1,000/batch, 4 clients)", f"{b['events_per_second']:,.0f} events/s", lat(b),
-         f"{b['events_per_second'] / copy:.2f}× COPY, {b['events_per_second'] / naive:.1f}× naive; "
+         f"{b['events_per_second'] / copy:.2f}x COPY, {b['events_per_second'] / naive:.1f}x naive; "
          f"lag p99 ≤ {b['integration_lag_p99_s']} s, {b['waiting_at_end']:,} waiting at end"),
         ("  raw COPY, same rows, same PostgreSQL", f"{copy:,.0f} rows/s", "", "the physical limit"),
         ("  naive ORM INSERT + COMMIT per event", f"{naive:,.0f} rows/s", "", "the baseline"),
         (f"Single-event ingest ({s.get('connections', 64)} conns, {s['tool']})",
          f"{s['events_per_second']:,.0f} events/s", lat(s), ""),
-        ("History, first page (10k-entry customer)", f"{results['history_first_page']['per_second']:,.0f} req/s",
+        ("History, first page (10k-entry customer)",
+         f"{results['history_first_page']['per_second']:,.0f} req/s",
          lat(results["history_first_page"]), f"ledger of {results['ledger_size']:,} entries"),
         ("History, deep page", f"{results['history_deep_page']['per_second']:,.0f} req/s",
          lat(results["history_deep_page"]), ""),
@@ -198,8 +201,10 @@ def markdown(results: dict[str, Any]) -> str:
         "| --- | --- | --- | --- |",
         *(f"| {a} | {t} | {lt} | {n} |" for a, t, lt, n in rows),
         "",
-        f"Server RSS (MiB): start {mem['start'] / 1024:.0f}, after batch ingest {mem['after_batch'] / 1024:.0f}, "
-        f"after {results['ledger_size']:,} entries {mem['after_all'] / 1024:.0f}, end {mem['end'] / 1024:.0f}, "
+        f"Server RSS (MiB): start {mem['start'] / 1024:.0f}, "
+        f"after batch ingest {mem['after_batch'] / 1024:.0f}, "
+        f"after {results['ledger_size']:,} entries {mem['after_all'] / 1024:.0f}, "
+        f"end {mem['end'] / 1024:.0f}, "
         f"peak {mem['peak'] / 1024:.0f}.",
     ]
     return "\n".join(lines) + "\n"

@@ -1,11 +1,13 @@
 """Peak RSS of a `seenby serve` on PostgreSQL while it exports ever larger exports: it must stay flat.
 
-    .venv/bin/python -m bench.export_memory [--entries 200000]
+    .venv/bin/python -m bench.export_memory [--entries 200000] [--verify]
 
 Loads the entries straight through service.ledger.store (as the service would append them), lets a
 first server integrate them into the Merkle log, then starts a fresh server and, for each size,
 resets its peak RSS (/proc/<pid>/clear_refs), downloads the JSONL export, the CSV export and the
-manifest of that many entries, and reads the peak back (VmHWM), sampling VmRSS alongside.
+manifest of that many entries, and reads the peak back (VmHWM), sampling VmRSS alongside. With
+--verify it also downloads the whole export with `seenby export` and checks it with `seenby verify
+export`, reporting their times and peak RSS.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import asyncio
 import hashlib
 import os
 import secrets
+import subprocess
 import tempfile
 import threading
 import time
@@ -31,11 +34,12 @@ from service.auth import mint_token
 from service.db import make_engine
 from service.keys import load_keys
 from service.ledger import store
+from service.ledger.checkpoint import raw_public_key, verifier_key
 from service.migrate import upgrade
 from service.settings import Settings
 from service.types import format_micros
 from tests.pg import ThrowawayPostgres
-from tests.servers import running_server, settings_env
+from tests.servers import running_server, seenby_command, settings_env
 
 BATCH = 5_000
 CUSTOMERS = 2_000
@@ -100,15 +104,18 @@ def status_kib(pid: int, field: str) -> int:
 
 
 class Sampler(threading.Thread):
-    """VmRSS every 20 ms, for a second opinion next to the kernel's high-water mark."""
+    """A /proc/<pid>/status field every 20 ms (VmRSS: a second opinion next to the kernel's VmHWM)."""
 
-    def __init__(self, pid: int) -> None:
+    def __init__(self, pid: int, field: str = "VmRSS") -> None:
         super().__init__(daemon=True)
-        self.pid, self.peak, self._done = pid, 0, threading.Event()
+        self.pid, self.field, self.peak, self._done = pid, field, 0, threading.Event()
 
     def run(self) -> None:
         while not self._done.is_set():
-            self.peak = max(self.peak, status_kib(self.pid, "VmRSS"))
+            try:
+                self.peak = max(self.peak, status_kib(self.pid, self.field))
+            except (OSError, KeyError):  # the process has exited (or is a zombie)
+                return
             time.sleep(0.02)
 
     def stop(self) -> int:
@@ -137,11 +144,30 @@ def measure(url: str, token: str, pid: int, path: str, params: dict[str, str]) -
             "bytes": size, "lines": lines, "seconds": seconds}
 
 
+def command(work: Path, *args: str, token: str = "") -> None:
+    """A `seenby` command, timed, with its peak RSS (its VmHWM, sampled until it exits: ru_maxrss of a
+    child would count the memory of this process, which it starts from)."""
+    started = time.monotonic()
+    with (work / "command.log").open("w+") as log:
+        process = subprocess.Popen([*seenby_command(), *args], cwd=work, stdout=log, stderr=subprocess.STDOUT,
+                                   env={**os.environ, "SEENBY_TOKEN": token})
+        sampler = Sampler(process.pid, "VmHWM")
+        sampler.start()
+        process.wait()
+        peak_kib = sampler.stop()
+        log.seek(0)
+        last = [line for line in log.read().splitlines() if line.strip()][-1:]
+    print(f"seenby {args[0]} {args[1]}: exit {process.returncode} in {time.monotonic() - started:.1f} s, "
+          f"peak RSS {peak_kib / 1024:.1f} MiB; {' '.join(last)[:300]}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--entries", type=int, default=200_000)
-    entries = parser.parse_args().entries // BATCH * BATCH
+    parser.add_argument("--verify", action="store_true", help="also download and verify the whole export")
+    arguments = parser.parse_args()
+    entries = arguments.entries // BATCH * BATCH
     sizes = sorted({s for s in (BATCH, 25_000, 50_000, 100_000, entries) if s <= entries})
 
     postgres = ThrowawayPostgres()
@@ -184,6 +210,13 @@ def main() -> None:
                     print(f"{size:>8,} {what:>9} {result['bytes'] / 2**20:>9.1f} {result['seconds']:>8.1f} "
                           f"{result['rss_before_kib'] / 1024:>9.1f} M {result['peak_kib'] / 1024:>9.1f} M "
                           f"{result['sampled_peak_kib'] / 1024:>13.1f} M", flush=True)
+            if arguments.verify:
+                command(work, "export", "--url", url, "--out", "all.jsonl", "--kind", "all", token=token)
+        if arguments.verify:
+            (work / "key.txt").write_text(verifier_key(settings.log_origin,
+                                                       raw_public_key(load_keys(settings).signing_key)))
+            command(work, "verify", "export", "all.jsonl", "--manifest", "all.jsonl.manifest.json",
+                    "--key", "key.txt")
     finally:
         postgres.stop()
 

@@ -92,7 +92,9 @@ async def run_gets(url: str, token: str, paths: list[str], concurrency: int) -> 
             "per_second": round(len(latencies) / wall, 1), **percentiles(latencies)}
 
 
-def batch_bodies(customers: list[str], events: int, batch: int, hot: str | None, hot_events: int) -> list[bytes]:
+def batch_bodies(
+    customers: list[str], events: int, batch: int, hot: str | None, hot_events: int
+) -> list[bytes]:
     """Batches spreading `events` over customers; `hot_events` of them go to one hot customer."""
     all_events = [event(hot, n) for n in range(hot_events)] if hot else []
     all_events += [event(customers[n % len(customers)], n) for n in range(events - len(all_events))]

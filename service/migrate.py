@@ -35,6 +35,12 @@ def head_revision() -> str | None:
     return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
 
 
+def older_revisions() -> frozenset[str]:
+    """Revisions this build knows and has moved past: a database at one of them needs `migrate`."""
+    script = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    return frozenset(r.revision for r in script.walk_revisions()) - {script.get_current_head()}
+
+
 def upgrade(settings: Settings) -> None:
     """Migrate as the owner role; when the app connects as another role, grant it no more than it needs."""
     if settings.resolved_database_url.startswith("sqlite"):

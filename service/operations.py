@@ -12,6 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from service.deletions import service as deletions
 from service.errors import problem_response
 from service.metrics import metrics_response
+from service.migrate import older_revisions
 
 router = APIRouter(tags=["operations"])
 
@@ -31,7 +32,9 @@ async def readyz(request: Request) -> JSONResponse:
         return problem_response(503, "Service Unavailable", "the database is unreachable",
                                 slug="unavailable")
     expected = request.app.state.schema_head
-    if current != expected:
+    # A revision this build does not know is a newer one (a rolling upgrade migrated first): the
+    # migrations only add, so this build still works on it. An older or missing one does not.
+    if current is None or current in older_revisions():
         return problem_response(
             503, "Service Unavailable",
             f"the schema is at {current}, this build expects {expected}: run `seenby migrate`",

@@ -146,9 +146,12 @@ class Integrator:
         TREE_SIZE.set(grown.size)
         for entry in pending:
             INTEGRATION_LAG.observe(max(0, now_us - entry.recorded_at_us) / 1e6)
-        if len(pending) < self.batch_size:
-            ENTRIES_WAITING.set(0)
+        ENTRIES_WAITING.set(0 if len(pending) < self.batch_size else await self._waiting())
         return len(pending)
+
+    async def _waiting(self) -> int:
+        async with self.database.sessions() as session:
+            return await tree_store.waiting_count(session)
 
     async def _current_tree(self, session: AsyncSession) -> CompactRange:
         """The in-memory right edge, or, after a start or an error, the one rebuilt from storage."""

@@ -1,0 +1,32 @@
+"""The benchmark's CI-sized run: every scenario produces its figures (never a timing assertion)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_benchmark_smoke_run_produces_every_figure(tmp_path: Path) -> None:
+    out = tmp_path / "results.json"
+    result = subprocess.run([sys.executable, "-m", "bench", "--smoke", "--out", str(out)], cwd=ROOT,
+                            capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    figures = json.loads(out.read_text())
+    assert figures["machine"]["cores"] and figures["machine"]["cpu"] and figures["machine"]["commit"]
+    for scenario in ("batch_ingest", "single_ingest"):
+        assert figures[scenario]["events_per_second"] > 0
+        assert figures[scenario].get("failures", 0) == 0 and figures[scenario].get("non_2xx", 0) == 0
+    for baseline in ("copy", "naive"):
+        assert figures["baselines"][baseline]["events_per_second"] > 0
+    for scenario in ("history_first_page", "history_deep_page", "inclusion_proof", "consistency_proof"):
+        assert figures[scenario]["requests"] > 0 and figures[scenario]["failures"] == 0
+        assert figures[scenario]["p99_ms"] > 0
+    assert figures["audit"]["passed"] and figures["audit"]["entries_per_second"] > 0
+    assert figures["ledger_size"] >= figures["batch_ingest"]["requests"]
+    assert set(figures["memory_kib"]) >= {"start", "after_batch", "after_all", "end", "peak"}
+    table = out.with_suffix(".md").read_text()
+    assert "| Batch ingest" in table and "x COPY" in table
