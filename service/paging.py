@@ -1,4 +1,4 @@
-"""Opaque keyset cursors: the position after which the next page starts."""
+"""Opaque keyset cursors: the position (a sequence number or an id) after which the next page starts."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from pydantic import BaseModel
 
 from service.errors import Unprocessable
 
-_PREFIX = "seq:"
+_PREFIX = "after:"
+MAX_POSITION_LENGTH = 64
 
 
 class Page(BaseModel):
@@ -18,43 +19,35 @@ class Page(BaseModel):
     next_cursor: str | None
 
 
-def encode_cursor(position: int) -> str:
+def encode_cursor(position: int | str) -> str:
     return base64.urlsafe_b64encode(f"{_PREFIX}{position}".encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str | None) -> int | None:
+def decode_cursor(cursor: str | None) -> str | None:
+    """The position a cursor names; 422 for anything this service did not issue."""
     if cursor is None:
         return None
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        if raw.startswith(_PREFIX) and raw[len(_PREFIX):].isdigit():
-            return int(raw[len(_PREFIX):])
+        position = raw.removeprefix(_PREFIX)
+        if raw.startswith(_PREFIX) and 0 < len(position) <= MAX_POSITION_LENGTH:
+            return position
     except (binascii.Error, UnicodeDecodeError, ValueError):
         pass
-    raise Unprocessable(
-        "the cursor is not one this service issued",
-        errors=[{"field": "query.cursor", "message": "invalid cursor", "type": "value_error"}],
-    )
+    raise _invalid()
 
 
-_KEY_PREFIX = "key:"
-
-
-def encode_key_cursor(key: str) -> str:
-    """A cursor after a string key (ids that sort by creation time)."""
-    return base64.urlsafe_b64encode(f"{_KEY_PREFIX}{key}".encode()).decode().rstrip("=")
-
-
-def decode_key_cursor(cursor: str | None) -> str | None:
-    if cursor is None:
+def decode_seq_cursor(cursor: str | None) -> int | None:
+    position = decode_cursor(cursor)
+    if position is None:
         return None
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        if raw.startswith(_KEY_PREFIX) and 0 < len(raw) - len(_KEY_PREFIX) <= 64:
-            return raw[len(_KEY_PREFIX):]
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        pass
-    raise Unprocessable(
+    if not position.isascii() or not position.isdigit():
+        raise _invalid()
+    return int(position)
+
+
+def _invalid() -> Unprocessable:
+    return Unprocessable(
         "the cursor is not one this service issued",
         errors=[{"field": "query.cursor", "message": "invalid cursor", "type": "value_error"}],
     )

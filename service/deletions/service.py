@@ -15,7 +15,7 @@ from service.errors import Conflict, NotFound
 from service.ids import new_id
 from service.ledger import store
 from service.metrics import DELETION_REQUESTS, DELETION_REQUESTS_OVERDUE, ENTRIES_RECORDED
-from service.paging import Page, decode_key_cursor, encode_key_cursor
+from service.paging import Page, decode_cursor, encode_cursor
 from service.settings import Settings
 from service.types import format_micros
 
@@ -129,12 +129,12 @@ async def list_requests(
 ) -> Page:
     """Newest first."""
     query = select(requests).where(requests.c.customer_id == customer_id)
-    after = decode_key_cursor(cursor)
+    after = decode_cursor(cursor)
     if after is not None:
         query = query.where(requests.c.id < after)
     rows = list(await session.execute(query.order_by(requests.c.id.desc()).limit(limit + 1)))
     items = await _views(session, rows[:limit])
-    return Page(items=items, next_cursor=encode_key_cursor(rows[limit - 1].id) if len(rows) > limit else None)
+    return Page(items=items, next_cursor=encode_cursor(rows[limit - 1].id) if len(rows) > limit else None)
 
 
 async def get_request(session: AsyncSession, customer_id: str, request_id: str) -> dict[str, Any]:
@@ -157,14 +157,14 @@ async def list_tasks(
     )
     if status is not None:
         query = query.where(tasks.c.status == status)
-    after = decode_key_cursor(cursor)
+    after = decode_cursor(cursor)
     if after is not None:
         query = query.where(tasks.c.id > after)
     rows = list(await session.execute(query.order_by(tasks.c.id).limit(limit + 1)))
     page = rows[:limit]
     clips = await _clips_of(session, sorted({r.request_id for r in page}))
     items = [_task_view(r, r, clips[r.request_id] if r.scope == "clips" else None) for r in page]
-    return Page(items=items, next_cursor=encode_key_cursor(page[-1].id) if len(rows) > limit else None)
+    return Page(items=items, next_cursor=encode_cursor(page[-1].id) if len(rows) > limit else None)
 
 
 async def _owned_task(session: AsyncSession, service: str, task_id: str) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -12,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from service.errors import NotFound
 from service.history.views import chain_item, entry_view
 from service.ledger.tables import ActorIdentity, LedgerEntry, LogLeaf
-from service.paging import Page, decode_cursor, encode_cursor
+from service.paging import Page, decode_seq_cursor, encode_cursor
 from service.tlog import service as tlog
 from service.types import to_micros
 
@@ -75,17 +76,12 @@ async def list_accesses(
     query = _entry_rows(
         regulator, entries.c.customer_id == customer_id, entries.c.kind == "access", *filters.conditions()
     )
-    after = decode_cursor(cursor)
+    after = decode_seq_cursor(cursor)
     if after is not None:
         query = query.where(entries.c.customer_seq < after)
-    query = query.order_by(entries.c.customer_seq.desc()).limit(limit + 1)
-    rows = (await session.execute(query)).all()
-    items = [
-        entry_view(r.canonical, r.entry_hash, r.log_index, _identity(r), with_identity=regulator)
-        for r in rows[:limit]
-    ]
-    next_cursor = encode_cursor(rows[limit - 1].customer_seq) if len(rows) > limit else None
-    return Page(items=items, next_cursor=next_cursor)
+    rows = (await session.execute(query.order_by(entries.c.customer_seq.desc()).limit(limit + 1))).all()
+    return _page(rows, limit, lambda r: entry_view(
+        r.canonical, r.entry_hash, r.log_index, _identity(r), with_identity=regulator))
 
 
 async def list_entries(
@@ -93,17 +89,18 @@ async def list_entries(
 ) -> Page:
     """The whole chain, every kind, oldest first."""
     query = _entry_rows(regulator, entries.c.customer_id == customer_id)
-    after = decode_cursor(cursor)
+    after = decode_seq_cursor(cursor)
     if after is not None:
         query = query.where(entries.c.customer_seq > after)
-    query = query.order_by(entries.c.customer_seq).limit(limit + 1)
-    rows = (await session.execute(query)).all()
-    items = [
-        chain_item(r.canonical, r.entry_hash, r.log_index, _identity(r), with_identity=regulator)
-        for r in rows[:limit]
-    ]
+    rows = (await session.execute(query.order_by(entries.c.customer_seq).limit(limit + 1))).all()
+    return _page(rows, limit, lambda r: chain_item(
+        r.canonical, r.entry_hash, r.log_index, _identity(r), with_identity=regulator))
+
+
+def _page(rows: Sequence[Any], limit: int, item: Callable[[Any], dict[str, Any]]) -> Page:
+    """One more row than the page was fetched: its presence is what says there is a next page."""
     next_cursor = encode_cursor(rows[limit - 1].customer_seq) if len(rows) > limit else None
-    return Page(items=items, next_cursor=next_cursor)
+    return Page(items=[item(r) for r in rows[:limit]], next_cursor=next_cursor)
 
 
 async def get_entry(
