@@ -28,11 +28,13 @@ from service.db import Database
 from service.errors import Conflict
 from service.ledger import store
 from service.ledger.canonical import canonical_bytes
+from service.ledger.tables import LogLeaf
 from service.metrics import ACCESSES_FLAGGED, ENTRIES_RECORDED
 from service.settings import Settings
 from service.types import format_micros, timestamp_micros
 
 entries = store.entries_table
+leaves = LogLeaf.__table__
 # Two processes racing on one new event_id: the loser's unique violation is retried as a replay.
 MAX_ATTEMPTS = 3
 
@@ -200,13 +202,14 @@ async def _existing(database: Database, keys: set[str]) -> dict[str, tuple[str, 
     async with database.sessions() as session:
         rows = await session.execute(
             select(entries.c.event_id, entries.c.request_digest, entries.c.entry_hash,
-                   entries.c.customer_seq, entries.c.recorded_at_us)
+                   entries.c.customer_seq, entries.c.recorded_at_us, leaves.c.log_index)
+            .outerjoin(leaves, leaves.c.entry_id == entries.c.id)
             .where(entries.c.event_id.in_(sorted(keys)))
         )
     return {
         row.event_id: (row.request_digest, {
             "entry_hash": row.entry_hash, "customer_seq": row.customer_seq,
-            "recorded_at": format_micros(row.recorded_at_us),
+            "recorded_at": format_micros(row.recorded_at_us), "log_index": row.log_index,
         })
         for row in rows
     }

@@ -15,6 +15,11 @@ from tests.factories import access_event, algorithm_actor
 HEX64 = set("0123456789abcdef")
 
 
+def without_log_index(receipt: dict) -> dict:
+    """A receipt as first sent; a replay may also know the log_index assigned since."""
+    return {k: v for k, v in receipt.items() if k != "log_index"}
+
+
 async def test_record_returns_a_receipt_and_chains_entries(
     client: httpx.AsyncClient, tokens: Tokens, customer_id: str
 ) -> None:
@@ -48,7 +53,7 @@ async def test_replay_returns_the_original_receipt(
     del replay_body["authorization_id"]
     again = await client.post("/v1/accesses", json=replay_body, headers=tokens.service())
     assert first.status_code == 201 and again.status_code == 200
-    assert again.json() == first.json()
+    assert without_log_index(again.json()) == without_log_index(first.json())
     history = await client.get(f"/v1/customers/{customer_id}/accesses",
                                headers=tokens.customer(customer_id))
     assert len(history.json()["items"]) == 1
@@ -80,7 +85,8 @@ async def test_batch_records_all_in_request_order(
     assert [r["customer_seq"] for r in receipts if True][1::2] == [0, 1, 2, 3, 4]
     replay = await client.post("/v1/accesses:batch", json={"events": events},
                                headers=tokens.service())
-    assert replay.status_code == 200 and replay.json()["receipts"] == receipts
+    assert replay.status_code == 200
+    assert [without_log_index(r) for r in replay.json()["receipts"]] == [without_log_index(r) for r in receipts]
 
 
 async def test_batch_with_a_conflict_records_nothing(
