@@ -83,8 +83,8 @@ def machine() -> dict[str, Any]:
             "commit": commit or "unknown", "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")}
 
 
-def run_all(dep: Deployment, scale: float, smoke: bool, profile: Path | None) -> dict[str, Any]:
-    results: dict[str, Any] = {"machine": machine(), "scale": scale, "smoke": smoke}
+def run_all(dep: Deployment, scale: float, smoke: bool, profile: Path | None, workers: int) -> dict[str, Any]:
+    results: dict[str, Any] = {"machine": machine(), "scale": scale, "smoke": smoke, "workers": workers}
     service_token = dep.token("service", "bench-ingest")
     regulator = dep.token("regulator", "bench-regulator")
     batch_events = max(2_000, int(500_000 * scale))
@@ -93,7 +93,7 @@ def run_all(dep: Deployment, scale: float, smoke: bool, profile: Path | None) ->
 
     results["baselines"] = baselines.run(dep.admin_dsn, copy_rows=max(2_000, int(200_000 * scale)),
                                          naive_rows=max(200, int(3_000 * scale)))
-    with seenby_server(dep) as (url, server):
+    with seenby_server(dep, workers=workers) as (url, server):
         results["memory_kib"] = {"start": rss_kib(server.pid)[0]}
         spy = None
         py_spy = shutil.which("py-spy") or shutil.which("py-spy", path=str(Path(sys.executable).parent))
@@ -217,12 +217,13 @@ def main(
     out: Annotated[Path, typer.Option(help="Where to write the JSON with every figure.")] =
     ROOT / "bench" / "out" / "results.json",
     profile: Annotated[Path | None, typer.Option(help="py-spy profile of the server during ingest.")] = None,
+    workers: Annotated[int, typer.Option(help="seenby serve worker processes.")] = 1,
 ) -> None:
     """Run every scenario against a throwaway PostgreSQL and a production-configured seenby."""
     if smoke:
         scale = 0.004
     with tempfile.TemporaryDirectory(prefix="seenby-bench-") as workdir, deployment(Path(workdir)) as dep:
-        results = run_all(dep, scale, smoke, profile)
+        results = run_all(dep, scale, smoke, profile, workers)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
     table = markdown(results)

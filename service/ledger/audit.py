@@ -18,7 +18,7 @@ entries = LedgerEntry.__table__
 leaves = LogLeaf.__table__
 nodes = MerkleNode.__table__
 CHUNK = 5_000
-NODES_PER_QUERY = 4_000  # SQLite allows 32,766 bound values in one statement
+NODES_PER_QUERY = 20_000
 
 
 @dataclass(frozen=True)
@@ -133,7 +133,12 @@ async def _compare_nodes(
 ) -> AsyncIterator[Finding]:
     if not computed:
         return
-    stored = await tree_store.read_nodes(connection, computed)
+    # The nodes one chunk of leaves completes are a contiguous index range at each level.
+    spans: dict[int, tuple[int, int]] = {}
+    for level, index in computed:
+        low, high = spans.get(level, (index, index))
+        spans[level] = (min(low, index), max(high, index))
+    stored = await tree_store.read_node_spans(connection, spans)
     for node_id, value in sorted(computed.items()):
         level, index = node_id
         if stored.get(node_id) != value:

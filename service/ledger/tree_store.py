@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import delete, func, select, tuple_
+from sqlalchemy import and_, delete, func, or_, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
@@ -60,6 +60,19 @@ async def read_nodes(session: Executor, wanted: Collection[NodeId]) -> dict[Node
         select(nodes.c.level, nodes.c.node_index, nodes.c.hash).where(
             tuple_(nodes.c.level, nodes.c.node_index).in_(sorted(wanted))
         )
+    )
+    return {(row.level, row.node_index): row.hash for row in rows}
+
+
+async def read_node_spans(session: Executor, spans: dict[int, tuple[int, int]]) -> dict[NodeId, bytes]:
+    """Every node with index in [low, high] at each given level, in one query."""
+    if not spans:
+        return {}
+    rows = await session.execute(
+        select(nodes.c.level, nodes.c.node_index, nodes.c.hash).where(or_(*(
+            and_(nodes.c.level == level, nodes.c.node_index.between(low, high))
+            for level, (low, high) in spans.items()
+        )))
     )
     return {(row.level, row.node_index): row.hash for row in rows}
 
