@@ -93,12 +93,14 @@ async def lock_customers(session: AsyncSession, customer_ids: Iterable[str]) -> 
         await session.execute(_LOCK_CUSTOMERS, {"ids": ids})
 
 
-def get_database(request: Request) -> Database:
+# Dependencies are async on purpose: FastAPI runs a plain `def` dependency in a thread pool,
+# a thread hop per request for a one-line lookup.
+async def get_database(request: Request) -> Database:
     return request.app.state.database
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    async with get_database(request).sessions() as session:
+    async with request.app.state.database.sessions() as session:
         yield session
 
 

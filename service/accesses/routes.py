@@ -14,7 +14,7 @@ from service.errors import Unprocessable
 router = APIRouter(prefix="/v1", tags=["recording"])
 
 
-def get_recorder(request: Request) -> Recorder:
+async def get_recorder(request: Request) -> Recorder:
     return request.app.state.recorder
 
 

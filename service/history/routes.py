@@ -23,7 +23,7 @@ Limit = Annotated[int, Query(ge=1, le=500, description="Page size (at most 500).
 Cursor = Annotated[str | None, Query(max_length=200, description="next_cursor of the previous page.")]
 
 
-def access_filters(
+async def access_filters(
     clip_id: Annotated[str | None, Query(max_length=128)] = None,
     actor_type: ActorType | None = None,
     purpose: Purpose | None = None,
