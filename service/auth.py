@@ -225,7 +225,9 @@ def mint_token(
 
 async def authenticate(request: Request) -> Principal:
     authenticator: Authenticator = request.app.state.authenticator
-    return await authenticator.principal(request.headers.get("authorization"))
+    principal = await authenticator.principal(request.headers.get("authorization"))
+    request.app.state.rate_limiter.check(principal.subject)
+    return principal
 
 
 def require(*allowed: Role) -> Any:

@@ -8,6 +8,7 @@
     ├── Conflict                409  an event_id replayed with another body
     ├── PayloadTooLarge         413  a body over SEENBY_MAX_BODY_BYTES
     ├── Unprocessable           422  input the schema or the business rules reject
+    ├── TooManyRequests         429  a caller over its rate (always with Retry-After)
     └── ServiceUnavailable      503  the database cannot be reached
 
 Services raise these; nothing else in the package builds error responses.
@@ -69,6 +70,14 @@ class PayloadTooLarge(SeenbyError):
 
 class Unprocessable(SeenbyError):
     status, title, slug = 422, "Unprocessable Content", "validation"
+
+
+class TooManyRequests(SeenbyError):
+    status, title, slug = 429, "Too Many Requests", "rate-limited"
+
+    def __init__(self, detail: str, retry_after_seconds: int) -> None:
+        super().__init__(detail)
+        self.headers = {"Retry-After": str(retry_after_seconds)}
 
 
 class ServiceUnavailable(SeenbyError):

@@ -22,6 +22,7 @@ from service.ledger.integrator import Integrator
 from service.middleware import BodySizeLimit, RequestMetrics
 from service.migrate import head_revision
 from service.operations import router as operations_router
+from service.ratelimit import RateLimiter
 from service.settings import Settings, get_settings
 from service.tlog.routes import router as log_router
 
@@ -70,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.keys = keys
     app.state.authenticator = Authenticator(settings, keys)
+    app.state.rate_limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
     app.state.schema_head = head_revision()
     install_error_handlers(app)
     app.include_router(operations_router)

@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
     max_auth_header_bytes: int = Field(8 * 1024, ge=256)
     max_batch: int = Field(1000, ge=1)
+    rate_limit_per_second: float = Field(2000.0, ge=0)  # per token subject and process; 0: off
+    rate_limit_burst: float = Field(4000.0, ge=1)
     docs_enabled: bool = True
     db_pool_size: int = Field(10, ge=1)
 

@@ -6,7 +6,7 @@ import httpx
 
 from service.main import create_app
 from service.migrate import head_revision
-from tests.conftest import Backend, Tokens
+from tests.conftest import Backend, Tokens, serve
 from tests.factories import access_event
 
 
@@ -70,3 +70,18 @@ async def test_unexpected_errors_are_problems_without_internals(backend: Backend
     assert response.headers["content-type"] == "application/problem+json"
     assert "secret internal detail" not in response.text and "Traceback" not in response.text
     assert response.json()["status"] == 500
+
+
+async def test_callers_over_their_rate_get_429_with_retry_after(backend: Backend, customer_id: str) -> None:
+    settings = backend.settings.model_copy(update={"rate_limit_per_second": 1.0, "rate_limit_burst": 3.0})
+    app = create_app(settings)
+    tokens = Tokens(app)
+    async for client in serve(app):
+        statuses = [(await client.get("/v1/me/accesses", headers=tokens.customer(customer_id))).status_code
+                    for _ in range(5)]
+        assert statuses[:3] == [200, 200, 200] and statuses[3:] == [429, 429]
+        limited = await client.get("/v1/me/accesses", headers=tokens.customer(customer_id))
+        assert limited.headers["content-type"] == "application/problem+json"
+        assert int(limited.headers["retry-after"]) >= 1
+        other = await client.get("/v1/me/accesses", headers=tokens.customer(f"{customer_id}-2"))
+        assert other.status_code == 200, "one caller's limit is not another's"
