@@ -17,6 +17,7 @@ import asyncio
 import hashlib
 import os
 import secrets
+import shutil
 import subprocess
 import tempfile
 import threading
@@ -172,6 +173,7 @@ def main() -> None:
 
     postgres = ThrowawayPostgres()
     admin_url = postgres.start()
+    work = Path(tempfile.mkdtemp(prefix="seenby-export-bench-"))
     try:
         async def create() -> None:
             connection = await asyncpg.connect(admin_url.replace("postgresql+asyncpg", "postgresql"))
@@ -179,7 +181,6 @@ def main() -> None:
             await connection.close()
 
         asyncio.run(create())
-        work = Path(tempfile.mkdtemp(prefix="seenby-export-bench-"))
         settings = Settings(_env_file=None, data_dir=work, database_url=postgres.url("seenby_bench"),  # type: ignore[call-arg]
                             jwt_secret=secrets.token_hex(32), pseudonym_secret=secrets.token_hex(32))
         upgrade(settings)
@@ -219,6 +220,7 @@ def main() -> None:
                     "--key", "key.txt")
     finally:
         postgres.stop()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

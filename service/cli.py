@@ -1,4 +1,4 @@
-"""The `seenby` command: serve, migrate, token, audit, verify."""
+"""The `seenby` command: serve, migrate, token, audit, verify, export."""
 
 from __future__ import annotations
 
@@ -17,9 +17,9 @@ app = typer.Typer(
 )
 
 
-def _settings() -> Settings:
+def _settings(**overrides: object) -> Settings:
     try:
-        return Settings()
+        return Settings(**overrides)  # type: ignore[arg-type]
     except ValueError as exc:
         typer.secho(f"configuration error: {exc}", fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from exc
@@ -56,7 +56,9 @@ def migrate() -> None:
     """Apply schema migrations (as SEENBY_MIGRATION_DATABASE_URL) and the app role's grants."""
     from service.migrate import upgrade
 
-    settings = _settings()
+    # Migrating needs only the database URLs: the production checks of tokens and keys are the
+    # server's, so a migration Job is not handed secrets it would never use.
+    settings = _settings(env="development")
     upgrade(settings)
     typer.echo("schema is at head")
 
@@ -135,6 +137,61 @@ async def _run_audit(url: str, verifier: object) -> list[object]:
     finally:
         await engine.dispose()
     return findings
+
+
+@app.command()
+def export(
+    token: Annotated[str, typer.Option(envvar="SEENBY_TOKEN", help="A regulator's bearer token.")],
+    url: Annotated[str, typer.Option(envvar="SEENBY_URL", help="The seenby server.")]
+    = "http://127.0.0.1:8000",
+    out: Annotated[str | None, typer.Option(
+        "--out", "-o", help="The data file (default seenby-export.<format>); the manifest is written "
+        "beside it as <out>.manifest.json.")] = None,
+    customer_id: Annotated[str | None, typer.Option(help="One customer's entries only.")] = None,
+    since: Annotated[str | None, typer.Option(help="recorded_at >= since (RFC 3339).")] = None,
+    until: Annotated[str | None, typer.Option(help="recorded_at < until (RFC 3339).")] = None,
+    kind: Annotated[str, typer.Option(help="access, another kind of entry, or all.")] = "access",
+    format: Annotated[str, typer.Option(help="jsonl or csv.")] = "jsonl",
+    tree_size: Annotated[int | None, typer.Option(help="Cut at this signed tree size (default: latest).")]
+    = None,
+) -> None:
+    """Download an export and its manifest side by side; run it again to resume an interrupted one."""
+    import asyncio
+    from pathlib import Path
+
+    import httpx
+    from rich.progress import DownloadColumn, Progress, TransferSpeedColumn
+
+    from service.exports.download import (
+        Downloaded,
+        DownloadError,
+        ExportRequest,
+        RichReporter,
+        download,
+    )
+
+    if format not in ("jsonl", "csv"):
+        raise typer.BadParameter("jsonl or csv", param_hint="--format")
+    request = ExportRequest(customer_id=customer_id, since=since, until=until, kind=kind, format=format)
+    data = Path(out or f"seenby-export.{format}")
+
+    async def run() -> Downloaded:
+        async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {token}"},
+                                     timeout=httpx.Timeout(30.0, read=600.0)) as client:
+            with Progress(*Progress.get_default_columns(), DownloadColumn(), TransferSpeedColumn(),
+                          transient=False) as progress:
+                return await download(client, request, data, tree_size=tree_size,
+                                      reporter=RichReporter(progress))
+
+    try:
+        result = asyncio.run(run())
+    except DownloadError as exc:
+        typer.secho(f"export failed: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from exc
+    typer.secho(f"{'resumed and ' if result.resumed else ''}wrote {result.data} ({result.count} entries, "
+                f"tree size {result.tree_size}) and {result.manifest}; check them with: seenby verify "
+                f"export {result.data} --manifest {result.manifest} --key <the log's verifier key>",
+                fg=typer.colors.GREEN)
 
 
 verify_app = typer.Typer(help="Check the log offline, or against a server, with only the verifier key.",
@@ -267,6 +324,34 @@ def verify_chain(history: Annotated[str, typer.Argument(
         return f"chain of {verify.chain(items)} entries is intact"
 
     _verdict(check)
+
+
+@verify_app.command("export")
+def verify_export(
+    data: Annotated[str, typer.Argument(help="The data (JSONL or CSV), as `seenby export` saved it.")],
+    key: KeyOption,
+    manifest: Annotated[str | None, typer.Option(help="Its manifest (default: DATA.manifest.json).")]
+    = None,
+) -> None:
+    """Check an export offline: signature, every entry's hash, fields and inclusion, count, digest, chain."""
+    from pathlib import Path
+
+    from rich.progress import Progress
+
+    from service import verify
+
+    verifier = _verifier(key)
+    data_path = Path(data)
+    manifest_path = Path(manifest or f"{data}.manifest.json")
+    for path in (data_path, manifest_path):
+        if not path.is_file():
+            typer.secho(f"FAILED: {path} is not a file", fg=typer.colors.RED, err=True)
+            raise typer.Exit(1)
+    size = data_path.stat().st_size
+    with Progress(transient=True, disable=size < 50_000_000) as progress:
+        task = progress.add_task("verifying", total=size)
+        _verdict(lambda: verify.export(data_path, manifest_path, verifier,  # type: ignore[arg-type]
+                                       lambda n: progress.advance(task, n)))
 
 
 if __name__ == "__main__":

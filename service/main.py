@@ -13,9 +13,11 @@ from service.accesses.routes import router as accesses_router
 from service.accesses.service import Recorder
 from service.auth import Authenticator
 from service.consent.routes import router as consent_router
+from service.customers.routes import router as customers_router
 from service.db import Database
 from service.deletions.routes import router as deletions_router
 from service.errors import install_error_handlers
+from service.exports.routes import router as exports_router
 from service.history.routes import router as history_router
 from service.keys import load_keys
 from service.ledger.integrator import Integrator
@@ -23,6 +25,7 @@ from service.middleware import BodySizeLimit, RequestMetrics
 from service.migrate import head_revision
 from service.operations import router as operations_router
 from service.ratelimit import RateLimiter
+from service.reports.routes import router as reports_router
 from service.settings import Settings, get_settings
 from service.tlog.routes import router as log_router
 
@@ -78,6 +81,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(accesses_router)
     app.include_router(history_router)
     app.include_router(log_router)
+    app.include_router(exports_router)
+    app.include_router(reports_router)
+    app.include_router(customers_router)
     app.include_router(deletions_router)
     app.include_router(consent_router)
     # Outermost first: metrics see every answer, including the body limit's 413.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.auth import Principal, Role
@@ -30,3 +30,15 @@ async def ensure_readable(session: AsyncSession, principal: Principal, customer_
 def sees_identities(principal: Principal) -> bool:
     """Regulators, and only they, read a human actor's employee id and commitment salt."""
     return principal.has(Role.REGULATOR)
+
+
+def jurisdiction_condition(
+    principal: Principal, customer_id: ColumnElement[str]
+) -> ColumnElement[bool] | None:
+    """For a regulator limited to a jurisdiction: only customers known to be of that country (those
+    with no known country are left out). None when the caller is not limited."""
+    if principal.jurisdiction is None:
+        return None
+    return customer_id.in_(
+        select(customers.c.customer_id).where(customers.c.country == principal.jurisdiction)
+    )

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
+from service.exports.check import verify_export
 from service.ledger import merkle
 from service.ledger.canonical import chain_breaks, decode, entry_hash
 from service.ledger.checkpoint import (
@@ -105,3 +107,24 @@ def chain(items: Sequence[dict[str, Any]]) -> int:
     if breaks:
         raise VerificationError("; ".join(breaks))
     return len(items)
+
+
+SHOWN_FAULTS = 50
+
+
+def export(data: Path, manifest: Path, verifier: Verifier,
+           progress: Callable[[int], None] = lambda _: None) -> str:
+    """An export and its manifest (`seenby export`): the checkpoint's signature, every entry's hash,
+    shown fields and inclusion, the count and digest, and, for one customer's export of every kind
+    with no period, that the chain is complete from customer_seq 0. Raises naming every fault."""
+    verdict = verify_export(data, manifest, verifier, progress)
+    if not verdict.ok:
+        total = len(verdict.faults) + verdict.more_faults
+        shown = verdict.faults[:SHOWN_FAULTS]
+        hidden = f"\n  ... and {total - len(shown)} more" if total > len(shown) else ""
+        raise VerificationError(f"{total} fault(s) in {data}:\n  " + "\n  ".join(shown) + hidden)
+    assert verdict.checkpoint is not None
+    summary = (f"{verdict.count} entries, cut at tree size {verdict.checkpoint.size} of "
+               f"{verdict.checkpoint.origin}: signature, hashes, shown fields, inclusion proofs, count "
+               "and SHA-256 all check out")
+    return f"{summary}; {verdict.chain}" if verdict.chain else summary

@@ -86,7 +86,8 @@ async def test_batch_records_all_in_request_order(
     replay = await client.post("/v1/accesses:batch", json={"events": events},
                                headers=tokens.service())
     assert replay.status_code == 200
-    assert [without_log_index(r) for r in replay.json()["receipts"]] == [without_log_index(r) for r in receipts]
+    replayed = replay.json()["receipts"]
+    assert [without_log_index(r) for r in replayed] == [without_log_index(r) for r in receipts]
 
 
 async def test_batch_with_a_conflict_records_nothing(

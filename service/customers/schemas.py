@@ -1,0 +1,50 @@
+"""Request and response bodies for customers' jurisdictions (admin only)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from service.customers.countries import is_country
+from service.types import Id
+
+MAX_BULK = 10_000
+
+
+def _iso_country(code: str) -> str:
+    if not is_country(code):
+        raise ValueError("must be an ISO 3166-1 alpha-2 country code in capitals, e.g. DE")
+    return code
+
+
+CountryCode = Annotated[str, Field(min_length=2, max_length=2, examples=["DE"]),
+                        AfterValidator(_iso_country)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Jurisdiction(_Strict):
+    country: CountryCode
+
+
+class CustomerJurisdiction(_Strict):
+    customer_id: Id
+    country: CountryCode
+
+
+class JurisdictionBatch(_Strict):
+    customers: list[CustomerJurisdiction] = Field(min_length=1, max_length=MAX_BULK)
+
+
+class CustomerView(BaseModel):
+    customer_id: str
+    country: str | None
+
+
+class BatchResult(BaseModel):
+    count: int = Field(description="Distinct customers in the request.")
+    created: int = Field(description="Customers seenby did not know before.")
+    updated: int = Field(description="Customers whose country was set again (changed or not).")

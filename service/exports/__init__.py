@@ -1,0 +1,1 @@
+"""Regulators' exports: streamed entries, manifests with inclusion proofs, and their offline check."""

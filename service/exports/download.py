@@ -1,0 +1,251 @@
+"""`seenby export`: an export and its manifest downloaded side by side, resumable after an interruption.
+
+The manifest comes first and pins the cut (its Seenby-Tree-Size), so the data that follows is
+exactly the export it describes. A state file beside the data (`<data>.partial.json`) remembers the
+request and the cut until the download is complete; run the same command again to resume: the data
+is cut back to its last complete line or row and the rest is asked for with `after_log_index`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import httpx
+import orjson
+
+from service.exports.check import read_trailer
+
+TREE_SIZE_HEADER = "Seenby-Tree-Size"
+EXPORT_PATH = "/v1/exports/accesses"
+MANIFEST_PATH = "/v1/exports/accesses/manifest"
+RETRYABLE = (httpx.TransportError, httpx.RemoteProtocolError)
+
+
+class DownloadError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class ExportRequest:
+    customer_id: str | None = None
+    since: str | None = None
+    until: str | None = None
+    kind: str = "access"
+    format: str = "jsonl"
+
+    def params(self) -> dict[str, str]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+class Reporter(Protocol):
+    def task(self, description: str, total: int | None, completed: int = 0) -> Callable[[int], None]: ...
+
+
+class _Silent:
+    def task(self, description: str, total: int | None, completed: int = 0) -> Callable[[int], None]:
+        return lambda _: None
+
+
+@dataclass(frozen=True)
+class Downloaded:
+    data: Path
+    manifest: Path
+    tree_size: int
+    count: int
+    resumed: bool
+
+
+def manifest_path(data: Path) -> Path:
+    return data.with_name(data.name + ".manifest.json")
+
+
+def state_path(data: Path) -> Path:
+    return data.with_name(data.name + ".partial.json")
+
+
+async def download(client: httpx.AsyncClient, request: ExportRequest, data: Path, *,
+                   tree_size: int | None = None, retries: int = 5,
+                   reporter: Reporter | None = None) -> Downloaded:
+    reporter = reporter or _Silent()
+    manifest, state_file = manifest_path(data), state_path(data)
+    state, resumed = _prepare(request, data, tree_size)
+    if not state["manifest_done"]:
+        await _retrying(retries, lambda: _fetch_manifest(client, request, state, manifest, state_file,
+                                                         reporter))
+    trailer = read_trailer(manifest)
+    count = trailer.get("count")
+    if not isinstance(count, int):
+        raise DownloadError(f"{manifest} holds no count")
+    await _retrying(retries, lambda: _fetch_data(client, request, state["tree_size"], data, count,
+                                                 reporter))
+    if _sha256(data) != trailer.get("sha256"):
+        raise DownloadError(f"{data} does not match the SHA-256 in {manifest}; run `seenby verify export` "
+                            "to see which entries are at fault")
+    state_file.unlink()
+    return Downloaded(data, manifest, state["tree_size"], count, resumed)
+
+
+def _prepare(request: ExportRequest, data: Path, tree_size: int | None) -> tuple[dict[str, Any], bool]:
+    """The state of a download to resume, or of a new one; refuses to overwrite finished files."""
+    manifest, state_file = manifest_path(data), state_path(data)
+    if not state_file.exists():
+        if data.exists() or manifest.exists():
+            raise DownloadError(f"{data} or its manifest already exists and is not a partial download; "
+                                "choose another --out or remove them")
+        return {"request": asdict(request), "tree_size": tree_size, "manifest_done": False}, False
+    state = json.loads(state_file.read_text())
+    if state["request"] != asdict(request):
+        raise DownloadError(f"{state_file} is a partial download of another export "
+                            f"({state['request']}); use the same options, or remove it to start over")
+    if tree_size is not None and tree_size != state["tree_size"]:
+        raise DownloadError(f"the partial download is cut at tree size {state['tree_size']}, not {tree_size}")
+    return state, True
+
+
+def _save(state_file: Path, state: dict[str, Any]) -> None:
+    state_file.write_text(json.dumps(state))
+
+
+def _resume_point(data: Path, export_format: str) -> tuple[int, int | None]:
+    """Cut a partial download back to its last complete entry: (entries kept, that entry's log_index)."""
+    complete, records, last_index = scan(data, export_format) if data.exists() else (0, 0, None)
+    if records == 0:
+        complete, last_index = 0, None
+    with data.open("ab") as out:
+        out.truncate(complete)
+    return records, last_index
+
+
+async def _retrying(retries: int, attempt: Callable[[], Any]) -> None:
+    for number in range(retries + 1):
+        try:
+            await attempt()
+            return
+        except RETRYABLE as exc:
+            if number == retries:
+                raise DownloadError(f"the download failed {retries + 1} times, last with {exc!r}; run "
+                                    "the same command again to resume") from exc
+            await asyncio.sleep(min(2.0**number * 0.5, 10.0))
+
+
+async def _check_response(response: httpx.Response) -> None:
+    """4xx is final (named with the problem's detail); 5xx is worth another try."""
+    if response.status_code < 400:
+        return
+    await response.aread()
+    if response.status_code >= 500:
+        raise httpx.RemoteProtocolError(f"the server answered {response.status_code}")
+    try:
+        detail = str(response.json().get("detail", response.text))
+    except ValueError:
+        detail = response.text[:500]
+    raise DownloadError(f"the server refused the export ({response.status_code}): {detail}")
+
+
+async def _fetch_manifest(client: httpx.AsyncClient, request: ExportRequest, state: dict[str, Any],
+                          manifest: Path, state_file: Path, reporter: Reporter) -> None:
+    params = request.params()
+    if state["tree_size"] is not None:
+        params["tree_size"] = str(state["tree_size"])
+    partial = manifest.with_name(manifest.name + ".part")
+    async with client.stream("GET", MANIFEST_PATH, params=params) as response:
+        await _check_response(response)
+        served = int(response.headers[TREE_SIZE_HEADER])
+        if state["tree_size"] not in (None, served):
+            raise DownloadError(f"the server cut the manifest at {served}, not {state['tree_size']}")
+        state["tree_size"] = served
+        _save(state_file, state)
+        advance = reporter.task(f"manifest (tree size {served})", None)
+        with partial.open("wb") as out:
+            async for chunk in response.aiter_bytes():
+                out.write(chunk)
+                advance(len(chunk))
+    partial.replace(manifest)
+    state["manifest_done"] = True
+    _save(state_file, state)
+
+
+async def _fetch_data(client: httpx.AsyncClient, request: ExportRequest, tree_size: int, data: Path,
+                      count: int, reporter: Reporter) -> None:
+    records, last_index = _resume_point(data, request.format)
+    advance = reporter.task(f"entries (tree size {tree_size})", count, records)
+    if records and records >= count:  # complete already (an empty CSV still needs its header)
+        return
+    params = {**request.params(), "tree_size": str(tree_size)}
+    if last_index is not None:
+        params["after_log_index"] = str(last_index)
+    async with client.stream("GET", EXPORT_PATH, params=params) as response:
+        await _check_response(response)
+        if int(response.headers[TREE_SIZE_HEADER]) != tree_size:
+            raise DownloadError(f"the server cut the data at {response.headers[TREE_SIZE_HEADER]}, "
+                                f"not at the manifest's {tree_size}")
+        with data.open("ab") as out:
+            async for chunk in response.aiter_bytes():
+                out.write(chunk)
+                advance(chunk.count(b"\n"))
+
+
+def scan(data: Path, export_format: str) -> tuple[int, int, int | None]:
+    """(bytes up to the end of the last complete entry, entries, that entry's log_index) of a partial
+    download, read in constant memory."""
+    offset, complete, records, last_index = 0, 0, 0, None
+    with data.open("rb") as file:
+        if export_format == "jsonl":
+            for raw in file:
+                if not raw.endswith(b"\n"):
+                    break
+                try:
+                    index = orjson.loads(raw)["log_index"]
+                except (orjson.JSONDecodeError, KeyError, TypeError):
+                    break
+                offset += len(raw)
+                complete, records, last_index = offset, records + 1, index
+            return complete, records, last_index
+        ended = True
+
+        def lines() -> Any:
+            nonlocal offset, ended
+            for raw in file:
+                offset += len(raw)
+                ended = raw.endswith(b"\n")
+                yield raw.decode("utf-8", errors="replace")
+
+        try:
+            for number, row in enumerate(csv.reader(lines())):
+                if not ended:
+                    break
+                if number == 0:
+                    complete = offset
+                    continue
+                if not row or not row[0].isdigit():
+                    break
+                complete, records, last_index = offset, records + 1, int(row[0])
+        except csv.Error:
+            pass
+    return complete, records, last_index
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        while chunk := file.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class RichReporter:
+    """Progress bars on the terminal, one per download."""
+
+    def __init__(self, progress: Any) -> None:
+        self._progress = progress
+
+    def task(self, description: str, total: int | None, completed: int = 0) -> Callable[[int], None]:
+        task = self._progress.add_task(description, total=total, completed=completed)
+        return lambda n: self._progress.advance(task, n)

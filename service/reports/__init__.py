@@ -1,0 +1,1 @@
+"""Transparency reports: what was accessed, why and by whom, and how deletion requests fared."""

@@ -1,0 +1,42 @@
+"""HTTP for the transparency report: GET /v1/reports/transparency (role regulator)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from fastapi.responses import Response
+
+from service.auth import RegulatorPrincipal
+from service.db import SessionDep
+from service.reports import service
+from service.reports.schemas import TransparencyReport
+
+router = APIRouter(prefix="/v1/reports", tags=["reports"])
+
+
+class ReportFormat(StrEnum):
+    JSON = "json"
+    CSV = "csv"
+
+
+@router.get(
+    "/transparency", response_model=TransparencyReport,
+    responses={200: {"content": {"application/json": {}, "text/csv": {}}, "description": (
+        "Accesses recorded in the period (by purpose, action, actor type, organization and country; "
+        "flagged; distinct customers and clips seen by humans) and deletion requests filed in it. CSV: "
+        "section, metric, key, value, one number a row.")}},
+    summary="Transparency report for a period (recorded_at; deletion requests by when filed)",
+)
+async def transparency(
+    principal: RegulatorPrincipal, session: SessionDep,
+    since: Annotated[datetime | None, Query(description="recorded_at >= since")] = None,
+    until: Annotated[datetime | None, Query(description="recorded_at < until")] = None,
+    format: ReportFormat = ReportFormat.JSON,
+) -> Any:
+    report = await service.transparency(session, principal, since, until)
+    if format is ReportFormat.CSV:
+        return Response(service.as_csv(report), media_type="text/csv; charset=utf-8; header=present")
+    return report

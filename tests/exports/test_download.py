@@ -1,0 +1,180 @@
+"""`seenby export`: data and manifest side by side, pinned to one cut, resumed after an interruption."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from service import verify
+from service.exports.download import DownloadError, ExportRequest, download, manifest_path, state_path
+from tests.conftest import Tokens
+from tests.exports.support import record, settled
+from tests.exports.test_exports import mixed_events
+from tests.factories import access_event
+from tests.servers import running_server, seenby_command
+
+
+class _CutShort(httpx.AsyncByteStream):
+    def __init__(self, inner: httpx.AsyncByteStream, limit: int) -> None:
+        self._inner, self._limit = inner, limit
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        sent = 0
+        async for chunk in self._inner:
+            if sent + len(chunk) > self._limit:
+                yield chunk[: self._limit - sent]
+                raise httpx.ReadError("connection reset (simulated)")
+            sent += len(chunk)
+            yield chunk
+
+
+class Flaky(httpx.AsyncBaseTransport):
+    """The app over ASGI, but the first `failures` data downloads break off after `limit` bytes."""
+
+    def __init__(self, app: FastAPI, *, limit: int, failures: int) -> None:
+        self._inner = httpx.ASGITransport(app=app)
+        self._limit, self._failures = limit, failures
+        self.requests: list[httpx.URL] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request.url)
+        response = await self._inner.handle_async_request(request)
+        if request.url.path == "/v1/exports/accesses" and self._failures:
+            self._failures -= 1
+            return httpx.Response(response.status_code, headers=response.headers, request=request,
+                                  stream=_CutShort(response.stream, self._limit))  # type: ignore[arg-type]
+        return response
+
+
+def flaky_client(app: FastAPI, tokens: Tokens, **options: int) -> tuple[httpx.AsyncClient, Flaky]:
+    transport = Flaky(app, **options)
+    return httpx.AsyncClient(transport=transport, base_url="http://seenby.test",
+                             headers=tokens.regulator()), transport
+
+
+@pytest.fixture
+async def recorded(client: httpx.AsyncClient, tokens: Tokens, customer_id: str) -> str:
+    await record(client, tokens, mixed_events(customer_id, 12))
+    await settled(client, tokens, customer_id, 12)
+    return customer_id
+
+
+@pytest.mark.parametrize("export_format", ["jsonl", "csv"])
+async def test_an_interrupted_download_resumes_where_it_stopped(
+    app: FastAPI, client: httpx.AsyncClient, tokens: Tokens, recorded: str, tmp_path: Path,
+    export_format: str,
+) -> None:
+    key = verify.load_verifier((await client.get("/v1/log/key")).text)
+    request = ExportRequest(customer_id=recorded, kind="all", format=export_format)
+    data = tmp_path / f"export.{export_format}"
+
+    first, _ = flaky_client(app, tokens, limit=2500, failures=1)
+    async with first:
+        with pytest.raises(DownloadError, match="run the same command again to resume"):
+            await download(first, request, data, retries=0)
+    assert state_path(data).exists() and manifest_path(data).exists()
+    assert 0 < data.stat().st_size <= 2500
+
+    await record(client, tokens, [access_event(recorded)])  # the log moves on; the cut does not
+    await settled(client, tokens, recorded, 13)
+    second, transport = flaky_client(app, tokens, limit=10**9, failures=0)
+    async with second:
+        result = await download(second, request, data)
+    assert result.resumed and result.count == 12
+    assert "after_log_index" in transport.requests[-1].params
+    assert transport.requests[-1].params["tree_size"] == str(result.tree_size)
+    assert not state_path(data).exists()
+    outcome = verify.export(data, manifest_path(data), key)
+    assert outcome.startswith("12 entries")
+    assert "chain is complete from customer_seq 0 to 11" in outcome
+
+
+async def test_network_errors_are_retried_within_one_run(
+    app: FastAPI, client: httpx.AsyncClient, tokens: Tokens, recorded: str, tmp_path: Path
+) -> None:
+    key = verify.load_verifier((await client.get("/v1/log/key")).text)
+    data = tmp_path / "export.jsonl"
+    flaky, transport = flaky_client(app, tokens, limit=700, failures=3)
+    async with flaky:
+        result = await download(flaky, ExportRequest(customer_id=recorded), data, retries=5)
+    assert not result.resumed and result.count == 12
+    assert sum(url.path == "/v1/exports/accesses" for url in transport.requests) == 4
+    assert "12 entries" in verify.export(data, manifest_path(data), key)
+
+
+async def test_an_empty_export_downloads_and_verifies(
+    app: FastAPI, client: httpx.AsyncClient, tokens: Tokens, customer_id: str, tmp_path: Path
+) -> None:
+    key = verify.load_verifier((await client.get("/v1/log/key")).text)
+    regulator, _ = flaky_client(app, tokens, limit=10**9, failures=0)
+    async with regulator:
+        for export_format in ("jsonl", "csv"):
+            data = tmp_path / f"empty.{export_format}"
+            result = await download(regulator, ExportRequest(customer_id=customer_id, kind="all",
+                                                             format=export_format), data)
+            assert result.count == 0
+            outcome = verify.export(data, manifest_path(data), key)
+            assert outcome.startswith("0 entries") and "has no entries in this cut" in outcome
+
+
+async def test_finished_or_foreign_downloads_are_never_overwritten(
+    app: FastAPI, tokens: Tokens, recorded: str, tmp_path: Path
+) -> None:
+    data = tmp_path / "export.jsonl"
+    regulator, _ = flaky_client(app, tokens, limit=10**9, failures=0)
+    async with regulator:
+        await download(regulator, ExportRequest(customer_id=recorded), data)
+        with pytest.raises(DownloadError, match="already exists"):
+            await download(regulator, ExportRequest(customer_id=recorded), data)
+        other = tmp_path / "other.jsonl"
+        state_path(other).write_text(
+            '{"request": {"customer_id": "x", "since": null, "until": null, "kind": "access", '
+            '"format": "jsonl"}, "tree_size": 1, "manifest_done": true}')
+        with pytest.raises(DownloadError, match="partial download of another export"):
+            await download(regulator, ExportRequest(customer_id=recorded), other)
+        with pytest.raises(DownloadError, match=r"\(422\).*tree_size"):
+            await download(regulator, ExportRequest(customer_id=recorded), tmp_path / "beyond.jsonl",
+                           tree_size=10**12)
+    customer, _ = flaky_client(app, tokens, limit=10**9, failures=0)
+    customer.headers.update(tokens.customer(recorded))
+    async with customer:
+        with pytest.raises(DownloadError, match=r"\(403\)"):
+            await download(customer, ExportRequest(customer_id=recorded), tmp_path / "mine.jsonl")
+
+
+def test_the_export_command_against_a_running_server(tmp_path: Path) -> None:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("SEENBY_")}
+
+    def seenby(*args: str, **env: str) -> subprocess.CompletedProcess:
+        return subprocess.run([*seenby_command(), *args], cwd=tmp_path, env={**clean, **env},
+                              capture_output=True, text=True, timeout=120)
+
+    with running_server({}, tmp_path) as url:
+        service = seenby("token", "--role", "service", "--sub", "clip-viewer").stdout.strip()
+        regulator = seenby("token", "--role", "regulator", "--sub", "dpa").stdout.strip()
+        events = [access_event("cust-cli") for _ in range(30)]
+        response = httpx.post(f"{url}/v1/accesses:batch", json={"events": events},
+                              headers={"Authorization": f"Bearer {service}"})
+        assert response.status_code == 201
+        (tmp_path / "key.txt").write_text(httpx.get(f"{url}/v1/log/key").text)
+        deadline = time.monotonic() + 30
+        while int(httpx.get(f"{url}/v1/log/checkpoint").text.split("\n")[1]) < 30:
+            assert time.monotonic() < deadline, "the server did not integrate the entries in time"
+            time.sleep(0.1)
+        done = seenby("export", "--url", url, "--customer-id", "cust-cli", "--kind", "all", "--format",
+                      "csv", "--out", "cust.csv", SEENBY_TOKEN=regulator)
+        assert done.returncode == 0, done.stderr
+        assert "wrote cust.csv (30 entries" in done.stdout
+        denied = seenby("export", "--url", url, "--out", "no.jsonl", SEENBY_TOKEN=service)
+        assert denied.returncode == 1 and "403" in denied.stderr
+    checked = seenby("verify", "export", "cust.csv", "--manifest", "cust.csv.manifest.json", "--key",
+                     "key.txt")
+    assert checked.returncode == 0, checked.stderr
+    assert "30 entries" in checked.stdout and "chain is complete from customer_seq 0 to 29" in checked.stdout

@@ -1,0 +1,234 @@
+"""Regulators' exports over HTTP: contents, formats, manifests, cuts, filters, roles, jurisdictions."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import csv
+import hashlib
+import io
+from datetime import UTC, datetime
+
+import httpx
+
+from service.ledger import merkle
+from service.ledger.checkpoint import open_checkpoint, parse_verifier_key
+from tests.conftest import Tokens
+from tests.exports.support import (
+    EXPORT,
+    MANIFEST,
+    export,
+    lines,
+    manifest,
+    record,
+    set_countries,
+    settled,
+)
+from tests.factories import access_event, algorithm_actor, human_actor
+
+
+def mixed_events(customer_id: str, count: int) -> list[dict]:
+    purposes = ("quality_review", "model_training", "troubleshooting", "security")
+    return [
+        access_event(
+            customer_id, clip_id=f"clip-{i % 3}", purpose=purposes[i % len(purposes)],
+            actor=human_actor(f"emp-{i % 2}") if i % 3 else algorithm_actor(),
+            justification=f"line one {i}\nline two, \"quoted\"",
+        )
+        for i in range(count)
+    ]
+
+
+async def test_export_equals_the_history_for_the_same_filter(
+    client: httpx.AsyncClient, tokens: Tokens, customer_id: str
+) -> None:
+    await record(client, tokens, mixed_events(customer_id, 5))
+    consent = await client.put(f"/v1/customers/{customer_id}/consent", headers=tokens.customer(customer_id),
+                               json={"human_review": True, "model_training": False})
+    assert consent.status_code == 200, consent.text
+    await record(client, tokens, mixed_events(customer_id, 2))
+    items = await settled(client, tokens, customer_id, 8)
+
+    response = await export(client, tokens.regulator(), customer_id=customer_id)
+    assert response.headers["content-type"].startswith("application/x-ndjson")
+    exported = lines(response)
+    history = (await client.get(f"/v1/customers/{customer_id}/accesses", params={"limit": 500},
+                                headers=tokens.regulator())).json()["items"]
+    assert [{k: v for k, v in line.items() if k != "canonical"} for line in exported] == history[::-1]
+    assert all(line["actor"]["id"] and ("id_salt" in line["actor"]) == (line["actor"]["type"] == "human")
+               for line in exported)
+
+    everything = lines(await export(client, tokens.regulator(), customer_id=customer_id, kind="all"))
+    assert everything == [{k: v for k, v in item.items() if k != "entry"} for item in items]
+    assert [line["kind"] for line in everything].count("consent_changed") == 1
+    assert [line["log_index"] for line in everything] == sorted(line["log_index"] for line in everything)
+    for line in everything:
+        assert hashlib.sha256(base64.b64decode(line["canonical"])).hexdigest() == line["entry_hash"]
+
+    consents = lines(await export(client, tokens.regulator(), customer_id=customer_id,
+                                  kind="consent_changed"))
+    assert [line["kind"] for line in consents] == ["consent_changed"]
+
+
+async def test_csv_parses_with_the_csv_module_and_carries_the_same_entries(
+    client: httpx.AsyncClient, tokens: Tokens, customer_id: str
+) -> None:
+    await record(client, tokens, mixed_events(customer_id, 4))
+    await settled(client, tokens, customer_id, 4)
+    exported = lines(await export(client, tokens.regulator(), customer_id=customer_id))
+    response = await export(client, tokens.regulator(), customer_id=customer_id, format="csv")
+    assert response.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(response.content.decode(), newline="")))
+    assert len(rows) == len(exported) == 4
+    for row, line in zip(rows, exported, strict=True):
+        assert int(row["log_index"]) == line["log_index"]
+        assert (row["entry_hash"], row["canonical"]) == (line["entry_hash"], line["canonical"])
+        assert (row["clip_id"], row["purpose"], row["action"]) == (line["clip_id"], line["purpose"],
+                                                                   line["action"])
+        assert row["justification"] == line["justification"]  # newlines and quotes survive
+        assert row["media"].split(";") == line["media"]
+        assert row["flags"] == ";".join(line["flags"])
+        assert int(row["customer_seq"]) == line["customer_seq"]
+        assert row["actor_type"] == line["actor"]["type"]
+        assert row["actor_id"] == line["actor"]["id"]
+        assert row["actor_id_salt"] == line["actor"].get("id_salt", "")
+        assert row["actor_pseudonym"] == line["actor"].get("pseudonym", "")
+
+
+async def test_the_manifest_matches_the_bytes_and_proves_every_entry(
+    client: httpx.AsyncClient, tokens: Tokens, customer_id: str
+) -> None:
+    await record(client, tokens, mixed_events(customer_id, 6))
+    await settled(client, tokens, customer_id, 6)
+    verifier = parse_verifier_key((await client.get("/v1/log/key")).text.strip())
+    for export_format in ("jsonl", "csv"):
+        params = {"customer_id": customer_id, "format": export_format}
+        described = await manifest(client, tokens.regulator(), **params)
+        size = described["tree_size"]
+        data = await export(client, tokens.regulator(), **params, tree_size=size)
+        assert int(data.headers["Seenby-Tree-Size"]) == size
+        assert hashlib.sha256(data.content).hexdigest() == described["sha256"]
+        checkpoint = open_checkpoint(described["checkpoint"], verifier)
+        assert checkpoint.size == size
+        assert described["parameters"] == {"customer_id": customer_id, "kind": "access", "since": None,
+                                           "until": None, "format": export_format}
+        exported = lines(await export(client, tokens.regulator(), customer_id=customer_id,
+                                      tree_size=size))
+        assert described["count"] == len(exported) == len(described["proofs"]) == 6
+        assert described["first_log_index"] == exported[0]["log_index"]
+        assert described["last_log_index"] == exported[-1]["log_index"]
+        for line, proof in zip(exported, described["proofs"], strict=True):
+            leaf = merkle.leaf_hash(base64.b64decode(line["canonical"]))
+            assert (proof["log_index"], proof["leaf_hash"]) == (line["log_index"], leaf.hex())
+            hashes = [bytes.fromhex(h) for h in proof["hashes"]]
+            merkle.verify_inclusion(leaf, line["log_index"], size, hashes, checkpoint.root_hash)
+
+
+async def test_an_empty_export_has_a_manifest_too(client: httpx.AsyncClient, tokens: Tokens,
+                                                  customer_id: str) -> None:
+    response = await export(client, tokens.regulator(), customer_id=customer_id)
+    assert response.content == b""
+    described = await manifest(client, tokens.regulator(), customer_id=customer_id)
+    assert (described["count"], described["proofs"], described["first_log_index"]) == (0, [], None)
+    assert described["sha256"] == hashlib.sha256(b"").hexdigest()
+    header_only = await export(client, tokens.regulator(), customer_id=customer_id, format="csv")
+    assert next(csv.reader(io.StringIO(header_only.text)))[:2] == ["log_index", "entry_hash"]
+
+
+async def test_a_cut_never_includes_entries_beyond_its_checkpoint(
+    client: httpx.AsyncClient, tokens: Tokens, customer_id: str
+) -> None:
+    await record(client, tokens, mixed_events(customer_id, 2))
+    await settled(client, tokens, customer_id, 2)
+    first_cut = int((await client.get("/v1/log/checkpoint")).text.split("\n")[1])
+    await record(client, tokens, mixed_events(customer_id, 3))
+    await settled(client, tokens, customer_id, 5)
+    latest = int((await client.get("/v1/log/checkpoint")).text.split("\n")[1])
+    assert latest >= first_cut + 3
+
+    old = await export(client, tokens.regulator(), customer_id=customer_id, tree_size=first_cut)
+    assert int(old.headers["Seenby-Tree-Size"]) == first_cut
+    assert len(lines(old)) == 2 and all(line["log_index"] < first_cut for line in lines(old))
+    described = await manifest(client, tokens.regulator(), customer_id=customer_id, tree_size=first_cut)
+    assert described["count"] == 2 and described["tree_size"] == first_cut
+    assert len(lines(await export(client, tokens.regulator(), customer_id=customer_id))) == 5
+
+    resumed = await export(client, tokens.regulator(), customer_id=customer_id, tree_size=latest,
+                           after_log_index=lines(old)[-1]["log_index"])
+    assert [line["customer_seq"] for line in lines(resumed)] == [2, 3, 4]
+
+    for bad in (latest + 1_000, first_cut + 1):  # beyond the log; a size no checkpoint was signed at
+        for url in (EXPORT, MANIFEST):
+            response = await client.get(url, params={"customer_id": customer_id, "tree_size": bad},
+                                        headers=tokens.regulator())
+            assert response.status_code == 422, (url, bad, response.text)
+            assert response.headers["content-type"] == "application/problem+json"
+            assert response.json()["errors"][0]["field"] == "query.tree_size"
+
+
+async def test_period_and_kind_filters(client: httpx.AsyncClient, tokens: Tokens, customer_id: str) -> None:
+    await record(client, tokens, mixed_events(customer_id, 2))
+    await asyncio.sleep(0.01)
+    between = datetime.now(UTC)
+    await asyncio.sleep(0.01)
+    await record(client, tokens, mixed_events(customer_id, 3))
+    await settled(client, tokens, customer_id, 5)
+    later = lines(await export(client, tokens.regulator(), customer_id=customer_id,
+                               since=between.isoformat()))
+    earlier = lines(await export(client, tokens.regulator(), customer_id=customer_id,
+                                 until=between.isoformat()))
+    assert [line["customer_seq"] for line in earlier] == [0, 1]
+    assert [line["customer_seq"] for line in later] == [2, 3, 4]
+    described = await manifest(client, tokens.regulator(), customer_id=customer_id,
+                               since=between.isoformat())
+    assert described["count"] == 3 and described["parameters"]["since"].endswith("Z")
+
+    for params in ({"since": "2030-01-01T00:00:00Z", "until": "2020-01-01T00:00:00Z"},
+                   {"format": "xml"}, {"kind": "ACCESS"}, {"tree_size": -1}, {"since": "yesterday"},
+                   {"after_log_index": "x"}):
+        response = await client.get(EXPORT, params=params, headers=tokens.regulator())
+        assert response.status_code == 422, (params, response.text)
+        assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_only_regulators_export(client: httpx.AsyncClient, tokens: Tokens, customer_id: str) -> None:
+    for headers in (tokens.customer(customer_id), tokens.service(), tokens.admin()):
+        for url in (EXPORT, MANIFEST, "/v1/reports/transparency"):
+            response = await client.get(url, params={"customer_id": customer_id}, headers=headers)
+            assert response.status_code == 403, (url, response.text)
+            assert response.headers["content-type"] == "application/problem+json"
+    for url in (EXPORT, MANIFEST, "/v1/reports/transparency"):
+        response = await client.get(url)
+        assert response.status_code == 401 and response.headers["www-authenticate"].startswith("Bearer")
+        assert (await client.post(url, headers=tokens.regulator())).status_code == 405
+    bad_claim = tokens.headers("regulator", "dpa", jurisdiction="Germany")
+    assert (await client.get(EXPORT, headers=bad_claim)).status_code == 403
+
+
+async def test_a_jurisdiction_limits_exports_to_its_customers(
+    client: httpx.AsyncClient, tokens: Tokens, customer_id: str
+) -> None:
+    german, french, unknown = f"{customer_id}-de", f"{customer_id}-fr", f"{customer_id}-xx"
+    for customer in (german, french, unknown):
+        await record(client, tokens, mixed_events(customer, 2))
+    await set_countries(client, tokens, {german: "DE", french: "FR"})
+    for customer in (german, french, unknown):
+        await settled(client, tokens, customer, 2)
+
+    berlin = tokens.regulator(jurisdiction="DE")
+    everything_german = lines(await export(client, berlin, kind="all"))
+    customers = {line["customer_id"] for line in everything_german}
+    assert german in customers and not customers & {french, unknown}
+    for customer in customers:
+        known = await client.get(f"/v1/admin/customers/{customer}", headers=tokens.admin())
+        assert known.json()["country"] == "DE"
+    assert (await manifest(client, berlin, kind="all"))["count"] == len(everything_german)
+    assert len(lines(await export(client, berlin, customer_id=german))) == 2
+    for customer in (french, unknown):
+        for url in (EXPORT, MANIFEST):
+            response = await client.get(url, params={"customer_id": customer}, headers=berlin)
+            assert response.status_code == 404, response.text
+    unlimited = {line["customer_id"] for line in lines(await export(client, tokens.regulator()))}
+    assert {german, french, unknown} <= unlimited
+    paris = lines(await export(client, tokens.regulator(jurisdiction="FR"), customer_id=french))
+    assert len(paris) == 2

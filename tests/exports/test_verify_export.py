@@ -1,0 +1,189 @@
+"""`seenby verify export`, offline: it accepts what the server exported and names every tampering."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from service.cli import app as cli
+from tests.conftest import Tokens
+from tests.exports.support import EXPORT, MANIFEST, record, settled
+from tests.exports.test_exports import mixed_events
+from tests.servers import seenby_command
+
+
+async def save(client: httpx.AsyncClient, tokens: Tokens, folder: Path, name: str, **params: str) -> Path:
+    described = await client.get(MANIFEST, params=params, headers=tokens.regulator())
+    assert described.status_code == 200
+    pinned = {**params, "tree_size": described.headers["Seenby-Tree-Size"]}
+    data = await client.get(EXPORT, params=pinned, headers=tokens.regulator())
+    assert data.status_code == 200
+    (folder / name).write_bytes(data.content)
+    (folder / f"{name}.manifest.json").write_bytes(described.content)
+    return folder / name
+
+
+def verify(data: Path, manifest: Path | None = None) -> tuple[int, str]:
+    manifest = manifest or data.with_name(data.name + ".manifest.json")
+    result = CliRunner().invoke(cli, ["verify", "export", str(data), "--manifest", str(manifest),
+                                      "--key", str(data.parent / "key.txt")])
+    return result.exit_code, result.output
+
+
+def tampered(data: Path, name: str, content: bytes) -> Path:
+    """A changed copy of an export's data, beside a copy of its original manifest."""
+    path = data.with_name(name)
+    path.write_bytes(content)
+    path.with_name(name + ".manifest.json").write_bytes(
+        data.with_name(data.name + ".manifest.json").read_bytes())
+    return path
+
+
+@pytest.fixture
+async def exports(client: httpx.AsyncClient, tokens: Tokens, customer_id: str, tmp_path: Path
+                  ) -> dict[str, Path]:
+    other = f"{customer_id}-other"
+    await record(client, tokens, mixed_events(customer_id, 4))
+    await client.put(f"/v1/customers/{customer_id}/consent", headers=tokens.customer(customer_id),
+                     json={"human_review": True, "model_training": True})
+    await record(client, tokens, mixed_events(customer_id, 3))
+    await record(client, tokens, mixed_events(other, 3))
+    await settled(client, tokens, customer_id, 8)
+    await settled(client, tokens, other, 3)
+    (tmp_path / "key.txt").write_text((await client.get("/v1/log/key")).text)
+    return {
+        "chain": await save(client, tokens, tmp_path, "chain.jsonl", customer_id=customer_id, kind="all"),
+        "accesses": await save(client, tokens, tmp_path, "accesses.jsonl", customer_id=customer_id),
+        "csv": await save(client, tokens, tmp_path, "accesses.csv", customer_id=customer_id, format="csv"),
+        "other": await save(client, tokens, tmp_path, "other.jsonl", customer_id=other),
+    }
+
+
+async def test_an_untouched_export_verifies(exports: dict[str, Path], customer_id: str) -> None:
+    code, output = verify(exports["chain"])
+    assert code == 0, output
+    assert output.startswith("OK: 8 entries") and "chain is complete from customer_seq 0 to 7" in output
+    for name in ("accesses", "csv", "other"):
+        code, output = verify(exports[name])
+        assert code == 0 and output.startswith("OK:"), (name, output)
+        assert "chain" not in output  # only a customer's whole chain can prove nothing was left out
+
+
+def _entries(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_bytes().splitlines()]
+
+
+async def test_a_changed_byte_is_named(exports: dict[str, Path]) -> None:
+    data = exports["chain"]
+    raw = data.read_bytes().splitlines(keepends=True)
+    third = _entries(data)[2]
+    where = f"line 3 (log_index {third['log_index']}, entry {third['entry_hash']})"
+
+    shown = raw[2].replace(b'"action":"view"', b'"action":"vieW"')
+    code, output = verify(tampered(data, "field.jsonl", b"".join([*raw[:2], shown, *raw[3:]])))
+    assert code == 1 and "FAILED" in output
+    assert f"{where}: shown field(s) action differ from its canonical bytes" in output
+    assert "SHA-256" in output
+
+    canonical = third["canonical"]
+    flipped = canonical[:10] + ("A" if canonical[10] != "A" else "B") + canonical[11:]
+    code, output = verify(tampered(data, "bytes.jsonl", b"".join(
+        [*raw[:2], raw[2].replace(canonical.encode(), flipped.encode()), *raw[3:]])))
+    assert code == 1 and where in output
+    assert "hash to" in output or "not the base64 of an entry" in output
+
+    csv_raw = exports["csv"].read_bytes()
+    code, output = verify(tampered(exports["csv"], "cell.csv", csv_raw.replace(b",quality_review,",
+                                                                               b",quality_reviex,", 1)))
+    assert code == 1 and "row 2 (log_index" in output and "column(s) purpose differ" in output
+
+
+async def test_a_dropped_line_is_named(exports: dict[str, Path]) -> None:
+    data = exports["chain"]
+    raw, entries = data.read_bytes().splitlines(keepends=True), _entries(data)
+    code, output = verify(tampered(data, "dropped.jsonl", b"".join(raw[:3] + raw[4:])))
+    assert code == 1
+    assert f"log_index {entries[3]['log_index']}: in the manifest, but missing from the data" in output
+    assert "the data holds 7 entries; the manifest says 8" in output
+    assert "customer_seq 4 where 3 was expected: the customer's chain is not complete" in output
+
+
+async def test_a_reordered_pair_is_named(exports: dict[str, Path]) -> None:
+    data = exports["accesses"]
+    raw, entries = data.read_bytes().splitlines(keepends=True), _entries(data)
+    code, output = verify(tampered(data, "swapped.jsonl", b"".join([raw[0], raw[2], raw[1], *raw[3:]])))
+    assert code == 1
+    assert (f"line 3 (log_index {entries[1]['log_index']}, entry {entries[1]['entry_hash']}): out of log "
+            f"order or repeated (it comes after log_index {entries[2]['log_index']})") in output
+    assert "missing from the data" not in output  # both entries are there, and both still prove
+
+
+async def test_a_line_from_another_export_is_named(exports: dict[str, Path], customer_id: str) -> None:
+    data = exports["accesses"]
+    raw, stranger = data.read_bytes().splitlines(keepends=True), _entries(exports["other"])[0]
+    foreign = exports["other"].read_bytes().splitlines(keepends=True)[0]
+    code, output = verify(tampered(data, "foreign.jsonl", b"".join([*raw[:4], foreign, *raw[5:]])))
+    assert code == 1
+    where = f"line 5 (log_index {stranger['log_index']}, entry {stranger['entry_hash']})"
+    assert f"{where}: the manifest has no proof for it (not part of this export)" in output
+    assert f"an entry of customer {customer_id}-other, not of {customer_id}" in output
+
+
+async def test_a_forged_manifest_is_named(exports: dict[str, Path]) -> None:
+    data = exports["chain"]
+    manifest_path = data.with_name(data.name + ".manifest.json")
+    manifest = json.loads(manifest_path.read_text())
+    entries = _entries(data)
+
+    def forged(name: str, document: dict) -> Path:
+        path = data.with_name(name)
+        path.write_text(json.dumps(document, indent=1))  # any layout of the JSON is read
+        return path
+
+    size = manifest["tree_size"]
+    bigger = manifest["checkpoint"].replace(f"\n{size}\n", f"\n{size + 1}\n", 1)
+    code, output = verify(data, forged("cp.json", {**manifest, "checkpoint": bigger}))
+    assert code == 1 and "checkpoint does not verify" in output
+
+    proofs = [dict(p) for p in manifest["proofs"]]
+    proofs[1]["hashes"] = ["00" * 32, *proofs[1]["hashes"][1:]]
+    code, output = verify(data, forged("proof.json", {**manifest, "proofs": proofs}))
+    assert code == 1
+    assert (f"line 2 (log_index {entries[1]['log_index']}, entry {entries[1]['entry_hash']}): not "
+            f"included in the signed checkpoint of {size}") in output
+
+    # A forger who drops an entry from both data and manifest, and fixes count and digest to match,
+    # is still caught: the customer's chain has a gap.
+    raw = data.read_bytes().splitlines(keepends=True)
+    shorter = tampered(data, "short.jsonl", b"".join(raw[:2] + raw[3:]))
+    consistent = {**manifest, "proofs": manifest["proofs"][:2] + manifest["proofs"][3:], "count": 7,
+                  "sha256": hashlib.sha256(shorter.read_bytes()).hexdigest()}
+    code, output = verify(shorter, forged("short.json", consistent))
+    assert code == 1 and "customer_seq 3 where 2 was expected" in output
+
+    code, output = verify(data, forged("count.json", {**manifest, "count": 9, "sha256": "0" * 64}))
+    assert code == 1 and "the manifest says 9" in output and "SHA-256" in output
+    (data.parent / "broken.json").write_text(manifest_path.read_text()[:-40])
+    code, output = verify(data, data.parent / "broken.json")
+    assert code == 1 and "the manifest is not valid" in output
+
+
+async def test_the_installed_command_verifies(exports: dict[str, Path]) -> None:
+    data = exports["csv"]
+    args = [*seenby_command(), "verify", "export", str(data), "--manifest",
+            str(data.with_name(data.name + ".manifest.json")), "--key", str(data.parent / "key.txt")]
+    good = await asyncio.to_thread(subprocess.run, args, capture_output=True, text=True, timeout=60)
+    assert good.returncode == 0 and good.stdout.startswith("OK"), good.stderr
+    raw = data.read_bytes()
+    last_record = max(m.start() for m in re.finditer(rb"\r\n[0-9]", raw)) + 2
+    args[args.index(str(data))] = str(tampered(data, "dropped.csv", raw[:last_record]))
+    bad = await asyncio.to_thread(subprocess.run, args, capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 1 and "FAILED" in bad.stderr and "missing from the data" in bad.stderr
