@@ -79,6 +79,8 @@ def deployment(workdir: Path) -> Iterator[Deployment]:
             "SEENBY_SIGNING_KEY_FILE": str(key_file),
             "SEENBY_LOG_ORIGIN": "bench.seenby.example/log",
             "SEENBY_DELETION_SERVICES": "clip-store",
+            # One load generator speaks for a whole fleet: measure the service, not its limiter.
+            "SEENBY_RATE_LIMIT_PER_SECOND": "0",
         }
         settings = Settings(_env_file=None, **{k.removeprefix("SEENBY_").lower(): v  # type: ignore[arg-type]
                                                for k, v in env.items()})
