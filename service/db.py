@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Iterable
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from sqlalchemy import event, text
+from sqlalchemy import ARRAY, any_, bindparam, event, text
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -91,6 +91,15 @@ async def lock_customers(session: AsyncSession, customer_ids: Iterable[str]) -> 
     ids = sorted(set(customer_ids))
     if ids:
         await session.execute(_LOCK_CUSTOMERS, {"ids": ids})
+
+
+def one_of(session: AsyncSession, column: Any, values: Iterable[Any]) -> Any:
+    """`column IN values`; on PostgreSQL as `= ANY(array)`: one bound parameter instead of one per
+    value, which SQLAlchemy would otherwise render and convert one by one for every statement."""
+    values = list(values)
+    if session.bind.dialect.name == "postgresql":
+        return column == any_(bindparam(None, values, type_=ARRAY(column.type)))
+    return column.in_(values)
 
 
 # Dependencies are async on purpose: FastAPI runs a plain `def` dependency in a thread pool,

@@ -24,7 +24,7 @@ from service.accesses.schemas import AccessEvent, Receipt
 from service.actors import recorded_actor
 from service.consent import rules
 from service.consent import service as consent
-from service.db import Database
+from service.db import Database, one_of
 from service.errors import Conflict
 from service.ledger import store
 from service.ledger.canonical import canonical_bytes
@@ -89,29 +89,35 @@ class Recorder:
         self.pseudonym_key = pseudonym_key
         self.group_events = group_events
         self._queue: list[_Submission] = []
-        self._arrived = asyncio.Event()
-        self._writer: asyncio.Task[None] | None = None
+        self._arrived = asyncio.Condition()
+        # Two writers on PostgreSQL: one prepares its group while the other waits on the database.
+        # Per-customer locks keep their chains in order; SQLite has a single writer anyway.
+        self._writer_count = 1 if database.sqlite else 2
+        self._writers: list[asyncio.Task[None]] = []
 
     async def record(self, events: Sequence[AccessEvent], *, recorded_by: str) -> Recorded:
         sent = [_sent(e) for e in events]
         submission = _Submission(sent, _dedupe(sent), recorded_by,
                                  asyncio.get_running_loop().create_future())
         self._queue.append(submission)
-        self._arrived.set()
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._write_forever(), name="seenby-recorder")
+        self._writers = [w for w in self._writers if not w.done()]
+        while len(self._writers) < self._writer_count:
+            self._writers.append(asyncio.create_task(self._write_forever(), name="seenby-recorder"))
+        async with self._arrived:
+            self._arrived.notify()
         return await submission.done
 
     async def close(self) -> None:
-        if self._writer is not None:
-            self._writer.cancel()
+        for writer in self._writers:
+            writer.cancel()
+        for writer in self._writers:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._writer
+                await writer
 
     async def _write_forever(self) -> None:
         while True:
-            await self._arrived.wait()
-            self._arrived.clear()
+            async with self._arrived:
+                await self._arrived.wait_for(lambda: bool(self._queue))
             while self._queue:
                 group = self._next_group()
                 try:
@@ -204,7 +210,7 @@ async def _existing(database: Database, keys: set[str]) -> dict[str, tuple[str, 
             select(entries.c.event_id, entries.c.request_digest, entries.c.entry_hash,
                    entries.c.customer_seq, entries.c.recorded_at_us, leaves.c.log_index)
             .outerjoin(leaves, leaves.c.entry_id == entries.c.id)
-            .where(entries.c.event_id.in_(sorted(keys)))
+            .where(one_of(session, entries.c.event_id, sorted(keys)))
         )
     return {
         row.event_id: (row.request_digest, {

@@ -13,7 +13,7 @@ from service import clock
 from service.actors import recorded_actor
 from service.consent import rules
 from service.consent.tables import AccessDecision, Consent, TroubleshootingGrant
-from service.db import Database
+from service.db import Database, one_of
 from service.deletions.coverage import clips_under_deletion
 from service.errors import NotFound
 from service.ids import new_id
@@ -37,7 +37,7 @@ async def current_consent(
 ) -> dict[str, rules.ConsentState]:
     rows = await session.execute(
         select(consents.c.customer_id, consents.c.human_review, consents.c.model_training)
-        .where(consents.c.customer_id.in_(sorted(set(customer_ids))))
+        .where(one_of(session, consents.c.customer_id, sorted(set(customer_ids))))
     )
     found = {r.customer_id: rules.ConsentState(r.human_review, r.model_training) for r in rows}
     return {c: found.get(c, default_consent(settings)) for c in customer_ids}
@@ -51,8 +51,8 @@ async def facts_for(
     consent = await current_consent(session, [a.customer_id for a in accesses], settings)
     live = await session.execute(
         select(grants.c.customer_id, grants.c.clip_id).where(
-            grants.c.customer_id.in_(sorted({c for c, _ in pairs})),
-            grants.c.clip_id.in_(sorted({clip for _, clip in pairs})),
+            one_of(session, grants.c.customer_id, sorted({c for c, _ in pairs})),
+            one_of(session, grants.c.clip_id, sorted({clip for _, clip in pairs})),
             grants.c.withdrawn_at_us.is_(None),
             grants.c.granted_at_us <= now_us,
             grants.c.expires_at_us > now_us,
@@ -65,7 +65,8 @@ async def facts_for(
     if cited_ids:
         rows = await session.execute(
             select(decisions.c.id, decisions.c.customer_id, decisions.c.clip_id, decisions.c.action,
-                   decisions.c.purpose, decisions.c.decision).where(decisions.c.id.in_(cited_ids))
+                   decisions.c.purpose, decisions.c.decision)
+            .where(one_of(session, decisions.c.id, cited_ids))
         )
         cited = {r.id: rules.CitedDecision(r.customer_id, r.clip_id, r.action, r.purpose, r.decision)
                  for r in rows}

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from sqlalchemy import and_, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from service.db import one_of
 from service.deletions.tables import DeletionRequest, DeletionRequestClip
 
 requests = DeletionRequest.__table__
@@ -23,7 +24,7 @@ async def clips_under_deletion(
     clips = sorted({clip for _, clip in pairs})
     everything = await session.execute(
         select(requests.c.customer_id).where(
-            requests.c.customer_id.in_(customers), requests.c.scope == "all",
+            one_of(session, requests.c.customer_id, customers), requests.c.scope == "all",
             requests.c.status != "rejected",
         )
     )
@@ -32,7 +33,8 @@ async def clips_under_deletion(
         select(request_clips.c.customer_id, request_clips.c.clip_id)
         .join(requests, requests.c.id == request_clips.c.request_id)
         .where(
-            and_(request_clips.c.customer_id.in_(customers), request_clips.c.clip_id.in_(clips)),
+            one_of(session, request_clips.c.customer_id, customers),
+            one_of(session, request_clips.c.clip_id, clips),
             requests.c.status != "rejected",
         )
     )

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from service.db import one_of
 from service.ledger import bulk
 from service.ledger.canonical import GENESIS_HASH, canonical_bytes, entry_hash
 from service.ledger.tables import ActorIdentity, CustomerHead, IntegrationQueue, LedgerEntry
@@ -128,7 +129,7 @@ async def _enqueue(session: AsyncSession, entry_hashes: list[str]) -> None:
 async def _read_heads(session: AsyncSession, customer_ids: set[str]) -> dict[str, tuple[int, str]]:
     result = await session.execute(
         select(heads_table.c.customer_id, heads_table.c.last_seq, heads_table.c.head_hash).where(
-            heads_table.c.customer_id.in_(sorted(customer_ids))
+            one_of(session, heads_table.c.customer_id, sorted(customer_ids))
         )
     )
     return {row.customer_id: (row.last_seq, row.head_hash) for row in result}
