@@ -32,26 +32,25 @@ def seenby_command() -> list[str]:
 
 
 @contextlib.contextmanager
-def running_server(env: dict[str, str], cwd: Path, *, timeout: float = 30.0) -> Iterator[str]:
-    """A `seenby serve` subprocess; yields its base URL once /readyz answers 200."""
-    port = free_port()
-    clean_env = {k: v for k, v in os.environ.items() if not k.startswith("SEENBY_")}
-    log = (cwd / f"serve-{port}.log").open("w")
-    process = subprocess.Popen(
-        [*seenby_command(), "serve", "--port", str(port)], env={**clean_env, **env}, cwd=cwd,
-        stdout=log, stderr=subprocess.STDOUT,
-    )
+def serving(
+    command: list[str], env: dict[str, str], cwd: Path, port: int, *, ready_path: str = "/readyz",
+    timeout: float = 30.0,
+) -> Iterator[str]:
+    """Runs `command` (which listens on `port`); yields its base URL once `ready_path` answers 200."""
+    log_path = cwd / f"serve-{port}.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(command, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + timeout
         while True:
             if process.poll() is not None:
-                raise RuntimeError(f"seenby serve exited: {(cwd / log.name).read_text()[-2000:]}")
+                raise RuntimeError(f"the server exited: {log_path.read_text()[-3000:]}")
             with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/readyz", timeout=1.0).status_code == 200:
+                if httpx.get(url + ready_path, timeout=1.0).status_code == 200:
                     break
             if time.monotonic() > deadline:
-                raise RuntimeError(f"seenby serve not ready: {Path(log.name).read_text()[-2000:]}")
+                raise RuntimeError(f"the server never became ready: {log_path.read_text()[-3000:]}")
             time.sleep(0.1)
         yield url
     finally:
@@ -61,4 +60,13 @@ def running_server(env: dict[str, str], cwd: Path, *, timeout: float = 30.0) -> 
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-        log.close()
+
+
+@contextlib.contextmanager
+def running_server(env: dict[str, str], cwd: Path, *, timeout: float = 30.0) -> Iterator[str]:
+    """A `seenby serve` subprocess with `env` on top of this environment less any SEENBY_ variable."""
+    port = free_port()
+    clean_env = {k: v for k, v in os.environ.items() if not k.startswith("SEENBY_")}
+    with serving([*seenby_command(), "serve", "--port", str(port)], {**clean_env, **env}, cwd, port,
+                 timeout=timeout) as url:
+        yield url

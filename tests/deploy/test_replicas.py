@@ -30,6 +30,7 @@ from tests.deploy.chart import RELEASE, Rendered, container
 from tests.deploy.conftest import new_signing_key_pem
 from tests.factories import access_event
 from tests.pg import free_port
+from tests.servers import serving
 
 pytestmark = pytest.mark.postgres_only
 
@@ -99,34 +100,12 @@ class Pod:
 
 
 @contextlib.contextmanager
-def serving(pod: Pod, *, timeout: float = 30.0) -> Iterator[str]:
+def serving_pod(pod: Pod, *, timeout: float = 30.0) -> Iterator[str]:
     """The pod's container, listening on loopback; yields its URL once its readiness probe passes."""
     port = free_port()
-    ready_path = pod.container["readinessProbe"]["httpGet"]["path"]
-    log = (pod.root / "serve.log").open("w")
-    process = subprocess.Popen(
-        pod.command(host="127.0.0.1", port=str(port)), env=pod.process_env(), cwd=pod.root,
-        stdout=log, stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            assert process.poll() is None, (pod.root / "serve.log").read_text()[-3000:]
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(url + ready_path, timeout=1.0).status_code == 200:
-                    break
-            assert time.monotonic() < deadline, (pod.root / "serve.log").read_text()[-3000:]
-            time.sleep(0.1)
+    with serving(pod.command(host="127.0.0.1", port=str(port)), pod.process_env(), pod.root, port,
+                 ready_path=pod.container["readinessProbe"]["httpGet"]["path"], timeout=timeout) as url:
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
 
 
 def wait_for(check, within: float = 20.0):  # type: ignore[no-untyped-def]
@@ -164,7 +143,7 @@ def test_migration_job_and_two_pods_share_one_log(
     tokens = Tokens.for_settings(settings)
     customer = f"cust-{uuid.uuid4().hex[:12]}"
 
-    with serving(pods[0]) as first, serving(pods[1]) as second:
+    with serving_pod(pods[0]) as first, serving_pod(pods[1]) as second:
         liveness = pods[0].container["livenessProbe"]["httpGet"]["path"]
         assert httpx.get(first + liveness).status_code == httpx.get(second + liveness).status_code == 200
         event = access_event(customer)
@@ -192,5 +171,5 @@ def test_migration_job_and_two_pods_share_one_log(
 
     # A read-only root filesystem is safe: production wrote nothing, not even to its emptyDirs.
     for pod in [job, *pods]:
-        written = {p for p in pod.root.rglob("*") if p.is_file()} - {pod.root / "serve.log"}
+        written = {p for p in pod.root.rglob("*") if p.is_file() and not p.name.startswith("serve-")}
         assert written == pod.secret_files, sorted(written - pod.secret_files)
