@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
 
 from service.accesses.schemas import AccessBatch, AccessEvent, BatchReceipts, Receipt
 from service.accesses.service import Recorder
@@ -39,14 +41,38 @@ async def record_access(
     return recorded.receipts[0]
 
 
+_BATCH_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": {
+            "type": "object", "additionalProperties": False, "required": ["events"],
+            "properties": {"events": {"type": "array", "minItems": 1,
+                                      "items": {"$ref": "#/components/schemas/AccessEvent"}}},
+        }}},
+    }
+}
+
+
+def parse_batch(raw: bytes) -> AccessBatch:
+    """Validated straight from the bytes: pydantic's JSON parser is some 2x faster than stdlib json
+    plus validating the objects, and a batch is the hot path. Errors read as FastAPI's own."""
+    try:
+        return AccessBatch.model_validate_json(raw)
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**error, "loc": ("body", *error["loc"])} for error in exc.errors(include_url=False)]
+        ) from exc
+
+
 @router.post(
     "/accesses:batch", status_code=status.HTTP_201_CREATED, response_model=BatchReceipts,
     responses=_RECORD_RESPONSES, summary="Record up to SEENBY_MAX_BATCH accesses, all or nothing",
+    openapi_extra=_BATCH_BODY,
 )
 async def record_batch(
-    batch: AccessBatch, principal: ServicePrincipal, recorder: RecorderDep, request: Request,
-    response: Response,
+    principal: ServicePrincipal, recorder: RecorderDep, request: Request, response: Response
 ) -> BatchReceipts:
+    batch = parse_batch(await request.body())
     max_batch = request.app.state.settings.max_batch
     if len(batch.events) > max_batch:
         raise Unprocessable(

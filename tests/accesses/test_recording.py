@@ -235,3 +235,20 @@ async def test_algorithm_actor_is_recorded_in_clear(
                              headers=tokens.customer(customer_id))).json()["items"][0]
     assert item["actor"] == algorithm_actor()
     assert uuid.UUID(item["event_id"])
+
+
+async def test_batch_bodies_are_validated_from_their_bytes(
+    client: httpx.AsyncClient, tokens: Tokens, customer_id: str
+) -> None:
+    json_headers = {**tokens.service(), "content-type": "application/json"}
+    surrogate = json.dumps({"events": [access_event(customer_id, clip_id="\ud800")]})
+    for body in (b'{"events": [', b"", b"[]", surrogate.encode(), b'{"events": [], "extra": 1}'):
+        response = await client.post("/v1/accesses:batch", content=body, headers=json_headers)
+        assert response.status_code == 422, (body[:40], response.text)
+        assert response.headers["content-type"] == "application/problem+json"
+        assert all(e["field"].startswith("body") for e in response.json()["errors"])
+    unauthenticated = await client.post("/v1/accesses:batch", content=b'{"events": [',
+                                        headers={"content-type": "application/json"})
+    assert unauthenticated.status_code == 401, "the token is checked before the body is read"
+    history = await client.get(f"/v1/customers/{customer_id}/accesses", headers=tokens.regulator())
+    assert history.json()["items"] == []
