@@ -95,6 +95,9 @@ class _JwksCache:
 
     async def _refresh(self) -> None:
         async with self._lock:
+            fresh_for = min(self.MIN_REFETCH_SECONDS, self._settings.jwks_cache_seconds)
+            if time.monotonic() - self._fetched_at < fresh_for:
+                return  # another request refreshed while this one waited for the lock
             try:
                 async with httpx.AsyncClient(timeout=5.0, follow_redirects=False) as client:
                     response = await client.get(self._settings.jwks_url)

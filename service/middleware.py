@@ -28,6 +28,12 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if "\x00" in scope["path"] or b"%00" in scope["query_string"]:
+            # No identifier holds NUL, and PostgreSQL text cannot: refuse it before it reaches a query.
+            response = problem_response(400, "Bad Request", "the URL contains a NUL character",
+                                        slug="bad-request")
+            await response(scope, receive, send)
+            return
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
             await self._reject(scope, receive, send)

@@ -12,6 +12,7 @@ from service.errors import Unprocessable
 
 _PREFIX = "after:"
 MAX_POSITION_LENGTH = 64
+MAX_SEQ = 2**63 - 1  # a BIGINT
 
 
 class Page(BaseModel):
@@ -41,7 +42,7 @@ def decode_seq_cursor(cursor: str | None) -> int | None:
     position = decode_cursor(cursor)
     if position is None:
         return None
-    if not position.isascii() or not position.isdigit():
+    if not position.isascii() or not position.isdigit() or int(position) > MAX_SEQ:
         raise _invalid()
     return int(position)
 

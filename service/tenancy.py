@@ -27,6 +27,13 @@ async def ensure_readable(session: AsyncSession, principal: Principal, customer_
     raise NotFound(f"customer {customer_id} not found")
 
 
+def ensure_owner(principal: Principal, customer_id: str) -> None:
+    """Writes on a customer's behalf (consent, grants, deletion requests): that customer only.
+    A token that also holds the regulator role gains nothing here: regulators never write."""
+    if not (principal.has(Role.CUSTOMER) and principal.subject == customer_id):
+        raise NotFound(f"customer {customer_id} not found")
+
+
 def sees_identities(principal: Principal) -> bool:
     """Regulators, and only they, read a human actor's employee id and commitment salt."""
     return principal.has(Role.REGULATOR)

@@ -9,11 +9,14 @@ from pydantic import AfterValidator, StringConstraints
 
 
 def _valid_unicode(value: str) -> str:
-    # JSON "\ud800" escapes decode to lone surrogates, which no canonical encoding can carry.
+    # JSON "\ud800" escapes decode to lone surrogates, which no canonical encoding can carry;
+    # PostgreSQL text cannot hold NUL.
     try:
         value.encode("utf-8")
     except UnicodeEncodeError as exc:
         raise ValueError("must be valid Unicode (no lone surrogates)") from exc
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
     return value
 
 
@@ -31,6 +34,18 @@ Text = Annotated[str, AfterValidator(_valid_unicode)]
 Id = Annotated[str, StringConstraints(min_length=1, max_length=128), AfterValidator(_valid_unicode)]
 Country = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
 Timestamp = Annotated[str, StringConstraints(max_length=40), AfterValidator(_rfc3339)]
+
+
+def _representable(moment: datetime) -> datetime:
+    """Within years 1..9999 once in UTC, so that it can be written back as an RFC 3339 time."""
+    try:
+        utc = moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+    except OverflowError as exc:
+        raise ValueError("must be between years 1 and 9999 in UTC") from exc
+    return utc
+
+
+Moment = Annotated[datetime, AfterValidator(_representable)]
 
 
 def to_micros(moment: datetime) -> int:

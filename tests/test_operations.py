@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 
 from service.main import create_app
 from service.migrate import head_revision
+from service.paging import encode_cursor
 from tests.conftest import Backend, Tokens, serve
 from tests.factories import access_event
 
@@ -85,3 +87,31 @@ async def test_callers_over_their_rate_get_429_with_retry_after(backend: Backend
         assert int(limited.headers["retry-after"]) >= 1
         other = await client.get("/v1/me/accesses", headers=tokens.customer(f"{customer_id}-2"))
         assert other.status_code == 200, "one caller's limit is not another's"
+
+
+async def test_nul_characters_never_reach_the_database(
+    client: httpx.AsyncClient, tokens: Tokens, customer_id: str
+) -> None:
+    for url in (f"/v1/customers/{customer_id}%00x/accesses", "/v1/me/accesses?clip_id=a%00b"):
+        response = await client.get(url, headers=tokens.regulator() if "customers" in url
+                                    else tokens.customer(customer_id))
+        assert response.status_code == 400, url
+        assert response.headers["content-type"] == "application/problem+json"
+    body = {**access_event(customer_id), "customer_id": "x\u0000y"}
+    response = await client.post("/v1/accesses", json=body, headers=tokens.service())
+    assert response.status_code == 422
+
+
+@pytest.mark.parametrize("url", [
+    "/v1/customers/{c}/accesses?since=0001-01-01T00:00:00%2B05:00",
+    "/v1/customers/{c}/accesses?until=9999-12-31T23:59:59-05:00",
+    "/v1/exports/accesses/manifest?until=9999-12-31T23:59:59-05:00",
+    "/v1/reports/transparency?since=0001-01-01T00:00:00%2B05:00",
+    "/v1/customers/{c}/accesses?cursor=" + encode_cursor(2**64),
+])
+async def test_out_of_range_parameters_are_422(
+    client: httpx.AsyncClient, tokens: Tokens, customer_id: str, url: str
+) -> None:
+    response = await client.get(url.format(c=customer_id), headers=tokens.regulator())
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json"

@@ -122,10 +122,16 @@ class Recorder:
                 group = self._next_group()
                 try:
                     await self._record_group(group)
-                except Exception as exc:  # the requests fail; the writer lives on
+                except Exception as exc:  # the writer lives on
+                    if len(group) == 1:
+                        _settle(group[0], exc)
+                        continue
+                    # One bad request must not fail the others: retry each on its own.
                     for submission in group:
-                        if not submission.done.done():
-                            submission.done.set_exception(exc)
+                        try:
+                            await self._record_group([submission])
+                        except Exception as alone:
+                            _settle(submission, alone)
 
     def _next_group(self) -> list[_Submission]:
         group, size = [], 0
@@ -138,13 +144,14 @@ class Recorder:
     async def _record_group(self, group: list[_Submission]) -> None:
         pending = [s for s in group if not s.done.done()]
         for attempt in range(MAX_ATTEMPTS):
+            pending = [s for s in pending if not s.done.done()]  # a caller may have gone away
             existing = await _existing(self.database, {k for s in pending for k in s.unique})
             claimed: dict[str, tuple[_Sent, _Submission]] = {}
             accepted = []
             for submission in pending:
                 conflict = _conflict(submission, existing, claimed)
                 if conflict:
-                    submission.done.set_exception(Conflict(conflict))
+                    _settle(submission, Conflict(conflict))
                     continue
                 accepted.append(submission)
                 for key, sent in submission.unique.items():
@@ -159,7 +166,7 @@ class Recorder:
                 continue
             for submission in accepted:
                 created = any(claimed.get(k, (None, None))[1] is submission for k in submission.unique)
-                submission.done.set_result(Recorded(
+                _settle(submission, Recorded(
                     [receipts.get(s.key) or Receipt(event_id=s.event.event_id, **existing[s.key][1])
                      for s in submission.events],
                     created=created,
@@ -186,6 +193,16 @@ class Recorder:
                               customer_seq=a.customer_seq, recorded_at=a.recorded_at)
             for (sent, _), a in zip(new, appended, strict=True)
         }
+
+
+def _settle(submission: _Submission, outcome: Recorded | BaseException) -> None:
+    """Answer a waiting request, unless it was cancelled (its client went away) meanwhile."""
+    if submission.done.done():
+        return
+    if isinstance(outcome, BaseException):
+        submission.done.set_exception(outcome)
+    else:
+        submission.done.set_result(outcome)
 
 
 def _conflict(

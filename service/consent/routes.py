@@ -11,7 +11,7 @@ from service.consent import service
 from service.consent.schemas import ConsentChange, DecisionRequest, GrantRequest
 from service.db import DatabaseDep, SessionDep
 from service.history.routes import CustomerId
-from service.tenancy import ensure_readable
+from service.tenancy import ensure_owner, ensure_readable
 
 router = APIRouter(prefix="/v1", tags=["consent"])
 
@@ -27,8 +27,8 @@ async def read_consent(customer_id: CustomerId, principal: ReaderPrincipal, sess
 
 @router.put("/customers/{customer_id}/consent", summary="Change a customer's consent (a ledger entry)")
 async def change_consent(customer_id: CustomerId, body: ConsentChange, principal: CustomerPrincipal,
-                         session: SessionDep, database: DatabaseDep, request: Request) -> dict[str, bool]:
-    await ensure_readable(session, principal, customer_id)
+                         database: DatabaseDep, request: Request) -> dict[str, bool]:
+    ensure_owner(principal, customer_id)
     return await service.change_consent(database, customer_id, body.model_dump(exclude_none=True),
                                         request.app.state.settings, principal.subject)
 
@@ -36,8 +36,8 @@ async def change_consent(customer_id: CustomerId, body: ConsentChange, principal
 @router.post("/customers/{customer_id}/troubleshooting-grants", status_code=status.HTTP_201_CREATED,
              summary="Allow human review of one clip, for a bounded time")
 async def grant(customer_id: CustomerId, body: GrantRequest, principal: CustomerPrincipal,
-                session: SessionDep, database: DatabaseDep, request: Request) -> dict[str, Any]:
-    await ensure_readable(session, principal, customer_id)
+                database: DatabaseDep, request: Request) -> dict[str, Any]:
+    ensure_owner(principal, customer_id)
     return await service.grant_troubleshooting(database, customer_id, body.clip_id, body.note,
                                                request.app.state.settings)
 
@@ -52,8 +52,8 @@ async def list_grants(customer_id: CustomerId, principal: ReaderPrincipal,
 @router.post("/customers/{customer_id}/troubleshooting-grants/{grant_id}/withdraw",
              summary="End a troubleshooting grant early")
 async def withdraw(customer_id: CustomerId, grant_id: GrantId, principal: CustomerPrincipal,
-                   session: SessionDep, database: DatabaseDep) -> dict[str, Any]:
-    await ensure_readable(session, principal, customer_id)
+                   database: DatabaseDep) -> dict[str, Any]:
+    ensure_owner(principal, customer_id)
     return await service.withdraw_troubleshooting(database, customer_id, grant_id)
 
 

@@ -89,14 +89,11 @@ def flags(access: Access, facts: Facts) -> list[str]:
     found = []
     if facts.deletion_requested:
         found.append(ACCESS_AFTER_DELETION)
-    if access.purpose in NEEDS_REVIEW_PURPOSES:
-        found.append(NEEDS_REVIEW)
-        return found
     cited_covers = facts.cited is not None and _cited_allow_matches(access, facts.cited)
-    if not _consent_verdict(access, facts).allow and not cited_covers:
+    if access.purpose in NEEDS_REVIEW_PURPOSES:
+        found.append(NEEDS_REVIEW)  # not judged by consent, so never unconsented
+    elif not _consent_verdict(access, facts).allow and not cited_covers:
         found.append(UNCONSENTED)
-    if access.authorization_id is not None and (
-        facts.cited_missing or (facts.cited is not None and not _cited_allow_matches(access, facts.cited))
-    ):
+    if access.authorization_id is not None and not cited_covers:
         found.append(AUTHORIZATION_INVALID)
     return found

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
-from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
 
@@ -16,6 +15,7 @@ from service.auth import RegulatorPrincipal
 from service.db import DatabaseDep
 from service.exports import formats, service
 from service.exports.service import ExportFilter
+from service.types import Moment
 
 router = APIRouter(prefix="/v1/exports", tags=["exports"])
 
@@ -30,8 +30,8 @@ class ExportFormat(StrEnum):
 async def export_filter(
     customer_id: Annotated[str | None, Query(min_length=1, max_length=128,
                                              description="One customer's entries only.")] = None,
-    since: Annotated[datetime | None, Query(description="recorded_at >= since")] = None,
-    until: Annotated[datetime | None, Query(description="recorded_at < until")] = None,
+    since: Annotated[Moment | None, Query(description="recorded_at >= since")] = None,
+    until: Annotated[Moment | None, Query(description="recorded_at < until")] = None,
     kind: Annotated[str, Query(pattern=r"^[a-z_]{1,40}$",
                                description="A kind of entry (access, consent_changed, ...) or all.")]
     = "access",

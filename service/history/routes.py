@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query
@@ -14,6 +13,7 @@ from service.history import service
 from service.history.service import AccessFilters
 from service.paging import Page
 from service.tenancy import ensure_readable, sees_identities
+from service.types import Moment
 
 router = APIRouter(prefix="/v1", tags=["history"])
 
@@ -28,8 +28,8 @@ async def access_filters(
     actor_type: ActorType | None = None,
     purpose: Purpose | None = None,
     action: Action | None = None,
-    since: Annotated[datetime | None, Query(description="occurred_at >= since")] = None,
-    until: Annotated[datetime | None, Query(description="occurred_at < until")] = None,
+    since: Annotated[Moment | None, Query(description="occurred_at >= since")] = None,
+    until: Annotated[Moment | None, Query(description="occurred_at < until")] = None,
 ) -> AccessFilters:
     return AccessFilters(
         clip_id=clip_id,

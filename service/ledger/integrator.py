@@ -84,7 +84,7 @@ class Integrator:
             except LogIntegrityError:
                 logger.exception("refusing to integrate: the log does not match its checkpoint")
                 await asyncio.sleep(5.0)
-            except (SQLAlchemyError, OSError):
+            except Exception:  # the driver's own errors too: this loop must outlive any of them
                 logger.exception("integration failed; retrying from the stored state")
                 self._tree = None
                 await asyncio.sleep(0.5)
@@ -110,6 +110,10 @@ class Integrator:
             finally:
                 self._leader = None
                 self._tree = None
+                if leading:
+                    # A pooled connection would go back still holding the session-level lock, and
+                    # no process could lead again: discard the connection, and the lock with it.
+                    await connection.invalidate()
 
     @contextlib.asynccontextmanager
     async def _transaction(self) -> AsyncIterator[AsyncSession]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -13,6 +12,7 @@ from service.auth import RegulatorPrincipal
 from service.db import SessionDep
 from service.reports import service
 from service.reports.schemas import TransparencyReport
+from service.types import Moment
 
 router = APIRouter(prefix="/v1/reports", tags=["reports"])
 
@@ -32,8 +32,8 @@ class ReportFormat(StrEnum):
 )
 async def transparency(
     principal: RegulatorPrincipal, session: SessionDep,
-    since: Annotated[datetime | None, Query(description="recorded_at >= since")] = None,
-    until: Annotated[datetime | None, Query(description="recorded_at < until")] = None,
+    since: Annotated[Moment | None, Query(description="recorded_at >= since")] = None,
+    until: Annotated[Moment | None, Query(description="recorded_at < until")] = None,
     format: ReportFormat = ReportFormat.JSON,
 ) -> Any:
     report = await service.transparency(session, principal, since, until)

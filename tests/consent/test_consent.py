@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import pytest
+from jose import jwt
 
 from service import clock
 from tests.chains import assert_chain_intact, fetch_chain
@@ -220,3 +223,29 @@ async def test_bad_decision_requests_are_422(client: httpx.AsyncClient, tokens: 
             "purpose": "troubleshooting"}
     assert (await client.post("/v1/access-decisions", json=body,
                               headers=tokens.customer("c"))).status_code == 403
+
+
+async def test_a_token_with_customer_and_regulator_roles_writes_only_for_itself(
+    client: httpx.AsyncClient, tokens: Tokens, customer_id: str
+) -> None:
+    victim = f"{customer_id}-v"
+    # mint_token makes one role; this token, signed with the same secret, carries two.
+    claims = {"iss": tokens._settings.jwt_issuer, "aud": tokens._settings.jwt_audience, "sub": customer_id,
+              "roles": ["customer", "regulator"], "exp": int(time.time()) + 60}
+    both = {"Authorization": "Bearer " + jwt.encode(claims, tokens._keys.jwt_secret, algorithm="HS256")}
+    assert (await client.get(f"/v1/customers/{victim}/consent", headers=both)).status_code == 200
+    for method, url, body in (
+        ("PUT", f"/v1/customers/{victim}/consent", {"model_training": True}),
+        ("POST", f"/v1/customers/{victim}/deletion-requests", {"scope": "all"}),
+        ("POST", f"/v1/customers/{victim}/troubleshooting-grants", {"clip_id": "c"}),
+    ):
+        assert (await client.request(method, url, json=body, headers=both)).status_code == 404, url
+    assert await fetch_chain(client, victim, tokens.regulator()) == []
+
+
+async def test_security_access_citing_another_decision_is_flagged(
+    client: httpx.AsyncClient, tokens: Tokens, customer_id: str
+) -> None:
+    other = await decide(client, tokens, f"{customer_id}-o", purpose="security")
+    event = access_event(customer_id, purpose="security", authorization_id=other["id"])
+    assert await flags_of(client, tokens, event) == ["needs_review", "authorization_invalid"]
