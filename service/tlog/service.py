@@ -23,8 +23,17 @@ async def latest(session: AsyncSession) -> StoredCheckpoint:
     return checkpoint
 
 
+# The largest signed size this process has read, per database. The log only grows, so a size at
+# or below it is known to be signed without asking the database again.
+_signed_at_least: dict[str, int] = {}
+
+
 async def _within_latest(session: AsyncSession, tree_size: int, field: str) -> None:
+    database = str(session.bind.url)
+    if tree_size <= _signed_at_least.get(database, -1):
+        return
     size = (await latest(session)).tree_size
+    _signed_at_least[database] = max(size, _signed_at_least.get(database, -1))
     if tree_size > size:
         raise _out_of_range(field, f"{field} {tree_size} is beyond the latest checkpoint ({size})")
 
