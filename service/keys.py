@@ -5,13 +5,12 @@ from __future__ import annotations
 import os
 import secrets
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from service.settings import Settings, get_settings
+from service.settings import Settings
 
 DEV_JWT_SECRET_FILE = "jwt-secret"
 DEV_PSEUDONYM_SECRET_FILE = "pseudonym-secret"
@@ -100,8 +99,3 @@ def load_keys(settings: Settings) -> Keys:
         pseudonym_key=pseudonym_secret.encode(),
         signing_key=load_signing_key(signing_pem),
     )
-
-
-@lru_cache
-def get_keys() -> Keys:
-    return load_keys(get_settings())

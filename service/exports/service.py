@@ -15,9 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, ColumnElement, Integer, Row, Select, and_, bindparam, func, select
-from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import ColumnElement, Row, Select, select
 
 from service.auth import Principal
 from service.db import Database
@@ -198,23 +196,6 @@ async def manifest_bytes(database: Database, principal: Principal, wanted: Expor
     )
 
 
-async def _read_nodes(connection: AsyncConnection, wanted: set[NodeId]) -> dict[NodeId, bytes]:
-    """Stored tree nodes in one query. On PostgreSQL a join with two unnested arrays: the planner
-    turns thousands of (level, index) pairs in an IN list into one huge OR, some 20 times slower."""
-    if connection.dialect.name != "postgresql":
-        return await tree_store.read_nodes(connection, wanted)
-    ordered = sorted(wanted)
-    pairs = func.unnest(
-        bindparam("levels", [level for level, _ in ordered], type_=ARRAY(Integer)),
-        bindparam("indexes", [index for _, index in ordered], type_=ARRAY(BigInteger)),
-    ).table_valued("level", "node_index").render_derived()
-    rows = await connection.execute(
-        select(nodes.c.level, nodes.c.node_index, nodes.c.hash)
-        .join(pairs, and_(nodes.c.level == pairs.c.level, nodes.c.node_index == pairs.c.node_index))
-    )
-    return {(row.level, row.node_index): row.hash for row in rows}
-
-
 class _ProofBuilder:
     """Inclusion proofs for runs of leaves, one node query per run of at most NODES_PER_QUERY nodes."""
 
@@ -239,7 +220,7 @@ class _ProofBuilder:
         if not self._pending:
             return b""
         async with self._database.engine.connect() as connection:
-            lookup = await _read_nodes(connection, self._nodes)
+            lookup = await tree_store.read_nodes(connection, self._nodes)
         chunk = b"".join(
             formats.manifest_proof({
                 "log_index": index, "leaf_hash": leaf.hex(),
