@@ -13,7 +13,7 @@ PSEUDONYM_PREFIX = "psn_"
 def pseudonym(key: bytes, customer_id: str, employee_id: str) -> str:
     """Stable per (customer, employee); unlinkable across customers without the key."""
     message = customer_id.encode() + b"\x00" + employee_id.encode()
-    return PSEUDONYM_PREFIX + hmac.new(key, message, hashlib.sha256).hexdigest()[:32]
+    return PSEUDONYM_PREFIX + hmac.digest(key, message, "sha256").hex()[:32]
 
 
 def id_commitment(salt: bytes, employee_id: str) -> str:

@@ -25,7 +25,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
 from jose import jwt
 
-from service.errors import PROBLEM_JSON
+from service.auth import Authenticator
+from service.errors import PROBLEM_JSON, Unauthorized
+from service.keys import load_keys
 from service.main import create_app
 from service.settings import Settings
 from tests.conftest import Backend, Tokens, base_settings, serve
@@ -655,3 +657,29 @@ def test_production_refuses_the_development_issuer(tmp_path: Path) -> None:
         _settings(**_production(tmp_path, jwt_issuer=DROP))
     assert "SEENBY_JWT_SECRET" not in str(refused.value)
     assert _settings(**_production(tmp_path)).env == "production"
+
+
+# --- verified tokens are remembered, never past their lifetime ----------------------------------
+
+async def test_a_remembered_token_still_expires(tmp_path: Path) -> None:
+    settings = base_settings(tmp_path, jwt_leeway_seconds=0)
+    authenticator = Authenticator(settings, load_keys(settings))
+    expires = int(time.time()) + 2
+    token = jwt.encode(claims(settings, exp=expires), settings.jwt_secret, algorithm="HS256")
+    first = await authenticator.principal(f"Bearer {token}")
+    assert await authenticator.principal(f"Bearer {token}") == first  # the remembered verification
+    await asyncio.sleep(expires - time.time() + 0.1)
+    with pytest.raises(Unauthorized):
+        await authenticator.principal(f"Bearer {token}")
+
+
+async def test_a_remembered_token_does_not_vouch_for_a_look_alike(tmp_path: Path) -> None:
+    settings = base_settings(tmp_path)
+    authenticator = Authenticator(settings, load_keys(settings))
+    token = jwt.encode(claims(settings), settings.jwt_secret, algorithm="HS256")
+    await authenticator.principal(f"Bearer {token}")
+    header, payload, _ = token.split(".")
+    forged = f"{header}.{segment(claims(settings, roles=['regulator']))}.{token.split('.')[2]}"
+    for attempt in (forged, f"{header}.{payload}.{b64url(b'x' * 32)}"):
+        with pytest.raises(Unauthorized):
+            await authenticator.principal(f"Bearer {attempt}")

@@ -37,6 +37,9 @@ entries = store.entries_table
 leaves = LogLeaf.__table__
 # Two processes racing on one new event_id: the loser's unique violation is retried as a replay.
 MAX_ATTEMPTS = 3
+# Events prepared between yields to the event loop: a 1,000-event batch in one go would hold up,
+# for some 20 ms, a writer whose query has returned while it holds the customers' locks.
+PREPARE_CHUNK = 100
 
 
 @dataclass(frozen=True)
@@ -49,8 +52,9 @@ class Recorded:
 class _Sent:
     event: AccessEvent
     key: str  # the event_id, lower-cased: one UUID however it is spelt
-    as_sent: dict[str, Any]
     digest: str
+    access: rules.Access
+    entry: store.NewEntry  # prepared before the customers' locks; its flags are set under them
 
 
 @dataclass
@@ -64,11 +68,15 @@ class _Submission:
     receipts: dict[str, Receipt] = field(default_factory=dict)
 
 
-def _sent(event: AccessEvent) -> _Sent:
+def _sent(event: AccessEvent, recorded_by: str, pseudonym_key: bytes) -> _Sent:
+    """Everything about one event that does not depend on the ledger's state, done while the
+    request waits for the writer rather than inside the writer's locks."""
     # An explicit null equals an absent field: both vanish before canonicalisation.
     as_sent = event.model_dump(mode="json", exclude_none=True)
-    return _Sent(event, event.event_id.lower(), as_sent,
-                 hashlib.sha256(canonical_bytes(as_sent)).hexdigest())
+    digest = hashlib.sha256(canonical_bytes(as_sent)).hexdigest()
+    key = event.event_id.lower()
+    return _Sent(event, key, digest, _access(event),
+                 _new_entry(event, as_sent, key, digest, recorded_by, pseudonym_key))
 
 
 def _dedupe(sent: list[_Sent]) -> dict[str, _Sent]:
@@ -96,7 +104,11 @@ class Recorder:
         self._writers: list[asyncio.Task[None]] = []
 
     async def record(self, events: Sequence[AccessEvent], *, recorded_by: str) -> Recorded:
-        sent = [_sent(e) for e in events]
+        sent = []
+        for start in range(0, len(events), PREPARE_CHUNK):
+            if start:
+                await asyncio.sleep(0)  # let a writer holding customers' locks move on meanwhile
+            sent += [_sent(e, recorded_by, self.pseudonym_key) for e in events[start:start + PREPARE_CHUNK]]
         submission = _Submission(sent, _dedupe(sent), recorded_by,
                                  asyncio.get_running_loop().create_future())
         self._queue.append(submission)
@@ -174,19 +186,18 @@ class Recorder:
             return
 
     async def _append(self, new: list[tuple[_Sent, _Submission]]) -> dict[str, Receipt]:
-        accesses = [_access(sent.event) for sent, _ in new]
+        accesses = [sent.access for sent, _ in new]
         async with self.database.write(a.customer_id for a in accesses) as session:
             # Flags are judged under the customers' locks, as things stand when the entry is recorded.
             now = clock.now_us()
             facts = await consent.facts_for(session, accesses, self.settings, now)
-            flags = [rules.flags(a, f) for a, f in zip(accesses, facts, strict=True)]
-            new_entries = [
-                _new_entry(sent, submission.recorded_by, self.pseudonym_key, entry_flags)
-                for (sent, submission), entry_flags in zip(new, flags, strict=True)
-            ]
+            new_entries = []
+            for (sent, _), access, access_facts in zip(new, accesses, facts, strict=True):
+                sent.entry.flags = rules.flags(access, access_facts)
+                new_entries.append(sent.entry)
             appended = await store.append(session, new_entries, now)
         ENTRIES_RECORDED.labels(kind="access").inc(len(appended))
-        for flag in (flag for entry_flags in flags for flag in entry_flags):
+        for flag in (flag for entry in new_entries for flag in entry.flags):
             ACCESSES_FLAGGED.labels(flag=flag).inc()
         return {
             sent.key: Receipt(event_id=sent.event.event_id, entry_hash=a.entry_hash,
@@ -243,20 +254,21 @@ def _access(event: AccessEvent) -> rules.Access:
                         event.purpose.value, event.authorization_id)
 
 
-def _new_entry(sent: _Sent, recorded_by: str, pseudonym_key: bytes, flags: list[str]) -> store.NewEntry:
-    event = sent.event
-    body = dict(sent.as_sent)
+def _new_entry(
+    event: AccessEvent, as_sent: dict[str, Any], key: str, digest: str, recorded_by: str,
+    pseudonym_key: bytes,
+) -> store.NewEntry:
+    body = dict(as_sent)
     body["actor"], identity = recorded_actor(body["actor"], event.customer_id, pseudonym_key)
     return store.NewEntry(
         customer_id=event.customer_id,
         kind="access",
         body=body,
         recorded_by=recorded_by,
-        flags=flags,
         identity=identity,
         columns={
-            "event_id": sent.key,
-            "request_digest": sent.digest,
+            "event_id": key,
+            "request_digest": digest,
             "clip_id": event.clip_id,
             "occurred_at_us": timestamp_micros(event.occurred_at),
             "actor_type": event.actor.type.value,

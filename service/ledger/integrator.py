@@ -22,7 +22,7 @@ from service import clock
 from service.db import Database
 from service.ledger import tree_store
 from service.ledger.checkpoint import Checkpoint, sign_checkpoint
-from service.ledger.merkle import EMPTY_ROOT, CompactRange, NodeId, leaf_hash, perfect_subtrees
+from service.ledger.merkle import EMPTY_ROOT, CompactRange, NodeId, perfect_subtrees
 from service.metrics import CHECKPOINTS_SIGNED, ENTRIES_WAITING, INTEGRATION_LAG, TREE_SIZE
 
 logger = logging.getLogger("seenby.integrator")
@@ -42,7 +42,7 @@ class Integrator:
         signing_key: Ed25519PrivateKey,
         origin: str,
         *,
-        batch_size: int = 10_000,
+        batch_size: int = 2_000,
         idle_seconds: float = 0.1,
     ) -> None:
         self.database = database
@@ -137,7 +137,7 @@ class Integrator:
             new_nodes: list[tuple[NodeId, bytes]] = []
             for entry in pending:
                 new_leaves.append({"log_index": grown.size, "entry_id": entry.entry_id})
-                new_nodes += grown.append(leaf_hash(entry.canonical))
+                new_nodes += grown.append(entry.leaf_hash)
             checkpoint = Checkpoint(self.origin, grown.size, grown.root())
             note = sign_checkpoint(checkpoint, self.signing_key)
             now_us = clock.now_us()

@@ -8,13 +8,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.db import one_of
 from service.ledger import bulk
 from service.ledger.canonical import GENESIS_HASH, canonical_bytes, entry_hash
+from service.ledger.merkle import leaf_hash
 from service.ledger.tables import ActorIdentity, CustomerHead, IntegrationQueue, LedgerEntry
 from service.types import format_micros
 
@@ -33,7 +34,7 @@ class NewEntry:
     body: dict[str, Any]
     recorded_by: str
     flags: list[str] = field(default_factory=list)
-    columns: dict[str, Any] = field(default_factory=dict)
+    columns: dict[str, Any] = field(default_factory=dict)  # of ACCESS_COLUMNS: filters for reads
     identity: tuple[str, str] | None = None  # (employee id, salt), kept out of the entry
 
 
@@ -49,15 +50,23 @@ class AppendedEntry:
 async def append(
     session: AsyncSession, new_entries: Sequence[NewEntry], recorded_at_us: int
 ) -> list[AppendedEntry]:
-    """Chain and insert entries in one round trip per table; the caller holds the customers' locks."""
+    """Chain and insert entries in one round trip per table; the caller holds the customers' locks.
+
+    Each entry is queued for the integrator with its RFC 6962 leaf hash, computed here from the
+    canonical bytes already in hand, so the integrator never reads them back.
+    """
     heads = await _read_heads(session, {e.customer_id for e in new_entries})
+    ids = await _next_ids(session, len(new_entries))
     recorded_at = format_micros(recorded_at_us)
-    rows: list[dict[str, Any]] = []
-    identities: list[dict[str, Any]] = []
+    nonces = os.urandom(NONCE_BYTES * len(new_entries))  # one system call for the whole batch
+    rows: list[tuple[Any, ...]] = []
+    queued: list[tuple[int, bytes, int]] = []
+    identities: list[tuple[str, str, str]] = []
     appended: list[AppendedEntry] = []
-    for new in new_entries:
+    for position, (entry_id, new) in enumerate(zip(ids, new_entries, strict=True)):
         seq, prev = heads.get(new.customer_id, (-1, GENESIS_HASH))
         seq += 1
+        nonce = nonces[position * NONCE_BYTES:(position + 1) * NONCE_BYTES]
         entry = {
             **new.body,
             "kind": new.kind,
@@ -66,46 +75,43 @@ async def append(
             "prev_hash": prev,
             "recorded_at": recorded_at,
             "recorded_by": new.recorded_by,
-            "nonce": base64.b64encode(os.urandom(16)).decode(),
+            "nonce": base64.b64encode(nonce).decode(),
             "flags": new.flags,
         }
         canonical = canonical_bytes(entry)
         digest = entry_hash(canonical)
         heads[new.customer_id] = (seq, digest)
-        rows.append({
-            **new.columns,
-            "customer_id": new.customer_id,
-            "customer_seq": seq,
-            "kind": new.kind,
-            "entry_hash": digest,
-            "prev_hash": prev,
-            "recorded_at_us": recorded_at_us,
-            "canonical": canonical,
-            "flags": ",".join(new.flags),
-            "recorded_by": new.recorded_by,
-        })
+        columns = new.columns
+        if not columns.keys() <= ACCESS_COLUMN_SET:
+            raise ValueError(f"not ledger columns: {sorted(columns.keys() - ACCESS_COLUMN_SET)}")
+        rows.append((
+            entry_id, new.customer_id, seq, new.kind, digest, prev, recorded_at_us, canonical,
+            ",".join(new.flags), new.recorded_by, *(columns.get(c) for c in ACCESS_COLUMNS),
+        ))
+        queued.append((entry_id, leaf_hash(canonical), recorded_at_us))
         if new.identity:
             employee_id, salt = new.identity
-            identities.append({"entry_hash": digest, "employee_id": employee_id, "id_salt": salt})
+            identities.append((digest, employee_id, salt))
         appended.append(AppendedEntry(new.customer_id, seq, digest, recorded_at, canonical))
 
-    await bulk.insert_rows(session, entries_table, ENTRY_COLUMNS,
-                           [tuple(row.get(c) for c in ENTRY_COLUMNS) for row in rows])
-    await _enqueue(session, [row["entry_hash"] for row in rows])
-    await bulk.insert_rows(session, identities_table, IDENTITY_COLUMNS,
-                           [tuple(i[c] for c in IDENTITY_COLUMNS) for i in identities])
+    await bulk.insert_rows(session, entries_table, ENTRY_COLUMNS, rows)
+    await bulk.insert_rows(session, queue_table, QUEUE_COLUMNS, queued)
+    await bulk.insert_rows(session, identities_table, IDENTITY_COLUMNS, identities)
     await _write_heads(session, heads, touched={e.customer_id for e in new_entries})
     return appended
 
 
-ENTRY_COLUMNS = tuple(c.name for c in entries_table.columns if c.name != "id")
+NONCE_BYTES = 16
+# The columns only access entries fill (NewEntry.columns), in table order after the common ones.
+ACCESS_COLUMNS = ("event_id", "request_digest", "clip_id", "occurred_at_us", "actor_type",
+                  "actor_country", "actor_organization", "purpose", "action")
+ACCESS_COLUMN_SET = frozenset(ACCESS_COLUMNS)
+ENTRY_COLUMNS = ("id", "customer_id", "customer_seq", "kind", "entry_hash", "prev_hash",
+                 "recorded_at_us", "canonical", "flags", "recorded_by", *ACCESS_COLUMNS)
+QUEUE_COLUMNS = ("entry_id", "leaf_hash", "recorded_at_us")
 IDENTITY_COLUMNS = ("entry_hash", "employee_id", "id_salt")
 
-
-_PG_ENQUEUE = (
-    "INSERT INTO integration_queue (entry_id) "
-    "SELECT id FROM ledger_entries WHERE entry_hash = ANY($1::text[]) ORDER BY id"
-)
+_PG_NEXT_IDS = "SELECT array_agg(nextval('ledger_entries_id_seq')) FROM generate_series(1, $1)"
 _PG_WRITE_HEADS = (
     "INSERT INTO customer_heads (customer_id, last_seq, head_hash) "
     "SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[]) "
@@ -113,17 +119,14 @@ _PG_WRITE_HEADS = (
 )
 
 
-async def _enqueue(session: AsyncSession, entry_hashes: list[str]) -> None:
-    """Queue the new entries for the integrator, in insertion (id) order."""
+async def _next_ids(session: AsyncSession, count: int) -> list[int]:
+    """Ids for the new entries, ascending, so the queue rows can be written with them in one go."""
     if bulk.is_postgresql(session):
-        await (await bulk.asyncpg_connection(session)).execute(_PG_ENQUEUE, entry_hashes)
-        return
-    ids = (
-        select(entries_table.c.id)
-        .where(entries_table.c.entry_hash.in_(entry_hashes))
-        .order_by(entries_table.c.id)
-    )
-    await session.execute(queue_table.insert().from_select(["entry_id"], ids))
+        ids = await (await bulk.asyncpg_connection(session)).fetchval(_PG_NEXT_IDS, count)
+        return sorted(ids)
+    # SQLite has one writer (BEGIN IMMEDIATE, one process): the next rowids are simply the next ones.
+    last = await session.scalar(select(func.coalesce(func.max(entries_table.c.id), 0)))
+    return list(range(last + 1, last + 1 + count))
 
 
 async def _read_heads(session: AsyncSession, customer_ids: set[str]) -> dict[str, tuple[int, str]]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, ForeignKey, Index, Integer, LargeBinary, String
+from sqlalchemy import BigInteger, Column, Index, Integer, LargeBinary, String
 from sqlmodel import Field, SQLModel
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY (a rowid alias), not a BIGINT one.
@@ -48,9 +48,7 @@ class ActorIdentity(SQLModel, table=True):
 
     __tablename__ = "actor_identities"
 
-    entry_hash: str = Field(
-        sa_column=Column(String(64), ForeignKey("ledger_entries.entry_hash"), primary_key=True)
-    )
+    entry_hash: str = Field(sa_column=Column(String(64), primary_key=True))
     employee_id: str = Field(sa_column=Column(String(128), nullable=False))
     id_salt: str = Field(sa_column=Column(String(64), nullable=False))
 
@@ -70,7 +68,9 @@ class IntegrationQueue(SQLModel, table=True):
 
     __tablename__ = "integration_queue"
 
-    entry_id: int = Field(sa_column=Column(BigId, ForeignKey("ledger_entries.id"), primary_key=True))
+    entry_id: int = Field(sa_column=Column(BigId, primary_key=True))
+    leaf_hash: bytes = Field(sa_column=Column(LargeBinary(32), nullable=False))
+    recorded_at_us: int = Field(sa_column=Column(BigInteger, nullable=False))
 
 
 class LogLeaf(SQLModel, table=True):
@@ -79,9 +79,7 @@ class LogLeaf(SQLModel, table=True):
     __tablename__ = "log_leaves"
 
     log_index: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
-    entry_id: int = Field(
-        sa_column=Column(BigId, ForeignKey("ledger_entries.id"), nullable=False, unique=True)
-    )
+    entry_id: int = Field(sa_column=Column(BigId, nullable=False, unique=True))
 
 
 class MerkleNode(SQLModel, table=True):

@@ -12,9 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from service.ledger import bulk
 from service.ledger.merkle import NodeId
-from service.ledger.tables import IntegrationQueue, LedgerEntry, LogLeaf, MerkleNode, SignedCheckpoint
+from service.ledger.tables import IntegrationQueue, LogLeaf, MerkleNode, SignedCheckpoint
 
-entries = LedgerEntry.__table__
 queue = IntegrationQueue.__table__
 leaves = LogLeaf.__table__
 nodes = MerkleNode.__table__
@@ -37,7 +36,7 @@ class StoredCheckpoint:
 @dataclass(frozen=True)
 class Pending:
     entry_id: int
-    canonical: bytes
+    leaf_hash: bytes
     recorded_at_us: int
 
 
@@ -101,12 +100,11 @@ async def read_level_range(session: Executor, level: int, first: int, count: int
 
 async def pending(session: Executor, limit: int) -> list[Pending]:
     rows = await session.execute(
-        select(queue.c.entry_id, entries.c.canonical, entries.c.recorded_at_us)
-        .join(entries, entries.c.id == queue.c.entry_id)
+        select(queue.c.entry_id, queue.c.leaf_hash, queue.c.recorded_at_us)
         .order_by(queue.c.entry_id)
         .limit(limit)
     )
-    return [Pending(row.entry_id, row.canonical, row.recorded_at_us) for row in rows]
+    return [Pending(*row) for row in rows]
 
 
 async def waiting_count(session: Executor) -> int:

@@ -1,0 +1,86 @@
+"""Upgrading a database with entries still waiting for the log: they join it, with the right leaves."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from pathlib import Path
+
+import pytest
+from alembic import command
+from sqlalchemy import inspect, text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from service.ledger import store
+from service.ledger.canonical import canonical_bytes
+from service.ledger.merkle import root_from_leaf_hashes
+from service.main import create_app
+from service.migrate import alembic_config, upgrade
+from service.settings import Settings
+from tests.conftest import _create_database, base_settings, serve
+from tests.tlog.test_log import signed_checkpoint
+
+WAITING = 3
+
+
+async def _queue_entries_at_0004(settings: Settings) -> list[bytes]:
+    """Entries committed and queued, but not yet in the log, as revision 0004 left them."""
+    url = settings.resolved_migration_database_url
+    await asyncio.to_thread(command.upgrade, alembic_config(url), "0004")
+    canonicals = [canonical_bytes({"kind": "note", "customer_id": "cust-upgrade", "customer_seq": seq})
+                  for seq in range(WAITING)]
+    engine = create_async_engine(url)
+    async with engine.begin() as connection:
+        for seq, canonical in enumerate(canonicals):
+            entry_id = (await connection.execute(text(
+                "INSERT INTO ledger_entries (customer_id, customer_seq, kind, entry_hash, prev_hash, "
+                "recorded_at_us, canonical, flags, recorded_by) VALUES ('cust-upgrade', :seq, 'note', "
+                ":hash, :prev, 1, :canonical, '', 'test') RETURNING id"
+            ), {"seq": seq, "hash": hashlib.sha256(canonical).hexdigest(), "prev": "0" * 64,
+                "canonical": canonical})).scalar_one()
+            await connection.execute(text("INSERT INTO integration_queue (entry_id) VALUES (:id)"),
+                                     {"id": entry_id})
+    await engine.dispose()
+    return canonicals
+
+
+@pytest.mark.parametrize("backend_name", ["sqlite", "postgresql"])
+async def test_entries_waiting_during_the_upgrade_join_the_log(
+    backend_name: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    if backend_name == "sqlite":
+        settings = base_settings(tmp_path, database_url=f"sqlite+aiosqlite:///{tmp_path}/seenby.db")
+    else:
+        admin = request.getfixturevalue("postgres_admin_url")
+        owner_url, app_url, _ = await _create_database(admin)
+        settings = base_settings(tmp_path, database_url=app_url, migration_database_url=owner_url)
+    canonicals = await _queue_entries_at_0004(settings)
+    await asyncio.to_thread(upgrade, settings)
+
+    app = create_app(settings)
+    async for client in serve(app):
+        deadline = time.monotonic() + 10
+        while (checkpoint := await signed_checkpoint(client)).size < WAITING:
+            assert time.monotonic() < deadline, f"the log stayed at {checkpoint.size}"
+            await asyncio.sleep(0.05)
+        expected = root_from_leaf_hashes(hashlib.sha256(b"\x00" + c).digest() for c in canonicals)
+        assert checkpoint.root_hash == expected
+
+
+@pytest.mark.parametrize(("table", "written"), [
+    ("ledger_entries", store.ENTRY_COLUMNS),
+    ("integration_queue", store.QUEUE_COLUMNS),
+    ("actor_identities", store.IDENTITY_COLUMNS),
+])
+async def test_the_ledger_writes_every_column_of_the_migrated_tables(
+    table: str, written: tuple[str, ...], tmp_path: Path
+) -> None:
+    settings = base_settings(tmp_path, database_url=f"sqlite+aiosqlite:///{tmp_path}/seenby.db")
+    await asyncio.to_thread(upgrade, settings)
+    engine = create_async_engine(settings.resolved_database_url)
+    async with engine.connect() as connection:
+        found = await connection.run_sync(lambda sync: inspect(sync).get_columns(table))
+    columns = [column["name"] for column in found]
+    await engine.dispose()
+    assert sorted(columns) == sorted(written)
