@@ -116,6 +116,13 @@ def seenby_server(deployment: Deployment, *, workers: int = 1) -> Iterator[tuple
 
 
 def rss_kib(pid: int) -> tuple[int, int]:
-    """(current RSS, peak RSS) of a process, in KiB, from /proc."""
+    """(current RSS, peak RSS) in KiB of the process serving requests: with several workers, of the
+    largest worker (uvicorn's supervisor only watches them), from /proc."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    figures = [_rss(int(child)) for child in children] or [_rss(pid)]
+    return max(figures)
+
+
+def _rss(pid: int) -> tuple[int, int]:
     fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
     return int(fields["VmRSS"].split()[0]), int(fields["VmHWM"].split()[0])

@@ -47,12 +47,17 @@ def percentiles(samples: list[float]) -> dict[str, float]:
     return {"p50_ms": at(0.50), "p95_ms": at(0.95), "p99_ms": at(0.99)}
 
 
-async def run_requests(url: str, token: str, bodies: list[bytes], path: str, concurrency: int) -> dict:
+async def run_requests(
+    url: str, token: str, bodies: list[bytes], path: str, concurrency: int, *, keep_alive: bool = True
+) -> dict:
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
     latencies: list[float] = []
     failures = 0
     queue = iter(bodies)
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    # Without keep-alive every batch is a new connection, taken by whichever server worker is free,
+    # as when a fleet of services sends: four kept-alive connections may all land on one worker.
+    limits = httpx.Limits(max_connections=concurrency,
+                          max_keepalive_connections=concurrency if keep_alive else 0)
     async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
         async def worker() -> None:
             nonlocal failures
@@ -119,7 +124,7 @@ def main() -> None:
         customers = [f"cust-{uuid.uuid4().hex[:10]}" for _ in range(args.customers)]
         bodies = batch_bodies(customers, args.events, args.batch, args.hot, args.hot_events)
         result = asyncio.run(run_requests(args.url, args.token, bodies, "/v1/accesses:batch",
-                                          args.concurrency))
+                                          args.concurrency, keep_alive=False))
         result["events_per_second"] = round(args.events / result["seconds"], 1)
     elif args.scenario == "single":
         customers = [f"cust-{uuid.uuid4().hex[:10]}" for _ in range(args.customers)]

@@ -20,6 +20,8 @@ def test_benchmark_smoke_run_produces_every_figure(tmp_path: Path) -> None:
     for scenario in ("batch_ingest", "single_ingest"):
         assert figures[scenario]["events_per_second"] > 0
         assert figures[scenario].get("failures", 0) == 0 and figures[scenario].get("non_2xx", 0) == 0
+    lag = figures["batch_ingest"]
+    assert 0 <= lag["integration_lag_p50_s"] <= lag["integration_lag_p99_s"] <= lag["integration_lag_max_s"]
     for baseline in ("copy", "naive"):
         assert figures["baselines"][baseline]["events_per_second"] > 0
     for scenario in ("history_first_page", "history_deep_page", "inclusion_proof", "consistency_proof"):

@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from service import clock
 from service.accesses.schemas import AccessEvent, Receipt
@@ -157,45 +158,56 @@ class Recorder:
         pending = [s for s in group if not s.done.done()]
         for attempt in range(MAX_ATTEMPTS):
             pending = [s for s in pending if not s.done.done()]  # a caller may have gone away
-            existing = await _existing(self.database, {k for s in pending for k in s.unique})
+            try:
+                outcomes = await self._write(pending)
+            except IntegrityError:  # another process recorded one of these event_ids meanwhile
+                if attempt == MAX_ATTEMPTS - 1:
+                    raise
+                continue
+            for submission, outcome in outcomes:
+                _settle(submission, outcome)
+            return
+
+    async def _write(self, pending: list[_Submission]) -> list[tuple[_Submission, Recorded | Conflict]]:
+        """One transaction under the locks of every customer named: replays and conflicts are told
+        apart from what is stored, the new events appended; answers only once it committed."""
+        outcomes: list[tuple[_Submission, Recorded | Conflict]] = []
+        customers = {sent.access.customer_id for s in pending for sent in s.unique.values()}
+        async with self.database.write(customers) as session:
+            existing = await _existing(session, {k for s in pending for k in s.unique})
             claimed: dict[str, tuple[_Sent, _Submission]] = {}
             accepted = []
             for submission in pending:
                 conflict = _conflict(submission, existing, claimed)
                 if conflict:
-                    _settle(submission, Conflict(conflict))
+                    outcomes.append((submission, Conflict(conflict)))
                     continue
                 accepted.append(submission)
                 for key, sent in submission.unique.items():
                     if key not in existing:
                         claimed.setdefault(key, (sent, submission))
-            try:
-                receipts = await self._append(list(claimed.values())) if claimed else {}
-            except IntegrityError:
-                if attempt == MAX_ATTEMPTS - 1:
-                    raise
-                pending = accepted
-                continue
-            for submission in accepted:
-                created = any(claimed.get(k, (None, None))[1] is submission for k in submission.unique)
-                _settle(submission, Recorded(
-                    [receipts.get(s.key) or Receipt(event_id=s.event.event_id, **existing[s.key][1])
-                     for s in submission.events],
-                    created=created,
-                ))
-            return
+            receipts = await self._append(session, list(claimed.values())) if claimed else {}
+        for submission in accepted:
+            created = any(claimed.get(k, (None, None))[1] is submission for k in submission.unique)
+            outcomes.append((submission, Recorded(
+                [receipts.get(s.key) or Receipt(event_id=s.event.event_id, **existing[s.key][1])
+                 for s in submission.events],
+                created=created,
+            )))
+        return outcomes
 
-    async def _append(self, new: list[tuple[_Sent, _Submission]]) -> dict[str, Receipt]:
+    async def _append(
+        self, session: AsyncSession, new: list[tuple[_Sent, _Submission]]
+    ) -> dict[str, Receipt]:
         accesses = [sent.access for sent, _ in new]
-        async with self.database.write(a.customer_id for a in accesses) as session:
-            # Flags are judged under the customers' locks, as things stand when the entry is recorded.
-            now = clock.now_us()
-            facts = await consent.facts_for(session, accesses, self.settings, now)
-            new_entries = []
-            for (sent, _), access, access_facts in zip(new, accesses, facts, strict=True):
-                sent.entry.flags = rules.flags(access, access_facts)
-                new_entries.append(sent.entry)
-            appended = await store.append(session, new_entries, now)
+        # Flags are judged under the customers' locks, as things stand when the entry is recorded.
+        now = clock.now_us()
+        facts = await consent.facts_for(session, accesses, self.settings, now)
+        new_entries = []
+        for (sent, _), access, access_facts in zip(new, accesses, facts, strict=True):
+            sent.entry.flags = rules.flags(access, access_facts)
+            new_entries.append(sent.entry)
+        appended = await store.append(session, new_entries, now)
         ENTRIES_RECORDED.labels(kind="access").inc(len(appended))
         for flag in (flag for entry in new_entries for flag in entry.flags):
             ACCESSES_FLAGGED.labels(flag=flag).inc()
@@ -228,18 +240,17 @@ def _conflict(
     return None
 
 
-async def _existing(database: Database, keys: set[str]) -> dict[str, tuple[str, dict[str, Any]]]:
+async def _existing(session: AsyncSession, keys: set[str]) -> dict[str, tuple[str, dict[str, Any]]]:
     """Already recorded events among `keys`: their request digest and their receipt's fields.
 
     A replay has the same body, so the same event_id spelling: the caller adds it back.
     """
-    async with database.sessions() as session:
-        rows = await session.execute(
-            select(entries.c.event_id, entries.c.request_digest, entries.c.entry_hash,
-                   entries.c.customer_seq, entries.c.recorded_at_us, leaves.c.log_index)
-            .outerjoin(leaves, leaves.c.entry_id == entries.c.id)
-            .where(one_of(session, entries.c.event_id, sorted(keys)))
-        )
+    rows = await session.execute(
+        select(entries.c.event_id, entries.c.request_digest, entries.c.entry_hash,
+               entries.c.customer_seq, entries.c.recorded_at_us, leaves.c.log_index)
+        .outerjoin(leaves, leaves.c.entry_id == entries.c.id)
+        .where(one_of(session, entries.c.event_id, sorted(keys)))
+    )
     return {
         row.event_id: (row.request_digest, {
             "entry_hash": row.entry_hash, "customer_seq": row.customer_seq,
