@@ -62,23 +62,32 @@ class Database:
 
     @contextlib.asynccontextmanager
     async def write(self, customer_ids: Iterable[str]) -> AsyncIterator[AsyncSession]:
-        """A committed-on-exit transaction holding every named customer's chain lock."""
-        customer_ids = list(customer_ids)
+        """A committed-on-exit transaction holding every named customer's chain lock (more can be
+        taken inside it with `lock`)."""
         async with contextlib.AsyncExitStack() as stack:
             if self.sqlite:
                 await stack.enter_async_context(self._sqlite_write_lock)
             session = await stack.enter_async_context(self.sessions())
             await stack.enter_async_context(session.begin())
-            if not self.sqlite:
-                await lock_customers(session, customer_ids)
+            await self.lock(session, customer_ids)
             yield session
-        if customer_ids:
+        if session.info.get(_LOCKED_CUSTOMERS):
             self.appended.set()
+
+    async def lock(self, session: AsyncSession, customer_ids: Iterable[str]) -> None:
+        """Take the chain locks of these customers, in the `write` transaction of `session`."""
+        customer_ids = list(customer_ids)
+        if not customer_ids:
+            return
+        session.info[_LOCKED_CUSTOMERS] = True
+        if not self.sqlite:
+            await lock_customers(session, customer_ids)
 
     async def dispose(self) -> None:
         await self.engine.dispose()
 
 
+_LOCKED_CUSTOMERS = "seenby.locked_customers"  # a session.info key: this transaction appends
 _LOCK_CUSTOMERS = text(
     "SELECT pg_advisory_xact_lock(k) FROM ("
     " SELECT DISTINCT hashtextextended(c, 0) AS k FROM unnest(CAST(:ids AS text[])) AS c ORDER BY k"

@@ -169,11 +169,12 @@ class Recorder:
             return
 
     async def _write(self, pending: list[_Submission]) -> list[tuple[_Submission, Recorded | Conflict]]:
-        """One transaction under the locks of every customer named: replays and conflicts are told
-        apart from what is stored, the new events appended; answers only once it committed."""
+        """One transaction: replays and conflicts told apart from what is stored, the new events
+        appended under their customers' locks; answers only once it committed."""
         outcomes: list[tuple[_Submission, Recorded | Conflict]] = []
-        customers = {sent.access.customer_id for s in pending for sent in s.unique.values()}
-        async with self.database.write(customers) as session:
+        async with self.database.write(()) as session:
+            # Read before the locks, so it does not lengthen them: an event_id recorded by another
+            # process in between fails our insert on its unique index, and the retry sees it.
             existing = await _existing(session, {k for s in pending for k in s.unique})
             claimed: dict[str, tuple[_Sent, _Submission]] = {}
             accepted = []
@@ -186,7 +187,10 @@ class Recorder:
                 for key, sent in submission.unique.items():
                     if key not in existing:
                         claimed.setdefault(key, (sent, submission))
-            receipts = await self._append(session, list(claimed.values())) if claimed else {}
+            receipts = {}
+            if claimed:
+                await self.database.lock(session, {sent.access.customer_id for sent, _ in claimed.values()})
+                receipts = await self._append(session, list(claimed.values()))
         for submission in accepted:
             created = any(claimed.get(k, (None, None))[1] is submission for k in submission.unique)
             outcomes.append((submission, Recorded(
