@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 from typing import Any
 
 PSEUDONYM_PREFIX = "psn_"
+SALT_BYTES = 16
 
 
 def pseudonym(key: bytes, customer_id: str, employee_id: str) -> str:
@@ -22,12 +22,13 @@ def id_commitment(salt: bytes, employee_id: str) -> str:
 
 
 def recorded_actor(
-    actor: dict[str, Any], customer_id: str, pseudonym_key: bytes
+    actor: dict[str, Any], customer_id: str, pseudonym_key: bytes, salt: bytes
 ) -> tuple[dict[str, Any], tuple[str, str] | None]:
-    """The actor as the ledger holds it, and the (employee id, hex salt) kept apart for humans."""
+    """The actor as the ledger holds it, and the (employee id, hex salt) kept apart for humans.
+
+    `salt`: SALT_BYTES fresh random bytes (callers draw them for a whole batch at once)."""
     if actor["type"] != "human":
         return actor, None
-    salt = os.urandom(16)
     employee_id = actor["id"]
     recorded = {k: v for k, v in actor.items() if k != "id"}
     recorded["pseudonym"] = pseudonym(pseudonym_key, customer_id, employee_id)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from service import clock
 from service.accesses.schemas import AccessEvent, Receipt
-from service.actors import recorded_actor
+from service.actors import SALT_BYTES, recorded_actor
 from service.consent import rules
 from service.consent import service as consent
 from service.db import Database, one_of
@@ -69,7 +70,7 @@ class _Submission:
     receipts: dict[str, Receipt] = field(default_factory=dict)
 
 
-def _sent(event: AccessEvent, recorded_by: str, pseudonym_key: bytes) -> _Sent:
+def _sent(event: AccessEvent, recorded_by: str, pseudonym_key: bytes, salt: bytes) -> _Sent:
     """Everything about one event that does not depend on the ledger's state, done while the
     request waits for the writer rather than inside the writer's locks."""
     # An explicit null equals an absent field: both vanish before canonicalisation.
@@ -77,7 +78,7 @@ def _sent(event: AccessEvent, recorded_by: str, pseudonym_key: bytes) -> _Sent:
     digest = hashlib.sha256(canonical_bytes(as_sent)).hexdigest()
     key = event.event_id.lower()
     return _Sent(event, key, digest, _access(event),
-                 _new_entry(event, as_sent, key, digest, recorded_by, pseudonym_key))
+                 _new_entry(event, as_sent, key, digest, recorded_by, pseudonym_key, salt))
 
 
 def _dedupe(sent: list[_Sent]) -> dict[str, _Sent]:
@@ -105,11 +106,13 @@ class Recorder:
         self._writers: list[asyncio.Task[None]] = []
 
     async def record(self, events: Sequence[AccessEvent], *, recorded_by: str) -> Recorded:
+        salts = os.urandom(SALT_BYTES * len(events))  # one system call for the whole request
         sent = []
         for start in range(0, len(events), PREPARE_CHUNK):
             if start:
                 await asyncio.sleep(0)  # let a writer holding customers' locks move on meanwhile
-            sent += [_sent(e, recorded_by, self.pseudonym_key) for e in events[start:start + PREPARE_CHUNK]]
+            sent += [_sent(e, recorded_by, self.pseudonym_key, salts[i * SALT_BYTES:(i + 1) * SALT_BYTES])
+                     for i, e in enumerate(events[start:start + PREPARE_CHUNK], start)]
         submission = _Submission(sent, _dedupe(sent), recorded_by,
                                  asyncio.get_running_loop().create_future())
         self._queue.append(submission)
@@ -271,10 +274,10 @@ def _access(event: AccessEvent) -> rules.Access:
 
 def _new_entry(
     event: AccessEvent, as_sent: dict[str, Any], key: str, digest: str, recorded_by: str,
-    pseudonym_key: bytes,
+    pseudonym_key: bytes, salt: bytes,
 ) -> store.NewEntry:
     body = dict(as_sent)
-    body["actor"], identity = recorded_actor(body["actor"], event.customer_id, pseudonym_key)
+    body["actor"], identity = recorded_actor(body["actor"], event.customer_id, pseudonym_key, salt)
     return store.NewEntry(
         customer_id=event.customer_id,
         kind="access",

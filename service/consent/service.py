@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -10,7 +11,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service import clock
-from service.actors import recorded_actor
+from service.actors import SALT_BYTES, recorded_actor
 from service.consent import rules
 from service.consent.tables import AccessDecision, Consent, TroubleshootingGrant
 from service.db import Database, one_of
@@ -40,7 +41,8 @@ async def current_consent(
         .where(one_of(session, consents.c.customer_id, sorted(set(customer_ids))))
     )
     found = {r.customer_id: rules.ConsentState(r.human_review, r.model_training) for r in rows}
-    return {c: found.get(c, default_consent(settings)) for c in customer_ids}
+    default = default_consent(settings)
+    return {c: found.get(c, default) for c in customer_ids}
 
 
 async def facts_for(
@@ -190,7 +192,8 @@ async def decide_access(
         now = clock.now_us()
         [facts] = await facts_for(session, [access], settings, now)
         verdict = rules.decide(access, facts)
-        actor, identity = recorded_actor(request["actor"], customer_id, pseudonym_key)
+        actor, identity = recorded_actor(request["actor"], customer_id, pseudonym_key,
+                                         os.urandom(SALT_BYTES))
         body = {
             "decision_id": decision_id, "clip_id": access.clip_id, "actor": actor,
             "action": access.action, "purpose": access.purpose,

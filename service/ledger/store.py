@@ -6,7 +6,7 @@ import base64
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import func, select
 from sqlalchemy.dialects import sqlite
@@ -37,9 +37,15 @@ class NewEntry:
     columns: dict[str, Any] = field(default_factory=dict)  # of ACCESS_COLUMNS: filters for reads
     identity: tuple[str, str] | None = None  # (employee id, salt), kept out of the entry
 
+    def __post_init__(self) -> None:
+        unknown = self.columns.keys() - ACCESS_COLUMN_SET
+        if unknown:
+            raise ValueError(f"not ledger columns: {sorted(unknown)}")
+        # In table order, ready for the row: built here, before the writer takes any lock.
+        self.column_values = tuple(self.columns.get(c) for c in ACCESS_COLUMNS)
 
-@dataclass(frozen=True)
-class AppendedEntry:
+
+class AppendedEntry(NamedTuple):
     customer_id: str
     customer_seq: int
     entry_hash: str
@@ -81,12 +87,9 @@ async def append(
         canonical = canonical_bytes(entry)
         digest = entry_hash(canonical)
         heads[new.customer_id] = (seq, digest)
-        columns = new.columns
-        if not columns.keys() <= ACCESS_COLUMN_SET:
-            raise ValueError(f"not ledger columns: {sorted(columns.keys() - ACCESS_COLUMN_SET)}")
         rows.append((
             entry_id, new.customer_id, seq, new.kind, digest, prev, recorded_at_us, canonical,
-            ",".join(new.flags), new.recorded_by, *(columns.get(c) for c in ACCESS_COLUMNS),
+            ",".join(new.flags), new.recorded_by, *new.column_values,
         ))
         queued.append((entry_id, leaf_hash(canonical), recorded_at_us))
         if new.identity:
@@ -135,7 +138,7 @@ async def _read_heads(session: AsyncSession, customer_ids: set[str]) -> dict[str
             one_of(session, heads_table.c.customer_id, sorted(customer_ids))
         )
     )
-    return {row.customer_id: (row.last_seq, row.head_hash) for row in result}
+    return {customer_id: (last_seq, head_hash) for customer_id, last_seq, head_hash in result}
 
 
 async def _write_heads(

@@ -17,7 +17,6 @@ class LedgerEntry(SQLModel, table=True):
     __tablename__ = "ledger_entries"
     __table_args__ = (
         Index("uq_ledger_entries_customer_seq", "customer_id", "customer_seq", unique=True),
-        Index("ix_ledger_entries_customer_kind_seq", "customer_id", "kind", "customer_seq"),
         Index("ix_ledger_entries_customer_clip_seq", "customer_id", "clip_id", "customer_seq"),
     )
 
