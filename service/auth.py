@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import re
 import time
@@ -118,7 +119,11 @@ class Authenticator:
         self._settings = settings
         self._secret = keys.jwt_secret
         self._jwks = None if settings.uses_hmac else _JwksCache(settings)
-        self._verified = _VerifiedTokens()
+        # With a JWKS, never remember a verification longer than the keys themselves are cached.
+        self._verified = _VerifiedTokens(
+            _VerifiedTokens.TTL_SECONDS if settings.uses_hmac
+            else min(_VerifiedTokens.TTL_SECONDS, settings.jwks_cache_seconds)
+        )
         self._options = {
             "require_aud": True, "require_iss": True, "require_exp": True, "require_sub": True,
             "leeway": settings.jwt_leeway_seconds,
@@ -146,6 +151,8 @@ class Authenticator:
     async def _verified_claims(self, token: str) -> dict[str, Any]:
         if not COMPACT_JWS.fullmatch(token):
             raise Unauthorized("the token is not three base64url segments")
+        if not _canonical_base64url(token.rsplit(".", 1)[1]):
+            raise Unauthorized("the token's signature is not in canonical base64url")
         try:
             header = jwt.get_unverified_header(token)
             algorithm = header.get("alg")
@@ -190,14 +197,15 @@ class _VerifiedTokens:
     request pays for one signature check, not one per request (jose's is ~100 us of Python).
 
     Only successful verifications are remembered, keyed by the exact token; a hit is still refused
-    outside the token's own exp/nbf window, and a key withdrawn from the JWKS stops working within
-    `TTL_SECONDS`.
+    outside the token's own exp/nbf window, and a key withdrawn from the JWKS stops working once
+    the JWKS cache has let it go and `ttl_seconds` more have passed.
     """
 
     TTL_SECONDS = 60.0
     MAX_TOKENS = 10_000
 
-    def __init__(self) -> None:
+    def __init__(self, ttl_seconds: float) -> None:
+        self._ttl_seconds = ttl_seconds
         self._by_token: dict[str, tuple[Principal, float, float]] = {}
 
     def get(self, token: str) -> Principal | None:
@@ -214,9 +222,19 @@ class _VerifiedTokens:
         if len(self._by_token) >= self.MAX_TOKENS:
             self._by_token.pop(next(iter(self._by_token)))  # the oldest: dicts keep insertion order
         now = time.time()
-        valid_until = min(now + self.TTL_SECONDS, claims["exp"] + leeway)
+        valid_until = min(now + self._ttl_seconds, claims["exp"] + leeway)
         valid_from = claims.get("nbf", now) - leeway
         self._by_token[token] = (principal, valid_from, valid_until)
+
+
+def _canonical_base64url(segment: str) -> bool:
+    """The decoder ignores the unused low bits of the last character, so without this one signature
+    has up to 16 spellings that all verify (RFC 7515 §2 base64url, RFC 4648 §3.5 canonical)."""
+    try:
+        decoded = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+    except ValueError:
+        return False
+    return base64.urlsafe_b64encode(decoded).rstrip(b"=").decode() == segment
 
 
 def _check_times(claims: dict[str, Any], leeway: int) -> None:

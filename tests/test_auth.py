@@ -683,3 +683,15 @@ async def test_a_remembered_token_does_not_vouch_for_a_look_alike(tmp_path: Path
     for attempt in (forged, f"{header}.{payload}.{b64url(b'x' * 32)}"):
         with pytest.raises(Unauthorized):
             await authenticator.principal(f"Bearer {attempt}")
+
+
+async def test_a_signature_respelled_in_its_unused_bits_is_401(client: httpx.AsyncClient, hs: Hmac) -> None:
+    """A 32-byte HS256 signature leaves 2 bits of its last base64url character unused: the decoder
+    ignores them, so three other spellings of the same signature would verify."""
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    token = hs.token()
+    assert (await client.get(ME, headers=bearer(token))).status_code == 200
+    last = alphabet.index(token[-1])
+    for unused_bits in (1, 2, 3):
+        respelled = token[:-1] + alphabet[last ^ unused_bits]
+        assert_401(await client.get(ME, headers=bearer(respelled)))

@@ -3,6 +3,9 @@
 The writer already holds the canonical bytes, so it hashes the leaf there; the integrator then
 reads only the queue's small rows, not the entries' canonical bytes, to extend the tree.
 
+The columns stay nullable: during a rolling upgrade, pods of the previous release still queue
+entries by id alone, and the integrator hashes those from the entry (tree_store.pending).
+
 Revision ID: 0005
 Revises: 0004
 Create Date: 2026-11-26
@@ -37,9 +40,6 @@ def upgrade() -> None:
              "leaf": hashlib.sha256(b"\x00" + row.canonical).digest()}
             for row in waiting
         ])
-    with op.batch_alter_table("integration_queue") as batch:
-        batch.alter_column("leaf_hash", existing_type=sa.LargeBinary(32), nullable=False)
-        batch.alter_column("recorded_at_us", existing_type=sa.BigInteger, nullable=False)
 
 
 def downgrade() -> None:

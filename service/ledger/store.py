@@ -114,7 +114,9 @@ ENTRY_COLUMNS = ("id", "customer_id", "customer_seq", "kind", "entry_hash", "pre
 QUEUE_COLUMNS = ("entry_id", "leaf_hash", "recorded_at_us")
 IDENTITY_COLUMNS = ("entry_hash", "employee_id", "id_salt")
 
-_PG_NEXT_IDS = "SELECT array_agg(nextval('ledger_entries_id_seq')) FROM generate_series(1, $1)"
+_PG_NEXT_IDS = (
+    "SELECT array_agg(nextval(pg_get_serial_sequence('ledger_entries', 'id'))) FROM generate_series(1, $1)"
+)
 _PG_WRITE_HEADS = (
     "INSERT INTO customer_heads (customer_id, last_seq, head_hash) "
     "SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[]) "
@@ -124,6 +126,8 @@ _PG_WRITE_HEADS = (
 
 async def _next_ids(session: AsyncSession, count: int) -> list[int]:
     """Ids for the new entries, ascending, so the queue rows can be written with them in one go."""
+    if not count:
+        return []
     if bulk.is_postgresql(session):
         ids = await (await bulk.asyncpg_connection(session)).fetchval(_PG_NEXT_IDS, count)
         return sorted(ids)

@@ -17,6 +17,7 @@ class LedgerEntry(SQLModel, table=True):
     __tablename__ = "ledger_entries"
     __table_args__ = (
         Index("uq_ledger_entries_customer_seq", "customer_id", "customer_seq", unique=True),
+        # Also (customer_id, kind, customer_seq) on SQLite only, and period indexes: migrations 0004, 0007.
         Index("ix_ledger_entries_customer_clip_seq", "customer_id", "clip_id", "customer_seq"),
     )
 
@@ -68,8 +69,9 @@ class IntegrationQueue(SQLModel, table=True):
     __tablename__ = "integration_queue"
 
     entry_id: int = Field(sa_column=Column(BigId, primary_key=True))
-    leaf_hash: bytes = Field(sa_column=Column(LargeBinary(32), nullable=False))
-    recorded_at_us: int = Field(sa_column=Column(BigInteger, nullable=False))
+    # Null only in rows queued by a release before 0005 (rolling upgrades): see tree_store.pending.
+    leaf_hash: bytes | None = Field(default=None, sa_column=Column(LargeBinary(32)))
+    recorded_at_us: int | None = Field(default=None, sa_column=Column(BigInteger))
 
 
 class LogLeaf(SQLModel, table=True):

@@ -11,10 +11,11 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from service.ledger import bulk
-from service.ledger.merkle import NodeId
-from service.ledger.tables import IntegrationQueue, LogLeaf, MerkleNode, SignedCheckpoint
+from service.ledger.merkle import NodeId, leaf_hash
+from service.ledger.tables import IntegrationQueue, LedgerEntry, LogLeaf, MerkleNode, SignedCheckpoint
 
 queue = IntegrationQueue.__table__
+entries = LedgerEntry.__table__
 leaves = LogLeaf.__table__
 nodes = MerkleNode.__table__
 checkpoints = SignedCheckpoint.__table__
@@ -99,11 +100,21 @@ async def read_level_range(session: Executor, level: int, first: int, count: int
 
 
 async def pending(session: Executor, limit: int) -> list[Pending]:
-    rows = await session.execute(
+    """The next queued entries in id order, each with its leaf hash."""
+    rows = (await session.execute(
         select(queue.c.entry_id, queue.c.leaf_hash, queue.c.recorded_at_us)
         .order_by(queue.c.entry_id)
         .limit(limit)
-    )
+    )).all()
+    unhashed = [row.entry_id for row in rows if row.leaf_hash is None]
+    if unhashed:  # queued by a release before migration 0005, during a rolling upgrade
+        stored = {row.id: row for row in await session.execute(
+            select(entries.c.id, entries.c.canonical, entries.c.recorded_at_us)
+            .where(entries.c.id.in_(unhashed))
+        )}
+        rows = [row if row.leaf_hash is not None else
+                (row.entry_id, leaf_hash(stored[row.entry_id].canonical), stored[row.entry_id].recorded_at_us)
+                for row in rows]
     return [Pending(*row) for row in rows]
 
 

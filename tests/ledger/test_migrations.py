@@ -1,4 +1,5 @@
-"""Upgrading a database with entries still waiting for the log: they join it, with the right leaves."""
+"""Upgrading a database with entries still waiting for the log, and entries queued by the previous
+release during a rolling upgrade: they join the log, with the right leaves."""
 
 from __future__ import annotations
 
@@ -17,22 +18,19 @@ from service.ledger.canonical import canonical_bytes
 from service.ledger.merkle import root_from_leaf_hashes
 from service.main import create_app
 from service.migrate import alembic_config, upgrade
-from service.settings import Settings
 from tests.conftest import _create_database, base_settings, serve
 from tests.tlog.test_log import signed_checkpoint
 
 WAITING = 3
 
 
-async def _queue_entries_at_0004(settings: Settings) -> list[bytes]:
-    """Entries committed and queued, but not yet in the log, as revision 0004 left them."""
-    url = settings.resolved_migration_database_url
-    await asyncio.to_thread(command.upgrade, alembic_config(url), "0004")
+async def _queue_entries_by_id(url: str, first_seq: int, count: int) -> list[bytes]:
+    """Entries committed and queued by id alone, as releases before revision 0005 queue them."""
     canonicals = [canonical_bytes({"kind": "note", "customer_id": "cust-upgrade", "customer_seq": seq})
-                  for seq in range(WAITING)]
+                  for seq in range(first_seq, first_seq + count)]
     engine = create_async_engine(url)
     async with engine.begin() as connection:
-        for seq, canonical in enumerate(canonicals):
+        for seq, canonical in enumerate(canonicals, first_seq):
             entry_id = (await connection.execute(text(
                 "INSERT INTO ledger_entries (customer_id, customer_seq, kind, entry_hash, prev_hash, "
                 "recorded_at_us, canonical, flags, recorded_by) VALUES ('cust-upgrade', :seq, 'note', "
@@ -46,7 +44,7 @@ async def _queue_entries_at_0004(settings: Settings) -> list[bytes]:
 
 
 @pytest.mark.parametrize("backend_name", ["sqlite", "postgresql"])
-async def test_entries_waiting_during_the_upgrade_join_the_log(
+async def test_entries_queued_around_the_upgrade_join_the_log(
     backend_name: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     if backend_name == "sqlite":
@@ -55,13 +53,17 @@ async def test_entries_waiting_during_the_upgrade_join_the_log(
         admin = request.getfixturevalue("postgres_admin_url")
         owner_url, app_url, _ = await _create_database(admin)
         settings = base_settings(tmp_path, database_url=app_url, migration_database_url=owner_url)
-    canonicals = await _queue_entries_at_0004(settings)
+    url = settings.resolved_migration_database_url
+    await asyncio.to_thread(command.upgrade, alembic_config(url), "0004")
+    canonicals = await _queue_entries_by_id(url, 0, WAITING)
     await asyncio.to_thread(upgrade, settings)
+    # A rolling upgrade: pods of the previous release go on queueing by id on the new schema.
+    canonicals += await _queue_entries_by_id(url, WAITING, WAITING)
 
     app = create_app(settings)
     async for client in serve(app):
         deadline = time.monotonic() + 10
-        while (checkpoint := await signed_checkpoint(client)).size < WAITING:
+        while (checkpoint := await signed_checkpoint(client)).size < len(canonicals):
             assert time.monotonic() < deadline, f"the log stayed at {checkpoint.size}"
             await asyncio.sleep(0.05)
         expected = root_from_leaf_hashes(hashlib.sha256(b"\x00" + c).digest() for c in canonicals)
@@ -84,3 +86,22 @@ async def test_the_ledger_writes_every_column_of_the_migrated_tables(
     columns = [column["name"] for column in found]
     await engine.dispose()
     assert sorted(columns) == sorted(written)
+
+
+@pytest.mark.parametrize("backend_name", ["sqlite", "postgresql"])
+async def test_this_release_migrates_down_and_up_again(
+    backend_name: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    if backend_name == "sqlite":
+        settings = base_settings(tmp_path, database_url=f"sqlite+aiosqlite:///{tmp_path}/seenby.db")
+    else:
+        owner_url, app_url, _ = await _create_database(request.getfixturevalue("postgres_admin_url"))
+        settings = base_settings(tmp_path, database_url=app_url, migration_database_url=owner_url)
+    config = alembic_config(settings.resolved_migration_database_url)
+    await asyncio.to_thread(upgrade, settings)
+    await asyncio.to_thread(command.downgrade, config, "0004")
+    await asyncio.to_thread(upgrade, settings)
+    app = create_app(settings)
+    async for client in serve(app):
+        ready = await client.get("/readyz")
+        assert ready.status_code == 200, ready.text
