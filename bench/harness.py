@@ -29,7 +29,8 @@ from tests.pg import ThrowawayPostgres, free_port
 class Deployment:
     settings: Settings
     env: dict[str, str]
-    admin_dsn: str
+    admin_dsn: str  # the tables' owner
+    superuser_dsn: str
     workdir: Path
 
     def token(self, role: str, subject: str) -> str:
@@ -59,9 +60,9 @@ async def _create_roles(admin_url: str) -> tuple[str, str]:
 
 
 @contextlib.contextmanager
-def deployment(workdir: Path) -> Iterator[Deployment]:
+def deployment(workdir: Path, *, postgres_options: str = "") -> Iterator[Deployment]:
     """PostgreSQL with an owner and an app role, migrated as in production; SEENBY_ENV=production."""
-    server = ThrowawayPostgres(durable=True)
+    server = ThrowawayPostgres(durable=True, options=postgres_options)
     admin = server.start()
     try:
         owner_url, app_url = asyncio.run(_create_roles(admin))
@@ -85,7 +86,7 @@ def deployment(workdir: Path) -> Iterator[Deployment]:
         settings = Settings(_env_file=None, **{k.removeprefix("SEENBY_").lower(): v  # type: ignore[arg-type]
                                                for k, v in env.items()})
         upgrade(settings)
-        yield Deployment(settings, env, _dsn(owner_url), workdir)
+        yield Deployment(settings, env, _dsn(owner_url), _dsn(server.url("seenby")), workdir)
     finally:
         server.stop()
 

@@ -37,8 +37,9 @@ def free_port() -> int:
 class ThrowawayPostgres:
     """initdb + pg_ctl in a temporary folder; as root, the server runs as the `postgres` user."""
 
-    def __init__(self, *, durable: bool = False) -> None:
+    def __init__(self, *, durable: bool = False, options: str = "") -> None:
         self.durable = durable  # fsync and synchronous commit on, as in production (benchmarks)
+        self.options = options  # more `-c name=value` server settings
         self.bindir = find_bindir()
         self.root = Path(tempfile.mkdtemp(prefix="seenby-pg-"))
         self.data = self.root / "data"
@@ -62,6 +63,7 @@ class ThrowawayPostgres:
             options += " -c shared_buffers=512MB -c max_wal_size=4GB"
         else:
             options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        options += f" {self.options}" if self.options else ""
         self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.root / "log"),
                   "-w", "-t", "60", "start")
         return self.url("postgres")

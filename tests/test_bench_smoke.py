@@ -32,3 +32,13 @@ def test_benchmark_smoke_run_produces_every_figure(tmp_path: Path) -> None:
     assert set(figures["memory_kib"]) >= {"start", "after_batch", "after_all", "end", "peak"}
     table = out.with_suffix(".md").read_text()
     assert "| Batch ingest" in table and "x COPY" in table
+
+
+def test_ingest_probe_reports_rate_cpu_and_statements() -> None:
+    result = subprocess.run([sys.executable, "-m", "bench.ingest_probe", "--events", "2000", "--statements"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    figures = json.loads(result.stdout)
+    assert figures["events_per_second"] > 0
+    assert figures["cpu_seconds"]["server"] > 0 and figures["cpu_seconds"]["postgres"] > 0
+    assert any(s["query"].startswith('COPY "ledger_entries"') for s in figures["statements"])

@@ -114,9 +114,10 @@ ENTRY_COLUMNS = ("id", "customer_id", "customer_seq", "kind", "entry_hash", "pre
 QUEUE_COLUMNS = ("entry_id", "leaf_hash", "recorded_at_us")
 IDENTITY_COLUMNS = ("entry_hash", "employee_id", "id_salt")
 
-_PG_NEXT_IDS = (
-    "SELECT array_agg(nextval(pg_get_serial_sequence('ledger_entries', 'id'))) FROM generate_series(1, $1)"
-)
+# The sequence PostgreSQL made for the BIGSERIAL id (migration 0001), as a literal resolved once per
+# statement: pg_get_serial_sequence() here runs once per id, 3.4 ms instead of 0.5 ms per 1,000
+# ids (python -m bench.ingest_probe --statements).
+_PG_NEXT_IDS = "SELECT array_agg(nextval('ledger_entries_id_seq')) FROM generate_series(1, $1)"
 _PG_WRITE_HEADS = (
     "INSERT INTO customer_heads (customer_id, last_seq, head_hash) "
     "SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[]) "
