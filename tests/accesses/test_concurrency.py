@@ -54,6 +54,33 @@ async def test_one_new_event_sent_twice_at_once_is_recorded_once(
     assert len(await fetch_chain(client, customer_id, tokens.regulator())) == 1
 
 
+async def test_requests_cancelled_while_waiting_leave_the_writer_working(
+    client: httpx.AsyncClient, tokens: Tokens, customer_id: str
+) -> None:
+    """Clients that go away while their events wait for the writer: nobody is answered twice,
+    the writer goes on, and what it recorded for them is a replay when they send again."""
+    events = [access_event(customer_id) for _ in range(40)]
+    requests = [asyncio.create_task(client.post("/v1/accesses", json=e, headers=tokens.service()))
+                for e in events]
+    for _ in range(20):  # let them reach the writer's queue, then walk away from every other one
+        await asyncio.sleep(0)
+    for request in requests[::2]:
+        request.cancel()
+    outcomes = await asyncio.gather(*requests, return_exceptions=True)
+    for outcome in outcomes[1::2]:
+        assert isinstance(outcome, httpx.Response) and outcome.status_code == 201, outcome
+
+    async def send_all_again() -> list[int]:
+        return [(await client.post("/v1/accesses", json=e, headers=tokens.service())).status_code
+                for e in events]
+
+    statuses = await asyncio.wait_for(send_all_again(), timeout=30)
+    assert set(statuses) <= {200, 201} and statuses[1::2] == [200] * 20
+    chain = await fetch_chain(client, customer_id, tokens.regulator())
+    assert len(chain) == len(events)
+    assert_chain_intact(chain)
+
+
 async def test_two_server_processes_share_one_chain(
     pg_backend: Backend, pg_tokens: Tokens, tmp_path
 ) -> None:

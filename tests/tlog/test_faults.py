@@ -13,12 +13,14 @@ import time
 import uuid
 from pathlib import Path
 
+import asyncpg
 import httpx
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from service.ledger.checkpoint import open_checkpoint, parse_verifier_key
+from service.ledger.integrator import LEADER_LOCK_KEY
 from service.main import create_app
 from service.verify import VerificationError, consistency, entry
 from tests.chains import assert_chain_intact, fetch_chain
@@ -287,3 +289,32 @@ async def test_audit_names_two_swapped_entries(
     for swapped in (a, b):
         assert swapped["entry_hash"] in result.stdout
         assert f"log_index {swapped['log_index']}" in result.stdout
+
+
+async def test_the_integrator_survives_losing_its_database_connection(
+    fresh_pg: Backend, postgres_admin_url: str
+) -> None:
+    """The leader's connection is killed under it (a failover, an idle-session reaper): the driver
+    error must not end the integrator, and its advisory lock must not stay held by a dead socket."""
+    app = create_app(fresh_pg.settings)
+    tokens = Tokens(app)
+    async for client in serve(app):
+        customer = f"cust-{uuid.uuid4().hex[:10]}"
+        for _ in range(3):
+            assert (await client.post("/v1/accesses", json=access_event(customer),
+                                      headers=tokens.service())).status_code == 201
+        await wait_until_integrated(client, "", 3)
+        superuser = await asyncpg.connect(
+            superuser_url(postgres_admin_url, fresh_pg).replace("postgresql+asyncpg://", "postgresql://"))
+        try:
+            killed = await superuser.fetchval(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_locks "
+                "WHERE locktype = 'advisory' AND objid = $1 AND granted", LEADER_LOCK_KEY)
+        finally:
+            await superuser.close()
+        assert killed == 1, "the integrator's leadership lock was not found"
+        for _ in range(3):
+            assert (await client.post("/v1/accesses", json=access_event(customer),
+                                      headers=tokens.service())).status_code == 201
+        await wait_until_integrated(client, "", 6)
+        assert_chain_intact(await fetch_chain(client, customer, tokens.regulator()))
