@@ -63,8 +63,8 @@ async def _create_roles(admin_url: str) -> tuple[str, str]:
 def deployment(workdir: Path, *, postgres_options: str = "") -> Iterator[Deployment]:
     """PostgreSQL with an owner and an app role, migrated as in production; SEENBY_ENV=production."""
     server = ThrowawayPostgres(durable=True, options=postgres_options)
-    admin = server.start()
     try:
+        admin = server.start()
         owner_url, app_url = asyncio.run(_create_roles(admin))
         key_file = workdir / "log-signing-key.pem"
         key_file.write_bytes(Ed25519PrivateKey.generate().private_bytes(

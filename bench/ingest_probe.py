@@ -42,7 +42,9 @@ def cpu_seconds() -> dict[str, float]:
         kind = ("postgres" if "postgres" in name else
                 "server" if b"service.cli" in command or b"multiprocessing" in command else None)
         if kind:
-            used = int(rest.split()[11]) + int(rest.split()[12])
+            # Own CPU plus that of reaped children: backends and autovacuum workers that came and
+            # went are counted in the postmaster, uvicorn's workers in their supervisor.
+            used = sum(int(field) for field in rest.split()[11:15])
             totals[kind] = totals.get(kind, 0.0) + used / ticks
     return totals
 

@@ -27,32 +27,42 @@ branch_labels = None
 depends_on = None
 
 RARE_KINDS = sa.text("kind <> 'access'")
+# (name, columns, options) of the indexes this revision builds.
+NEW_INDEXES = (
+    ("brin_ledger_entries_recorded_at", ["recorded_at_us"], {"postgresql_using": "brin"}),
+    ("ix_ledger_entries_rare_kind_recorded_at", ["kind", "recorded_at_us"], {"postgresql_where": RARE_KINDS}),
+)
+OLD_INDEXES = (
+    ("ix_ledger_entries_kind_recorded_at", ["kind", "recorded_at_us"], {}),
+    ("ix_ledger_entries_customer_kind_seq", ["customer_id", "kind", "customer_seq"], {}),
+)
 
 
 def upgrade() -> None:
-    if op.get_bind().dialect.name != "postgresql":
-        return
-    with op.get_context().autocommit_block():
-        op.create_index("brin_ledger_entries_recorded_at", "ledger_entries", ["recorded_at_us"],
-                        postgresql_using="brin", postgresql_concurrently=True, if_not_exists=True)
-        op.create_index("ix_ledger_entries_rare_kind_recorded_at", "ledger_entries",
-                        ["kind", "recorded_at_us"], postgresql_where=RARE_KINDS,
-                        postgresql_concurrently=True, if_not_exists=True)
-        op.drop_index("ix_ledger_entries_kind_recorded_at", table_name="ledger_entries",
-                      postgresql_concurrently=True, if_exists=True)
-        op.drop_index("ix_ledger_entries_customer_kind_seq", table_name="ledger_entries",
-                      postgresql_concurrently=True, if_exists=True)
+    _swap(build=NEW_INDEXES, drop=OLD_INDEXES)
 
 
 def downgrade() -> None:
+    _swap(build=OLD_INDEXES, drop=NEW_INDEXES)
+
+
+def _swap(build: tuple, drop: tuple) -> None:
+    """Build every index of `build`, then drop those of `drop`: a run that stops half-way (a
+    cancelled CONCURRENTLY build leaves an INVALID index) is simply run again."""
     if op.get_bind().dialect.name != "postgresql":
         return
     with op.get_context().autocommit_block():
-        op.create_index("ix_ledger_entries_customer_kind_seq", "ledger_entries",
-                        ["customer_id", "kind", "customer_seq"], postgresql_concurrently=True)
-        op.create_index("ix_ledger_entries_kind_recorded_at", "ledger_entries", ["kind", "recorded_at_us"],
-                        postgresql_concurrently=True)
-        op.drop_index("ix_ledger_entries_rare_kind_recorded_at", table_name="ledger_entries",
-                      postgresql_concurrently=True)
-        op.drop_index("brin_ledger_entries_recorded_at", table_name="ledger_entries",
-                      postgresql_concurrently=True)
+        for name, columns, options in build:
+            if _invalid(name):
+                op.drop_index(name, table_name="ledger_entries", postgresql_concurrently=True)
+            op.create_index(name, "ledger_entries", columns, postgresql_concurrently=True,
+                            if_not_exists=True, **options)
+        for name, _, _ in drop:
+            op.drop_index(name, table_name="ledger_entries", postgresql_concurrently=True, if_exists=True)
+
+
+def _invalid(name: str) -> bool:
+    return bool(op.get_bind().scalar(sa.text(
+        "SELECT NOT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+        "WHERE c.relname = :name"
+    ), {"name": name}))

@@ -8,6 +8,7 @@ import hashlib
 import time
 from pathlib import Path
 
+import asyncpg
 import pytest
 from alembic import command
 from sqlalchemy import inspect, text
@@ -105,3 +106,33 @@ async def test_this_release_migrates_down_and_up_again(
     async for client in serve(app):
         ready = await client.get("/readyz")
         assert ready.status_code == 200, ready.text
+
+
+async def test_a_half_built_index_is_rebuilt_when_0007_runs_again(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """A cancelled CREATE INDEX CONCURRENTLY leaves an INVALID index under the new name; running
+    the migration again must rebuild it, not take it for done and drop the indexes it replaces."""
+    owner_url, app_url, _ = await _create_database(request.getfixturevalue("postgres_admin_url"))
+    settings = base_settings(tmp_path, database_url=app_url, migration_database_url=owner_url)
+    config = alembic_config(owner_url)
+    await asyncio.to_thread(command.upgrade, config, "0006")
+    await _queue_entries_by_id(owner_url, 0, 2)
+    dsn = owner_url.replace("postgresql+asyncpg://", "postgresql://")
+    connection = await asyncpg.connect(dsn)
+    try:
+        with pytest.raises(asyncpg.UniqueViolationError):  # fails half-way, as a cancelled build would
+            await connection.execute(
+                "CREATE UNIQUE INDEX CONCURRENTLY ix_ledger_entries_rare_kind_recorded_at "
+                "ON ledger_entries (customer_id)")
+        await asyncio.to_thread(upgrade, settings)
+        indexes = {row["indexname"]: row["indexdef"] for row in await connection.fetch(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'ledger_entries'")}
+        invalid = await connection.fetchval(
+            "SELECT count(*) FROM pg_index WHERE indrelid = 'ledger_entries'::regclass AND NOT indisvalid")
+    finally:
+        await connection.close()
+    assert invalid == 0
+    assert "WHERE" in indexes["ix_ledger_entries_rare_kind_recorded_at"]
+    assert "brin" in indexes["brin_ledger_entries_recorded_at"]
+    assert "ix_ledger_entries_kind_recorded_at" not in indexes

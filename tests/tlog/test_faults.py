@@ -112,13 +112,14 @@ def _start(env: dict[str, str], cwd: Path, port: int) -> subprocess.Popen:
                                 env={**clean, **env}, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
 
 
-async def _ready(http: httpx.AsyncClient, base: str) -> None:
+async def _ready(http: httpx.AsyncClient, base: str, log: Path) -> None:
     for _ in range(600):
         with contextlib.suppress(httpx.HTTPError):
             if (await http.get(f"{base}/readyz")).status_code == 200:
                 return
         await asyncio.sleep(0.1)
-    raise AssertionError(f"{base} never became ready")
+    ending = (await asyncio.to_thread(log.read_text))[-3000:]
+    raise AssertionError(f"{base} never became ready; its log ends:\n{ending}")
 
 
 async def test_sigkill_while_integrating_loses_and_duplicates_nothing(
@@ -138,7 +139,7 @@ async def test_sigkill_while_integrating_loses_and_duplicates_nothing(
     try:
         async with httpx.AsyncClient(timeout=10) as http:
             for base in bases:
-                await _ready(http, base)
+                await _ready(http, base, tmp_path / f"crash-{base.rsplit(':', 1)[1]}.log")
 
             async def client(worker: int, batches: int) -> None:
                 for b in range(batches):
@@ -167,7 +168,7 @@ async def test_sigkill_while_integrating_loses_and_duplicates_nothing(
                     processes[victim].send_signal(signal.SIGKILL)
                     processes[victim].wait()
                     processes[victim] = _start(env, tmp_path, ports[victim])
-                    await _ready(http, bases[victim])
+                    await _ready(http, bases[victim], tmp_path / f"crash-{ports[victim]}.log")
 
             await asyncio.gather(*(client(w, 30) for w in range(4)), chaos())
             assert len(acknowledged) == len(sent) == 4 * 30 * 50
@@ -308,8 +309,9 @@ async def test_the_integrator_survives_losing_its_database_connection(
             superuser_url(postgres_admin_url, fresh_pg).replace("postgresql+asyncpg://", "postgresql://"))
         try:
             killed = await superuser.fetchval(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_locks "
-                "WHERE locktype = 'advisory' AND objid = $1 AND granted", LEADER_LOCK_KEY)
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_locks WHERE locktype = 'advisory' "
+                "AND objid = $1 AND granted AND database = "
+                "(SELECT oid FROM pg_database WHERE datname = current_database())", LEADER_LOCK_KEY)
         finally:
             await superuser.close()
         assert killed == 1, "the integrator's leadership lock was not found"
