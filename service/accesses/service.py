@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +27,7 @@ from service.consent import rules
 from service.consent import service as consent
 from service.db import Database, one_of
 from service.errors import Conflict
+from service.ids import random_blocks
 from service.ledger import store
 from service.ledger.canonical import canonical_bytes
 from service.ledger.tables import LogLeaf
@@ -106,13 +106,13 @@ class Recorder:
         self._writers: list[asyncio.Task[None]] = []
 
     async def record(self, events: Sequence[AccessEvent], *, recorded_by: str) -> Recorded:
-        salts = os.urandom(SALT_BYTES * len(events))  # one system call for the whole request
+        salts = random_blocks(len(events), SALT_BYTES)
         sent = []
         for start in range(0, len(events), PREPARE_CHUNK):
             if start:
                 await asyncio.sleep(0)  # let a writer holding customers' locks move on meanwhile
-            sent += [_sent(e, recorded_by, self.pseudonym_key, salts[i * SALT_BYTES:(i + 1) * SALT_BYTES])
-                     for i, e in enumerate(events[start:start + PREPARE_CHUNK], start)]
+            chunk = zip(events[start:start + PREPARE_CHUNK], salts[start:start + PREPARE_CHUNK], strict=True)
+            sent += [_sent(event, recorded_by, self.pseudonym_key, salt) for event, salt in chunk]
         submission = _Submission(sent, _dedupe(sent), recorded_by,
                                  asyncio.get_running_loop().create_future())
         self._queue.append(submission)

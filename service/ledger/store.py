@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -13,6 +12,7 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.db import one_of
+from service.ids import random_blocks
 from service.ledger import bulk
 from service.ledger.canonical import GENESIS_HASH, canonical_bytes, entry_hash
 from service.ledger.merkle import leaf_hash
@@ -36,12 +36,13 @@ class NewEntry:
     flags: list[str] = field(default_factory=list)
     columns: dict[str, Any] = field(default_factory=dict)  # of ACCESS_COLUMNS: filters for reads
     identity: tuple[str, str] | None = None  # (employee id, salt), kept out of the entry
+    # `columns` in ACCESS_COLUMNS order, ready for the row: built here, before any lock is taken.
+    column_values: tuple[Any, ...] = field(init=False)
 
     def __post_init__(self) -> None:
         unknown = self.columns.keys() - ACCESS_COLUMN_SET
         if unknown:
             raise ValueError(f"not ledger columns: {sorted(unknown)}")
-        # In table order, ready for the row: built here, before the writer takes any lock.
         self.column_values = tuple(self.columns.get(c) for c in ACCESS_COLUMNS)
 
 
@@ -64,15 +65,14 @@ async def append(
     heads = await _read_heads(session, {e.customer_id for e in new_entries})
     ids = await _next_ids(session, len(new_entries))
     recorded_at = format_micros(recorded_at_us)
-    nonces = os.urandom(NONCE_BYTES * len(new_entries))  # one system call for the whole batch
+    nonces = random_blocks(len(new_entries), NONCE_BYTES)
     rows: list[tuple[Any, ...]] = []
     queued: list[tuple[int, bytes, int]] = []
     identities: list[tuple[str, str, str]] = []
     appended: list[AppendedEntry] = []
-    for position, (entry_id, new) in enumerate(zip(ids, new_entries, strict=True)):
+    for entry_id, new, nonce in zip(ids, new_entries, nonces, strict=True):
         seq, prev = heads.get(new.customer_id, (-1, GENESIS_HASH))
         seq += 1
-        nonce = nonces[position * NONCE_BYTES:(position + 1) * NONCE_BYTES]
         entry = {
             **new.body,
             "kind": new.kind,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import BigInteger, Integer, and_, bindparam, delete, func, or_, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
@@ -101,21 +102,28 @@ async def read_level_range(session: Executor, level: int, first: int, count: int
 
 async def pending(session: Executor, limit: int) -> list[Pending]:
     """The next queued entries in id order, each with its leaf hash."""
-    rows = (await session.execute(
+    rows: list[Any] = (await session.execute(
         select(queue.c.entry_id, queue.c.leaf_hash, queue.c.recorded_at_us)
         .order_by(queue.c.entry_id)
         .limit(limit)
     )).all()
-    unhashed = [row.entry_id for row in rows if row.leaf_hash is None]
-    if unhashed:  # queued by a release before migration 0005, during a rolling upgrade
-        stored = {row.id: row for row in await session.execute(
-            select(entries.c.id, entries.c.canonical, entries.c.recorded_at_us)
-            .where(entries.c.id.in_(unhashed))
-        )}
-        rows = [row if row.leaf_hash is not None else
-                (row.entry_id, leaf_hash(stored[row.entry_id].canonical), stored[row.entry_id].recorded_at_us)
-                for row in rows]
+    if any(row.leaf_hash is None for row in rows):
+        rows = await _hash_unhashed(session, rows)
     return [Pending(*row) for row in rows]
+
+
+async def _hash_unhashed(session: Executor, rows: list[Any]) -> list[Any]:
+    """Rows queued by id alone, by a release before migration 0005 during a rolling upgrade:
+    their leaf hash and recording time come from the entry."""
+    unhashed = [row.entry_id for row in rows if row.leaf_hash is None]
+    stored = {entry.id: entry for entry in await session.execute(
+        select(entries.c.id, entries.c.canonical, entries.c.recorded_at_us).where(entries.c.id.in_(unhashed))
+    )}
+    return [
+        row if row.leaf_hash is not None else
+        (row.entry_id, leaf_hash(stored[row.entry_id].canonical), stored[row.entry_id].recorded_at_us)
+        for row in rows
+    ]
 
 
 async def waiting_count(session: Executor) -> int:
