@@ -19,6 +19,7 @@ from service.ledger.canonical import canonical_bytes
 from service.ledger.merkle import root_from_leaf_hashes
 from service.main import create_app
 from service.migrate import alembic_config, upgrade
+from service.settings import Settings
 from tests.conftest import _create_database, base_settings, serve
 from tests.tlog.test_log import signed_checkpoint
 
@@ -44,16 +45,20 @@ async def _queue_entries_by_id(url: str, first_seq: int, count: int) -> list[byt
     return canonicals
 
 
+async def _unmigrated(backend_name: str, tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
+    """Settings for an empty database of its own: a SQLite file, or a PostgreSQL database with an
+    owner and an app role."""
+    if backend_name == "sqlite":
+        return base_settings(tmp_path, database_url=f"sqlite+aiosqlite:///{tmp_path}/seenby.db")
+    owner_url, app_url, _ = await _create_database(request.getfixturevalue("postgres_admin_url"))
+    return base_settings(tmp_path, database_url=app_url, migration_database_url=owner_url)
+
+
 @pytest.mark.parametrize("backend_name", ["sqlite", "postgresql"])
 async def test_entries_queued_around_the_upgrade_join_the_log(
     backend_name: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    if backend_name == "sqlite":
-        settings = base_settings(tmp_path, database_url=f"sqlite+aiosqlite:///{tmp_path}/seenby.db")
-    else:
-        admin = request.getfixturevalue("postgres_admin_url")
-        owner_url, app_url, _ = await _create_database(admin)
-        settings = base_settings(tmp_path, database_url=app_url, migration_database_url=owner_url)
+    settings = await _unmigrated(backend_name, tmp_path, request)
     url = settings.resolved_migration_database_url
     await asyncio.to_thread(command.upgrade, alembic_config(url), "0004")
     canonicals = await _queue_entries_by_id(url, 0, WAITING)
@@ -77,9 +82,9 @@ async def test_entries_queued_around_the_upgrade_join_the_log(
     ("actor_identities", store.IDENTITY_COLUMNS),
 ])
 async def test_the_ledger_writes_every_column_of_the_migrated_tables(
-    table: str, written: tuple[str, ...], tmp_path: Path
+    table: str, written: tuple[str, ...], tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    settings = base_settings(tmp_path, database_url=f"sqlite+aiosqlite:///{tmp_path}/seenby.db")
+    settings = await _unmigrated("sqlite", tmp_path, request)
     await asyncio.to_thread(upgrade, settings)
     engine = create_async_engine(settings.resolved_database_url)
     async with engine.connect() as connection:
@@ -93,11 +98,7 @@ async def test_the_ledger_writes_every_column_of_the_migrated_tables(
 async def test_this_release_migrates_down_and_up_again(
     backend_name: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    if backend_name == "sqlite":
-        settings = base_settings(tmp_path, database_url=f"sqlite+aiosqlite:///{tmp_path}/seenby.db")
-    else:
-        owner_url, app_url, _ = await _create_database(request.getfixturevalue("postgres_admin_url"))
-        settings = base_settings(tmp_path, database_url=app_url, migration_database_url=owner_url)
+    settings = await _unmigrated(backend_name, tmp_path, request)
     config = alembic_config(settings.resolved_migration_database_url)
     await asyncio.to_thread(upgrade, settings)
     await asyncio.to_thread(command.downgrade, config, "0004")
@@ -113,8 +114,8 @@ async def test_a_half_built_index_is_rebuilt_when_0007_runs_again(
 ) -> None:
     """A cancelled CREATE INDEX CONCURRENTLY leaves an INVALID index under the new name; running
     the migration again must rebuild it, not take it for done and drop the indexes it replaces."""
-    owner_url, app_url, _ = await _create_database(request.getfixturevalue("postgres_admin_url"))
-    settings = base_settings(tmp_path, database_url=app_url, migration_database_url=owner_url)
+    settings = await _unmigrated("postgresql", tmp_path, request)
+    owner_url = settings.resolved_migration_database_url
     config = alembic_config(owner_url)
     await asyncio.to_thread(command.upgrade, config, "0006")
     await _queue_entries_by_id(owner_url, 0, 2)
