@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.ci import unavailable, unavailable_mark
+
 # The project root is the parent of tests/; the vectors live beside the project, not in it.
 TESTDATA_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "testdata"
 
@@ -22,7 +24,7 @@ def missing_testdata_reason(folder: Path) -> str:
 @pytest.fixture(scope="session")
 def testdata_dir() -> Path:
     if not TESTDATA_DIR.is_dir():
-        pytest.skip(missing_testdata_reason(TESTDATA_DIR))
+        unavailable(missing_testdata_reason(TESTDATA_DIR))
     return TESTDATA_DIR
 
 
@@ -37,5 +39,5 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             ids = [path.relative_to(folder).as_posix() for path in files]
             metafunc.parametrize(argname, files, ids=ids)
         else:
-            skip = pytest.mark.skip(reason=missing_testdata_reason(folder))
+            skip = unavailable_mark(missing_testdata_reason(folder))
             metafunc.parametrize(argname, [pytest.param(None, marks=skip)], ids=["missing"])
