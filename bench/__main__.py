@@ -83,7 +83,8 @@ def wrk_single(url: str, token: str, seconds: int, connections: int) -> dict[str
 
     parsed = _wrk_figures(out)
     return {"tool": "wrk", "connections": connections, "events_per_second": parsed["rate"],
-            "p50_ms": parsed["p50"], "p95_ms": None, "p99_ms": parsed["p99"], "non_2xx": parsed["non_2xx"]}
+            "requests": parsed["requests"], "p50_ms": parsed["p50"], "p95_ms": None, "p99_ms": parsed["p99"],
+            "non_2xx": parsed["non_2xx"]}
 
 
 def wrk_get(

@@ -1,8 +1,9 @@
-"""python -m bench.ingest_probe [--events N] [--workers W]: batch ingest alone, and who spent the CPU.
+"""python -m bench.ingest_probe [--events N] [--workers W] [--single S]: ingest alone, and who spent the CPU.
 
 A minute-long look at one change, where the full benchmark takes ten: a throwaway durable
 PostgreSQL, `seenby serve` in production mode, a warm-up, then N events in 1,000-event batches
-from 4 clients. Prints events/s, integration lag, and the CPU seconds that the server processes,
+from 4 clients (or, with --single S, S seconds of single events from wrk at 64 connections).
+Prints events/s, integration lag, and the CPU seconds that the server processes,
 PostgreSQL and the rest of the machine used meanwhile (from /proc), plus the statements
 PostgreSQL spent its time on (pg_stat_statements) with --statements.
 """
@@ -21,7 +22,7 @@ from typing import Annotated
 import asyncpg
 import typer
 
-from bench.__main__ import integration_lag, loadgen, wait_integrated
+from bench.__main__ import integration_lag, loadgen, wait_integrated, wrk_single
 from bench.harness import deployment, seenby_server
 
 app = typer.Typer(add_completion=False)
@@ -66,6 +67,7 @@ def main(
     events: Annotated[int, typer.Option(help="Events to send after the warm-up.")] = 100_000,
     workers: Annotated[int, typer.Option(help="seenby serve worker processes.")] = 2,
     statements: Annotated[bool, typer.Option(help="Load pg_stat_statements and list the top ones.")] = False,
+    single: Annotated[int, typer.Option(help="Instead of batches: seconds of single events (wrk).")] = 0,
 ) -> None:
     options = "-c shared_preload_libraries=pg_stat_statements" if statements else ""
     with tempfile.TemporaryDirectory(prefix="seenby-probe-") as workdir, \
@@ -78,11 +80,17 @@ def main(
             if statements:
                 asyncio.run(_reset_statements(dep.superuser_dsn))
             before, started = cpu_seconds(), time.perf_counter()
-            sent = loadgen(*batch, "--events", str(events))
+            if single:
+                sent = wrk_single(url, token, single, 64)
+                if sent is None:
+                    raise typer.BadParameter("--single needs wrk (apt-get install wrk)")
+                events = sent["requests"]
+            else:
+                sent = loadgen(*batch, "--events", str(events))
             wall, after = time.perf_counter() - started, cpu_seconds()
             wait_integrated(url, 5_000 + events, timeout=300)
             figures = {
-                "events_per_second": sent["events_per_second"], "batch_p99_ms": sent["p99_ms"],
+                "events_per_second": sent["events_per_second"], "p99_ms": sent["p99_ms"],
                 "wall_seconds": round(wall, 2), "cores": os.cpu_count(),
                 "cpu_seconds": {k: round(after[k] - before.get(k, 0.0), 2) for k in after},
                 "cpu_us_per_event": {k: round((after[k] - before.get(k, 0.0)) / events * 1e6, 1)

@@ -30,6 +30,11 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
     workers: Annotated[int, typer.Option(help="Worker processes (PostgreSQL only).")] = 1,
+    access_log: Annotated[bool, typer.Option(
+        "--access-log/--no-access-log",
+        help="Log every request line. Off by default: paths carry customer ids, and such a log would "
+             "be a second, unaudited record of whose history was read. /metrics counts requests by route.",
+    )] = False,
 ) -> None:
     """Run the HTTP API (in development, apply migrations first)."""
     import uvicorn
@@ -47,7 +52,7 @@ def serve(
         upgrade(settings)
     uvicorn.run(
         "service.main:create_app", factory=True, host=host, port=port, workers=workers,
-        proxy_headers=False, server_header=False, log_level="info",
+        proxy_headers=False, server_header=False, log_level="info", access_log=access_log,
     )
 
 

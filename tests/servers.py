@@ -63,10 +63,13 @@ def serving(
 
 
 @contextlib.contextmanager
-def running_server(env: dict[str, str], cwd: Path, *, timeout: float = 30.0) -> Iterator[str]:
-    """A `seenby serve` subprocess with `env` on top of this environment less any SEENBY_ variable."""
+def running_server(
+    env: dict[str, str], cwd: Path, *, timeout: float = 30.0, args: tuple[str, ...] = ()
+) -> Iterator[str]:
+    """`seenby serve [args]` in a subprocess, with `env` on top of this environment less any SEENBY_
+    variable; its output goes to serve-<port>.log in `cwd`."""
     port = free_port()
     clean_env = {k: v for k, v in os.environ.items() if not k.startswith("SEENBY_")}
-    with serving([*seenby_command(), "serve", "--port", str(port)], {**clean_env, **env}, cwd, port,
+    with serving([*seenby_command(), "serve", "--port", str(port), *args], {**clean_env, **env}, cwd, port,
                  timeout=timeout) as url:
         yield url

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+from tests.ci import unavailable
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,3 +45,15 @@ def test_ingest_probe_reports_rate_cpu_and_statements() -> None:
     assert figures["events_per_second"] > 0
     assert figures["cpu_seconds"]["server"] > 0 and figures["cpu_seconds"]["postgres"] > 0
     assert any(s["query"].startswith('COPY "ledger_entries"') for s in figures["statements"])
+
+
+def test_ingest_probe_measures_single_events_with_wrk() -> None:
+    if not shutil.which("wrk"):
+        unavailable("wrk is not installed (apt-get install wrk; .ci/run does)")
+    result = subprocess.run([sys.executable, "-m", "bench.ingest_probe", "--single", "2"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    figures = json.loads(result.stdout)
+    assert figures["events_per_second"] > 0 and figures["p99_ms"] > 0
+    assert figures["cpu_us_per_event"]["server"] > 0
+    assert figures["integration_lag"]["p99_s"] >= 0

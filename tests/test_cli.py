@@ -42,6 +42,15 @@ def test_first_run_creates_the_data_folder_and_serves(tmp_path: Path) -> None:
         assert (tmp_path / ".seenby" / "jwt-secret").read_text() == secret, "generated once"
 
 
+def test_request_lines_stay_out_of_the_log_unless_asked_for(tmp_path: Path) -> None:
+    path = "/v1/customers/cust-named-in-a-path/accesses"
+    for args, logged in (((), False), (("--access-log",), True)):
+        with running_server({}, tmp_path, args=args) as url:
+            assert httpx.get(url + path).status_code == 401
+        log = (tmp_path / f"serve-{url.rsplit(':', 1)[1]}.log").read_text()
+        assert ("Application startup complete" in log) and ("cust-named-in-a-path" in log) is logged, log
+
+
 def test_token_rejects_unknown_roles(tmp_path: Path) -> None:
     result = run_seenby("token", "--role", "root", "--sub", "x", cwd=tmp_path)
     assert result.returncode != 0 and "unknown role" in result.stderr

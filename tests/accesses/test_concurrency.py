@@ -6,7 +6,10 @@ import asyncio
 import uuid
 
 import httpx
+import pytest
+from fastapi import FastAPI
 
+from service.accesses.service import SECOND_WRITER_EVENTS
 from tests.chains import assert_chain_intact, fetch_chain
 from tests.conftest import Backend, Tokens
 from tests.factories import access_event
@@ -39,6 +42,53 @@ async def test_concurrent_requests_in_one_process(
     mine = {r["entry_hash"] for r in receipts} & {i["entry_hash"] for i in chain}
     assert len(mine) == len(chain)
     assert_chain_intact(await fetch_chain(client, neighbour, tokens.regulator()))
+
+
+async def test_big_batches_at_once_share_the_writers_and_keep_the_chain(
+    app: FastAPI, client: httpx.AsyncClient, tokens: Tokens, customer_id: str, backend: Backend,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Single events wait for the writer's next group; batches over SECOND_WRITER_EVENTS waiting
+    while a group is written are taken by a second writer (on PostgreSQL); the chains stay whole."""
+    recorder = app.state.recorder
+    writing, most = 0, 0
+    record_group = recorder._record_group
+
+    async def counting(group: list) -> None:
+        nonlocal writing, most
+        writing += 1
+        most = max(most, writing)
+        try:
+            await record_group(group)
+        finally:
+            writing -= 1
+
+    monkeypatch.setattr(recorder, "_record_group", counting)
+    singles = []
+    for _ in range(30):  # arriving one by one while earlier ones are being written
+        singles.append(asyncio.create_task(
+            client.post("/v1/accesses", json=access_event(customer_id), headers=tokens.service())))
+        await asyncio.sleep(0.002)
+    singles = await asyncio.gather(*singles)
+    assert [r.status_code for r in singles] == [201] * 30
+    assert most == 1
+
+    neighbour = f"{customer_id}-n"
+    size = SECOND_WRITER_EVENTS + 100
+
+    async def batch(i: int) -> int:
+        events = [access_event(customer_id if j % 2 else neighbour, clip_id=f"c{i}-{j}") for j in range(size)]
+        response = await client.post("/v1/accesses:batch", json={"events": events}, headers=tokens.service())
+        assert response.status_code == 201, response.text
+        return len(response.json()["receipts"])
+
+    # More than one group holds (4,000 events), so some wait while the first group is written.
+    assert await asyncio.gather(*(batch(i) for i in range(8))) == [size] * 8
+    assert most == (1 if backend.name == "sqlite" else 2)
+    for customer, expected in ((customer_id, 30 + 4 * size), (neighbour, 4 * size)):
+        chain = await fetch_chain(client, customer, tokens.regulator())
+        assert len(chain) == expected
+        assert_chain_intact(chain)
 
 
 async def test_one_new_event_sent_twice_at_once_is_recorded_once(
