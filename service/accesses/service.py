@@ -14,7 +14,7 @@ import contextlib
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -55,8 +55,7 @@ class Recorded:
     created: bool
 
 
-@dataclass(frozen=True)
-class _Sent:
+class _Sent(NamedTuple):
     event: AccessEvent
     key: str  # the event_id, lower-cased: one UUID however it is spelt
     digest: str
@@ -82,8 +81,8 @@ def _sent(event: AccessEvent, recorded_by: str, pseudonym_key: bytes, salt: byte
     as_sent = event.model_dump(mode="json", exclude_none=True)
     digest = hashlib.sha256(canonical_bytes(as_sent)).hexdigest()
     key = event.event_id.lower()
-    return _Sent(event, key, digest, _access(event),
-                 _new_entry(event, as_sent, key, digest, recorded_by, pseudonym_key, salt))
+    return _Sent(event, key, digest, _access(as_sent),
+                 _new_entry(as_sent, key, digest, recorded_by, pseudonym_key, salt))
 
 
 def _dedupe(sent: list[_Sent]) -> dict[str, _Sent]:
@@ -287,19 +286,20 @@ async def _existing(session: AsyncSession, keys: set[str]) -> dict[str, tuple[st
     }
 
 
-def _access(event: AccessEvent) -> rules.Access:
-    return rules.Access(event.customer_id, event.clip_id, event.actor.type.value, event.action.value,
-                        event.purpose.value, event.authorization_id)
+def _access(as_sent: dict[str, Any]) -> rules.Access:
+    # From the dumped body, whose enums are plain strings already.
+    return rules.Access(as_sent["customer_id"], as_sent["clip_id"], as_sent["actor"]["type"],
+                        as_sent["action"], as_sent["purpose"], as_sent.get("authorization_id"))
 
 
 def _new_entry(
-    event: AccessEvent, as_sent: dict[str, Any], key: str, digest: str, recorded_by: str,
-    pseudonym_key: bytes, salt: bytes,
+    as_sent: dict[str, Any], key: str, digest: str, recorded_by: str, pseudonym_key: bytes, salt: bytes
 ) -> store.NewEntry:
     body = dict(as_sent)
-    body["actor"], identity = recorded_actor(body["actor"], event.customer_id, pseudonym_key, salt)
+    actor = as_sent["actor"]
+    body["actor"], identity = recorded_actor(actor, as_sent["customer_id"], pseudonym_key, salt)
     return store.NewEntry(
-        customer_id=event.customer_id,
+        customer_id=as_sent["customer_id"],
         kind="access",
         body=body,
         recorded_by=recorded_by,
@@ -307,12 +307,12 @@ def _new_entry(
         columns={
             "event_id": key,
             "request_digest": digest,
-            "clip_id": event.clip_id,
-            "occurred_at_us": timestamp_micros(event.occurred_at),
-            "actor_type": event.actor.type.value,
-            "actor_country": event.actor.country,
-            "actor_organization": event.actor.organization,
-            "purpose": event.purpose.value,
-            "action": event.action.value,
+            "clip_id": as_sent["clip_id"],
+            "occurred_at_us": timestamp_micros(as_sent["occurred_at"]),
+            "actor_type": actor["type"],
+            "actor_country": actor.get("country"),
+            "actor_organization": actor.get("organization"),
+            "purpose": as_sent["purpose"],
+            "action": as_sent["action"],
         },
     )

@@ -40,10 +40,9 @@ class NewEntry:
     column_values: tuple[Any, ...] = field(init=False)
 
     def __post_init__(self) -> None:
-        unknown = self.columns.keys() - ACCESS_COLUMN_SET
-        if unknown:
-            raise ValueError(f"not ledger columns: {sorted(unknown)}")
-        self.column_values = tuple(self.columns.get(c) for c in ACCESS_COLUMNS)
+        if not self.columns.keys() <= ACCESS_COLUMN_SET:
+            raise ValueError(f"not ledger columns: {sorted(self.columns.keys() - ACCESS_COLUMN_SET)}")
+        self.column_values = tuple(map(self.columns.get, ACCESS_COLUMNS))
 
 
 class AppendedEntry(NamedTuple):
