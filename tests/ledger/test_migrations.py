@@ -137,3 +137,32 @@ async def test_a_half_built_index_is_rebuilt_when_0007_runs_again(
     assert "WHERE" in indexes["ix_ledger_entries_rare_kind_recorded_at"]
     assert "brin" in indexes["brin_ledger_entries_recorded_at"]
     assert "ix_ledger_entries_kind_recorded_at" not in indexes
+
+
+async def test_text_compares_byte_by_byte_on_postgresql_after_0008_and_not_before(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    settings = await _unmigrated("postgresql", tmp_path, request)
+    config = alembic_config(settings.resolved_migration_database_url)
+    connection = await asyncpg.connect(
+        settings.resolved_migration_database_url.replace("postgresql+asyncpg://", "postgresql://"))
+
+    async def collations() -> set[str | None]:
+        return {row["collation_name"] for row in await connection.fetch(
+            "SELECT collation_name FROM information_schema.columns"
+            " WHERE table_schema = current_schema() AND data_type IN ('character varying', 'text')"
+            " AND table_name <> 'alembic_version'")}
+
+    try:
+        await asyncio.to_thread(upgrade, settings)
+        assert await collations() == {"C"}
+        customer_ids = ["cust-b", "cust-B", "cust-a", "cust-é", "cust-Z"]
+        await connection.executemany(
+            "INSERT INTO customer_heads (customer_id, last_seq, head_hash) VALUES ($1, 0, $2)",
+            [(c, "0" * 64) for c in customer_ids])
+        ordered = [r[0] for r in await connection.fetch("SELECT customer_id FROM customer_heads ORDER BY 1")]
+        assert ordered == sorted(customer_ids)  # Python's order, and SQLite's
+        await asyncio.to_thread(command.downgrade, config, "0007")
+        assert await collations() == {None}  # the database's default again
+    finally:
+        await connection.close()
