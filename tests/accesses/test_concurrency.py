@@ -10,6 +10,7 @@ import pytest
 from fastapi import FastAPI
 
 from service.accesses.service import SECOND_WRITER_EVENTS
+from service.consent import rules
 from tests.chains import assert_chain_intact, fetch_chain
 from tests.conftest import Backend, Tokens
 from tests.factories import access_event
@@ -89,6 +90,42 @@ async def test_big_batches_at_once_share_the_writers_and_keep_the_chain(
         chain = await fetch_chain(client, customer, tokens.regulator())
         assert len(chain) == expected
         assert_chain_intact(chain)
+
+
+async def test_a_request_that_fails_its_group_fails_alone(
+    app: FastAPI, client: httpx.AsyncClient, tokens: Tokens, customer_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unexpected error while writing a group (here injected for one customer): the group is
+    retried request by request, so only the request that carries the fault fails."""
+    doomed = f"{customer_id}-doomed"
+    flags = rules.flags
+
+    def failing_for_doomed(access: rules.Access, facts: rules.Facts) -> list[str]:
+        if access.customer_id == doomed:
+            raise RuntimeError("injected fault")
+        return flags(access, facts)
+
+    recorder = app.state.recorder
+    record_group = recorder._record_group
+    group_sizes: list[int] = []
+
+    async def noting_sizes(group: list) -> None:
+        group_sizes.append(len(group))
+        await record_group(group)
+
+    monkeypatch.setattr(rules, "flags", failing_for_doomed)
+    monkeypatch.setattr(recorder, "_record_group", noting_sizes)
+    events = [access_event(doomed if n == 5 else customer_id) for n in range(10)]
+    # A client that gets the 500 as a server's client would, rather than the exception re-raised.
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url=str(client.base_url)) as plain:
+        responses = await asyncio.gather(*(
+            plain.post("/v1/accesses", json=event, headers=tokens.service()) for event in events))
+    assert [r.status_code for r in responses] == [201] * 5 + [500] + [201] * 4
+    assert responses[5].headers["content-type"] == "application/problem+json"
+    assert max(group_sizes) > 1, "the faulty request was written in a group with others"
+    assert len(await fetch_chain(client, customer_id, tokens.regulator())) == 9
+    assert await fetch_chain(client, doomed, tokens.regulator()) == []
 
 
 async def test_one_new_event_sent_twice_at_once_is_recorded_once(
