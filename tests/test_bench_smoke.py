@@ -27,6 +27,8 @@ def test_benchmark_smoke_run_produces_every_figure(tmp_path: Path) -> None:
     assert 0 <= lag["integration_lag_p50_s"] <= lag["integration_lag_p99_s"] <= lag["integration_lag_max_s"]
     for baseline in ("copy", "naive"):
         assert figures["baselines"][baseline]["events_per_second"] > 0
+    copy = figures["baselines"]["copy"]
+    assert len(copy["runs_per_second"]) == 3 and max(copy["runs_per_second"]) == copy["events_per_second"]
     for scenario in ("history_first_page", "history_deep_page", "inclusion_proof", "consistency_proof"):
         assert figures[scenario]["requests"] > 0 and figures[scenario]["failures"] == 0
         assert figures[scenario]["p99_ms"] > 0
