@@ -1,12 +1,11 @@
-"""python -m bench.ingest_probe [--events N] [--workers W] [--single S]: ingest alone, and who spent the CPU.
+"""python -m bench.ingest_probe [--events N] [--single S] [--ledger L]: ingest alone, and who spent the CPU.
 
 A minute-long look at one change, where the full benchmark takes ten: a throwaway durable
-PostgreSQL, `seenby serve` in production mode, a warm-up, then N events in 1,000-event batches
-from 4 clients (or, with --single S, S seconds of single events from wrk at 64 connections).
-Prints events/s, integration lag, and the CPU seconds that the server processes,
-PostgreSQL and the rest of the machine used meanwhile (from /proc), plus the statements
-PostgreSQL spent its time on (pg_stat_statements) with --statements.
-"""
+PostgreSQL, `seenby serve` in production mode, L entries recorded first (5,000: a warm-up), then
+N events in 1,000-event batches from 4 clients, or with --single S, S seconds of single events
+from wrk at 64 connections. Prints events/s, integration lag, and the CPU seconds that the
+server processes, PostgreSQL and the rest of the machine used meanwhile (from /proc), plus the
+statements PostgreSQL spent its time on (pg_stat_statements) with --statements."""
 
 from __future__ import annotations
 
@@ -68,6 +67,7 @@ def main(
     workers: Annotated[int, typer.Option(help="seenby serve worker processes.")] = 2,
     statements: Annotated[bool, typer.Option(help="Load pg_stat_statements and list the top ones.")] = False,
     single: Annotated[int, typer.Option(help="Instead of batches: seconds of single events (wrk).")] = 0,
+    ledger: Annotated[int, typer.Option(help="Entries recorded first (warm-up), in batches.")] = 5_000,
 ) -> None:
     options = "-c shared_preload_libraries=pg_stat_statements" if statements else ""
     with tempfile.TemporaryDirectory(prefix="seenby-probe-") as workdir, \
@@ -75,8 +75,8 @@ def main(
         token = dep.token("service", "bench-probe")
         with seenby_server(dep, workers=workers) as (url, _):
             batch = ("batch", "--url", url, "--token", token, "--concurrency", "4")
-            loadgen(*batch, "--events", "5000")
-            wait_integrated(url, 5_000, timeout=60)
+            loadgen(*batch, "--events", str(ledger))
+            wait_integrated(url, ledger, timeout=600)
             if statements:
                 asyncio.run(_reset_statements(dep.superuser_dsn))
             before, started = cpu_seconds(), time.perf_counter()
@@ -88,7 +88,7 @@ def main(
             else:
                 sent = loadgen(*batch, "--events", str(events))
             wall, after = time.perf_counter() - started, cpu_seconds()
-            wait_integrated(url, 5_000 + events, timeout=300)
+            wait_integrated(url, ledger + events, timeout=300)
             figures = {
                 "events_per_second": sent["events_per_second"], "p99_ms": sent["p99_ms"],
                 "wall_seconds": round(wall, 2), "cores": os.cpu_count(),

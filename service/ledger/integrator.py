@@ -20,9 +20,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from service import clock
 from service.db import Database
-from service.ledger import tree_store
+from service.ledger import bulk, tree_store
 from service.ledger.checkpoint import Checkpoint, sign_checkpoint
 from service.ledger.merkle import EMPTY_ROOT, CompactRange, NodeId, perfect_subtrees
+from service.ledger.queue_floor import QueueFloor
 from service.metrics import CHECKPOINTS_SIGNED, ENTRIES_WAITING, INTEGRATION_LAG, TREE_SIZE
 
 logger = logging.getLogger("seenby.integrator")
@@ -44,14 +45,20 @@ class Integrator:
         *,
         batch_size: int = 2_000,
         idle_seconds: float = 0.1,
+        pass_interval_seconds: float = 0.05,
     ) -> None:
         self.database = database
         self.signing_key = signing_key
         self.origin = origin
         self.batch_size = batch_size
         self.idle_seconds = idle_seconds
+        # After a pass that emptied the queue, the next waits this long at least: each pass is a
+        # transaction, an fsync and a signature, and under a stream of small commits (single
+        # events) one pass then covers many of them instead of one each.
+        self.pass_interval_seconds = pass_interval_seconds
         self._tree: CompactRange | None = None
         self._leader: AsyncConnection | None = None
+        self._floor = QueueFloor()
 
     async def sign_empty_log(self) -> None:
         """Persist the size-0 checkpoint if the log has none, so one is served from the first request.
@@ -87,11 +94,16 @@ class Integrator:
             except Exception:  # the driver's own errors too: this loop must outlive any of them
                 logger.exception("integration failed; retrying from the stored state")
                 self._tree = None
+                self._floor.reset()
                 await asyncio.sleep(0.5)
 
     async def _idle(self) -> None:
+        await asyncio.sleep(self.pass_interval_seconds)
+        # asyncio.timeout, not wait_for: on Python 3.11, wait_for returns normally when it is
+        # cancelled just as the event is set, and the cancellation is lost (the app never stops).
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.database.appended.wait(), self.idle_seconds)
+            async with asyncio.timeout(self.idle_seconds):
+                await self.database.appended.wait()
         self.database.appended.clear()
 
     @contextlib.asynccontextmanager
@@ -110,6 +122,7 @@ class Integrator:
             finally:
                 self._leader = None
                 self._tree = None
+                self._floor.reset()
                 if leading:
                     # A pooled connection would go back still holding the session-level lock, and
                     # no process could lead again: discard the connection, and the lock with it.
@@ -128,9 +141,12 @@ class Integrator:
         """One batch; returns how many entries joined the log."""
         async with self._transaction() as session:
             tree = await self._current_tree(session)
-            pending = await tree_store.pending(session, self.batch_size)
+            floor = 0 if self._leader is None else await self._floor.before_pass(
+                await bulk.asyncpg_connection(session))
+            pending = await tree_store.pending(session, self.batch_size, after=floor)
             # With nothing pending there is nothing to sign, but for the size-0 checkpoint of a new log.
             if not pending and (tree.size > 0 or await tree_store.latest_checkpoint(session)):
+                self._floor.after_pass([], self.batch_size)
                 return 0
             grown = tree.copy()
             new_leaves: list[dict[str, int]] = []
@@ -146,6 +162,7 @@ class Integrator:
                 tree_store.StoredCheckpoint(grown.size, checkpoint.root_hash, note), now_us,
             )
         self._tree = grown
+        self._floor.after_pass([entry.entry_id for entry in pending], self.batch_size)  # committed
         CHECKPOINTS_SIGNED.inc()
         TREE_SIZE.set(grown.size)
         for entry in pending:

@@ -115,8 +115,12 @@ IDENTITY_COLUMNS = ("entry_hash", "employee_id", "id_salt")
 
 # The sequence PostgreSQL made for the BIGSERIAL id (migration 0001), as a literal resolved once per
 # statement: pg_get_serial_sequence() here runs once per id, 3.4 ms instead of 0.5 ms per 1,000
-# ids (python -m bench.ingest_probe --statements).
-_PG_NEXT_IDS = "SELECT array_agg(nextval('ledger_entries_id_seq')) FROM generate_series(1, $1)"
+# ids (python -m bench.ingest_probe --statements). The filter gives the transaction its id before
+# the first nextval(), which the integrator's queue floor relies on (queue_floor.py).
+_PG_NEXT_IDS = (
+    "SELECT array_agg(nextval('ledger_entries_id_seq')) FROM generate_series(1, $1)"
+    " WHERE pg_current_xact_id() IS NOT NULL"
+)
 _PG_WRITE_HEADS = (
     "INSERT INTO customer_heads (customer_id, last_seq, head_hash) "
     "SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[]) "

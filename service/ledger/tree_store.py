@@ -100,10 +100,11 @@ async def read_level_range(session: Executor, level: int, first: int, count: int
     return list(rows.scalars())
 
 
-async def pending(session: Executor, limit: int) -> list[Pending]:
-    """The next queued entries in id order, each with its leaf hash."""
+async def pending(session: Executor, limit: int, *, after: int = 0) -> list[Pending]:
+    """The next queued entries with ids above `after`, in id order, each with its leaf hash."""
     rows: list[Any] = (await session.execute(
         select(queue.c.entry_id, queue.c.leaf_hash, queue.c.recorded_at_us)
+        .where(queue.c.entry_id > after)
         .order_by(queue.c.entry_id)
         .limit(limit)
     )).all()

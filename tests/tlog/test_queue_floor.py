@@ -1,0 +1,87 @@
+"""The integrator reads its queue past settled ids (PostgreSQL), and never past one still on its way."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import httpx
+import pytest
+
+from service.ledger import store
+from service.ledger.queue_floor import QueueFloor
+from service.main import create_app
+from tests.conftest import Backend, Tokens, serve
+from tests.factories import access_event
+
+
+async def log_reaches(client: httpx.AsyncClient, size: int, within: float) -> bool:
+    deadline = time.monotonic() + within
+    while int((await client.get("/v1/log/checkpoint")).text.split("\n")[1]) < size:
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.05)
+    return True
+
+
+async def floor_reaches(floor: QueueFloor, value: int, within: float) -> bool:
+    deadline = time.monotonic() + within
+    while floor.floor < value:
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.05)
+    return True
+
+
+# The writers' ids query before this release: nextval() without taking a transaction id first.
+OLDER_RELEASE_IDS = "SELECT array_agg(nextval('ledger_entries_id_seq')) FROM generate_series(1, $1)"
+
+
+@pytest.mark.parametrize("writer", ["this release", "an older release"])
+async def test_an_entry_held_between_its_ids_and_its_commit_joins_the_log(
+    writer: str, fresh_pg: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One writer takes its entry id, then stalls before writing anything. Meanwhile a batch with
+    higher ids commits and the integrator makes many passes: the queue floor must stay below the
+    stalled id, so that the entry joins the log as soon as it commits. A writer of an older release
+    (during a rolling upgrade) can be passed by the floor: the periodic rescan still finds it."""
+    if writer == "an older release":
+        monkeypatch.setattr(store, "_PG_NEXT_IDS", OLDER_RELEASE_IDS)
+        monkeypatch.setattr(QueueFloor, "RESCAN_SECONDS", 1.0)
+    take_ids = store._next_ids
+    calls = 0
+    stalled, release = asyncio.Event(), asyncio.Event()
+
+    async def stalling_the_second(session, count: int) -> list[int]:  # type: ignore[no-untyped-def]
+        nonlocal calls
+        ids = await take_ids(session, count)
+        calls += 1
+        # Not the first: a sequence's first nextval() writes WAL and so gives its transaction an
+        # id by itself; the next 31 do not, which is the case the writers' ids query must cover.
+        if calls == 2:
+            stalled.set()
+            await release.wait()
+        return ids
+
+    monkeypatch.setattr(store, "_next_ids", stalling_the_second)
+    app = create_app(fresh_pg.settings)
+    tokens = Tokens(app)
+    async for client in serve(app):
+        first = await client.post("/v1/accesses", json=access_event("cust-first"), headers=tokens.service())
+        assert first.status_code == 201
+        held = asyncio.create_task(
+            client.post("/v1/accesses", json=access_event("cust-held"), headers=tokens.service()))
+        await asyncio.wait_for(stalled.wait(), 10)
+        # 600 events: over SECOND_WRITER_EVENTS, so the recorder's second writer takes them.
+        batch = {"events": [access_event(f"cust-{n % 7}") for n in range(600)]}
+        response = await client.post("/v1/accesses:batch", json=batch, headers=tokens.service())
+        assert response.status_code == 201
+        assert await log_reaches(client, 601, within=10)
+        await asyncio.sleep(1.0)  # a few more passes while the stalled writer still holds id 2
+        release.set()
+        assert (await held).status_code == 201
+
+        # Within 5 s: found by the floor's rule (this release) or by a rescan (every second here).
+        assert await log_reaches(client, 602, within=5)
+        if writer == "this release":
+            assert await floor_reaches(app.state.integrator._floor, 602, within=5), "it moves up when settled"
