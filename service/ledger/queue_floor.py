@@ -7,10 +7,14 @@ front of the queue's index is a run of dead entries that every pass walks throug
 
 An id can no longer arrive once every transaction that could commit it has ended. Writers take
 their transaction id before their entry ids (store._PG_NEXT_IDS), so: read the id sequence's
-last value S, then a snapshot whose xmax is X. Every writer that holds an id <= S began before X.
-Once the oldest running transaction is at X or later, they have all committed or rolled back, and
-a pass that reads the queue after that sees every queued id <= S; if it took them all, S is the
-new floor. The sequence must hand out ids one at a time (CACHE 1, as migration 0001 made it).
+last value S, then take a transaction id X for the pass. Transaction ids are handed out in order,
+so every writer that holds an id <= S has a transaction id below X. Once the oldest running
+transaction is at X or later, they have all committed or rolled back, and a pass that reads the
+queue after that sees every queued id <= S; if it took them all, S is the new floor.
+
+X must be a transaction id actually handed out: a snapshot's xmax is only the last completed one
+plus one, and a writer that began after that is still running (tests/tlog/test_queue_floor.py).
+The sequence must hand out ids one at a time (CACHE 1, as migration 0001 made it).
 
 Once a minute the floor drops back to zero, so an entry whose writer took its id any other way
 (an older release, during a rolling upgrade) is integrated late rather than never.
@@ -27,13 +31,13 @@ _LAST_ID = (
     "SELECT coalesce(last_value, 0) FROM pg_sequences"
     " WHERE schemaname = current_schema() AND sequencename = 'ledger_entries_id_seq'"
 )
-_NEXT_XID = "SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint"
+_PASS_XID = "SELECT pg_current_xact_id()::text::bigint"  # assigns the pass's transaction its id
 _OLDEST_RUNNING_XID = "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
 
 
 class _Candidate(NamedTuple):
     last_id: int  # S: ids up to here are settled ...
-    next_xid: int  # X: ... once no transaction older than this is running
+    pass_xid: int  # X: ... once no transaction older than this is running
 
 
 class QueueFloor:
@@ -54,12 +58,12 @@ class QueueFloor:
             self.reset()
             self._rescan_at = time.monotonic() + self.RESCAN_SECONDS
         if self._candidate is None:
-            # Two statements, in this order: the snapshot must be taken after the sequence is read.
+            # Two statements, in this order: X is handed out after S is read.
             last_id = await driver.fetchval(_LAST_ID)
-            self._candidate = _Candidate(last_id, await driver.fetchval(_NEXT_XID))
+            self._candidate = _Candidate(last_id, await driver.fetchval(_PASS_XID))
             self._settled = False
         else:
-            self._settled = await driver.fetchval(_OLDEST_RUNNING_XID) >= self._candidate.next_xid
+            self._settled = await driver.fetchval(_OLDEST_RUNNING_XID) >= self._candidate.pass_xid
         return self.floor
 
     def after_pass(self, taken: Sequence[int], limit: int) -> None:
