@@ -7,8 +7,9 @@ five B-trees about a quarter cheaper (16 -> 12 µs a row, measured by copying 10
 entries into a copy of the table with each collation). It is also the order SQLite (BINARY) and
 Python's sorted() use, so a cursor or a sorted id list means the same thing everywhere.
 
-Changing a column's collation rebuilds the indexes on it under an exclusive lock: at a
-million entries that takes seconds, during which writes wait.
+Changing a column's collation rebuilds the indexes on it under an exclusive lock, during which
+reads and writes of the table wait: 2.0 s for a ledger of 500,000 entries on the 2-core
+development machine (2.8 s back down), so about 4 s a million.
 
 Revision ID: 0008
 Revises: 0007
