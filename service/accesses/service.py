@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -44,6 +45,9 @@ MAX_ATTEMPTS = 3
 # (python -m bench.ingest_probe --single 15: two writers always, 2,206 events/s at p99 52 ms; one,
 # 2,784 at p99 36 ms), while big batches still overlap one writer's Python with the other's queries.
 SECOND_WRITER_EVENTS = 500
+# ... or when the one writer has been at its group this long: it may be waiting for a customer's
+# lock that another process holds, and requests for other customers should not wait behind it.
+SECOND_WRITER_AFTER_SECONDS = 0.1
 # Events prepared between yields to the event loop: a 1,000-event batch in one go would hold up,
 # for some 20 ms, a writer whose query has returned while it holds the customers' locks.
 PREPARE_CHUNK = 100
@@ -105,6 +109,7 @@ class Recorder:
         self._queue: list[_Submission] = []
         self._queued_events = 0
         self._writing = 0  # writers between taking a group and settling it
+        self._writing_since = 0.0  # when the writers last went from none busy to one
         self._arrived = asyncio.Condition()
         # Two writers on PostgreSQL: under a backlog one prepares its group while the other waits on
         # the database (SECOND_WRITER_EVENTS).
@@ -141,8 +146,11 @@ class Recorder:
     async def _write_forever(self) -> None:
         while True:
             async with self._arrived:
-                await self._arrived.wait_for(self._worth_a_group)
+                while not self._worth_a_group():
+                    await self._news()
                 group = self._next_group()
+            if not self._writing:
+                self._writing_since = time.monotonic()
             self._writing += 1
             try:
                 await self._record_settling(group)
@@ -150,7 +158,21 @@ class Recorder:
                 self._writing -= 1
 
     def _worth_a_group(self) -> bool:
-        return bool(self._queue) and (not self._writing or self._queued_events >= SECOND_WRITER_EVENTS)
+        if not self._queue:
+            return False
+        return (not self._writing or self._queued_events >= SECOND_WRITER_EVENTS
+                or time.monotonic() - self._writing_since >= SECOND_WRITER_AFTER_SECONDS)
+
+    async def _news(self) -> None:
+        """Until a request arrives or, with requests waiting behind a busy writer, until that
+        writer has been busy for SECOND_WRITER_AFTER_SECONDS."""
+        if not (self._queue and self._writing):
+            await self._arrived.wait()
+            return
+        busy_for = time.monotonic() - self._writing_since
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(max(SECOND_WRITER_AFTER_SECONDS - busy_for, 0.001)):
+                await self._arrived.wait()
 
     async def _record_settling(self, group: list[_Submission]) -> None:
         """Record a group and answer its requests; the writer lives on whatever happens."""

@@ -26,11 +26,9 @@ import time
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
-# pg_sequences needs only the USAGE the app role has; last_value is null before the first id.
-_LAST_ID = (
-    "SELECT coalesce(last_value, 0) FROM pg_sequences"
-    " WHERE schemaname = current_schema() AND sequencename = 'ledger_entries_id_seq'"
-)
+# Found through the search path, as nextval() finds it; null before the first id. It needs only
+# the USAGE the app role has on the sequence (SELECT on it would too).
+_LAST_ID = "SELECT coalesce(pg_sequence_last_value('ledger_entries_id_seq'::regclass), 0)"
 _PASS_XID = "SELECT pg_current_xact_id()::text::bigint"  # assigns the pass's transaction its id
 _OLDEST_RUNNING_XID = "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
 

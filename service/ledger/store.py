@@ -133,8 +133,12 @@ async def _next_ids(session: AsyncSession, count: int) -> list[int]:
     if not count:
         return []
     if bulk.is_postgresql(session):
-        ids = await (await bulk.asyncpg_connection(session)).fetchval(_PG_NEXT_IDS, count)
-        return sorted(ids)
+        driver = await bulk.asyncpg_connection(session)
+        # The transaction id must be the entries' own (queue_floor.py), never that of a statement
+        # run on its own: SQLAlchemy begins the transaction with its first statement, not this one.
+        if not driver.is_in_transaction():
+            raise RuntimeError("entry ids are taken inside the transaction that writes the entries")
+        return sorted(await driver.fetchval(_PG_NEXT_IDS, count))
     # SQLite has one writer (BEGIN IMMEDIATE, one process): the next rowids are simply the next ones.
     last = await session.scalar(select(func.coalesce(func.max(entries_table.c.id), 0)))
     return list(range(last + 1, last + 1 + count))

@@ -92,6 +92,36 @@ async def test_big_batches_at_once_share_the_writers_and_keep_the_chain(
         assert_chain_intact(chain)
 
 
+async def test_requests_do_not_wait_behind_a_writer_stuck_on_a_lock(
+    pg_app: FastAPI, pg_client: httpx.AsyncClient, pg_tokens: Tokens, customer_id: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The first writer's group stalls (as on a customer's lock that another process holds): after
+    SECOND_WRITER_AFTER_SECONDS the second writer takes the single events queued behind it."""
+    recorder = pg_app.state.recorder
+    record_group = recorder._record_group
+    stalled, release = asyncio.Event(), asyncio.Event()
+
+    async def stalling_the_first(group: list) -> None:
+        if not stalled.is_set():
+            stalled.set()
+            await release.wait()
+        await record_group(group)
+
+    monkeypatch.setattr(recorder, "_record_group", stalling_the_first)
+    held = asyncio.create_task(pg_client.post(
+        "/v1/accesses", json=access_event(f"{customer_id}-held"), headers=pg_tokens.service()))
+    await asyncio.wait_for(stalled.wait(), 10)
+    try:
+        behind = await asyncio.wait_for(pg_client.post(
+            "/v1/accesses", json=access_event(customer_id), headers=pg_tokens.service()), 10)
+        assert behind.status_code == 201
+        assert not held.done()
+    finally:
+        release.set()
+    assert (await held).status_code == 201
+
+
 async def test_a_request_that_fails_its_group_fails_alone(
     app: FastAPI, client: httpx.AsyncClient, tokens: Tokens, customer_id: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

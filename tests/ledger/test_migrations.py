@@ -139,7 +139,7 @@ async def test_a_half_built_index_is_rebuilt_when_0007_runs_again(
     assert "ix_ledger_entries_kind_recorded_at" not in indexes
 
 
-async def test_text_compares_byte_by_byte_on_postgresql_after_0008_and_not_before(
+async def test_0008_makes_text_compare_byte_by_byte_on_postgresql_and_undoes_it(
     tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     settings = await _unmigrated("postgresql", tmp_path, request)
