@@ -43,7 +43,7 @@ def ledger_like_rows(count: int) -> list[tuple[Any, ...]]:
 
 async def copy_rate(owner_dsn: str, count: int, runs: int = 3) -> dict[str, Any]:
     """The best of `runs` COPYs of the same rows: the limit is what the disk allows at its best,
-    and one run on this machine's disk varies by 2x (89k-212k rows/s)."""
+    and one run on this machine's disk varies by up to 2x (89k-225k rows/s on 2026-11-25)."""
     rows = ledger_like_rows(count)
     connection = await asyncpg.connect(owner_dsn)
     timings = []
