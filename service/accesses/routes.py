@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import orjson
 from fastapi import APIRouter, Depends, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from service.accesses.schemas import AccessBatch, AccessEvent, BatchReceipts, Receipt
-from service.accesses.service import Recorder
+from service.accesses.service import ReceiptFields, Recorder
 from service.auth import ServicePrincipal
 from service.errors import Unprocessable
 
@@ -34,7 +35,7 @@ _RECORD_RESPONSES = {
 )
 async def record_access(
     event: AccessEvent, principal: ServicePrincipal, recorder: RecorderDep, response: Response
-) -> Receipt:
+) -> ReceiptFields:
     recorded = await recorder.record([event], recorded_by=principal.subject)
     if not recorded.created:
         response.status_code = status.HTTP_200_OK
@@ -69,9 +70,7 @@ def parse_batch(raw: bytes) -> AccessBatch:
     responses=_RECORD_RESPONSES, summary="Record up to SEENBY_MAX_BATCH accesses, all or nothing",
     openapi_extra=_BATCH_BODY,
 )
-async def record_batch(
-    principal: ServicePrincipal, recorder: RecorderDep, request: Request, response: Response
-) -> BatchReceipts:
+async def record_batch(principal: ServicePrincipal, recorder: RecorderDep, request: Request) -> Response:
     batch = parse_batch(await request.body())
     max_batch = request.app.state.settings.max_batch
     if len(batch.events) > max_batch:
@@ -81,6 +80,10 @@ async def record_batch(
                      "type": "too_long"}],
         )
     recorded = await recorder.record(batch.events, recorded_by=principal.subject)
-    if not recorded.created:
-        response.status_code = status.HTTP_200_OK
-    return BatchReceipts(receipts=recorded.receipts)
+    # Written straight from the receipts' dicts: through response_model, a 1,000-event batch spent
+    # some 6 µs an event building, validating and encoding pydantic objects (BatchReceipts still
+    # documents the body).
+    return Response(
+        orjson.dumps({"receipts": recorded.receipts}), media_type="application/json",
+        status_code=status.HTTP_201_CREATED if recorded.created else status.HTTP_200_OK,
+    )

@@ -25,7 +25,8 @@ class LedgerEntry(SQLModel, table=True):
     customer_id: str = Field(sa_column=Column(String(128), nullable=False))
     customer_seq: int = Field(sa_column=Column(BigInteger, nullable=False))
     kind: str = Field(sa_column=Column(String(40), nullable=False))
-    entry_hash: str = Field(sa_column=Column(String(64), nullable=False, unique=True))
+    # Found through a hash index on PostgreSQL (migration 0009), a unique index on SQLite (0001).
+    entry_hash: str = Field(sa_column=Column(String(64), nullable=False))
     prev_hash: str = Field(sa_column=Column(String(64), nullable=False))
     recorded_at_us: int = Field(sa_column=Column(BigInteger, nullable=False))
     canonical: bytes = Field(sa_column=Column(LargeBinary, nullable=False))

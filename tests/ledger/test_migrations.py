@@ -166,3 +166,49 @@ async def test_0008_makes_text_compare_byte_by_byte_on_postgresql_and_undoes_it(
         assert await collations() == {None}  # the database's default again
     finally:
         await connection.close()
+
+
+async def test_0009_finds_entries_by_a_hash_index_on_postgresql_and_undoes_it(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    settings = await _unmigrated("postgresql", tmp_path, request)
+    config = alembic_config(settings.resolved_migration_database_url)
+    connection = await asyncpg.connect(
+        settings.resolved_migration_database_url.replace("postgresql+asyncpg://", "postgresql://"))
+
+    async def entry_hash_indexes() -> dict[str, str]:
+        return {row["indexname"]: row["indexdef"] for row in await connection.fetch(
+            "SELECT indexname, indexdef FROM pg_indexes"
+            " WHERE tablename = 'ledger_entries' AND indexdef LIKE '%(entry_hash)%'")}
+
+    async def unique_constraints() -> set[str]:
+        return {row["conname"] for row in await connection.fetch(
+            "SELECT conname FROM pg_constraint"
+            " WHERE conrelid = 'ledger_entries'::regclass AND contype = 'u'")}
+
+    try:
+        await asyncio.to_thread(command.upgrade, config, "0008")
+        await _queue_entries_by_id(settings.resolved_migration_database_url, 0, 3)
+        # A build cancelled half-way leaves an INVALID index under the new name.
+        with pytest.raises(asyncpg.UniqueViolationError):
+            await connection.execute("CREATE UNIQUE INDEX CONCURRENTLY ix_ledger_entries_entry_hash"
+                                     " ON ledger_entries (customer_id)")
+        await asyncio.to_thread(upgrade, settings)
+        indexes = await entry_hash_indexes()
+        assert list(indexes) == ["ix_ledger_entries_entry_hash"]
+        assert "USING hash (entry_hash)" in indexes["ix_ledger_entries_entry_hash"]
+        assert "ledger_entries_entry_hash_key" not in await unique_constraints()
+        await connection.execute("SET enable_seqscan = off")
+        wanted = await connection.fetchval("SELECT entry_hash FROM ledger_entries LIMIT 1")
+        plan = "\n".join(row[0] for row in await connection.fetch(
+            "EXPLAIN SELECT id FROM ledger_entries WHERE entry_hash = $1", wanted))
+        assert "ix_ledger_entries_entry_hash" in plan
+
+        await asyncio.to_thread(command.downgrade, config, "0008")
+        assert list(await entry_hash_indexes()) == ["ledger_entries_entry_hash_key"]
+        assert "ledger_entries_entry_hash_key" in await unique_constraints()
+        invalid = await connection.fetchval(
+            "SELECT count(*) FROM pg_index WHERE indrelid = 'ledger_entries'::regclass AND NOT indisvalid")
+        assert invalid == 0
+    finally:
+        await connection.close()
