@@ -7,7 +7,7 @@ from typing import Annotated
 import orjson
 from fastapi import APIRouter, Depends, Request, Response, status
 from fastapi.exceptions import RequestValidationError
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from service.accesses.schemas import AccessBatch, AccessEvent, BatchReceipts, Receipt
 from service.accesses.service import ReceiptFields, Recorder
@@ -54,11 +54,14 @@ _BATCH_BODY = {
 }
 
 
+_BATCH = TypeAdapter(AccessBatch)
+
+
 def parse_batch(raw: bytes) -> AccessBatch:
     """Validated straight from the bytes: pydantic's JSON parser is some 2x faster than stdlib json
     plus validating the objects, and a batch is the hot path. Errors read as FastAPI's own."""
     try:
-        return AccessBatch.model_validate_json(raw)
+        return _BATCH.validate_json(raw)
     except ValidationError as exc:
         raise RequestValidationError(
             [{**error, "loc": ("body", *error["loc"])} for error in exc.errors(include_url=False)]
@@ -73,13 +76,13 @@ def parse_batch(raw: bytes) -> AccessBatch:
 async def record_batch(principal: ServicePrincipal, recorder: RecorderDep, request: Request) -> Response:
     batch = parse_batch(await request.body())
     max_batch = request.app.state.settings.max_batch
-    if len(batch.events) > max_batch:
+    if len(batch["events"]) > max_batch:
         raise Unprocessable(
             f"a batch holds at most {max_batch} events",
             errors=[{"field": "body.events", "message": f"at most {max_batch} events",
                      "type": "too_long"}],
         )
-    recorded = await recorder.record(batch.events, recorded_by=principal.subject)
+    recorded = await recorder.record(batch["events"], recorded_by=principal.subject)
     # Written straight from the receipts' dicts: through response_model, a 1,000-event batch spent
     # some 6 µs an event building, validating and encoding pydantic objects (BatchReceipts still
     # documents the body).

@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service import clock
-from service.accesses.schemas import AccessEvent
+from service.accesses.schemas import AccessEvent, as_sent
 from service.actors import SALT_BYTES, recorded_actor
 from service.consent import rules
 from service.consent import service as consent
@@ -71,7 +71,7 @@ class Recorded:
 
 
 class _Sent(NamedTuple):
-    event: AccessEvent
+    event_id: str  # as sent
     key: str  # the event_id, lower-cased: one UUID however it is spelt
     digest: str
     access: rules.Access
@@ -91,12 +91,11 @@ class _Submission:
 def _sent(event: AccessEvent, recorded_by: str, pseudonym_key: bytes, salt: bytes) -> _Sent:
     """Everything about one event that does not depend on the ledger's state, done while the
     request waits for the writer rather than inside the writer's locks."""
-    # An explicit null equals an absent field: both vanish before canonicalisation.
-    as_sent = event.model_dump(mode="json", exclude_none=True)
-    digest = hashlib.sha256(canonical_bytes(as_sent)).hexdigest()
-    key = event.event_id.lower()
-    return _Sent(event, key, digest, _access(as_sent),
-                 _new_entry(as_sent, key, digest, recorded_by, pseudonym_key, salt))
+    body = as_sent(event)
+    digest = hashlib.sha256(canonical_bytes(body)).hexdigest()
+    key = body["event_id"].lower()
+    return _Sent(body["event_id"], key, digest, _access(body),
+                 _new_entry(body, key, digest, recorded_by, pseudonym_key, salt))
 
 
 def _dedupe(sent: list[_Sent]) -> dict[str, _Sent]:
@@ -104,7 +103,7 @@ def _dedupe(sent: list[_Sent]) -> dict[str, _Sent]:
     for s in sent:
         first = unique.setdefault(s.key, s)
         if first.digest != s.digest:
-            raise Conflict(f"event_id {s.event.event_id} appears twice with different bodies")
+            raise Conflict(f"event_id {s.event_id} appears twice with different bodies")
     return unique
 
 
@@ -248,7 +247,7 @@ class Recorder:
         for submission in accepted:
             created = any(claimed.get(k, (None, None))[1] is submission for k in submission.unique)
             outcomes.append((submission, Recorded(
-                [receipts.get(s.key) or {"event_id": s.event.event_id, **existing[s.key][1]}
+                [receipts.get(s.key) or {"event_id": s.event_id, **existing[s.key][1]}
                  for s in submission.events],
                 created=created,
             )))
@@ -270,7 +269,7 @@ class Recorder:
         for flag in (flag for entry in new_entries for flag in entry.flags):
             ACCESSES_FLAGGED.labels(flag=flag).inc()
         return {
-            sent.key: {"event_id": sent.event.event_id, "entry_hash": a.entry_hash,
+            sent.key: {"event_id": sent.event_id, "entry_hash": a.entry_hash,
                        "customer_seq": a.customer_seq, "recorded_at": a.recorded_at, "log_index": None}
             for (sent, _), a in zip(new, appended, strict=True)
         }
@@ -292,9 +291,9 @@ def _conflict(
 ) -> str | None:
     for key, sent in submission.unique.items():
         if key in existing and existing[key][0] != sent.digest:
-            return f"event_id {sent.event.event_id} was already recorded with another body"
+            return f"event_id {sent.event_id} was already recorded with another body"
         if key in claimed and claimed[key][0].digest != sent.digest:
-            return f"event_id {sent.event.event_id} is being recorded with another body"
+            return f"event_id {sent.event_id} is being recorded with another body"
     return None
 
 
@@ -319,7 +318,7 @@ async def _existing(session: AsyncSession, keys: set[str]) -> dict[str, tuple[st
 
 
 def _access(as_sent: dict[str, Any]) -> rules.Access:
-    # From the dumped body, whose enums are plain strings already.
+    # From the body as sent, whose enums are plain strings already (use_enum_values).
     return rules.Access(as_sent["customer_id"], as_sent["clip_id"], as_sent["actor"]["type"],
                         as_sent["action"], as_sent["purpose"], as_sent.get("authorization_id"))
 
