@@ -59,3 +59,20 @@ def test_ingest_probe_measures_single_events_with_wrk() -> None:
     assert figures["events_per_second"] > 0 and figures["p99_ms"] > 0
     assert figures["cpu_us_per_event"]["server"] > 0
     assert figures["integration_lag"]["p99_s"] >= 0
+
+
+def test_top_frames_counts_a_function_once_per_sample_whatever_its_line(tmp_path: Path) -> None:
+    frames = [{"name": "handle", "file": "/app/service/routes.py", "line": 10},
+              {"name": "handle", "file": "/app/service/routes.py", "line": 12},
+              {"name": "hash", "file": "/app/service/canonical.py", "line": 3},
+              {"name": "run", "file": "/usr/lib/asyncio/runners.py", "line": 1}]
+    profile = {"shared": {"frames": frames}, "profiles": [
+        {"samples": [[3, 0, 1, 2], [3, 0], [3]], "weights": [2.0, 1.0, 1.0]},
+    ]}
+    path = tmp_path / "profile.json"
+    path.write_text(json.dumps(profile))
+    result = subprocess.run([sys.executable, "-m", "bench.top_frames", str(path)], cwd=ROOT,
+                            capture_output=True, text=True, timeout=60, check=True)
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| ") and "%" in line]
+    assert rows == ["| 75.0 % | 25.0 % | `handle (routes.py)` |",
+                    "| 50.0 % | 50.0 % | `hash (canonical.py)` |"]
