@@ -65,6 +65,22 @@ def integration_lag(dsn: str) -> dict[str, float]:
     return {"p50_s": round(p50 / 1e6, 3), "p99_s": round(p99 / 1e6, 3), "max_s": round(worst / 1e6, 3)}
 
 
+POSTGRES_SETTINGS = ("server_version", "shared_buffers", "max_wal_size", "fsync", "synchronous_commit",
+                     "full_page_writes", "wal_init_zero")
+
+
+def postgres_settings(dsn: str) -> dict[str, str]:
+    """The server settings that decide write speed, as the run had them."""
+    async def query() -> dict[str, str]:
+        connection = await asyncpg.connect(dsn)
+        try:
+            return {name: await connection.fetchval(f"SHOW {name}") for name in POSTGRES_SETTINGS}
+        finally:
+            await connection.close()
+
+    return asyncio.run(query())
+
+
 def wait_integrated(url: str, expected: int, timeout: float) -> float:
     started = time.perf_counter()
     while checkpoint_size(url) < expected:
@@ -126,7 +142,8 @@ def machine() -> dict[str, Any]:
 
 
 def run_all(dep: Deployment, scale: float, smoke: bool, profile: Path | None, workers: int) -> dict[str, Any]:
-    results: dict[str, Any] = {"machine": machine(), "scale": scale, "smoke": smoke, "workers": workers}
+    results: dict[str, Any] = {"machine": machine(), "scale": scale, "smoke": smoke, "workers": workers,
+                               "postgres": postgres_settings(dep.admin_dsn)}
     service_token = dep.token("service", "bench-ingest")
     regulator = dep.token("regulator", "bench-regulator")
     batch_events = max(2_000, int(500_000 * scale))
@@ -254,6 +271,7 @@ def markdown(results: dict[str, Any]) -> str:
     lines = [
         f"Machine: {m['cores']} cores, {m['cpu']}; Python {m['python']}; commit {m['commit']}; {m['date']}; "
         f"scale {results['scale']}",
+        "PostgreSQL: " + ", ".join(f"{k} {v}" for k, v in results["postgres"].items()),
         "",
         "| scenario | throughput | latency p50 / p95 / p99 (ms) | notes |",
         "| --- | --- | --- | --- |",

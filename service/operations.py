@@ -32,8 +32,9 @@ async def readyz(request: Request) -> JSONResponse:
         return problem_response(503, "Service Unavailable", "the database is unreachable",
                                 slug="unavailable")
     expected = request.app.state.schema_head
-    # A revision this build does not know is a newer one (a rolling upgrade migrated first): the
-    # migrations only add, so this build still works on it. An older or missing one does not.
+    # A revision this build does not know is a newer one (a rolling upgrade migrated first): each
+    # migration keeps the previous release working, so this build still works on it. An older or
+    # missing one does not.
     if current is None or current in older_revisions():
         return problem_response(
             503, "Service Unavailable",

@@ -20,6 +20,7 @@ def test_benchmark_smoke_run_produces_every_figure(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     figures = json.loads(out.read_text())
     assert figures["machine"]["cores"] and figures["machine"]["cpu"] and figures["machine"]["commit"]
+    assert figures["postgres"]["fsync"] == "on" and figures["postgres"]["synchronous_commit"] == "on"
     for scenario in ("batch_ingest", "single_ingest"):
         assert figures[scenario]["events_per_second"] > 0
         assert figures[scenario].get("failures", 0) == 0 and figures[scenario].get("non_2xx", 0) == 0

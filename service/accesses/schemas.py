@@ -49,8 +49,9 @@ UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0
 
 
 # Events are validated into plain dicts, not models: a 1,000-event batch validates in about half the
-# time (4.7 against 8.2 µs an event, with the dump the models then needed), and leaves a tenth as many
-# objects for the garbage collector to walk while it waits. Enum fields arrive as plain strings.
+# time (4.7 against 8.2 µs an event, with the dump the models then needed), and leaves about a third
+# as many objects for the garbage collector to walk while it waits. Enum fields arrive as plain
+# strings.
 _EVENT_CONFIG = ConfigDict(extra="forbid", use_enum_values=True)
 
 
@@ -64,7 +65,7 @@ class Actor(TypedDict):
     version: NotRequired[Annotated[Text, StringConstraints(min_length=1, max_length=128)] | None]
 
 
-def _human_needs_organization_and_country(actor: Actor) -> Actor:
+def _human_needs_organization_and_country(actor: dict[str, Any]) -> dict[str, Any]:
     if actor["type"] == ActorType.HUMAN:
         if actor.get("organization") is None or actor.get("country") is None:
             raise ValueError("a human actor needs 'organization' and 'country'")
@@ -73,7 +74,9 @@ def _human_needs_organization_and_country(actor: Actor) -> Actor:
     return actor
 
 
-CheckedActor = Annotated[Actor, AfterValidator(_human_needs_organization_and_country)]
+# The name now stands for the actor with its rule, wherever a schema takes one (the schema keeps
+# the class's name): an unchecked Actor cannot be picked by mistake.
+Actor = Annotated[Actor, AfterValidator(_human_needs_organization_and_country)]  # type: ignore[misc]
 
 
 @with_config(ConfigDict(
@@ -102,7 +105,7 @@ class AccessEvent(TypedDict):
     customer_id: Id
     clip_id: Id
     occurred_at: Timestamp
-    actor: CheckedActor
+    actor: Actor
     action: Action
     media: Annotated[list[Medium], Field(min_length=1, max_length=4)]
     purpose: Purpose

@@ -249,3 +249,17 @@ async def test_security_access_citing_another_decision_is_flagged(
     other = await decide(client, tokens, f"{customer_id}-o", purpose="security")
     event = access_event(customer_id, purpose="security", authorization_id=other["id"])
     assert await flags_of(client, tokens, event) == ["needs_review", "authorization_invalid"]
+
+
+@pytest.mark.parametrize("actor_change", [{"organization": None}, {"country": None}, {"version": "4.2.0"}])
+async def test_a_decision_for_a_human_actor_needs_organization_and_country_and_no_version(
+    client: httpx.AsyncClient, tokens: Tokens, customer_id: str, actor_change: dict
+) -> None:
+    actor = {k: v for k, v in {**human_actor(), **actor_change}.items() if v is not None}
+    body = {"customer_id": customer_id, "clip_id": "clip-1", "actor": actor,
+            "action": "view", "purpose": "troubleshooting"}
+    response = await client.post("/v1/access-decisions", json=body, headers=tokens.service())
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert any("actor" in error["field"] for error in response.json()["errors"])
+    assert await fetch_chain(client, customer_id, tokens.regulator()) == [], "nothing recorded"

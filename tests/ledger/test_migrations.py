@@ -212,3 +212,38 @@ async def test_0009_finds_entries_by_a_hash_index_on_postgresql_and_undoes_it(
         assert invalid == 0
     finally:
         await connection.close()
+
+
+async def test_0009_waits_for_a_long_reader_without_holding_up_the_ledger(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """The constraint can only go under the table's exclusive lock. Behind a reader that holds the
+    table (an export, an audit), a waiting ALTER would queue every other read and write behind it;
+    0009 gives up each try after a second and tries again until the reader is done."""
+    settings = await _unmigrated("postgresql", tmp_path, request)
+    config = alembic_config(settings.resolved_migration_database_url)
+    dsn = settings.resolved_migration_database_url.replace("postgresql+asyncpg://", "postgresql://")
+    await asyncio.to_thread(command.upgrade, config, "0008")
+    await _queue_entries_by_id(settings.resolved_migration_database_url, 0, 3)
+    reader, other = await asyncpg.connect(dsn), await asyncpg.connect(dsn)
+    try:
+        # Built beforehand, so that the upgrade goes straight to the constraint.
+        await reader.execute(
+            "CREATE INDEX ix_ledger_entries_entry_hash ON ledger_entries USING hash (entry_hash)")
+        reader_done = reader.transaction()
+        await reader_done.start()
+        await reader.fetchval("SELECT count(*) FROM ledger_entries")
+        upgrading = asyncio.create_task(asyncio.to_thread(upgrade, settings))
+        await asyncio.sleep(2.5)  # more than one try
+        assert not upgrading.done()
+        # Another reader still gets through while the long one holds the table.
+        assert await asyncio.wait_for(other.fetchval("SELECT count(*) FROM ledger_entries"), 10) == 3
+        await reader_done.commit()
+        await asyncio.wait_for(upgrading, 30)
+        remaining = await other.fetchval(
+            "SELECT count(*) FROM pg_constraint WHERE conrelid = 'ledger_entries'::regclass AND contype = 'u'"
+            " AND conname = 'ledger_entries_entry_hash_key'")
+        assert remaining == 0
+    finally:
+        await reader.close()
+        await other.close()
