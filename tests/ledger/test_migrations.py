@@ -45,6 +45,12 @@ async def _queue_entries_by_id(url: str, first_seq: int, count: int) -> list[byt
     return canonicals
 
 
+async def _owner_connection(settings: Settings) -> asyncpg.Connection:
+    """A plain asyncpg connection as the tables' owner."""
+    return await asyncpg.connect(
+        settings.resolved_migration_database_url.replace("postgresql+asyncpg://", "postgresql://"))
+
+
 async def _unmigrated(backend_name: str, tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
     """Settings for an empty database of its own: a SQLite file, or a PostgreSQL database with an
     owner and an app role."""
@@ -119,8 +125,7 @@ async def test_a_half_built_index_is_rebuilt_when_0007_runs_again(
     config = alembic_config(owner_url)
     await asyncio.to_thread(command.upgrade, config, "0006")
     await _queue_entries_by_id(owner_url, 0, 2)
-    dsn = owner_url.replace("postgresql+asyncpg://", "postgresql://")
-    connection = await asyncpg.connect(dsn)
+    connection = await _owner_connection(settings)
     try:
         with pytest.raises(asyncpg.UniqueViolationError):  # fails half-way, as a cancelled build would
             await connection.execute(
@@ -144,8 +149,7 @@ async def test_0008_makes_text_compare_byte_by_byte_on_postgresql_and_undoes_it(
 ) -> None:
     settings = await _unmigrated("postgresql", tmp_path, request)
     config = alembic_config(settings.resolved_migration_database_url)
-    connection = await asyncpg.connect(
-        settings.resolved_migration_database_url.replace("postgresql+asyncpg://", "postgresql://"))
+    connection = await _owner_connection(settings)
 
     async def collations() -> set[str | None]:
         return {row["collation_name"] for row in await connection.fetch(
@@ -173,8 +177,7 @@ async def test_0009_finds_entries_by_a_hash_index_on_postgresql_and_undoes_it(
 ) -> None:
     settings = await _unmigrated("postgresql", tmp_path, request)
     config = alembic_config(settings.resolved_migration_database_url)
-    connection = await asyncpg.connect(
-        settings.resolved_migration_database_url.replace("postgresql+asyncpg://", "postgresql://"))
+    connection = await _owner_connection(settings)
 
     async def entry_hash_indexes() -> dict[str, str]:
         return {row["indexname"]: row["indexdef"] for row in await connection.fetch(
@@ -222,10 +225,9 @@ async def test_0009_waits_for_a_long_reader_without_holding_up_the_ledger(
     0009 gives up each try after a second and tries again until the reader is done."""
     settings = await _unmigrated("postgresql", tmp_path, request)
     config = alembic_config(settings.resolved_migration_database_url)
-    dsn = settings.resolved_migration_database_url.replace("postgresql+asyncpg://", "postgresql://")
     await asyncio.to_thread(command.upgrade, config, "0008")
     await _queue_entries_by_id(settings.resolved_migration_database_url, 0, 3)
-    reader, other = await asyncpg.connect(dsn), await asyncpg.connect(dsn)
+    reader, other = await _owner_connection(settings), await _owner_connection(settings)
     try:
         # Built beforehand, so that the upgrade goes straight to the constraint.
         await reader.execute(
