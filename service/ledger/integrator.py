@@ -172,7 +172,7 @@ class Integrator:
 
     async def _waiting(self) -> int:
         async with self.database.sessions() as session:
-            return await tree_store.waiting_count(session)
+            return await tree_store.waiting_count(session, after=self._floor.floor)
 
     async def _current_tree(self, session: AsyncSession) -> CompactRange:
         """The in-memory right edge, or, after a start or an error, the one rebuilt from storage."""

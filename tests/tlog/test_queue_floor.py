@@ -8,9 +8,14 @@ import time
 import httpx
 import pytest
 
+from service.accesses.service import Recorder
+from service.db import Database
+from service.keys import load_keys
 from service.ledger import store
+from service.ledger.integrator import Integrator
 from service.ledger.queue_floor import QueueFloor
 from service.main import create_app
+from service.metrics import REGISTRY
 from tests.conftest import Backend, Tokens, serve
 from tests.factories import access_event
 
@@ -87,3 +92,27 @@ async def test_an_entry_held_between_its_ids_and_its_commit_joins_the_log(
         assert await log_reaches(client, 602, within=5)
         if writer == "this release":
             assert await floor_reaches(app.state.integrator._floor, 602, within=5), "it moves up when settled"
+
+
+async def test_after_a_full_pass_the_waiting_gauge_counts_what_is_still_queued(fresh_pg: Backend) -> None:
+    """The leader counts the queue from its floor; whatever the floor, the count is what waits."""
+    settings = fresh_pg.settings
+    database = Database(settings)
+    keys = load_keys(settings)
+    recorder = Recorder(database, settings, keys.pseudonym_key)
+    integrator = Integrator(database, keys.signing_key, settings.log_origin, batch_size=4)
+    try:
+        async with integrator._leadership() as leading:
+            assert leading
+            for round_ in range(3):
+                await recorder.record([access_event(f"cust-{round_}-{n}") for n in range(10)],
+                                      recorded_by="clip-store")
+                floor = integrator._floor.floor
+                assert (floor > 0) == (round_ > 0), "later rounds read from a floor above zero"
+                waiting = []
+                while await integrator.integrate_once() == integrator.batch_size:
+                    waiting.append(REGISTRY.get_sample_value("seenby_log_entries_waiting"))
+                assert waiting == [6, 2], f"round {round_}, floor {floor}"
+    finally:
+        await recorder.close()
+        await database.dispose()
