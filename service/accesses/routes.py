@@ -84,8 +84,8 @@ async def record_batch(principal: ServicePrincipal, recorder: RecorderDep, reque
 
 def _receipts_response(body: object, recorded: Recorded) -> Response:
     """Written straight from the receipts' dicts: through response_model, a 1,000-event batch spent
-    some 6 µs an event building, validating and encoding pydantic objects (Receipt and
-    BatchReceipts still document the bodies). 201, or 200 for a replay."""
+    some 6 µs an event building, validating and encoding pydantic objects (response_model still
+    documents the bodies). 201, or 200 for a replay."""
     return Response(
         orjson.dumps(body), media_type="application/json",
         status_code=status.HTTP_201_CREATED if recorded.created else status.HTTP_200_OK,

@@ -15,14 +15,14 @@ import hashlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple, TypedDict
+from typing import Any, NamedTuple
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service import clock
-from service.accesses.schemas import AccessEvent, as_sent
+from service.accesses.schemas import AccessEvent, Receipt, as_sent
 from service.actors import SALT_BYTES, recorded_actor
 from service.consent import rules
 from service.consent import service as consent
@@ -53,20 +53,9 @@ SECOND_WRITER_AFTER_SECONDS = 0.1
 PREPARE_CHUNK = 100
 
 
-class ReceiptFields(TypedDict):
-    """A receipt as the wire carries it (schemas.Receipt documents it): a plain dict of strings and
-    integers, which the garbage collector does not track while a 1,000-event batch waits."""
-
-    event_id: str
-    entry_hash: str
-    customer_seq: int
-    recorded_at: str
-    log_index: int | None
-
-
 @dataclass(frozen=True)
 class Recorded:
-    receipts: list[ReceiptFields]
+    receipts: list[Receipt]
     created: bool
 
 
@@ -255,7 +244,7 @@ class Recorder:
 
     async def _append(
         self, session: AsyncSession, new: list[tuple[_Sent, _Submission]]
-    ) -> dict[str, ReceiptFields]:
+    ) -> dict[str, Receipt]:
         accesses = [sent.access for sent, _ in new]
         # Flags are judged under the customers' locks, as things stand when the entry is recorded.
         now = clock.now_us()
