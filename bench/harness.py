@@ -64,10 +64,9 @@ async def _create_roles(admin_url: str) -> tuple[str, str]:
 # 2,700 single events/s a segment fills every 2.6 s, and each switch held ~60 requests (2 %) for
 # 60-75 ms, enough to put p99 there instead of near 40 ms (python -m bench.ingest_probe --single 15
 # --ledger 500000, one run traced request by request; with this setting, one traced run had no
-# request over 60 ms). Skipping the
-# zeroing approximates a cluster that recycles its segments: the benchmark measures that steady
-# state. (PostgreSQL offers the setting for copy-on-write file systems; production clusters keep
-# the default.) WAL is still flushed at every commit.
+# request over 60 ms). Skipping the zeroing approximates a cluster that recycles its segments: the
+# benchmark measures that steady state. (PostgreSQL offers the setting for copy-on-write file
+# systems; production clusters keep the default.) WAL is still flushed at every commit.
 STEADY_STATE_OPTIONS = "-c wal_init_zero=off"
 
 
