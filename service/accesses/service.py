@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -26,7 +26,7 @@ from service.accesses.schemas import AccessEvent, Receipt, as_sent
 from service.actors import SALT_BYTES, recorded_actor
 from service.consent import rules
 from service.consent import service as consent
-from service.db import Database, one_of
+from service.db import Database, one_of, per_dialect
 from service.errors import Conflict
 from service.ids import random_blocks
 from service.ledger import store
@@ -286,17 +286,22 @@ def _conflict(
     return None
 
 
+@per_dialect
+def _existing_query(dialect: str) -> Select:
+    return (
+        select(entries.c.event_id, entries.c.request_digest, entries.c.entry_hash,
+               entries.c.customer_seq, entries.c.recorded_at_us, leaves.c.log_index)
+        .outerjoin(leaves, leaves.c.entry_id == entries.c.id)
+        .where(one_of(dialect, entries.c.event_id, "keys"))
+    )
+
+
 async def _existing(session: AsyncSession, keys: set[str]) -> dict[str, tuple[str, dict[str, Any]]]:
     """Already recorded events among `keys`: their request digest and their receipt's fields.
 
     A replay has the same body, so the same event_id spelling: the caller adds it back.
     """
-    rows = await session.execute(
-        select(entries.c.event_id, entries.c.request_digest, entries.c.entry_hash,
-               entries.c.customer_seq, entries.c.recorded_at_us, leaves.c.log_index)
-        .outerjoin(leaves, leaves.c.entry_id == entries.c.id)
-        .where(one_of(session, entries.c.event_id, sorted(keys)))
-    )
+    rows = await session.execute(_existing_query(session), {"keys": sorted(keys)})
     return {
         row.event_id: (row.request_digest, {
             "entry_hash": row.entry_hash, "customer_seq": row.customer_seq,

@@ -4,14 +4,33 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from sqlalchemy import select
+from sqlalchemy import CompoundSelect, null, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.db import one_of
+from service.db import one_of, per_dialect
 from service.deletions.tables import DeletionRequest, DeletionRequestClip
 
 requests = DeletionRequest.__table__
 request_clips = DeletionRequestClip.__table__
+
+
+@per_dialect
+def _covering_query(dialect: str) -> CompoundSelect:
+    """Customers with a live request for all their clips (clip_id null), and live requests' clips."""
+    everything = select(requests.c.customer_id, null().label("clip_id")).where(
+        one_of(dialect, requests.c.customer_id, "customers"), requests.c.scope == "all",
+        requests.c.status != "rejected",
+    )
+    listed = (
+        select(request_clips.c.customer_id, request_clips.c.clip_id)
+        .join(requests, requests.c.id == request_clips.c.request_id)
+        .where(
+            one_of(dialect, request_clips.c.customer_id, "customers"),
+            one_of(dialect, request_clips.c.clip_id, "clips"),
+            requests.c.status != "rejected",
+        )
+    )
+    return union_all(everything, listed)
 
 
 async def clips_under_deletion(
@@ -20,23 +39,10 @@ async def clips_under_deletion(
     """The (customer, clip) pairs among `pairs` that a filed, not rejected, request covers."""
     if not pairs:
         return set()
-    customers = sorted({customer for customer, _ in pairs})
-    clips = sorted({clip for _, clip in pairs})
-    everything = await session.execute(
-        select(requests.c.customer_id).where(
-            one_of(session, requests.c.customer_id, customers), requests.c.scope == "all",
-            requests.c.status != "rejected",
-        )
-    )
-    all_of = set(everything.scalars())
-    listed = await session.execute(
-        select(request_clips.c.customer_id, request_clips.c.clip_id)
-        .join(requests, requests.c.id == request_clips.c.request_id)
-        .where(
-            one_of(session, request_clips.c.customer_id, customers),
-            one_of(session, request_clips.c.clip_id, clips),
-            requests.c.status != "rejected",
-        )
-    )
-    covered = {(row.customer_id, row.clip_id) for row in listed}
+    rows = (await session.execute(_covering_query(session), {
+        "customers": sorted({customer for customer, _ in pairs}),
+        "clips": sorted({clip for _, clip in pairs}),
+    })).all()
+    all_of = {customer for customer, clip in rows if clip is None}
+    covered = set(rows)
     return {(c, clip) for c, clip in pairs if c in all_of or (c, clip) in covered}

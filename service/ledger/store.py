@@ -7,11 +7,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.db import one_of
+from service.db import one_of, per_dialect
 from service.ids import random_blocks
 from service.ledger import bulk
 from service.ledger.canonical import GENESIS_HASH, canonical_bytes, entry_hash
@@ -144,12 +144,15 @@ async def _next_ids(session: AsyncSession, count: int) -> list[int]:
     return list(range(last + 1, last + 1 + count))
 
 
-async def _read_heads(session: AsyncSession, customer_ids: set[str]) -> dict[str, tuple[int, str]]:
-    result = await session.execute(
-        select(heads_table.c.customer_id, heads_table.c.last_seq, heads_table.c.head_hash).where(
-            one_of(session, heads_table.c.customer_id, sorted(customer_ids))
-        )
+@per_dialect
+def _heads_query(dialect: str) -> Select:
+    return select(heads_table.c.customer_id, heads_table.c.last_seq, heads_table.c.head_hash).where(
+        one_of(dialect, heads_table.c.customer_id, "customers")
     )
+
+
+async def _read_heads(session: AsyncSession, customer_ids: set[str]) -> dict[str, tuple[int, str]]:
+    result = await session.execute(_heads_query(session), {"customers": sorted(customer_ids)})
     return {customer_id: (last_seq, head_hash) for customer_id, last_seq, head_hash in result}
 
 

@@ -320,3 +320,45 @@ async def test_the_integrator_survives_losing_its_database_connection(
                                       headers=tokens.service())).status_code == 201
         await wait_until_integrated(client, "", 6)
         assert_chain_intact(await fetch_chain(client, customer, tokens.regulator()))
+
+
+async def test_connections_the_server_closed_are_never_handed_out(
+    fresh_pg: Backend, postgres_admin_url: str
+) -> None:
+    """Every connection of the database is closed by the server while idle in the pool (a restart,
+    a failover, an idle-session reaper): the requests after it get live connections, none fails."""
+    app = create_app(fresh_pg.settings)
+    tokens = Tokens(app)
+    customer = f"cust-{uuid.uuid4().hex[:10]}"
+
+    async def traffic(client: httpx.AsyncClient) -> list[int]:
+        """Writes and reads at once, so that several pooled connections are in use."""
+        requests = [client.post("/v1/accesses", json=access_event(customer), headers=tokens.service())
+                    for _ in range(4)]
+        requests.append(client.post("/v1/accesses:batch", headers=tokens.service(),
+                                    json={"events": [access_event(customer) for _ in range(5)]}))
+        requests += [client.get(f"/v1/customers/{customer}/accesses", headers=tokens.customer(customer))
+                     for _ in range(4)]
+        requests += [client.get("/v1/log/checkpoint") for _ in range(2)]
+        requests.append(client.get(f"/v1/customers/{customer}/consent", headers=tokens.customer(customer)))
+        return [response.status_code for response in await asyncio.gather(*requests)]
+
+    async for client in serve(app):
+        assert set(await traffic(client)) <= {200, 201}
+        await wait_until_integrated(client, "", 9)
+        superuser = await asyncpg.connect(
+            superuser_url(postgres_admin_url, fresh_pg).replace("postgresql+asyncpg://", "postgresql://"))
+        try:
+            closed = await superuser.fetchval(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        finally:
+            await superuser.close()
+        assert closed >= 3, "the pool should have held several connections"
+        await asyncio.sleep(0.3)  # the sockets' closing reaches the app's event loop
+        for _ in range(3):
+            statuses = await traffic(client)
+            assert set(statuses) <= {200, 201}, statuses
+        await wait_until_integrated(client, "", 36)
+        assert_chain_intact(chain := await fetch_chain(client, customer, tokens.regulator()))
+        assert len(chain) == 36
