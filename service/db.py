@@ -12,6 +12,7 @@ from fastapi import Depends, Request
 from sqlalchemy import ARRAY, any_, bindparam, event, text
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -73,6 +74,14 @@ class Database:
         self.engine = make_engine(self.url, pool_size=settings.db_pool_size)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self.sqlite = is_sqlite(self.url)
+        # For requests that only read. On PostgreSQL each statement commits on its own: no BEGIN
+        # and ROLLBACK round trips, and in READ COMMITTED a transaction would not have given the
+        # statements one snapshot anyway. SQLite keeps the explicit transactions _configure_sqlite
+        # sets up, which switching its isolation level on a pooled connection would undo.
+        self.read_sessions = async_sessionmaker(
+            self.engine if self.sqlite else self.engine.execution_options(isolation_level="AUTOCOMMIT"),
+            expire_on_commit=False,
+        )
         # SQLite has one writer per file; serialise in-process so writers queue instead of failing.
         self._sqlite_write_lock = asyncio.Lock()
         # Set after every commit that appended entries: wakes this process's integrator early.
@@ -120,17 +129,17 @@ async def lock_customers(session: AsyncSession, customer_ids: Iterable[str]) -> 
         await session.execute(_LOCK_CUSTOMERS, {"ids": ids})
 
 
-def dialect_of(session: AsyncSession) -> str:
-    return session.bind.dialect.name
+def dialect_of(executor: AsyncSession | AsyncConnection) -> str:
+    return executor.bind.dialect.name if isinstance(executor, AsyncSession) else executor.dialect.name
 
 
-def per_dialect(build: Callable[[str], T]) -> Callable[[AsyncSession], T]:
+def per_dialect(build: Callable[[str], T]) -> Callable[[AsyncSession | AsyncConnection], T]:
     """A statement built once per dialect and reused, its values bound at execution: building a
     select and its cache key anew cost as much CPU as running it (python -m bench.ingest_probe)."""
     built = functools.cache(build)
 
-    def for_session(session: AsyncSession) -> T:
-        return built(dialect_of(session))
+    def for_session(executor: AsyncSession | AsyncConnection) -> T:
+        return built(dialect_of(executor))
 
     return for_session
 
@@ -150,10 +159,11 @@ async def get_database(request: Request) -> Database:
     return request.app.state.database
 
 
-async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    async with request.app.state.database.sessions() as session:
+async def get_read_session(request: Request) -> AsyncIterator[AsyncSession]:
+    async with request.app.state.database.read_sessions() as session:
         yield session
 
 
 DatabaseDep = Annotated[Database, Depends(get_database)]
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
+# Requests that write go through Database.write (or the Recorder); this session only reads.
+ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session)]

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Request, status
 from service.auth import CustomerPrincipal, ReaderPrincipal, ServicePrincipal
 from service.consent import service
 from service.consent.schemas import ConsentChange, DecisionRequest, GrantRequest
-from service.db import DatabaseDep, SessionDep
+from service.db import DatabaseDep, ReadSessionDep
 from service.history.routes import CustomerId
 from service.tenancy import ensure_owner, ensure_readable
 
@@ -19,7 +19,7 @@ GrantId = Annotated[str, Path(min_length=1, max_length=64)]
 
 
 @router.get("/customers/{customer_id}/consent", summary="A customer's consent")
-async def read_consent(customer_id: CustomerId, principal: ReaderPrincipal, session: SessionDep,
+async def read_consent(customer_id: CustomerId, principal: ReaderPrincipal, session: ReadSessionDep,
                        request: Request) -> dict[str, bool]:
     await ensure_readable(session, principal, customer_id)
     return await service.read_consent(session, customer_id, request.app.state.settings)
@@ -44,7 +44,7 @@ async def grant(customer_id: CustomerId, body: GrantRequest, principal: Customer
 
 @router.get("/customers/{customer_id}/troubleshooting-grants", summary="A customer's grants")
 async def list_grants(customer_id: CustomerId, principal: ReaderPrincipal,
-                      session: SessionDep) -> dict[str, Any]:
+                      session: ReadSessionDep) -> dict[str, Any]:
     await ensure_readable(session, principal, customer_id)
     return {"items": await service.list_grants(session, customer_id), "next_cursor": None}
 

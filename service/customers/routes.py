@@ -15,7 +15,7 @@ from service.customers.schemas import (
     Jurisdiction,
     JurisdictionBatch,
 )
-from service.db import DatabaseDep, SessionDep
+from service.db import DatabaseDep, ReadSessionDep
 
 router = APIRouter(prefix="/v1/admin/customers", tags=["admin"])
 
@@ -44,5 +44,5 @@ async def put_customers(body: JurisdictionBatch, _: AdminPrincipal, database: Da
 
 
 @router.get("/{customer_id}", response_model=CustomerView, summary="A customer's jurisdiction")
-async def get_customer(customer_id: CustomerId, _: AdminPrincipal, session: SessionDep) -> CustomerView:
+async def get_customer(customer_id: CustomerId, _: AdminPrincipal, session: ReadSessionDep) -> CustomerView:
     return await service.get(session, customer_id)

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path, Query, Request, status
 
 from service.auth import AdminPrincipal, CustomerPrincipal, ReaderPrincipal, ServicePrincipal
-from service.db import DatabaseDep, SessionDep
+from service.db import DatabaseDep, ReadSessionDep
 from service.deletions import service
 from service.deletions.schemas import CompleteTask, FileDeletion, RejectDeletion
 from service.history.routes import Cursor, CustomerId, Limit
@@ -29,7 +29,7 @@ async def file_deletion(customer_id: CustomerId, body: FileDeletion, principal: 
 
 @router.get("/customers/{customer_id}/deletion-requests", response_model=Page,
             summary="A customer's deletion requests, newest first, with each service's task")
-async def list_deletions(customer_id: CustomerId, principal: ReaderPrincipal, session: SessionDep,
+async def list_deletions(customer_id: CustomerId, principal: ReaderPrincipal, session: ReadSessionDep,
                          limit: Limit = 50, cursor: Cursor = None) -> Page:
     await ensure_readable(session, principal, customer_id)
     return await service.list_requests(session, customer_id, limit=limit, cursor=cursor)
@@ -37,13 +37,13 @@ async def list_deletions(customer_id: CustomerId, principal: ReaderPrincipal, se
 
 @router.get("/customers/{customer_id}/deletion-requests/{request_id}", summary="One deletion request")
 async def get_deletion(customer_id: CustomerId, request_id: ObjectId, principal: ReaderPrincipal,
-                       session: SessionDep) -> dict[str, Any]:
+                       session: ReadSessionDep) -> dict[str, Any]:
     await ensure_readable(session, principal, customer_id)
     return await service.get_request(session, customer_id, request_id)
 
 
 @router.get("/deletion-tasks", response_model=Page, summary="The calling service's deletion tasks")
-async def list_tasks(principal: ServicePrincipal, session: SessionDep,
+async def list_tasks(principal: ServicePrincipal, session: ReadSessionDep,
                      task_status: Annotated[Literal["pending", "completed"] | None,
                                             Query(alias="status")] = None,
                      limit: Limit = 50, cursor: Cursor = None) -> Page:

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Path, Query
 
 from service.accesses.schemas import Action, ActorType, Purpose
 from service.auth import CustomerPrincipal, Principal, ReaderPrincipal
-from service.db import SessionDep
+from service.db import ReadSessionDep
 from service.history import service
 from service.history.service import AccessFilters
 from service.paging import Page
@@ -44,7 +44,7 @@ async def access_filters(
 Filters = Annotated[AccessFilters, Depends(access_filters)]
 
 
-async def _accesses(session: SessionDep, principal: Principal, customer_id: str,
+async def _accesses(session: ReadSessionDep, principal: Principal, customer_id: str,
                     filters: AccessFilters, limit: int, cursor: str | None) -> Page:
     await ensure_readable(session, principal, customer_id)
     return await service.list_accesses(
@@ -52,13 +52,13 @@ async def _accesses(session: SessionDep, principal: Principal, customer_id: str,
     )
 
 
-async def _summary(session: SessionDep, principal: Principal, customer_id: str,
+async def _summary(session: ReadSessionDep, principal: Principal, customer_id: str,
                    filters: AccessFilters) -> dict[str, Any]:
     await ensure_readable(session, principal, customer_id)
     return await service.summarize(session, customer_id, filters)
 
 
-async def _entries(session: SessionDep, principal: Principal, customer_id: str, limit: int,
+async def _entries(session: ReadSessionDep, principal: Principal, customer_id: str, limit: int,
                    cursor: str | None) -> Page:
     await ensure_readable(session, principal, customer_id)
     return await service.list_entries(
@@ -66,7 +66,7 @@ async def _entries(session: SessionDep, principal: Principal, customer_id: str, 
     )
 
 
-async def _entry(session: SessionDep, principal: Principal, customer_id: str,
+async def _entry(session: ReadSessionDep, principal: Principal, customer_id: str,
                  entry_hash: str) -> dict[str, Any]:
     await ensure_readable(session, principal, customer_id)
     return await service.get_entry(
@@ -77,49 +77,49 @@ async def _entry(session: SessionDep, principal: Principal, customer_id: str,
 @router.get("/customers/{customer_id}/accesses", response_model=Page,
             summary="A customer's accesses, newest first")
 async def customer_accesses(customer_id: CustomerId, principal: ReaderPrincipal,
-                            session: SessionDep, filters: Filters, limit: Limit = 50,
+                            session: ReadSessionDep, filters: Filters, limit: Limit = 50,
                             cursor: Cursor = None) -> Page:
     return await _accesses(session, principal, customer_id, filters, limit, cursor)
 
 
 @router.get("/customers/{customer_id}/accesses/summary", summary="Counts of a customer's accesses")
 async def customer_summary(customer_id: CustomerId, principal: ReaderPrincipal,
-                           session: SessionDep, filters: Filters) -> dict[str, Any]:
+                           session: ReadSessionDep, filters: Filters) -> dict[str, Any]:
     return await _summary(session, principal, customer_id, filters)
 
 
 @router.get("/customers/{customer_id}/entries", response_model=Page,
             summary="A customer's whole chain, oldest first, with canonical bytes")
 async def customer_entries(customer_id: CustomerId, principal: ReaderPrincipal,
-                           session: SessionDep, limit: Limit = 50, cursor: Cursor = None) -> Page:
+                           session: ReadSessionDep, limit: Limit = 50, cursor: Cursor = None) -> Page:
     return await _entries(session, principal, customer_id, limit, cursor)
 
 
 @router.get("/customers/{customer_id}/entries/{entry_hash}", summary="One entry of a customer's chain")
 async def customer_entry(customer_id: CustomerId, entry_hash: EntryHash,
-                         principal: ReaderPrincipal, session: SessionDep) -> dict[str, Any]:
+                         principal: ReaderPrincipal, session: ReadSessionDep) -> dict[str, Any]:
     return await _entry(session, principal, customer_id, entry_hash)
 
 
 @router.get("/me/accesses", response_model=Page, summary="The calling customer's accesses")
-async def my_accesses(principal: CustomerPrincipal, session: SessionDep, filters: Filters,
+async def my_accesses(principal: CustomerPrincipal, session: ReadSessionDep, filters: Filters,
                       limit: Limit = 50, cursor: Cursor = None) -> Page:
     return await _accesses(session, principal, principal.subject, filters, limit, cursor)
 
 
 @router.get("/me/accesses/summary", summary="Counts of the calling customer's accesses")
-async def my_summary(principal: CustomerPrincipal, session: SessionDep,
+async def my_summary(principal: CustomerPrincipal, session: ReadSessionDep,
                      filters: Filters) -> dict[str, Any]:
     return await _summary(session, principal, principal.subject, filters)
 
 
 @router.get("/me/entries", response_model=Page, summary="The calling customer's whole chain")
-async def my_entries(principal: CustomerPrincipal, session: SessionDep, limit: Limit = 50,
+async def my_entries(principal: CustomerPrincipal, session: ReadSessionDep, limit: Limit = 50,
                      cursor: Cursor = None) -> Page:
     return await _entries(session, principal, principal.subject, limit, cursor)
 
 
 @router.get("/me/entries/{entry_hash}", summary="One entry of the calling customer's chain")
 async def my_entry(entry_hash: EntryHash, principal: CustomerPrincipal,
-                   session: SessionDep) -> dict[str, Any]:
+                   session: ReadSessionDep) -> dict[str, Any]:
     return await _entry(session, principal, principal.subject, entry_hash)

@@ -6,11 +6,12 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import BigInteger, Integer, and_, bindparam, delete, func, or_, select, tuple_
+from sqlalchemy import BigInteger, Integer, Select, and_, bindparam, delete, func, or_, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from service.db import dialect_of, per_dialect
 from service.ledger import bulk
 from service.ledger.merkle import NodeId, leaf_hash
 from service.ledger.tables import IntegrationQueue, LedgerEntry, LogLeaf, MerkleNode, SignedCheckpoint
@@ -22,10 +23,6 @@ nodes = MerkleNode.__table__
 checkpoints = SignedCheckpoint.__table__
 
 Executor = AsyncSession | AsyncConnection
-
-
-def _dialect(executor: Executor) -> str:
-    return executor.bind.dialect.name if isinstance(executor, AsyncSession) else executor.dialect.name
 
 
 @dataclass(frozen=True)
@@ -42,11 +39,14 @@ class Pending:
     recorded_at_us: int
 
 
+_LATEST_CHECKPOINT = (
+    select(checkpoints.c.tree_size, checkpoints.c.root_hash, checkpoints.c.note)
+    .order_by(checkpoints.c.tree_size.desc()).limit(1)
+)
+
+
 async def latest_checkpoint(session: Executor) -> StoredCheckpoint | None:
-    row = (await session.execute(
-        select(checkpoints.c.tree_size, checkpoints.c.root_hash, checkpoints.c.note)
-        .order_by(checkpoints.c.tree_size.desc()).limit(1)
-    )).first()
+    row = (await session.execute(_LATEST_CHECKPOINT)).first()
     return StoredCheckpoint(row.tree_size, row.root_hash, row.note) if row else None
 
 
@@ -58,24 +58,30 @@ async def checkpoint_at(session: Executor, tree_size: int) -> StoredCheckpoint |
     return StoredCheckpoint(row.tree_size, row.root_hash, row.note) if row else None
 
 
+@per_dialect
+def _nodes_query(dialect: str) -> Select:
+    query = select(nodes.c.level, nodes.c.node_index, nodes.c.hash)
+    if dialect != "postgresql":
+        return query.where(tuple_(nodes.c.level, nodes.c.node_index).in_(bindparam("pairs", expanding=True)))
+    pairs = func.unnest(
+        bindparam("levels", type_=ARRAY(Integer)), bindparam("indexes", type_=ARRAY(BigInteger)),
+    ).table_valued("level", "node_index").render_derived()
+    return query.join(pairs, and_(nodes.c.level == pairs.c.level, nodes.c.node_index == pairs.c.node_index))
+
+
 async def read_nodes(session: Executor, wanted: Collection[NodeId]) -> dict[NodeId, bytes]:
     """Every wanted node in one query. On PostgreSQL a join with two unnested arrays: the planner
     turns thousands of (level, index) pairs in an IN list into one huge OR, some 20 times slower."""
     if not wanted:
         return {}
     ordered = sorted(wanted)
-    query = select(nodes.c.level, nodes.c.node_index, nodes.c.hash)
-    if _dialect(session) == "postgresql":
-        pairs = func.unnest(
-            bindparam("levels", [level for level, _ in ordered], type_=ARRAY(Integer)),
-            bindparam("indexes", [index for _, index in ordered], type_=ARRAY(BigInteger)),
-        ).table_valued("level", "node_index").render_derived()
-        query = query.join(
-            pairs, and_(nodes.c.level == pairs.c.level, nodes.c.node_index == pairs.c.node_index)
-        )
+    if dialect_of(session) == "postgresql":
+        params: dict[str, Any] = {"levels": [level for level, _ in ordered],
+                                  "indexes": [index for _, index in ordered]}
     else:
-        query = query.where(tuple_(nodes.c.level, nodes.c.node_index).in_(ordered))
-    return {(row.level, row.node_index): row.hash for row in await session.execute(query)}
+        params = {"pairs": ordered}
+    rows = await session.execute(_nodes_query(session), params)
+    return {(row.level, row.node_index): row.hash for row in rows}
 
 
 async def read_node_spans(session: Executor, spans: dict[int, tuple[int, int]]) -> dict[NodeId, bytes]:
@@ -159,7 +165,7 @@ async def write_integration(
 
 
 async def insert_checkpoint_once(session: Executor, checkpoint: StoredCheckpoint, signed_at_us: int) -> None:
-    insert = (postgresql if _dialect(session) == "postgresql" else sqlite).insert(checkpoints)
+    insert = (postgresql if dialect_of(session) == "postgresql" else sqlite).insert(checkpoints)
     await session.execute(insert.on_conflict_do_nothing(index_elements=[checkpoints.c.tree_size]), [{
         "tree_size": checkpoint.tree_size, "root_hash": checkpoint.root_hash,
         "note": checkpoint.note, "signed_at_us": signed_at_us,

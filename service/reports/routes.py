@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
 from service.auth import RegulatorPrincipal
-from service.db import SessionDep
+from service.db import ReadSessionDep
 from service.reports import service
 from service.reports.schemas import TransparencyReport
 from service.types import Moment
@@ -31,7 +31,7 @@ class ReportFormat(StrEnum):
     summary="Transparency report for a period (recorded_at; deletion requests by when filed)",
 )
 async def transparency(
-    principal: RegulatorPrincipal, session: SessionDep,
+    principal: RegulatorPrincipal, session: ReadSessionDep,
     since: Annotated[Moment | None, Query(description="recorded_at >= since")] = None,
     until: Annotated[Moment | None, Query(description="recorded_at < until")] = None,
     format: ReportFormat = ReportFormat.JSON,
