@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import hashlib
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -255,8 +256,8 @@ class Recorder:
             new_entries.append(sent.entry)
         appended = await store.append(session, new_entries, now)
         ENTRIES_RECORDED.labels(kind="access").inc(len(appended))
-        for flag in (flag for entry in new_entries for flag in entry.flags):
-            ACCESSES_FLAGGED.labels(flag=flag).inc()
+        for flag, count in Counter(flag for entry in new_entries for flag in entry.flags).items():
+            ACCESSES_FLAGGED.labels(flag=flag).inc(count)
         return {
             sent.key: {"event_id": sent.event_id, "entry_hash": a.entry_hash,
                        "customer_seq": a.customer_seq, "recorded_at": a.recorded_at, "log_index": None}
