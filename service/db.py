@@ -33,7 +33,9 @@ def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         engine = create_async_engine(url, connect_args={"timeout": 30})
         _configure_sqlite(engine)
         return engine
-    engine = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size)
+    # A connection some NAT or load balancer dropped while idle, without closing it, is found only
+    # when written to; replacing each one every few minutes keeps them younger than such timeouts.
+    engine = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=300)
     _skip_closed_connections(engine)
     return engine
 

@@ -9,7 +9,7 @@
     ├── PayloadTooLarge         413  a body over SEENBY_MAX_BODY_BYTES
     ├── Unprocessable           422  input the schema or the business rules reject
     ├── TooManyRequests         429  a caller over its rate (always with Retry-After)
-    └── ServiceUnavailable      503  the database cannot be reached
+    └── ServiceUnavailable      503  the database cannot be reached (always with Retry-After)
 
 Services raise these; nothing else in the package builds error responses.
 """
@@ -19,9 +19,11 @@ from __future__ import annotations
 import logging
 from typing import Any, ClassVar
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_JSON = "application/problem+json"
@@ -83,6 +85,18 @@ class TooManyRequests(SeenbyError):
 class ServiceUnavailable(SeenbyError):
     status, title, slug = 503, "Service Unavailable", "unavailable"
 
+    def __init__(self, detail: str, retry_after_seconds: int = 1) -> None:
+        super().__init__(detail)
+        self.headers = {"Retry-After": str(retry_after_seconds)}
+
+
+# What the driver raises when PostgreSQL is down, restarting or dropped the connection mid-query.
+_DATABASE_UNREACHABLE = (ConnectionError, asyncpg.CannotConnectNowError, DBAPIError)
+
+
+def _database_unreachable(exc: Exception) -> bool:
+    return not isinstance(exc, DBAPIError) or exc.connection_invalidated
+
 
 def problem_response(
     status: int,
@@ -140,6 +154,18 @@ def install_error_handlers(app: FastAPI) -> None:
             exc.status_code, title, str(exc.detail), slug=_HTTP_SLUGS.get(exc.status_code, "http"),
             headers=dict(exc.headers or {}),
         )
+
+    async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+        if not _database_unreachable(exc):
+            return await _unexpected(request, exc)
+        logger.warning("the database cannot be reached: %s", exc)
+        unavailable = ServiceUnavailable("the database cannot be reached; retry shortly")
+        return await _seenby_error(request, unavailable)
+
+    # Handlers for these classes, not checks in the catch-all below: Starlette answers with the
+    # catch-all's response and then raises the exception again, to the server.
+    for unreachable in _DATABASE_UNREACHABLE:
+        app.add_exception_handler(unreachable, _database_error)
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

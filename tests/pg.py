@@ -69,6 +69,15 @@ class ThrowawayPostgres:
             shutil.chown(self.root, "postgres", "postgres")
         self._run("initdb", "-D", str(self.data), "-U", self.user, "--auth=trust", "-E", "UTF8",
                   "--no-sync")
+        self.resume()
+        return self.url("postgres")
+
+    def crash(self) -> None:
+        """Stop the server as a power cut would (`-m immediate`), keeping its data."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
+
+    def resume(self) -> None:
+        """Start the server on its data, after `start` made it or `crash` stopped it (crash recovery)."""
         options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c max_connections=200"
         if self.durable:
             options += " -c shared_buffers=512MB -c max_wal_size=4GB"
@@ -77,7 +86,6 @@ class ThrowawayPostgres:
         options += f" {self.options}" if self.options else ""
         self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.root / "log"),
                   "-w", "-t", "60", "start")
-        return self.url("postgres")
 
     def url(self, database: str, user: str | None = None) -> str:
         return f"postgresql+asyncpg://{user or self.user}@127.0.0.1:{self.port}/{database}"
@@ -85,6 +93,6 @@ class ThrowawayPostgres:
     def stop(self) -> None:
         try:
             if (self.data / "postmaster.pid").exists():  # not after a start that failed early
-                self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
+                self.crash()
         finally:
             shutil.rmtree(self.root, ignore_errors=True)

@@ -288,7 +288,7 @@ def _conflict(
 
 
 @per_dialect
-def _existing_query(dialect: str) -> Select:
+def _existing_query(dialect: str) -> Select[Any]:
     return (
         select(entries.c.event_id, entries.c.request_digest, entries.c.entry_hash,
                entries.c.customer_seq, entries.c.recorded_at_us, leaves.c.log_index)

@@ -34,14 +34,14 @@ def default_consent(settings: Settings) -> rules.ConsentState:
 
 
 @per_dialect
-def _consent_query(dialect: str) -> Select:
+def _consent_query(dialect: str) -> Select[Any]:
     return select(consents.c.customer_id, consents.c.human_review, consents.c.model_training).where(
         one_of(dialect, consents.c.customer_id, "customers")
     )
 
 
 @per_dialect
-def _live_grants_query(dialect: str) -> Select:
+def _live_grants_query(dialect: str) -> Select[Any]:
     now = bindparam("now", type_=BigInteger)
     return select(grants.c.customer_id, grants.c.clip_id).where(
         one_of(dialect, grants.c.customer_id, "customers"),
@@ -53,7 +53,7 @@ def _live_grants_query(dialect: str) -> Select:
 
 
 @per_dialect
-def _decisions_query(dialect: str) -> Select:
+def _decisions_query(dialect: str) -> Select[Any]:
     return select(decisions.c.id, decisions.c.customer_id, decisions.c.clip_id, decisions.c.action,
                   decisions.c.purpose, decisions.c.decision).where(one_of(dialect, decisions.c.id, "ids"))
 

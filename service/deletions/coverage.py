@@ -44,5 +44,5 @@ async def clips_under_deletion(
         "clips": sorted({clip for _, clip in pairs}),
     })).all()
     all_of = {customer for customer, clip in rows if clip is None}
-    covered = set(rows)
+    covered = {(customer, clip) for customer, clip in rows}
     return {(c, clip) for c, clip in pairs if c in all_of or (c, clip) in covered}

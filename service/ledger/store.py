@@ -145,7 +145,7 @@ async def _next_ids(session: AsyncSession, count: int) -> list[int]:
 
 
 @per_dialect
-def _heads_query(dialect: str) -> Select:
+def _heads_query(dialect: str) -> Select[Any]:
     return select(heads_table.c.customer_id, heads_table.c.last_seq, heads_table.c.head_hash).where(
         one_of(dialect, heads_table.c.customer_id, "customers")
     )

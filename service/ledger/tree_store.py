@@ -59,7 +59,7 @@ async def checkpoint_at(session: Executor, tree_size: int) -> StoredCheckpoint |
 
 
 @per_dialect
-def _nodes_query(dialect: str) -> Select:
+def _nodes_query(dialect: str) -> Select[Any]:
     query = select(nodes.c.level, nodes.c.node_index, nodes.c.hash)
     if dialect != "postgresql":
         return query.where(tuple_(nodes.c.level, nodes.c.node_index).in_(bindparam("pairs", expanding=True)))
