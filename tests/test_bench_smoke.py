@@ -77,3 +77,13 @@ def test_top_frames_counts_a_function_once_per_sample_whatever_its_line(tmp_path
     rows = [line for line in result.stdout.splitlines() if line.startswith("| ") and "%" in line]
     assert rows == ["| 75.0 % | 25.0 % | `handle (routes.py)` |",
                     "| 50.0 % | 50.0 % | `hash (canonical.py)` |"]
+
+
+def test_floor_times_every_step() -> None:
+    result = subprocess.run([sys.executable, "-m", "bench.floor", "--events", "2000"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    figures = json.loads(result.stdout)
+    assert figures["events"] == 2000 and len(figures["us_per_event"]) == 6
+    assert all(micros > 0 for micros in figures["us_per_event"].values())
+    assert figures["total_us_per_event"] > 0 and figures["events_per_second_per_core"] > 0

@@ -78,7 +78,7 @@ class _Submission:
     done: asyncio.Future[Recorded]
 
 
-def _sent(event: AccessEvent, recorded_by: str, pseudonym_key: bytes, salt: bytes) -> _Sent:
+def prepare(event: AccessEvent, recorded_by: str, pseudonym_key: bytes, salt: bytes) -> _Sent:
     """Everything about one event that does not depend on the ledger's state, done while the
     request waits for the writer rather than inside the writer's locks."""
     body = as_sent(event)
@@ -123,7 +123,7 @@ class Recorder:
             if start:
                 await asyncio.sleep(0)  # let a writer holding customers' locks move on meanwhile
             chunk = zip(events[start:start + PREPARE_CHUNK], salts[start:start + PREPARE_CHUNK], strict=True)
-            sent += [_sent(event, recorded_by, self.pseudonym_key, salt) for event, salt in chunk]
+            sent += [prepare(event, recorded_by, self.pseudonym_key, salt) for event, salt in chunk]
         submission = _Submission(sent, _dedupe(sent), recorded_by,
                                  asyncio.get_running_loop().create_future())
         self._queue.append(submission)

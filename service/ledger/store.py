@@ -72,18 +72,7 @@ async def append(
     for entry_id, new, nonce in zip(ids, new_entries, nonces, strict=True):
         seq, prev = heads.get(new.customer_id, (-1, GENESIS_HASH))
         seq += 1
-        entry = {
-            **new.body,
-            "kind": new.kind,
-            "customer_id": new.customer_id,
-            "customer_seq": seq,
-            "prev_hash": prev,
-            "recorded_at": recorded_at,
-            "recorded_by": new.recorded_by,
-            "nonce": base64.b64encode(nonce).decode(),
-            "flags": new.flags,
-        }
-        canonical = canonical_bytes(entry)
+        canonical = canonical_bytes(chained(new, seq, prev, recorded_at, nonce))
         digest = entry_hash(canonical)
         heads[new.customer_id] = (seq, digest)
         rows.append((
@@ -101,6 +90,21 @@ async def append(
     await bulk.insert_rows(session, identities_table, IDENTITY_COLUMNS, identities)
     await _write_heads(session, heads, touched={e.customer_id for e in new_entries})
     return appended
+
+
+def chained(new: NewEntry, seq: int, prev: str, recorded_at: str, nonce: bytes) -> dict[str, Any]:
+    """The entry as hashed and stored: the domain's body, its place in the chain, and a nonce."""
+    return {
+        **new.body,
+        "kind": new.kind,
+        "customer_id": new.customer_id,
+        "customer_seq": seq,
+        "prev_hash": prev,
+        "recorded_at": recorded_at,
+        "recorded_by": new.recorded_by,
+        "nonce": base64.b64encode(nonce).decode(),
+        "flags": new.flags,
+    }
 
 
 NONCE_BYTES = 16
