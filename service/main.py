@@ -7,9 +7,13 @@ import contextlib
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
+from fastapi.openapi.constants import REF_TEMPLATE
+from pydantic import TypeAdapter
 
+from service.accesses.routes import BODY_SCHEMAS
 from service.accesses.routes import router as accesses_router
 from service.accesses.service import Recorder
 from service.auth import Authenticator
@@ -109,4 +113,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Outermost first: metrics see every answer, including the body limit's 413.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMetrics)
+    _document_schemas(app, BODY_SCHEMAS)
     return app
+
+
+def _document_schemas(app: FastAPI, adapters: tuple[TypeAdapter[Any], ...]) -> None:
+    """Add these schemas, and those they refer to, to the OpenAPI components: FastAPI documents
+    only the models of parameters it parses itself, and the recording routes parse their bodies."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            components = generate().setdefault("components", {}).setdefault("schemas", {})
+            for adapter in adapters:
+                schema = adapter.json_schema(ref_template=REF_TEMPLATE)
+                components.update(schema.pop("$defs", {}))
+                components[schema["title"]] = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -95,7 +95,6 @@ Actor = Annotated[Actor, AfterValidator(_human_needs_organization_and_country)] 
             "media": ["video", "audio"],
             "purpose": "model_training",
             "justification": "labelling batch 2026-11-24/17",
-            "authorization_id": None,
         }]
     },
 ))
