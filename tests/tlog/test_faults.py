@@ -12,6 +12,7 @@ import subprocess
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
@@ -29,6 +30,16 @@ from tests.conftest import Backend, Tokens, _create_database, base_settings, ser
 from tests.factories import access_event
 from tests.pg import ThrowawayPostgres
 from tests.servers import running_server, seenby_command, settings_env
+
+
+async def superuser_value(postgres_admin_url: str, backend: Backend, query: str, *args: object) -> Any:
+    """One value, queried as the superuser in the backend's database (to terminate its backends)."""
+    superuser = await asyncpg.connect(
+        superuser_url(postgres_admin_url, backend).replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        return await superuser.fetchval(query, *args)
+    finally:
+        await superuser.close()
 
 
 async def all_checkpoints(backend: Backend) -> list[str]:
@@ -307,15 +318,11 @@ async def test_the_integrator_survives_losing_its_database_connection(
             assert (await client.post("/v1/accesses", json=access_event(customer),
                                       headers=tokens.service())).status_code == 201
         await wait_until_integrated(client, "", 3)
-        superuser = await asyncpg.connect(
-            superuser_url(postgres_admin_url, fresh_pg).replace("postgresql+asyncpg://", "postgresql://"))
-        try:
-            killed = await superuser.fetchval(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_locks WHERE locktype = 'advisory' "
-                "AND objid = $1 AND granted AND database = "
-                "(SELECT oid FROM pg_database WHERE datname = current_database())", LEADER_LOCK_KEY)
-        finally:
-            await superuser.close()
+        killed = await superuser_value(
+            postgres_admin_url, fresh_pg,
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_locks WHERE locktype = 'advisory' "
+            "AND objid = $1 AND granted AND database = "
+            "(SELECT oid FROM pg_database WHERE datname = current_database())", LEADER_LOCK_KEY)
         assert killed == 1, "the integrator's leadership lock was not found"
         for _ in range(3):
             assert (await client.post("/v1/accesses", json=access_event(customer),
@@ -348,14 +355,10 @@ async def test_connections_the_server_closed_are_never_handed_out(
     async for client in serve(app):
         assert set(await traffic(client)) <= {200, 201}
         await wait_until_integrated(client, "", 9)
-        superuser = await asyncpg.connect(
-            superuser_url(postgres_admin_url, fresh_pg).replace("postgresql+asyncpg://", "postgresql://"))
-        try:
-            closed = await superuser.fetchval(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid <> pg_backend_pid()")
-        finally:
-            await superuser.close()
+        closed = await superuser_value(
+            postgres_admin_url, fresh_pg,
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()")
         assert closed >= 3, "the pool should have held several connections"
         await asyncio.sleep(0.3)  # the sockets' closing reaches the app's event loop
         for _ in range(3):
