@@ -90,12 +90,19 @@ class ServiceUnavailable(SeenbyError):
         self.headers = {"Retry-After": str(retry_after_seconds)}
 
 
-# What the driver raises when PostgreSQL is down, restarting or dropped the connection mid-query.
-_DATABASE_UNREACHABLE = (ConnectionError, asyncpg.CannotConnectNowError, DBAPIError)
+# Where a request can learn that PostgreSQL is down, restarting or gone: connecting fails in the
+# socket layer (refused, a name that does not resolve, a timeout); asyncpg raises connection
+# (08) and operator-intervention (57P: shutting down, starting up) errors itself, inside a COPY;
+# SQLAlchemy wraps the same in a DBAPIError. Other DBAPIErrors are bugs: a 500.
+_DATABASE_ERRORS = (OSError, asyncpg.PostgresConnectionError, asyncpg.OperatorInterventionError, DBAPIError)
+_UNREACHABLE_SQLSTATES = ("08", "57P", "53300")  # 53300: too many connections
 
 
 def _database_unreachable(exc: Exception) -> bool:
-    return not isinstance(exc, DBAPIError) or exc.connection_invalidated
+    if not isinstance(exc, DBAPIError):
+        return True
+    sqlstate = str(getattr(exc.orig, "sqlstate", "") or "")
+    return exc.connection_invalidated or sqlstate.startswith(_UNREACHABLE_SQLSTATES)
 
 
 def problem_response(
@@ -164,8 +171,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     # Handlers for these classes, not checks in the catch-all below: Starlette answers with the
     # catch-all's response and then raises the exception again, to the server.
-    for unreachable in _DATABASE_UNREACHABLE:
-        app.add_exception_handler(unreachable, _database_error)
+    for error in _DATABASE_ERRORS:
+        app.add_exception_handler(error, _database_error)
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

@@ -119,7 +119,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 def _document_schemas(app: FastAPI, adapters: tuple[TypeAdapter[Any], ...]) -> None:
     """Add these schemas, and those they refer to, to the OpenAPI components: FastAPI documents
-    only the models of parameters it parses itself, and the recording routes parse their bodies."""
+    only the models of parameters it parses itself, and the recording routes parse their bodies.
+    (Unlike FastAPI's own, these are not passed through jsonable_encoder: an example's null
+    fields would stay.)"""
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:

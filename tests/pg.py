@@ -73,7 +73,9 @@ class ThrowawayPostgres:
         return self.url("postgres")
 
     def crash(self) -> None:
-        """Stop the server as a power cut would (`-m immediate`), keeping its data."""
+        """Stop the server without a shutdown checkpoint (`-m immediate`), keeping its data: the
+        next start recovers from the WAL. (The OS cache survives, unlike in a power cut: this
+        tests what synchronous commit promises, not what fsync does.)"""
         self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
 
     def resume(self) -> None:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import socket
+
+import asyncpg
 import httpx
 import pytest
+from sqlalchemy.exc import DBAPIError
 
 from service.main import create_app
 from service.migrate import head_revision
@@ -72,6 +76,60 @@ async def test_unexpected_errors_are_problems_without_internals(backend: Backend
     assert response.headers["content-type"] == "application/problem+json"
     assert "secret internal detail" not in response.text and "Traceback" not in response.text
     assert response.json()["status"] == 500
+
+
+class _DriverError(Exception):
+    """What SQLAlchemy's asyncpg adapter wraps: a driver error with its SQLSTATE."""
+
+    def __init__(self, sqlstate: str) -> None:
+        super().__init__(f"server said {sqlstate} at /srv/seenby/db.py")
+        self.sqlstate = sqlstate
+
+
+def _wrapped(sqlstate: str, *, invalidated: bool = False) -> DBAPIError:
+    return DBAPIError("SELECT secret FROM t", {}, _DriverError(sqlstate), connection_invalidated=invalidated)
+
+
+UNREACHABLE = [
+    ConnectionRefusedError(111, "Connect call failed ('10.0.0.5', 5432)"),
+    OSError("Multiple exceptions: [Errno 111] ..., [Errno 99] ..."),  # a name with two addresses
+    socket.gaierror(-2, "Name or service not known"),
+    TimeoutError(),  # asyncpg's connect timeout
+    asyncpg.CannotConnectNowError("the database system is starting up"),
+    asyncpg.AdminShutdownError("terminating connection due to administrator command"),
+    asyncpg.ConnectionDoesNotExistError("connection was closed in the middle of operation"),
+    _wrapped("57P03"),  # starting up, through SQLAlchemy
+    _wrapped("08006"),  # connection failure
+    _wrapped("53300"),  # too many connections
+    _wrapped("XX000", invalidated=True),  # anything on a connection SQLAlchemy found lost
+]
+
+
+def _error_id(error: Exception) -> str:
+    return f"{type(error).__name__}-{getattr(getattr(error, 'orig', error), 'sqlstate', '')}"
+
+
+@pytest.mark.parametrize("error", [*UNREACHABLE, _wrapped("23505"), _wrapped("42P01")], ids=_error_id)
+async def test_an_unreachable_database_is_503_and_other_database_errors_500(
+    backend: Backend, error: Exception
+) -> None:
+    app = create_app(backend.settings)
+
+    @app.get("/database-error")
+    async def database_error() -> None:
+        raise error
+
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app, raise_app_exceptions=False), base_url="http://t"
+    ) as client:
+        response = await client.get("/database-error")
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "secret" not in response.text and "/srv/seenby" not in response.text
+    assert "10.0.0.5" not in response.text
+    if any(error is unreachable for unreachable in UNREACHABLE):
+        assert response.status_code == 503 and response.headers["retry-after"] == "1"
+    else:
+        assert response.status_code == 500 and "retry-after" not in response.headers
 
 
 async def test_callers_over_their_rate_get_429_with_retry_after(backend: Backend, customer_id: str) -> None:

@@ -60,7 +60,7 @@ class Recorded:
     created: bool
 
 
-class _Sent(NamedTuple):
+class PreparedEvent(NamedTuple):
     event_id: str  # as sent
     key: str  # the event_id, lower-cased: one UUID however it is spelt
     digest: str
@@ -72,24 +72,24 @@ class _Sent(NamedTuple):
 class _Submission:
     """One request's events, waiting for the writer."""
 
-    events: list[_Sent]  # in request order, repeats included
-    unique: dict[str, _Sent]
+    events: list[PreparedEvent]  # in request order, repeats included
+    unique: dict[str, PreparedEvent]
     recorded_by: str
     done: asyncio.Future[Recorded]
 
 
-def prepare(event: AccessEvent, recorded_by: str, pseudonym_key: bytes, salt: bytes) -> _Sent:
+def prepare(event: AccessEvent, recorded_by: str, pseudonym_key: bytes, salt: bytes) -> PreparedEvent:
     """Everything about one event that does not depend on the ledger's state, done while the
     request waits for the writer rather than inside the writer's locks."""
     body = as_sent(event)
     digest = hashlib.sha256(canonical_bytes(body)).hexdigest()
     key = body["event_id"].lower()
-    return _Sent(body["event_id"], key, digest, _access(body),
+    return PreparedEvent(body["event_id"], key, digest, _access(body),
                  _new_entry(body, key, digest, recorded_by, pseudonym_key, salt))
 
 
-def _dedupe(sent: list[_Sent]) -> dict[str, _Sent]:
-    unique: dict[str, _Sent] = {}
+def _dedupe(sent: list[PreparedEvent]) -> dict[str, PreparedEvent]:
+    unique: dict[str, PreparedEvent] = {}
     for s in sent:
         first = unique.setdefault(s.key, s)
         if first.digest != s.digest:
@@ -219,7 +219,7 @@ class Recorder:
             # Read before the locks, so it does not lengthen them: an event_id recorded by another
             # process in between fails our insert on its unique index, and the retry sees it.
             existing = await _existing(session, {k for s in pending for k in s.unique})
-            claimed: dict[str, tuple[_Sent, _Submission]] = {}
+            claimed: dict[str, tuple[PreparedEvent, _Submission]] = {}
             accepted = []
             for submission in pending:
                 conflict = _conflict(submission, existing, claimed)
@@ -244,7 +244,7 @@ class Recorder:
         return outcomes
 
     async def _append(
-        self, session: AsyncSession, new: list[tuple[_Sent, _Submission]]
+        self, session: AsyncSession, new: list[tuple[PreparedEvent, _Submission]]
     ) -> dict[str, Receipt]:
         accesses = [sent.access for sent, _ in new]
         # Flags are judged under the customers' locks, as things stand when the entry is recorded.
@@ -277,7 +277,7 @@ def _settle(submission: _Submission, outcome: Recorded | BaseException) -> None:
 
 def _conflict(
     submission: _Submission, existing: dict[str, tuple[str, dict[str, Any]]],
-    claimed: dict[str, tuple[_Sent, _Submission]],
+    claimed: dict[str, tuple[PreparedEvent, _Submission]],
 ) -> str | None:
     for key, sent in submission.unique.items():
         if key in existing and existing[key][0] != sent.digest:

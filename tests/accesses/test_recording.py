@@ -237,6 +237,25 @@ async def test_algorithm_actor_is_recorded_in_clear(
     assert uuid.UUID(item["event_id"])
 
 
+async def test_single_bodies_are_validated_from_their_bytes(
+    client: httpx.AsyncClient, tokens: Tokens, customer_id: str
+) -> None:
+    json_headers = {**tokens.service(), "content-type": "application/json"}
+    surrogate = json.dumps(access_event(customer_id, clip_id="\ud800"))
+    extra = json.dumps({**access_event(customer_id), "extra": 1})
+    for body in (b'{"event_id": ', b"", b"[]", b"null", surrogate.encode(), extra.encode()):
+        response = await client.post("/v1/accesses", content=body, headers=json_headers)
+        assert response.status_code == 422, (body[:40], response.text)
+        assert response.headers["content-type"] == "application/problem+json"
+        errors = response.json()["errors"]
+        assert errors and all(e["field"].startswith("body") for e in errors)
+    unauthenticated = await client.post("/v1/accesses", content=b'{"event_id": ',
+                                        headers={"content-type": "application/json"})
+    assert unauthenticated.status_code == 401, "the token is checked before the body is read"
+    history = await client.get(f"/v1/customers/{customer_id}/accesses", headers=tokens.regulator())
+    assert history.json()["items"] == []
+
+
 async def test_batch_bodies_are_validated_from_their_bytes(
     client: httpx.AsyncClient, tokens: Tokens, customer_id: str
 ) -> None:
