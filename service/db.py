@@ -65,7 +65,13 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # A writer takes the file's write lock up front, so two never deadlock upgrading to it; a
+        # reader takes none: in WAL mode it reads a snapshot, and waits for no writer.
+        reads_only = connection.get_execution_options().get(_READS_ONLY)
+        connection.exec_driver_sql("BEGIN" if reads_only else "BEGIN IMMEDIATE")
+
+
+_READS_ONLY = "seenby_reads_only"  # an execution option: this engine's transactions never write
 
 
 class Database:
@@ -78,10 +84,11 @@ class Database:
         self.sqlite = is_sqlite(self.url)
         # For requests that only read. On PostgreSQL each statement commits on its own: no BEGIN
         # and ROLLBACK round trips, and in READ COMMITTED a transaction would not have given the
-        # statements one snapshot anyway. SQLite keeps the explicit transactions _configure_sqlite
-        # sets up, which switching its isolation level on a pooled connection would undo.
+        # statements one snapshot anyway. On SQLite they begin without the write lock; switching
+        # the isolation level of its pooled connections would undo _configure_sqlite's set-up.
         self.read_sessions = async_sessionmaker(
-            self.engine if self.sqlite else self.engine.execution_options(isolation_level="AUTOCOMMIT"),
+            self.engine.execution_options(**{_READS_ONLY: True}) if self.sqlite
+            else self.engine.execution_options(isolation_level="AUTOCOMMIT"),
             expire_on_commit=False,
         )
         # SQLite has one writer per file; serialise in-process so writers queue instead of failing.

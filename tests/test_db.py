@@ -1,11 +1,15 @@
-"""The database layer's sessions on PostgreSQL: reads without a transaction, writes always in one."""
+"""The database layer's sessions: reads never wait for writers, writes always in a transaction."""
 
 from __future__ import annotations
+
+import asyncio
+from pathlib import Path
 
 from sqlalchemy import text
 
 from service.db import Database
-from tests.conftest import Backend
+from service.migrate import upgrade
+from tests.conftest import Backend, base_settings
 
 _XID = text("SELECT pg_current_xact_id()::text")
 
@@ -19,5 +23,23 @@ async def test_reads_commit_each_statement_and_never_leave_that_to_a_writer(fres
                 assert await session.scalar(_XID) != await session.scalar(_XID)  # no transaction
             async with database.write([]) as session:
                 assert await session.scalar(_XID) == await session.scalar(_XID)  # one transaction
+    finally:
+        await database.dispose()
+
+
+async def test_sqlite_reads_do_not_wait_for_a_writer(tmp_path: Path) -> None:
+    settings = base_settings(tmp_path, database_url=f"sqlite+aiosqlite:///{tmp_path}/reads.db")
+    await asyncio.to_thread(upgrade, settings)  # Alembic runs its own event loop
+    database = Database(settings)
+    try:
+        async with database.write(["cust-1"]) as writer:  # holds the file's write lock until it ends
+            await writer.execute(text("SELECT 1"))
+
+            async def read() -> int | None:
+                async with database.read_sessions() as session:
+                    return await session.scalar(text("SELECT count(*) FROM ledger_entries"))
+
+            # Under BEGIN IMMEDIATE the reader would wait for the writer (up to busy_timeout).
+            assert await asyncio.wait_for(read(), timeout=5) == 0
     finally:
         await database.dispose()
