@@ -73,10 +73,17 @@ def grant_app_role(owner_url: str, role: str) -> None:
     asyncio.run(_grant(owner_url, role))
 
 
+# Any fixed 64-bit key; it names "granting the app role" among the database's advisory locks.
+GRANT_LOCK_KEY = 0x5EE_B1_6A7
+
+
 async def _grant(owner_url: str, role: str) -> None:
     engine = create_async_engine(owner_url)
     try:
         async with engine.begin() as connection:
+            # Replicas started together in development each grant: PostgreSQL fails the second of
+            # two concurrent REVOKEs on one table ("tuple concurrently updated"), so one at a time.
+            await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": GRANT_LOCK_KEY})
             for statement in grant_statements(role):
                 await connection.execute(text(statement))
     finally:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from sqlalchemy import text
+from sqlalchemy import make_url, text
 
 from service.db import Database
-from service.migrate import upgrade
+from service.migrate import grant_app_role, upgrade
 from tests.conftest import Backend, base_settings
 
 _XID = text("SELECT pg_current_xact_id()::text")
@@ -43,3 +43,12 @@ async def test_sqlite_reads_do_not_wait_for_a_writer(tmp_path: Path) -> None:
             assert await asyncio.wait_for(read(), timeout=5) == 0
     finally:
         await database.dispose()
+
+
+async def test_replicas_granting_at_once_do_not_fail(fresh_pg: Backend) -> None:
+    """Every replica started in development migrates and grants; PostgreSQL fails the second of two
+    concurrent REVOKEs on one table unless they take turns."""
+    app_role = make_url(fresh_pg.settings.resolved_database_url).username or ""
+    owner_url = fresh_pg.settings.resolved_migration_database_url
+    for _ in range(3):
+        await asyncio.gather(*(asyncio.to_thread(grant_app_role, owner_url, app_role) for _ in range(6)))
