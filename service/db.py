@@ -144,7 +144,7 @@ def dialect_of(executor: AsyncSession | AsyncConnection) -> str:
 
 def per_dialect(build: Callable[[str], T]) -> Callable[[AsyncSession | AsyncConnection], T]:
     """A statement built once per dialect and reused, its values bound at execution: building a
-    select and its cache key anew cost as much CPU as running it (python -m bench.ingest_probe)."""
+    select and its cache key anew cost as much CPU as running it (bench/RESULTS.md, session 5)."""
     built = functools.cache(build)
 
     def for_session(executor: AsyncSession | AsyncConnection) -> T:
