@@ -23,12 +23,12 @@ import typer
 
 from bench.loadgen import batch_bodies
 from service.accesses.routes import BATCH, parse
-from service.accesses.service import prepare
+from service.accesses.service import new_receipt, prepare
 from service.actors import SALT_BYTES
 from service.ids import random_blocks
 from service.ledger.canonical import GENESIS_HASH, canonical_bytes, entry_hash
 from service.ledger.merkle import CompactRange, leaf_hash
-from service.ledger.store import NONCE_BYTES, chained
+from service.ledger.store import NONCE_BYTES, AppendedEntry, chained
 from service.main import GC_THRESHOLDS
 from service.types import format_micros
 
@@ -72,10 +72,10 @@ def measure(events: int, batch: int = 1_000) -> dict[str, Any]:
         with timing("Merkle tree"):
             for _, leaf in hashes:
                 tree.append(leaf)
+        appended = [AppendedEntry(s.entry.customer_id, 0, digest, recorded_at, c)
+                    for s, (digest, _), c in zip(sent, hashes, canonical, strict=True)]
         with timing("receipt"):
-            orjson.dumps({"receipts": [
-                {"event_id": s.event_id, "entry_hash": digest, "customer_seq": 0, "recorded_at": recorded_at,
-                 "log_index": None} for s, (digest, _) in zip(sent, hashes, strict=True)]})
+            orjson.dumps({"receipts": [new_receipt(s, a) for s, a in zip(sent, appended, strict=True)]})
     gc.set_threshold(*collector)
     per_event = {step: round(seconds * 1e6 / events, 2) for step, seconds in spent.items()}
     total = sum(per_event.values())

@@ -258,11 +258,13 @@ class Recorder:
         ENTRIES_RECORDED.labels(kind="access").inc(len(appended))
         for flag, count in Counter(flag for entry in new_entries for flag in entry.flags).items():
             ACCESSES_FLAGGED.labels(flag=flag).inc(count)
-        return {
-            sent.key: {"event_id": sent.event_id, "entry_hash": a.entry_hash,
-                       "customer_seq": a.customer_seq, "recorded_at": a.recorded_at, "log_index": None}
-            for (sent, _), a in zip(new, appended, strict=True)
-        }
+        return {sent.key: new_receipt(sent, a) for (sent, _), a in zip(new, appended, strict=True)}
+
+
+def new_receipt(sent: PreparedEvent, appended: store.AppendedEntry) -> Receipt:
+    """The receipt of an event just recorded: not in the log yet, so no log index."""
+    return {"event_id": sent.event_id, "entry_hash": appended.entry_hash,
+            "customer_seq": appended.customer_seq, "recorded_at": appended.recorded_at, "log_index": None}
 
 
 def _settle(submission: _Submission, outcome: Recorded | BaseException) -> None:
