@@ -14,7 +14,7 @@ from service import clock
 from service.actors import SALT_BYTES, recorded_actor
 from service.consent import rules
 from service.consent.tables import AccessDecision, Consent, TroubleshootingGrant
-from service.db import Database, one_of, per_dialect
+from service.db import Database, dialect_of, one_of, per_dialect
 from service.deletions.coverage import clips_under_deletion
 from service.errors import NotFound
 from service.ids import new_id
@@ -118,7 +118,7 @@ async def change_consent(
         if after == before:
             return consent_view(after)
         now = clock.now_us()
-        insert = (postgresql if session.bind.dialect.name == "postgresql" else sqlite).insert(consents)
+        insert = (postgresql if dialect_of(session) == "postgresql" else sqlite).insert(consents)
         values = {"customer_id": customer_id, "human_review": after.human_review,
                   "model_training": after.model_training, "updated_at_us": now}
         await session.execute(insert.on_conflict_do_update(

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.customers.schemas import BatchResult, CustomerJurisdiction, CustomerView
 from service.customers.tables import Customer
-from service.db import Database
+from service.db import Database, dialect_of
 from service.errors import NotFound, Unprocessable
 
 customers = Customer.__table__
@@ -30,7 +30,7 @@ async def set_countries(database: Database, wanted: Sequence[CustomerJurisdictio
         known = set((await session.execute(
             select(customers.c.customer_id).where(customers.c.customer_id.in_(sorted(countries)))
         )).scalars())
-        dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
+        dialect = postgresql if dialect_of(session) == "postgresql" else sqlite
         insert = dialect.insert(customers)
         upsert = insert.on_conflict_do_update(
             index_elements=[customers.c.customer_id], set_={"country": insert.excluded.country}

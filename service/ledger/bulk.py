@@ -10,9 +10,11 @@ from sqlalchemy import Table
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from service.db import dialect_of
+
 
 def is_postgresql(session: AsyncSession) -> bool:
-    return session.bind.dialect.name == "postgresql"
+    return dialect_of(session) == "postgresql"
 
 
 async def asyncpg_connection(session: AsyncSession) -> Any:

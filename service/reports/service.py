@@ -12,6 +12,7 @@ from sqlalchemy import ColumnElement, String, cast, func, literal, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.auth import Principal
+from service.db import dialect_of
 from service.deletions.tables import DeletionRequest
 from service.errors import Unprocessable
 from service.ledger.tables import LedgerEntry
@@ -94,7 +95,7 @@ async def _accesses(session: AsyncSession, scope: list[ColumnElement[bool]]) -> 
 async def _flag_counts(session: AsyncSession, scope: list[ColumnElement[bool]]) -> dict[str, int]:
     """Entries per flag; `flags` holds them comma-joined, split here by the database itself."""
     flagged = [*scope, entries.c.flags != ""]
-    if session.bind.dialect.name == "postgresql":
+    if dialect_of(session) == "postgresql":
         split = (
             select(func.unnest(func.string_to_array(entries.c.flags, ",")).label("flag"))
             .where(*flagged).subquery()
