@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Path, Request, status
+from fastapi import APIRouter, Request, status
 
 from service.auth import CustomerPrincipal, ReaderPrincipal, ServicePrincipal
 from service.consent import service
 from service.consent.schemas import ConsentChange, DecisionRequest, GrantRequest
 from service.db import DatabaseDep, ReadSessionDep
-from service.history.routes import CustomerId
 from service.tenancy import ensure_owner, ensure_readable
+from service.vocabulary import CustomerId, ObjectId
 
 router = APIRouter(prefix="/v1", tags=["consent"])
-
-GrantId = Annotated[str, Path(min_length=1, max_length=64)]
-
 
 @router.get("/customers/{customer_id}/consent", summary="A customer's consent")
 async def read_consent(customer_id: CustomerId, principal: ReaderPrincipal, session: ReadSessionDep,
@@ -51,7 +48,7 @@ async def list_grants(customer_id: CustomerId, principal: ReaderPrincipal,
 
 @router.post("/customers/{customer_id}/troubleshooting-grants/{grant_id}/withdraw",
              summary="End a troubleshooting grant early")
-async def withdraw(customer_id: CustomerId, grant_id: GrantId, principal: CustomerPrincipal,
+async def withdraw(customer_id: CustomerId, grant_id: ObjectId, principal: CustomerPrincipal,
                    database: DatabaseDep) -> dict[str, Any]:
     ensure_owner(principal, customer_id)
     return await service.withdraw_troubleshooting(database, customer_id, grant_id)

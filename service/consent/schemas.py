@@ -6,8 +6,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, StrictBool, StringConstraints, model_validator
 
-from service.accesses.schemas import Action, Actor, Purpose
 from service.types import Id, Text
+from service.vocabulary import Action, Actor, Purpose
 
 
 class ConsentChange(BaseModel):

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Path, Response, status
+from fastapi import APIRouter, Response, status
 
 from service.auth import AdminPrincipal
 from service.customers import service
@@ -16,11 +14,9 @@ from service.customers.schemas import (
     JurisdictionBatch,
 )
 from service.db import DatabaseDep, ReadSessionDep
+from service.vocabulary import CustomerId
 
 router = APIRouter(prefix="/v1/admin/customers", tags=["admin"])
-
-CustomerId = Annotated[str, Path(min_length=1, max_length=128)]
-
 
 @router.put(
     "/{customer_id}", response_model=CustomerView,

@@ -4,20 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Query, Request, status
+from fastapi import APIRouter, Query, Request, status
 
 from service.auth import AdminPrincipal, CustomerPrincipal, ReaderPrincipal, ServicePrincipal
 from service.db import DatabaseDep, ReadSessionDep
 from service.deletions import service
 from service.deletions.schemas import CompleteTask, FileDeletion, RejectDeletion
-from service.history.routes import Cursor, CustomerId, Limit
 from service.paging import Page
 from service.tenancy import ensure_owner, ensure_readable
+from service.vocabulary import Cursor, CustomerId, Limit, ObjectId
 
 router = APIRouter(prefix="/v1", tags=["deletion"])
-
-ObjectId = Annotated[str, Path(min_length=1, max_length=64)]
-
 
 @router.post("/customers/{customer_id}/deletion-requests", status_code=status.HTTP_202_ACCEPTED,
              summary="File a deletion request for some clips, or for everything")

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Query
 
-from service.accesses.schemas import Action, ActorType, Purpose
 from service.auth import CustomerPrincipal, Principal, ReaderPrincipal
 from service.db import ReadSessionDep
 from service.history import service
@@ -14,14 +13,9 @@ from service.history.service import AccessFilters
 from service.paging import Page
 from service.tenancy import ensure_readable, sees_identities
 from service.types import Moment
+from service.vocabulary import Action, ActorType, Cursor, CustomerId, EntryHash, Limit, Purpose
 
 router = APIRouter(prefix="/v1", tags=["history"])
-
-CustomerId = Annotated[str, Path(min_length=1, max_length=128)]
-EntryHash = Annotated[str, Path(pattern=r"^[0-9a-f]{64}$")]
-Limit = Annotated[int, Query(ge=1, le=500, description="Page size (at most 500).")]
-Cursor = Annotated[str | None, Query(max_length=200, description="next_cursor of the previous page.")]
-
 
 async def access_filters(
     clip_id: Annotated[str | None, Query(max_length=128)] = None,
