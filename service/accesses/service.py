@@ -33,7 +33,7 @@ from service.ids import random_blocks
 from service.ledger import store
 from service.ledger.canonical import canonical_bytes
 from service.ledger.tables import LogLeaf
-from service.metrics import ACCESSES_FLAGGED, ENTRIES_RECORDED
+from service.metrics import ACCESSES_FLAGGED
 from service.settings import Settings
 from service.types import format_micros, timestamp_micros
 
@@ -255,7 +255,6 @@ class Recorder:
             sent.entry.flags = rules.flags(access, access_facts)
             new_entries.append(sent.entry)
         appended = await store.append(session, new_entries, now)
-        ENTRIES_RECORDED.labels(kind="access").inc(len(appended))
         for flag, count in Counter(flag for entry in new_entries for flag in entry.flags).items():
             ACCESSES_FLAGGED.labels(flag=flag).inc(count)
         return {sent.key: new_receipt(sent, a) for (sent, _), a in zip(new, appended, strict=True)}

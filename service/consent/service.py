@@ -19,7 +19,6 @@ from service.deletions.coverage import clips_under_deletion
 from service.errors import NotFound
 from service.ids import new_id
 from service.ledger import store
-from service.metrics import ENTRIES_RECORDED
 from service.settings import Settings
 from service.types import format_micros
 
@@ -129,7 +128,6 @@ async def change_consent(
             customer_id=customer_id, kind="consent_changed", recorded_by=changed_by,
             body={"consent": consent_view(after), "previous": consent_view(before)},
         )], now)
-    ENTRIES_RECORDED.labels(kind="consent_changed").inc()
     return consent_view(after)
 
 
@@ -161,7 +159,6 @@ async def grant_troubleshooting(
             customer_id=customer_id, kind="troubleshooting_granted", recorded_by=customer_id, body=body,
         )], now)
         row = (await session.execute(select(grants).where(grants.c.id == grant_id))).one()
-    ENTRIES_RECORDED.labels(kind="troubleshooting_granted").inc()
     return grant_view(row, now)
 
 
@@ -180,7 +177,6 @@ async def withdraw_troubleshooting(database: Database, customer_id: str, grant_i
             body={"grant_id": grant_id, "clip_id": row.clip_id},
         )], now)
         row = (await session.execute(select(grants).where(grants.c.id == grant_id))).one()
-    ENTRIES_RECORDED.labels(kind="troubleshooting_withdrawn").inc()
     return grant_view(row, now)
 
 
@@ -222,6 +218,5 @@ async def decide_access(
             "action": access.action, "purpose": access.purpose, "decision": body["decision"],
             "entry_hash": appended.entry_hash, "decided_at_us": now,
         }])
-    ENTRIES_RECORDED.labels(kind="access_decision").inc()
     return {"id": decision_id, "decision": body["decision"], "reason": verdict.reason,
             "entry_hash": appended.entry_hash}

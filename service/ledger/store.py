@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import base64
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, event, func, select
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from service.db import one_of, per_dialect
 from service.ids import random_blocks
@@ -17,6 +19,7 @@ from service.ledger import bulk
 from service.ledger.canonical import GENESIS_HASH, canonical_bytes, entry_hash
 from service.ledger.merkle import leaf_hash
 from service.ledger.tables import ActorIdentity, CustomerHead, IntegrationQueue, LedgerEntry
+from service.metrics import ENTRIES_RECORDED
 from service.types import format_micros
 
 entries_table = LedgerEntry.__table__
@@ -89,7 +92,19 @@ async def append(
     await bulk.insert_rows(session, queue_table, QUEUE_COLUMNS, queued)
     await bulk.insert_rows(session, identities_table, IDENTITY_COLUMNS, identities)
     await _write_heads(session, heads, touched={e.customer_id for e in new_entries})
+    _count_after_commit(session, Counter(new.kind for new in new_entries))
     return appended
+
+
+def _count_after_commit(session: AsyncSession, kinds: Counter[str]) -> None:
+    """Entries count once their transaction commits: never for one rolled back, never twice for
+    a retried one."""
+
+    def count(_: Session) -> None:
+        for kind, recorded in kinds.items():
+            ENTRIES_RECORDED.labels(kind=kind).inc(recorded)
+
+    event.listen(session.sync_session, "after_commit", count, once=True)
 
 
 def chained(new: NewEntry, seq: int, prev: str, recorded_at: str, nonce: bytes) -> dict[str, Any]:
