@@ -82,13 +82,17 @@ class Database:
         self.engine = make_engine(self.url, pool_size=settings.db_pool_size)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self.sqlite = is_sqlite(self.url)
-        # For requests that only read. On PostgreSQL each statement commits on its own: no BEGIN
-        # and ROLLBACK round trips, and in READ COMMITTED a transaction would not have given the
-        # statements one snapshot anyway. On SQLite they begin without the write lock; switching
-        # the isolation level of its pooled connections would undo _configure_sqlite's set-up.
+        # The read handles: everything that only reads opens one of these, never `engine` or
+        # `sessions`. On SQLite they begin without the write lock (in WAL mode a reader reads a
+        # snapshot and waits for no writer). `read_sessions` run each statement on its own on
+        # PostgreSQL: no BEGIN and ROLLBACK round trips, and in READ COMMITTED a transaction would
+        # not give the statements one snapshot anyway. `read_engine` keeps transactions, which a
+        # server-side cursor streaming a large result needs.
+        self.read_engine = (
+            self.engine.execution_options(**{_READS_ONLY: True}) if self.sqlite else self.engine
+        )
         self.read_sessions = async_sessionmaker(
-            self.engine.execution_options(**{_READS_ONLY: True}) if self.sqlite
-            else self.engine.execution_options(isolation_level="AUTOCOMMIT"),
+            self.read_engine if self.sqlite else self.engine.execution_options(isolation_level="AUTOCOMMIT"),
             expire_on_commit=False,
         )
         # SQLite has one writer per file; serialise in-process so writers queue instead of failing.

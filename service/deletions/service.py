@@ -177,7 +177,7 @@ async def _owned_task(session: AsyncSession, service: str, task_id: str) -> Any:
 
 
 async def complete_task(database: Database, service: str, task_id: str, evidence: str) -> dict[str, Any]:
-    async with database.sessions() as session:
+    async with database.read_sessions() as session:
         customer_id = (await _owned_task(session, service, task_id)).customer_id
     async with database.write([customer_id]) as session:
         task = await _owned_task(session, service, task_id)
@@ -212,7 +212,7 @@ async def complete_task(database: Database, service: str, task_id: str, evidence
 
 
 async def reject(database: Database, request_id: str, reason: str, rejected_by: str) -> dict[str, Any]:
-    async with database.sessions() as session:
+    async with database.read_sessions() as session:
         row = (await session.execute(
             select(requests.c.customer_id).where(requests.c.id == request_id))).first()
     if row is None:

@@ -95,7 +95,7 @@ class Cut:
 async def cut(database: Database, principal: Principal, wanted: ExportFilter,
               tree_size: int | None) -> Cut:
     """Check the request and pick its checkpoint: the latest, or the one signed at `tree_size`."""
-    async with database.sessions() as session:
+    async with database.read_sessions() as session:
         if wanted.customer_id is not None:
             await ensure_readable(session, principal, wanted.customer_id)
         latest = await tlog.latest(session)
@@ -133,14 +133,14 @@ async def _batches(database: Database, statement: Select[Any]
         position: int | None = None
         while True:
             page = statement if position is None else statement.where(leaves.c.log_index > position)
-            async with database.engine.connect() as connection:
+            async with database.read_engine.connect() as connection:
                 rows = (await connection.execute(page.limit(BATCH))).all()
             if rows:
                 yield rows
             if len(rows) < BATCH:
                 return
             position = rows[-1].log_index
-    async with database.engine.connect() as connection:
+    async with database.read_engine.connect() as connection:
         result = await connection.stream(statement.execution_options(yield_per=BATCH))
         async for rows in result.partitions():
             yield rows
@@ -219,7 +219,7 @@ class _ProofBuilder:
     async def flush(self) -> bytes:
         if not self._pending:
             return b""
-        async with self._database.engine.connect() as connection:
+        async with self._database.read_engine.connect() as connection:
             lookup = await tree_store.read_nodes(connection, self._nodes)
         chunk = b"".join(
             formats.manifest_proof({

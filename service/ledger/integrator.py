@@ -171,7 +171,7 @@ class Integrator:
         return len(pending)
 
     async def _waiting(self) -> int:
-        async with self.database.sessions() as session:
+        async with self.database.read_sessions() as session:
             return await tree_store.waiting_count(session, after=self._floor.floor)
 
     async def _current_tree(self, session: AsyncSession) -> CompactRange:
@@ -191,7 +191,7 @@ class Integrator:
 
     async def _report_gauges(self) -> None:
         with contextlib.suppress(SQLAlchemyError, DBAPIError):
-            async with self.database.sessions() as session:
+            async with self.database.read_sessions() as session:
                 latest = await tree_store.latest_checkpoint(session)
                 TREE_SIZE.set(latest.tree_size if latest else 0)
                 ENTRIES_WAITING.set(await tree_store.waiting_count(session))
