@@ -7,14 +7,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import BigInteger, Select, bindparam, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service import clock
+from service import bulk, clock
 from service.actors import SALT_BYTES, recorded_actor
 from service.consent import rules
 from service.consent.tables import AccessDecision, Consent, TroubleshootingGrant
-from service.db import Database, dialect_of, one_of, per_dialect
+from service.db import Database, one_of, per_dialect
 from service.deletions.coverage import clips_under_deletion
 from service.errors import NotFound
 from service.ids import new_id
@@ -104,6 +103,9 @@ async def read_consent(session: AsyncSession, customer_id: str, settings: Settin
     return consent_view((await current_consent(session, [customer_id], settings))[customer_id])
 
 
+CONSENT_COLUMNS = ("customer_id", "human_review", "model_training", "updated_at_us")
+
+
 async def change_consent(
     database: Database, customer_id: str, wanted: dict[str, bool], settings: Settings, changed_by: str
 ) -> dict[str, bool]:
@@ -117,13 +119,8 @@ async def change_consent(
         if after == before:
             return consent_view(after)
         now = clock.now_us()
-        insert = (postgresql if dialect_of(session) == "postgresql" else sqlite).insert(consents)
-        values = {"customer_id": customer_id, "human_review": after.human_review,
-                  "model_training": after.model_training, "updated_at_us": now}
-        await session.execute(insert.on_conflict_do_update(
-            index_elements=[consents.c.customer_id],
-            set_={k: insert.excluded[k] for k in ("human_review", "model_training", "updated_at_us")},
-        ), [values])
+        await bulk.upsert_rows(session, consents, CONSENT_COLUMNS,
+                               [(customer_id, after.human_review, after.model_training, now)])
         await store.append(session, [store.NewEntry(
             customer_id=customer_id, kind="consent_changed", recorded_by=changed_by,
             body={"consent": consent_view(after), "previous": consent_view(before)},

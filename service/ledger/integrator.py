@@ -18,9 +18,9 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from service import clock
+from service import bulk, clock
 from service.db import Database
-from service.ledger import bulk, tree_store
+from service.ledger import tree_store
 from service.ledger.checkpoint import Checkpoint, sign_checkpoint
 from service.ledger.merkle import EMPTY_ROOT, CompactRange, NodeId, perfect_subtrees
 from service.ledger.queue_floor import QueueFloor

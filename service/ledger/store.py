@@ -9,13 +9,12 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from sqlalchemy import Select, event, func, select
-from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
+from service import bulk
 from service.db import one_of, per_dialect
 from service.ids import random_blocks
-from service.ledger import bulk
 from service.ledger.canonical import GENESIS_HASH, canonical_bytes, entry_hash
 from service.ledger.merkle import leaf_hash
 from service.ledger.tables import ActorIdentity, CustomerHead, IntegrationQueue, LedgerEntry
@@ -131,6 +130,7 @@ ENTRY_COLUMNS = ("id", "customer_id", "customer_seq", "kind", "entry_hash", "pre
                  "recorded_at_us", "canonical", "flags", "recorded_by", *ACCESS_COLUMNS)
 QUEUE_COLUMNS = ("entry_id", "leaf_hash", "recorded_at_us")
 IDENTITY_COLUMNS = ("entry_hash", "employee_id", "id_salt")
+HEAD_COLUMNS = ("customer_id", "last_seq", "head_hash")
 
 # The sequence PostgreSQL made for the BIGSERIAL id (migration 0001), as a literal resolved once per
 # statement: pg_get_serial_sequence() here runs once per id, 3.4 ms instead of 0.5 ms per 1,000
@@ -140,11 +140,7 @@ _PG_NEXT_IDS = (
     "SELECT array_agg(nextval('ledger_entries_id_seq')) FROM generate_series(1, $1)"
     " WHERE pg_current_xact_id() IS NOT NULL"
 )
-_PG_WRITE_HEADS = (
-    "INSERT INTO customer_heads (customer_id, last_seq, head_hash) "
-    "SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[]) "
-    "ON CONFLICT (customer_id) DO UPDATE SET last_seq = EXCLUDED.last_seq, head_hash = EXCLUDED.head_hash"
-)
+
 
 
 async def _next_ids(session: AsyncSession, count: int) -> list[int]:
@@ -178,17 +174,5 @@ async def _read_heads(session: AsyncSession, customer_ids: set[str]) -> dict[str
 async def _write_heads(
     session: AsyncSession, heads: dict[str, tuple[int, str]], touched: set[str]
 ) -> None:
-    customers = sorted(touched)
-    if bulk.is_postgresql(session):
-        await (await bulk.asyncpg_connection(session)).execute(
-            _PG_WRITE_HEADS, customers, [heads[c][0] for c in customers], [heads[c][1] for c in customers]
-        )
-        return
-    insert = sqlite.insert(heads_table)
-    upsert = insert.on_conflict_do_update(
-        index_elements=[heads_table.c.customer_id],
-        set_={"last_seq": insert.excluded.last_seq, "head_hash": insert.excluded.head_hash},
-    )
-    await session.execute(upsert, [
-        {"customer_id": c, "last_seq": heads[c][0], "head_hash": heads[c][1]} for c in customers
-    ])
+    await bulk.upsert_rows(session, heads_table, HEAD_COLUMNS,
+                           [(customer, *heads[customer]) for customer in sorted(touched)])

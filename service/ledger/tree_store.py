@@ -11,8 +11,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from service import bulk
 from service.db import dialect_of, per_dialect
-from service.ledger import bulk
 from service.ledger.merkle import NodeId, leaf_hash
 from service.ledger.tables import IntegrationQueue, LedgerEntry, LogLeaf, MerkleNode, SignedCheckpoint
 

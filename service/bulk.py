@@ -1,0 +1,77 @@
+"""Bulk writes: inserts by binary COPY and upserts by unnest() on PostgreSQL (C speed, no per-row
+Python), executemany elsewhere."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from typing import Any
+
+import asyncpg
+from sqlalchemy import Table
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.db import dialect_of
+
+
+def is_postgresql(session: AsyncSession) -> bool:
+    return dialect_of(session) == "postgresql"
+
+
+async def asyncpg_connection(session: AsyncSession) -> Any:
+    """The driver connection under the session's transaction, for what SQLAlchemy cannot batch."""
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    return raw.driver_connection
+
+
+async def insert_rows(
+    session: AsyncSession, table: Table, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> None:
+    if not rows:
+        return
+    if is_postgresql(session):
+        driver = await asyncpg_connection(session)
+        try:
+            await driver.copy_records_to_table(table.name, records=rows, columns=list(columns))
+        except asyncpg.IntegrityConstraintViolationError as exc:
+            # The same exception as the executemany path raises, so callers handle one kind.
+            raise IntegrityError(f"COPY {table.name}", None, exc) from exc
+        return
+    await session.execute(table.insert(), [dict(zip(columns, row, strict=True)) for row in rows])
+
+
+async def upsert_rows(
+    session: AsyncSession, table: Table, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> None:
+    """Insert rows; where a row's primary key is taken, overwrite that row's other columns."""
+    if not rows:
+        return
+    if is_postgresql(session):
+        driver = await asyncpg_connection(session)
+        await driver.execute(_postgresql_upsert(table, tuple(columns)), *zip(*rows, strict=True))
+        return
+    insert = sqlite.insert(table)
+    key = [column.name for column in table.primary_key]
+    await session.execute(
+        insert.on_conflict_do_update(
+            index_elements=key, set_={c: insert.excluded[c] for c in columns if c not in key}
+        ),
+        [dict(zip(columns, row, strict=True)) for row in rows],
+    )
+
+
+@functools.cache
+def _postgresql_upsert(table: Table, columns: tuple[str, ...]) -> str:
+    """One array parameter a column, so one prepared statement however many rows."""
+    dialect = postgresql.dialect()
+    arrays = ", ".join(
+        f"${position}::{table.c[name].type.compile(dialect=dialect)}[]"
+        for position, name in enumerate(columns, 1)
+    )
+    key = [column.name for column in table.primary_key]
+    updates = ", ".join(f"{name} = EXCLUDED.{name}" for name in columns if name not in key)
+    return (f"INSERT INTO {table.name} ({', '.join(columns)}) SELECT * FROM unnest({arrays}) "
+            f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}")
