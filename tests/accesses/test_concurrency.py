@@ -9,8 +9,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from service.accesses.service import SECOND_WRITER_EVENTS
 from service.consent import rules
+from service.group_commit import SECOND_WRITER_UNITS
 from tests.chains import assert_chain_intact, fetch_chain
 from tests.conftest import Backend, Tokens
 from tests.factories import access_event
@@ -49,9 +49,9 @@ async def test_big_batches_at_once_share_the_writers_and_keep_the_chain(
     app: FastAPI, client: httpx.AsyncClient, tokens: Tokens, customer_id: str, backend: Backend,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Single events wait for the writer's next group; batches over SECOND_WRITER_EVENTS waiting
+    """Single events wait for the writer's next group; batches over SECOND_WRITER_UNITS waiting
     while a group is written are taken by a second writer (on PostgreSQL); the chains stay whole."""
-    recorder = app.state.recorder
+    recorder = app.state.recorder.group_commit
     writing, most = 0, 0
     record_group = recorder._record_group
 
@@ -75,7 +75,7 @@ async def test_big_batches_at_once_share_the_writers_and_keep_the_chain(
     assert most == 1
 
     neighbour = f"{customer_id}-n"
-    size = SECOND_WRITER_EVENTS + 100
+    size = SECOND_WRITER_UNITS + 100
 
     async def batch(i: int) -> int:
         events = [access_event(customer_id if j % 2 else neighbour, clip_id=f"c{i}-{j}") for j in range(size)]
@@ -98,7 +98,7 @@ async def test_requests_do_not_wait_behind_a_writer_stuck_on_a_lock(
 ) -> None:
     """The first writer's group stalls (as on a customer's lock that another process holds): after
     SECOND_WRITER_AFTER_SECONDS the second writer takes the single events queued behind it."""
-    recorder = pg_app.state.recorder
+    recorder = pg_app.state.recorder.group_commit
     record_group = recorder._record_group
     stalled, release = asyncio.Event(), asyncio.Event()
 
@@ -135,7 +135,7 @@ async def test_a_request_that_fails_its_group_fails_alone(
             raise RuntimeError("injected fault")
         return flags(access, facts)
 
-    recorder = app.state.recorder
+    recorder = app.state.recorder.group_commit
     record_group = recorder._record_group
     group_sizes: list[int] = []
 
