@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service import clock
@@ -23,19 +22,16 @@ from service.accesses.schemas import AccessEvent, Receipt, as_sent
 from service.actors import SALT_BYTES, recorded_actor
 from service.consent import rules
 from service.consent import service as consent
-from service.db import Database, one_of, per_dialect
+from service.db import Database
 from service.errors import Conflict
 from service.group_commit import GroupCommit, Outcome, Submission
 from service.ids import random_blocks
-from service.ledger import store
+from service.ledger import reads, store
 from service.ledger.canonical import canonical_bytes
-from service.ledger.tables import LogLeaf
 from service.metrics import ACCESSES_FLAGGED
 from service.settings import Settings
 from service.types import format_micros, timestamp_micros
 
-entries = store.entries_table
-leaves = LogLeaf.__table__
 # Events prepared between yields to the event loop: a 1,000-event batch in one go would hold up,
 # for some 20 ms, a writer whose query has returned while it holds the customers' locks.
 PREPARE_CHUNK = 100
@@ -118,7 +114,7 @@ class Recorder:
         async with self.database.write(()) as session:
             # Read before the locks, so it does not lengthen them: an event_id recorded by another
             # process in between fails our insert on its unique index, and the retry sees it.
-            existing = await _existing(session, {k for s in pending for k in s.work.unique})
+            existing = await reads.recorded_events(session, {k for s in pending for k in s.work.unique})
             claimed: dict[str, tuple[PreparedEvent, _Submission]] = {}
             accepted = []
             for submission in pending:
@@ -140,7 +136,7 @@ class Recorder:
         for submission in accepted:
             created = any(claimed.get(k, (None, None))[1] is submission for k in submission.work.unique)
             outcomes.append((submission, Recorded(
-                [receipts.get(s.key) or {"event_id": s.event_id, **existing[s.key][1]}
+                [receipts.get(s.key) or _replayed_receipt(s, existing[s.key])
                  for s in submission.work.events],
                 created=created,
             )))
@@ -167,41 +163,23 @@ def new_receipt(sent: PreparedEvent, appended: store.AppendedEntry) -> Receipt:
             "customer_seq": appended.customer_seq, "recorded_at": appended.recorded_at, "log_index": None}
 
 
+def _replayed_receipt(sent: PreparedEvent, recorded: reads.RecordedEvent) -> Receipt:
+    """The original receipt; a replay has the same body, so the same event_id spelling."""
+    return {"event_id": sent.event_id, "entry_hash": recorded.entry_hash,
+            "customer_seq": recorded.customer_seq, "recorded_at": format_micros(recorded.recorded_at_us),
+            "log_index": recorded.log_index}
+
+
 def _conflict(
-    submission: _Submission, existing: dict[str, tuple[str, dict[str, Any]]],
+    submission: _Submission, existing: dict[str, reads.RecordedEvent],
     claimed: dict[str, tuple[PreparedEvent, _Submission]],
 ) -> str | None:
     for key, sent in submission.work.unique.items():
-        if key in existing and existing[key][0] != sent.digest:
+        if key in existing and existing[key].request_digest != sent.digest:
             return f"event_id {sent.event_id} was already recorded with another body"
         if key in claimed and claimed[key][0].digest != sent.digest:
             return f"event_id {sent.event_id} is being recorded with another body"
     return None
-
-
-@per_dialect
-def _existing_query(dialect: str) -> Select[Any]:
-    return (
-        select(entries.c.event_id, entries.c.request_digest, entries.c.entry_hash,
-               entries.c.customer_seq, entries.c.recorded_at_us, leaves.c.log_index)
-        .outerjoin(leaves, leaves.c.entry_id == entries.c.id)
-        .where(one_of(dialect, entries.c.event_id, "keys"))
-    )
-
-
-async def _existing(session: AsyncSession, keys: set[str]) -> dict[str, tuple[str, dict[str, Any]]]:
-    """Already recorded events among `keys`: their request digest and their receipt's fields.
-
-    A replay has the same body, so the same event_id spelling: the caller adds it back.
-    """
-    rows = await session.execute(_existing_query(session), {"keys": sorted(keys)})
-    return {
-        row.event_id: (row.request_digest, {
-            "entry_hash": row.entry_hash, "customer_seq": row.customer_seq,
-            "recorded_at": format_micros(row.recorded_at_us), "log_index": row.log_index,
-        })
-        for row in rows
-    }
 
 
 def _access(as_sent: dict[str, Any]) -> rules.Access:

@@ -15,7 +15,7 @@ from service.auth import RegulatorPrincipal
 from service.db import DatabaseDep
 from service.exports import formats, service
 from service.exports.service import ExportFilter
-from service.types import Moment
+from service.types import Moment, Period
 
 router = APIRouter(prefix="/v1/exports", tags=["exports"])
 
@@ -38,7 +38,8 @@ async def export_filter(
     format: Annotated[ExportFormat, Query(description="jsonl (one JSON object a line) or csv.")]
     = ExportFormat.JSONL,
 ) -> ExportFilter:
-    return ExportFilter(customer_id=customer_id, since=since, until=until, kind=kind, format=format.value)
+    return ExportFilter(customer_id=customer_id, recorded=Period.of(since, until), kind=kind,
+                        format=format.value)
 
 
 Filter = Annotated[ExportFilter, Depends(export_filter)]

@@ -9,10 +9,10 @@ from fastapi import APIRouter, Depends, Query
 from service.auth import CustomerPrincipal, Principal, ReaderPrincipal
 from service.db import ReadSessionDep
 from service.history import service
-from service.history.service import AccessFilters
+from service.ledger.reads import AccessFilters
 from service.paging import Page
 from service.tenancy import ensure_readable, sees_identities
-from service.types import Moment
+from service.types import Moment, Period
 from service.vocabulary import Action, ActorType, Cursor, CustomerId, EntryHash, Limit, Purpose
 
 router = APIRouter(prefix="/v1", tags=["history"])
@@ -30,8 +30,7 @@ async def access_filters(
         actor_type=actor_type.value if actor_type else None,
         purpose=purpose.value if purpose else None,
         action=action.value if action else None,
-        since=since,
-        until=until,
+        occurred=Period.of(since, until),
     )
 
 

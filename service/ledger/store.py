@@ -17,7 +17,7 @@ from service.db import one_of, per_dialect
 from service.ids import random_blocks
 from service.ledger.canonical import GENESIS_HASH, canonical_bytes, entry_hash
 from service.ledger.merkle import leaf_hash
-from service.ledger.tables import ActorIdentity, CustomerHead, IntegrationQueue, LedgerEntry
+from service.ledger.tables import FILTER_COLUMNS, ActorIdentity, CustomerHead, IntegrationQueue, LedgerEntry
 from service.metrics import ENTRIES_RECORDED
 from service.types import format_micros
 
@@ -36,15 +36,15 @@ class NewEntry:
     body: dict[str, Any]
     recorded_by: str
     flags: list[str] = field(default_factory=list)
-    columns: dict[str, Any] = field(default_factory=dict)  # of ACCESS_COLUMNS: filters for reads
+    columns: dict[str, Any] = field(default_factory=dict)  # of FILTER_COLUMNS: filters for reads
     identity: tuple[str, str] | None = None  # (employee id, salt), kept out of the entry
-    # `columns` in ACCESS_COLUMNS order, ready for the row: built here, before any lock is taken.
+    # `columns` in FILTER_COLUMNS order, ready for the row: built here, before any lock is taken.
     column_values: tuple[Any, ...] = field(init=False)
 
     def __post_init__(self) -> None:
-        if not self.columns.keys() <= ACCESS_COLUMN_SET:
-            raise ValueError(f"not ledger columns: {sorted(self.columns.keys() - ACCESS_COLUMN_SET)}")
-        self.column_values = tuple(map(self.columns.get, ACCESS_COLUMNS))
+        if not self.columns.keys() <= FILTER_COLUMN_SET:
+            raise ValueError(f"not ledger columns: {sorted(self.columns.keys() - FILTER_COLUMN_SET)}")
+        self.column_values = tuple(map(self.columns.get, FILTER_COLUMNS))
 
 
 class AppendedEntry(NamedTuple):
@@ -122,12 +122,9 @@ def chained(new: NewEntry, seq: int, prev: str, recorded_at: str, nonce: bytes) 
 
 
 NONCE_BYTES = 16
-# The columns only access entries fill (NewEntry.columns), in table order after the common ones.
-ACCESS_COLUMNS = ("event_id", "request_digest", "clip_id", "occurred_at_us", "actor_type",
-                  "actor_country", "actor_organization", "purpose", "action")
-ACCESS_COLUMN_SET = frozenset(ACCESS_COLUMNS)
+FILTER_COLUMN_SET = frozenset(FILTER_COLUMNS)
 ENTRY_COLUMNS = ("id", "customer_id", "customer_seq", "kind", "entry_hash", "prev_hash",
-                 "recorded_at_us", "canonical", "flags", "recorded_by", *ACCESS_COLUMNS)
+                 "recorded_at_us", "canonical", "flags", "recorded_by", *FILTER_COLUMNS)
 QUEUE_COLUMNS = ("entry_id", "leaf_hash", "recorded_at_us")
 IDENTITY_COLUMNS = ("entry_hash", "employee_id", "id_salt")
 HEAD_COLUMNS = ("customer_id", "last_seq", "head_hash")

@@ -8,6 +8,11 @@ from sqlmodel import Field, SQLModel
 # SQLite only auto-increments an INTEGER PRIMARY KEY (a rowid alias), not a BIGINT one.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
+# The entry table's columns that a domain fills from its entry's own fields, for reads to filter on
+# (store.NewEntry.columns); every other column the store fills itself.
+FILTER_COLUMNS = ("event_id", "request_digest", "clip_id", "occurred_at_us", "actor_type",
+                  "actor_country", "actor_organization", "purpose", "action")
+
 APPEND_ONLY_TABLES = ("ledger_entries", "actor_identities", "log_leaves", "merkle_nodes", "checkpoints")
 
 

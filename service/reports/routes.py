@@ -12,7 +12,7 @@ from service.auth import RegulatorPrincipal
 from service.db import ReadSessionDep
 from service.reports import service
 from service.reports.schemas import TransparencyReport
-from service.types import Moment
+from service.types import Moment, Period
 
 router = APIRouter(prefix="/v1/reports", tags=["reports"])
 
@@ -36,7 +36,7 @@ async def transparency(
     until: Annotated[Moment | None, Query(description="recorded_at < until")] = None,
     format: ReportFormat = ReportFormat.JSON,
 ) -> Any:
-    report = await service.transparency(session, principal, since, until)
+    report = await service.transparency(session, principal, Period.of(since, until))
     if format is ReportFormat.CSV:
         return Response(service.as_csv(report), media_type="text/csv; charset=utf-8; header=present")
     return report
