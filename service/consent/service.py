@@ -89,7 +89,6 @@ async def facts_for(
             live_grant=(a.customer_id, a.clip_id) in granted,
             deletion_requested=(a.customer_id, a.clip_id) in deleted,
             cited=cited.get(a.authorization_id) if a.authorization_id else None,
-            cited_missing=bool(a.authorization_id) and a.authorization_id not in cited,
         )
         for a in accesses
     ]

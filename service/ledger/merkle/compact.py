@@ -40,10 +40,6 @@ class CompactRange:
     def size(self) -> int:
         return self._size
 
-    @property
-    def edge(self) -> list[tuple[NodeId, bytes]]:
-        return list(self._edge)
-
     def append(self, leaf: bytes) -> list[tuple[NodeId, bytes]]:
         """Add a leaf hash; return every perfect subtree it completes, the leaf itself first."""
         if len(leaf) != HASH_SIZE:
@@ -57,9 +53,6 @@ class CompactRange:
         self._edge.append((node, value))
         self._size += 1
         return completed
-
-    def extend(self, leaves: Iterable[bytes]) -> list[tuple[NodeId, bytes]]:
-        return [completed for leaf in leaves for completed in self.append(leaf)]
 
     def root(self) -> bytes:
         if not self._edge:
