@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
-from sqlalchemy import ARRAY, any_, bindparam, event, text
+from sqlalchemy import ARRAY, Table, any_, bindparam, event, text
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlmodel import SQLModel
 
 from service.settings import Settings
 
@@ -140,6 +141,12 @@ async def lock_customers(session: AsyncSession, customer_ids: Iterable[str]) -> 
     ids = sorted(set(customer_ids))
     if ids:
         await session.execute(_LOCK_CUSTOMERS, {"ids": ids})
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    """A table model's Table, which SQLModel sets only at runtime (so type checkers cannot see
+    `Model.__table__`)."""
+    return SQLModel.metadata.tables[str(model.__tablename__)]
 
 
 def dialect_of(executor: AsyncSession | AsyncConnection) -> str:

@@ -8,10 +8,8 @@ from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.auth import Principal, Role
-from service.customers.tables import Customer
+from service.customers.tables import customers
 from service.errors import NotFound
-
-customers = Customer.__table__
 
 
 async def ensure_readable(session: AsyncSession, principal: Principal, customer_id: str) -> None:

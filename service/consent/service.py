@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from service import bulk, clock
 from service.actors import SALT_BYTES, recorded_actor
 from service.consent import rules
-from service.consent.tables import AccessDecision, Consent, TroubleshootingGrant
+from service.consent.tables import consents, decisions, grants
 from service.db import Database, one_of, per_dialect
 from service.deletions.coverage import clips_under_deletion
 from service.errors import NotFound
@@ -20,10 +20,6 @@ from service.ids import new_id
 from service.ledger import store
 from service.settings import Settings
 from service.types import format_micros
-
-consents = Consent.__table__
-grants = TroubleshootingGrant.__table__
-decisions = AccessDecision.__table__
 
 
 def default_consent(settings: Settings) -> rules.ConsentState:

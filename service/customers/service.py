@@ -9,11 +9,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from service import bulk
 from service.customers.schemas import BatchResult, CustomerJurisdiction, CustomerView
-from service.customers.tables import Customer
+from service.customers.tables import customers
 from service.db import Database
 from service.errors import NotFound, Unprocessable
-
-customers = Customer.__table__
 
 
 async def set_countries(database: Database, wanted: Sequence[CustomerJurisdiction]) -> BatchResult:

@@ -8,10 +8,7 @@ from sqlalchemy import CompoundSelect, null, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.db import one_of, per_dialect
-from service.deletions.tables import DeletionRequest, DeletionRequestClip
-
-requests = DeletionRequest.__table__
-request_clips = DeletionRequestClip.__table__
+from service.deletions.tables import request_clips, requests
 
 
 @per_dialect

@@ -10,7 +10,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from service import clock
 from service.db import Database
-from service.deletions.tables import DeletionRequest, DeletionRequestClip, DeletionTask
+from service.deletions.tables import (
+    request_clips,
+    requests,
+    tasks,
+)
 from service.errors import Conflict, NotFound
 from service.ids import new_id
 from service.ledger import store
@@ -19,9 +23,6 @@ from service.paging import Page, decode_cursor, encode_cursor
 from service.settings import Settings
 from service.types import format_micros
 
-requests = DeletionRequest.__table__
-request_clips = DeletionRequestClip.__table__
-tasks = DeletionTask.__table__
 OPEN = ("pending", "in_progress")
 SYSTEM = "seenby"
 

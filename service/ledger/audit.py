@@ -12,11 +12,8 @@ from service.ledger import tree_store
 from service.ledger.canonical import GENESIS_HASH, decode, entry_hash
 from service.ledger.checkpoint import CheckpointError, NoteError, Verifier, open_checkpoint
 from service.ledger.merkle import EMPTY_ROOT, CompactRange, NodeId, leaf_hash
-from service.ledger.tables import LedgerEntry, LogLeaf, MerkleNode
+from service.ledger.tables import entries, leaves
 
-entries = LedgerEntry.__table__
-leaves = LogLeaf.__table__
-nodes = MerkleNode.__table__
 CHUNK = 5_000
 NODES_PER_QUERY = 20_000
 

@@ -11,12 +11,8 @@ from sqlalchemy import ColumnElement, Row, Select, String, cast, func, literal, 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.db import dialect_of, one_of, per_dialect
-from service.ledger.tables import ActorIdentity, LedgerEntry, LogLeaf
+from service.ledger.tables import entries, identities, leaves
 from service.types import Period
-
-entries = LedgerEntry.__table__
-identities = ActorIdentity.__table__
-leaves = LogLeaf.__table__
 
 # A subquery of customer ids a reader is limited to (a regulator's jurisdiction), or None.
 CustomerScope = Select[Any] | None

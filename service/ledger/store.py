@@ -17,14 +17,14 @@ from service.db import one_of, per_dialect
 from service.ids import random_blocks
 from service.ledger.canonical import GENESIS_HASH, canonical_bytes, entry_hash
 from service.ledger.merkle import leaf_hash
-from service.ledger.tables import FILTER_COLUMNS, ActorIdentity, CustomerHead, IntegrationQueue, LedgerEntry
+from service.ledger.tables import (
+    FILTER_COLUMNS,
+    entries,
+    heads,
+    queue,
+)
 from service.metrics import ENTRIES_RECORDED
 from service.types import format_micros
-
-entries_table = LedgerEntry.__table__
-identities_table = ActorIdentity.__table__
-heads_table = CustomerHead.__table__
-queue_table = IntegrationQueue.__table__
 
 
 @dataclass
@@ -87,9 +87,9 @@ async def append(
             identities.append((digest, employee_id, salt))
         appended.append(AppendedEntry(new.customer_id, seq, digest, recorded_at, canonical))
 
-    await bulk.insert_rows(session, entries_table, ENTRY_COLUMNS, rows)
-    await bulk.insert_rows(session, queue_table, QUEUE_COLUMNS, queued)
-    await bulk.insert_rows(session, identities_table, IDENTITY_COLUMNS, identities)
+    await bulk.insert_rows(session, entries, ENTRY_COLUMNS, rows)
+    await bulk.insert_rows(session, queue, QUEUE_COLUMNS, queued)
+    await bulk.insert_rows(session, identities, IDENTITY_COLUMNS, identities)
     await _write_heads(session, heads, touched={e.customer_id for e in new_entries})
     _count_after_commit(session, Counter(new.kind for new in new_entries))
     return appended
@@ -152,14 +152,14 @@ async def _next_ids(session: AsyncSession, count: int) -> list[int]:
             raise RuntimeError("entry ids are taken inside the transaction that writes the entries")
         return sorted(await driver.fetchval(_PG_NEXT_IDS, count))
     # SQLite has one writer (BEGIN IMMEDIATE, one process): the next rowids are simply the next ones.
-    last = await session.scalar(select(func.coalesce(func.max(entries_table.c.id), 0)))
+    last = await session.scalar(select(func.coalesce(func.max(entries.c.id), 0)))
     return list(range(last + 1, last + 1 + count))
 
 
 @per_dialect
 def _heads_query(dialect: str) -> Select[Any]:
-    return select(heads_table.c.customer_id, heads_table.c.last_seq, heads_table.c.head_hash).where(
-        one_of(dialect, heads_table.c.customer_id, "customers")
+    return select(heads.c.customer_id, heads.c.last_seq, heads.c.head_hash).where(
+        one_of(dialect, heads.c.customer_id, "customers")
     )
 
 
@@ -171,5 +171,5 @@ async def _read_heads(session: AsyncSession, customer_ids: set[str]) -> dict[str
 async def _write_heads(
     session: AsyncSession, heads: dict[str, tuple[int, str]], touched: set[str]
 ) -> None:
-    await bulk.upsert_rows(session, heads_table, HEAD_COLUMNS,
+    await bulk.upsert_rows(session, heads, HEAD_COLUMNS,
                            [(customer, *heads[customer]) for customer in sorted(touched)])

@@ -5,6 +5,8 @@ from __future__ import annotations
 from sqlalchemy import BigInteger, Column, Index, Integer, LargeBinary, String
 from sqlmodel import Field, SQLModel
 
+from service.db import table_of
+
 # SQLite only auto-increments an INTEGER PRIMARY KEY (a rowid alias), not a BIGINT one.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -108,3 +110,13 @@ class SignedCheckpoint(SQLModel, table=True):
     root_hash: bytes = Field(sa_column=Column(LargeBinary(32), nullable=False))
     note: str = Field(sa_column=Column(String(4000), nullable=False))
     signed_at_us: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+# The Table of each model, for Core queries.
+entries = table_of(LedgerEntry)
+identities = table_of(ActorIdentity)
+heads = table_of(CustomerHead)
+queue = table_of(IntegrationQueue)
+leaves = table_of(LogLeaf)
+nodes = table_of(MerkleNode)
+checkpoints = table_of(SignedCheckpoint)

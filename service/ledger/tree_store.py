@@ -14,13 +14,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from service import bulk
 from service.db import dialect_of, per_dialect
 from service.ledger.merkle import NodeId, leaf_hash
-from service.ledger.tables import IntegrationQueue, LedgerEntry, LogLeaf, MerkleNode, SignedCheckpoint
-
-queue = IntegrationQueue.__table__
-entries = LedgerEntry.__table__
-leaves = LogLeaf.__table__
-nodes = MerkleNode.__table__
-checkpoints = SignedCheckpoint.__table__
+from service.ledger.tables import (
+    checkpoints,
+    entries,
+    leaves,
+    nodes,
+    queue,
+)
 
 Executor = AsyncSession | AsyncConnection
 

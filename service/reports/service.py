@@ -11,12 +11,10 @@ from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.auth import Principal
-from service.deletions.tables import DeletionRequest
+from service.deletions.tables import requests
 from service.ledger import reads
 from service.tenancy import jurisdiction_customers
 from service.types import Period
-
-requests = DeletionRequest.__table__
 
 STATUSES = ("pending", "in_progress", "completed", "rejected")
 OPEN_STATUSES = ("pending", "in_progress")
