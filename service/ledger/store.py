@@ -15,14 +15,10 @@ from sqlalchemy.orm import Session
 from service import bulk
 from service.db import one_of, per_dialect
 from service.ids import random_blocks
+from service.ledger import tables
 from service.ledger.canonical import GENESIS_HASH, canonical_bytes, entry_hash
 from service.ledger.merkle import leaf_hash
-from service.ledger.tables import (
-    FILTER_COLUMNS,
-    entries,
-    heads,
-    queue,
-)
+from service.ledger.tables import FILTER_COLUMNS
 from service.metrics import ENTRIES_RECORDED
 from service.types import format_micros
 
@@ -87,9 +83,9 @@ async def append(
             identities.append((digest, employee_id, salt))
         appended.append(AppendedEntry(new.customer_id, seq, digest, recorded_at, canonical))
 
-    await bulk.insert_rows(session, entries, ENTRY_COLUMNS, rows)
-    await bulk.insert_rows(session, queue, QUEUE_COLUMNS, queued)
-    await bulk.insert_rows(session, identities, IDENTITY_COLUMNS, identities)
+    await bulk.insert_rows(session, tables.entries, ENTRY_COLUMNS, rows)
+    await bulk.insert_rows(session, tables.queue, QUEUE_COLUMNS, queued)
+    await bulk.insert_rows(session, tables.identities, IDENTITY_COLUMNS, identities)
     await _write_heads(session, heads, touched={e.customer_id for e in new_entries})
     _count_after_commit(session, Counter(new.kind for new in new_entries))
     return appended
@@ -152,12 +148,13 @@ async def _next_ids(session: AsyncSession, count: int) -> list[int]:
             raise RuntimeError("entry ids are taken inside the transaction that writes the entries")
         return sorted(await driver.fetchval(_PG_NEXT_IDS, count))
     # SQLite has one writer (BEGIN IMMEDIATE, one process): the next rowids are simply the next ones.
-    last = await session.scalar(select(func.coalesce(func.max(entries.c.id), 0)))
+    last = await session.scalar(select(func.coalesce(func.max(tables.entries.c.id), 0)))
     return list(range(last + 1, last + 1 + count))
 
 
 @per_dialect
 def _heads_query(dialect: str) -> Select[Any]:
+    heads = tables.heads
     return select(heads.c.customer_id, heads.c.last_seq, heads.c.head_hash).where(
         one_of(dialect, heads.c.customer_id, "customers")
     )
@@ -171,5 +168,5 @@ async def _read_heads(session: AsyncSession, customer_ids: set[str]) -> dict[str
 async def _write_heads(
     session: AsyncSession, heads: dict[str, tuple[int, str]], touched: set[str]
 ) -> None:
-    await bulk.upsert_rows(session, heads, HEAD_COLUMNS,
+    await bulk.upsert_rows(session, tables.heads, HEAD_COLUMNS,
                            [(customer, *heads[customer]) for customer in sorted(touched)])
