@@ -13,22 +13,22 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.db import dialect_of
+from service.db import Executor, dialect_of
 
 
-def is_postgresql(session: AsyncSession) -> bool:
-    return dialect_of(session) == "postgresql"
+def is_postgresql(executor: Executor) -> bool:
+    return dialect_of(executor) == "postgresql"
 
 
-async def asyncpg_connection(session: AsyncSession) -> Any:
-    """The driver connection under the session's transaction, for what SQLAlchemy cannot batch."""
-    connection = await session.connection()
+async def asyncpg_connection(executor: Executor) -> Any:
+    """The driver connection under the executor's transaction, for what SQLAlchemy cannot batch."""
+    connection = await executor.connection() if isinstance(executor, AsyncSession) else executor
     raw = await connection.get_raw_connection()
     return raw.driver_connection
 
 
 async def insert_rows(
-    session: AsyncSession, table: Table, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+    session: Executor, table: Table, columns: Sequence[str], rows: Sequence[Sequence[Any]]
 ) -> None:
     if not rows:
         return
@@ -44,7 +44,7 @@ async def insert_rows(
 
 
 async def upsert_rows(
-    session: AsyncSession, table: Table, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+    session: Executor, table: Table, columns: Sequence[str], rows: Sequence[Sequence[Any]]
 ) -> None:
     """Insert rows; where a row's primary key is taken, overwrite that row's other columns."""
     if not rows:
@@ -66,7 +66,7 @@ async def upsert_rows(
 @functools.cache
 def _postgresql_upsert(table: Table, columns: tuple[str, ...]) -> str:
     """One array parameter a column, so one prepared statement however many rows."""
-    dialect = postgresql.dialect()
+    dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
     arrays = ", ".join(
         f"${position}::{table.c[name].type.compile(dialect=dialect)}[]"
         for position, name in enumerate(columns, 1)

@@ -149,16 +149,20 @@ def table_of(model: type[SQLModel]) -> Table:
     return SQLModel.metadata.tables[str(model.__tablename__)]
 
 
-def dialect_of(executor: AsyncSession | AsyncConnection) -> str:
-    return executor.bind.dialect.name if isinstance(executor, AsyncSession) else executor.dialect.name
+# What runs a statement: a session, or a connection of its own.
+Executor = AsyncSession | AsyncConnection
 
 
-def per_dialect(build: Callable[[str], T]) -> Callable[[AsyncSession | AsyncConnection], T]:
+def dialect_of(executor: Executor) -> str:
+    return (executor.get_bind() if isinstance(executor, AsyncSession) else executor).dialect.name
+
+
+def per_dialect(build: Callable[[str], T]) -> Callable[[Executor], T]:
     """A statement built once per dialect and reused, its values bound at execution: building a
     select and its cache key anew cost as much CPU as running it (bench/RESULTS.md, session 5)."""
     built = functools.cache(build)
 
-    def for_session(executor: AsyncSession | AsyncConnection) -> T:
+    def for_session(executor: Executor) -> T:
         return built(dialect_of(executor))
 
     return for_session
@@ -176,7 +180,8 @@ def one_of(dialect: str, column: Any, name: str) -> Any:
 # Dependencies are async on purpose: FastAPI runs a plain `def` dependency in a thread pool,
 # a thread hop per request for a one-line lookup.
 async def get_database(request: Request) -> Database:
-    return request.app.state.database
+    database: Database = request.app.state.database
+    return database
 
 
 async def get_read_session(request: Request) -> AsyncIterator[AsyncSession]:

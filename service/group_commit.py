@@ -111,7 +111,8 @@ class GroupCommit(Generic[Work, Result]):
                 await self._arrived.wait()
 
     def _next_group(self) -> list[Submission[Work, Result]]:
-        group, units = [], 0
+        group: list[Submission[Work, Result]] = []
+        units = 0
         while self._queue and (not group or units + self._queue[0].size <= self.group_units):
             submission = self._queue.pop(0)
             group.append(submission)

@@ -12,7 +12,7 @@ from service.deletions.tables import request_clips, requests
 
 
 @per_dialect
-def _covering_query(dialect: str) -> CompoundSelect:
+def _covering_query(dialect: str) -> CompoundSelect[str, str | None]:
     """Customers with a live request for all their clips (clip_id null), and live requests' clips."""
     everything = select(requests.c.customer_id, null().label("clip_id")).where(
         one_of(dialect, requests.c.customer_id, "customers"), requests.c.scope == "all",

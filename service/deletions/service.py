@@ -237,7 +237,7 @@ async def reject(database: Database, request_id: str, reason: str, rejected_by: 
 
 async def refresh_metrics(session: AsyncSession) -> None:
     """Deletion gauges from the database, so every replica reports the same, whole picture."""
-    counts = dict((await session.execute(
+    counts: dict[str, int] = dict((await session.execute(
         select(requests.c.status, func.count()).group_by(requests.c.status))).all())
     for status in ("pending", "in_progress", "completed", "rejected"):
         DELETION_REQUESTS.labels(status=status).set(counts.get(status, 0))

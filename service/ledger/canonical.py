@@ -26,7 +26,8 @@ def entry_hash(canonical: bytes) -> str:
 
 
 def decode(canonical: bytes) -> dict[str, Any]:
-    return orjson.loads(canonical)
+    entry: dict[str, Any] = orjson.loads(canonical)
+    return entry
 
 
 def chain_breaks(entries: list[tuple[int, str, str]], *, start_seq: int = 0,

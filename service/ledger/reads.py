@@ -100,7 +100,9 @@ async def customer_accesses(
     query = _entry_rows(regulator, entries.c.customer_id == customer_id, *filters.conditions())
     if before_seq is not None:
         query = query.where(entries.c.customer_seq < before_seq)
-    return (await session.execute(query.order_by(entries.c.customer_seq.desc()).limit(limit))).all()
+    rows: Sequence[Row[Any]] = (
+        await session.execute(query.order_by(entries.c.customer_seq.desc()).limit(limit))).all()
+    return rows
 
 
 async def customer_chain(
@@ -110,14 +112,17 @@ async def customer_chain(
     query = _entry_rows(regulator, entries.c.customer_id == customer_id)
     if after_seq is not None:
         query = query.where(entries.c.customer_seq > after_seq)
-    return (await session.execute(query.order_by(entries.c.customer_seq).limit(limit))).all()
+    rows: Sequence[Row[Any]] = (
+        await session.execute(query.order_by(entries.c.customer_seq).limit(limit))).all()
+    return rows
 
 
 async def customer_entry(
     session: AsyncSession, customer_id: str, entry_hash: str, *, regulator: bool
 ) -> Row[Any] | None:
     query = _entry_rows(regulator, entries.c.customer_id == customer_id, entries.c.entry_hash == entry_hash)
-    return (await session.execute(query)).first()
+    row: Row[Any] | None = (await session.execute(query)).first()
+    return row
 
 
 _SUMMARY_DIMENSIONS = {

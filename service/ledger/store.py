@@ -148,7 +148,7 @@ async def _next_ids(session: AsyncSession, count: int) -> list[int]:
             raise RuntimeError("entry ids are taken inside the transaction that writes the entries")
         return sorted(await driver.fetchval(_PG_NEXT_IDS, count))
     # SQLite has one writer (BEGIN IMMEDIATE, one process): the next rowids are simply the next ones.
-    last = await session.scalar(select(func.coalesce(func.max(tables.entries.c.id), 0)))
+    last: int = await session.scalar(select(func.coalesce(func.max(tables.entries.c.id), 0))) or 0
     return list(range(last + 1, last + 1 + count))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import ColumnElement, func, select
@@ -60,7 +61,7 @@ async def _median_days(session: AsyncSession, scope: list[ColumnElement[bool]]) 
     if n == 0:
         return None
     duration = requests.c.completed_at_us - requests.c.filed_at_us
-    middle = (await session.execute(
+    middle: Sequence[int] = (await session.execute(
         select(duration).where(*completed).order_by(duration).limit(2 - n % 2).offset((n - 1) // 2)
     )).scalars().all()
     return round(sum(middle) / len(middle) / MICROS_PER_DAY, 3)

@@ -18,7 +18,7 @@ _INDEX_INNER = re.compile(r"x[0-9]{3}")
 
 class TileRef(NamedTuple):
     level: int
-    index: int
+    index: int  # type: ignore[assignment]  # the field the spec names, over tuple.index
     width: int  # TILE_WIDTH for a full tile
 
 
