@@ -25,6 +25,13 @@ ASSETS_DIR = Path(str(files("fastapi_offline") / "static"))
 # Swagger UI's default sends the document to validator.swagger.io for a badge; seenby's is checked
 # by its own test (tests/test_openapi.py).
 SWAGGER_PARAMETERS = {"validatorUrl": None}
+# What the bundles would still fetch from elsewhere (ReDoc's "by Redocly" logo) the browser refuses.
+# Swagger UI's page starts it with an inline script; ReDoc styles itself inline and parses the
+# document in a blob: worker.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; worker-src 'self' blob:; frame-ancestors 'none'"
+)
 
 
 def install_docs(app: FastAPI, openapi_url: str) -> None:
@@ -36,25 +43,31 @@ def install_docs(app: FastAPI, openapi_url: str) -> None:
 
     async def swagger_ui(request: Request) -> HTMLResponse:
         base = root(request)
-        return get_swagger_ui_html(
+        return _confined(get_swagger_ui_html(
             openapi_url=base + openapi_url,
             title=f"{app.title} - Swagger UI",
             swagger_js_url=f"{base}{ASSETS_URL}/swagger-ui-bundle.js",
             swagger_css_url=f"{base}{ASSETS_URL}/swagger-ui.css",
             swagger_favicon_url=f"{base}{ASSETS_URL}/favicon.png",
             swagger_ui_parameters=SWAGGER_PARAMETERS,
-        )
+        ))
 
     async def redoc(request: Request) -> HTMLResponse:
         base = root(request)
-        return get_redoc_html(
+        return _confined(get_redoc_html(
             openapi_url=base + openapi_url,
             title=f"{app.title} - ReDoc",
             redoc_js_url=f"{base}{ASSETS_URL}/redoc.standalone.js",
             redoc_favicon_url=f"{base}{ASSETS_URL}/favicon.png",
             with_google_fonts=False,
-        )
+        ))
 
     app.add_api_route(SWAGGER_URL, swagger_ui, methods=["GET"], include_in_schema=False)
     app.add_api_route(REDOC_URL, redoc, methods=["GET"], include_in_schema=False)
     app.mount(ASSETS_URL, StaticFiles(directory=ASSETS_DIR), name="docs-assets")
+
+
+def _confined(page: HTMLResponse) -> HTMLResponse:
+    page.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+    page.headers["Referrer-Policy"] = "no-referrer"
+    return page

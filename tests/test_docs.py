@@ -132,3 +132,14 @@ async def test_docs_disabled_answers_404_everywhere(
         for url in sorted(urls):
             assert (await closed.get(url)).status_code == 404, url
         assert (await closed.get("/healthz")).status_code == 200
+
+
+@pytest.mark.parametrize("path", PAGES)
+async def test_the_browser_may_load_nothing_from_elsewhere(client: httpx.AsyncClient, path: str) -> None:
+    # ReDoc's bundle shows a logo from cdn.redoc.ly: the policy keeps the browser from asking for it.
+    policy = (await client.get(path)).headers["content-security-policy"]
+    directives = dict(d.strip().split(" ", 1) for d in policy.split(";"))
+    assert directives["default-src"] == "'self'"
+    assert directives["img-src"] == "'self' data:"
+    for values in directives.values():
+        assert not ABSOLUTE_URL.search(values) and "*" not in values, policy
