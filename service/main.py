@@ -21,6 +21,7 @@ from service.consent.routes import router as consent_router
 from service.customers.routes import router as customers_router
 from service.db import Database
 from service.deletions.routes import router as deletions_router
+from service.docs import install_docs
 from service.errors import install_error_handlers
 from service.exports.routes import router as exports_router
 from service.history.routes import router as history_router
@@ -91,7 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
-        docs_url="/docs" if docs else None,
+        docs_url=None,  # /docs and /redoc: service.docs, without a CDN
         redoc_url=None,
         openapi_url="/openapi.json" if docs else None,
     )
@@ -101,6 +102,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
     app.state.schema_head = head_revision()
     install_error_handlers(app)
+    if app.openapi_url:
+        install_docs(app, app.openapi_url)
     app.include_router(operations_router)
     app.include_router(accesses_router)
     app.include_router(history_router)
