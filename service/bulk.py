@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
-from sqlalchemy import Table
+from sqlalchemy import Executable, Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -32,35 +32,40 @@ async def insert_rows(
 ) -> None:
     if not rows:
         return
-    if is_postgresql(session):
-        driver = await asyncpg_connection(session)
-        try:
-            await driver.copy_records_to_table(table.name, records=rows, columns=list(columns))
-        except asyncpg.IntegrityConstraintViolationError as exc:
-            # The same exception as the executemany path raises, so callers handle one kind.
-            raise IntegrityError(f"COPY {table.name}", None, exc) from exc
+    if not is_postgresql(session):
+        await _execute_many(session, table.insert(), columns, rows)
         return
-    await session.execute(table.insert(), [dict(zip(columns, row, strict=True)) for row in rows])
+    try:
+        await (await asyncpg_connection(session)).copy_records_to_table(
+            table.name, records=rows, columns=list(columns))
+    except asyncpg.IntegrityConstraintViolationError as exc:
+        # The same exception as the executemany path raises, so callers handle one kind.
+        raise IntegrityError(f"COPY {table.name}", None, exc) from exc
 
 
 async def upsert_rows(
     session: Executor, table: Table, columns: Sequence[str], rows: Sequence[Sequence[Any]]
 ) -> None:
     """Insert rows; where a row's primary key is taken, overwrite that row's other columns."""
-    if not rows:
-        return
-    if is_postgresql(session):
+    if rows and is_postgresql(session):
         driver = await asyncpg_connection(session)
         await driver.execute(_postgresql_upsert(table, tuple(columns)), *zip(*rows, strict=True))
-        return
+    elif rows:
+        await _execute_many(session, _sqlite_upsert(table, tuple(columns)), columns, rows)
+
+
+async def _execute_many(
+    session: Executor, statement: Executable, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> None:
+    await session.execute(statement, [dict(zip(columns, row, strict=True)) for row in rows])
+
+
+@functools.cache
+def _sqlite_upsert(table: Table, columns: tuple[str, ...]) -> Executable:
     insert = sqlite.insert(table)
     key = [column.name for column in table.primary_key]
-    await session.execute(
-        insert.on_conflict_do_update(
-            index_elements=key, set_={c: insert.excluded[c] for c in columns if c not in key}
-        ),
-        [dict(zip(columns, row, strict=True)) for row in rows],
-    )
+    return insert.on_conflict_do_update(
+        index_elements=key, set_={c: insert.excluded[c] for c in columns if c not in key})
 
 
 @functools.cache

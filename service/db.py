@@ -143,10 +143,10 @@ async def lock_customers(session: AsyncSession, customer_ids: Iterable[str]) -> 
         await session.execute(_LOCK_CUSTOMERS, {"ids": ids})
 
 
-def table_of(model: type[SQLModel]) -> Table:
-    """A table model's Table, which SQLModel sets only at runtime (so type checkers cannot see
+def tables_of(*models: type[SQLModel]) -> tuple[Table, ...]:
+    """Table models' Tables, which SQLModel sets only at runtime (so type checkers cannot see
     `Model.__table__`)."""
-    return SQLModel.metadata.tables[str(model.__tablename__)]
+    return tuple(SQLModel.metadata.tables[str(model.__tablename__)] for model in models)
 
 
 # What runs a statement: a session, or a connection of its own.

@@ -9,6 +9,7 @@ with the pages turned off, where seenby registers pages and assets only when doc
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from importlib.resources import files
 from pathlib import Path
 
@@ -38,36 +39,29 @@ def install_docs(app: FastAPI, openapi_url: str) -> None:
     """Add /docs, /redoc and their assets under /docs/assets/; none of them in the OpenAPI document,
     none behind a token (the document itself is public while docs are enabled)."""
 
-    def root(request: Request) -> str:
-        return str(request.scope.get("root_path", "")).rstrip("/")
+    def page(render: Callable[[str], HTMLResponse]) -> Callable[[Request], Awaitable[HTMLResponse]]:
+        """A page whose URLs start at the app's root path (behind a proxy's prefix too)."""
 
-    async def swagger_ui(request: Request) -> HTMLResponse:
-        base = root(request)
-        return _confined(get_swagger_ui_html(
-            openapi_url=base + openapi_url,
-            title=f"{app.title} - Swagger UI",
-            swagger_js_url=f"{base}{ASSETS_URL}/swagger-ui-bundle.js",
-            swagger_css_url=f"{base}{ASSETS_URL}/swagger-ui.css",
-            swagger_favicon_url=f"{base}{ASSETS_URL}/favicon.png",
-            swagger_ui_parameters=SWAGGER_PARAMETERS,
-        ))
+        async def endpoint(request: Request) -> HTMLResponse:
+            page = render(str(request.scope.get("root_path", "")).rstrip("/"))
+            page.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+            page.headers["Referrer-Policy"] = "no-referrer"
+            return page
 
-    async def redoc(request: Request) -> HTMLResponse:
-        base = root(request)
-        return _confined(get_redoc_html(
-            openapi_url=base + openapi_url,
-            title=f"{app.title} - ReDoc",
-            redoc_js_url=f"{base}{ASSETS_URL}/redoc.standalone.js",
-            redoc_favicon_url=f"{base}{ASSETS_URL}/favicon.png",
-            with_google_fonts=False,
-        ))
+        return endpoint
 
+    swagger_ui = page(lambda base: get_swagger_ui_html(
+        openapi_url=base + openapi_url, title=f"{app.title} - Swagger UI",
+        swagger_js_url=f"{base}{ASSETS_URL}/swagger-ui-bundle.js",
+        swagger_css_url=f"{base}{ASSETS_URL}/swagger-ui.css",
+        swagger_favicon_url=f"{base}{ASSETS_URL}/favicon.png", swagger_ui_parameters=SWAGGER_PARAMETERS,
+    ))
+    redoc = page(lambda base: get_redoc_html(
+        openapi_url=base + openapi_url, title=f"{app.title} - ReDoc",
+        redoc_js_url=f"{base}{ASSETS_URL}/redoc.standalone.js",
+        redoc_favicon_url=f"{base}{ASSETS_URL}/favicon.png", with_google_fonts=False,
+    ))
     app.add_api_route(SWAGGER_URL, swagger_ui, methods=["GET"], include_in_schema=False)
     app.add_api_route(REDOC_URL, redoc, methods=["GET"], include_in_schema=False)
     app.mount(ASSETS_URL, StaticFiles(directory=ASSETS_DIR), name="docs-assets")
 
-
-def _confined(page: HTMLResponse) -> HTMLResponse:
-    page.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
-    page.headers["Referrer-Policy"] = "no-referrer"
-    return page

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import BigInteger, Boolean, Column, String
 from sqlmodel import Field, SQLModel
 
-from service.db import table_of
+from service.db import tables_of
 
 
 class Consent(SQLModel, table=True):
@@ -43,6 +43,4 @@ class AccessDecision(SQLModel, table=True):
 
 
 # The Table of each model, for Core queries.
-consents = table_of(Consent)
-grants = table_of(TroubleshootingGrant)
-decisions = table_of(AccessDecision)
+consents, grants, decisions = tables_of(Consent, TroubleshootingGrant, AccessDecision)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import Column, String
 from sqlmodel import Field, SQLModel
 
-from service.db import table_of
+from service.db import tables_of
 
 
 class Customer(SQLModel, table=True):
@@ -16,4 +16,4 @@ class Customer(SQLModel, table=True):
 
 
 # The Table of each model, for Core queries.
-customers = table_of(Customer)
+(customers,) = tables_of(Customer)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import BigInteger, Column, ForeignKey, String
 from sqlmodel import Field, SQLModel
 
-from service.db import table_of
+from service.db import tables_of
 
 
 class DeletionRequest(SQLModel, table=True):
@@ -47,6 +47,4 @@ class DeletionTask(SQLModel, table=True):
 
 
 # The Table of each model, for Core queries.
-requests = table_of(DeletionRequest)
-request_clips = table_of(DeletionRequestClip)
-tasks = table_of(DeletionTask)
+requests, request_clips, tasks = tables_of(DeletionRequest, DeletionRequestClip, DeletionTask)

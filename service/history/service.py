@@ -14,8 +14,9 @@ from service.paging import Page, decode_seq_cursor, encode_cursor
 from service.tlog import service as tlog
 
 
-def _identity(row: Any) -> tuple[str, str] | None:
-    return (row.employee_id, row.id_salt) if row.employee_id is not None else None
+def _view(row: Any, regulator: bool) -> dict[str, Any]:
+    identity = (row.employee_id, row.id_salt) if row.employee_id is not None else None
+    return entry_view(row.canonical, row.entry_hash, row.log_index, identity, with_identity=regulator)
 
 
 async def list_accesses(
@@ -25,8 +26,7 @@ async def list_accesses(
     """Newest first by customer_seq: new entries land above the first page, so paging is exact."""
     rows = await reads.customer_accesses(session, customer_id, filters, before_seq=decode_seq_cursor(cursor),
                                          limit=limit + 1, regulator=regulator)
-    return _page(rows, limit, lambda r: entry_view(
-        r.canonical, r.entry_hash, r.log_index, _identity(r), with_identity=regulator))
+    return _page(rows, limit, lambda r: _view(r, regulator))
 
 
 async def list_entries(
@@ -35,8 +35,7 @@ async def list_entries(
     """The whole chain, every kind, oldest first."""
     rows = await reads.customer_chain(session, customer_id, after_seq=decode_seq_cursor(cursor),
                                       limit=limit + 1, regulator=regulator)
-    return _page(rows, limit, lambda r: chain_item(
-        r.canonical, r.entry_hash, r.log_index, _identity(r), with_identity=regulator))
+    return _page(rows, limit, lambda r: chain_item(_view(r, regulator), r.canonical))
 
 
 def _page(rows: Sequence[Any], limit: int, item: Callable[[Any], dict[str, Any]]) -> Page:
@@ -51,8 +50,7 @@ async def get_entry(
     row = await reads.customer_entry(session, customer_id, entry_hash, regulator=regulator)
     if row is None:
         raise NotFound(f"no entry {entry_hash} for customer {customer_id}")
-    item = chain_item(row.canonical, row.entry_hash, row.log_index, _identity(row),
-                      with_identity=regulator)
+    item = chain_item(_view(row, regulator), row.canonical)
     item["proof"] = await tlog.entry_proof(session, row.log_index)
     return item
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import BigInteger, Column, Index, Integer, LargeBinary, String
 from sqlmodel import Field, SQLModel
 
-from service.db import table_of
+from service.db import tables_of
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY (a rowid alias), not a BIGINT one.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -113,10 +113,5 @@ class SignedCheckpoint(SQLModel, table=True):
 
 
 # The Table of each model, for Core queries.
-entries = table_of(LedgerEntry)
-identities = table_of(ActorIdentity)
-heads = table_of(CustomerHead)
-queue = table_of(IntegrationQueue)
-leaves = table_of(LogLeaf)
-nodes = table_of(MerkleNode)
-checkpoints = table_of(SignedCheckpoint)
+entries, identities, heads, queue, leaves, nodes, checkpoints = tables_of(
+    LedgerEntry, ActorIdentity, CustomerHead, IntegrationQueue, LogLeaf, MerkleNode, SignedCheckpoint)

@@ -3,7 +3,7 @@ SUBPROOF, unrolled), building them from stored nodes, and verifying them (§2.1.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 from service.ledger.merkle.hashing import (
     HASH_SIZE,
@@ -104,20 +104,26 @@ def root_from_inclusion_proof(
         raise ProofError(
             f"inclusion proof for leaf {index} of {size} has {len(proof)} hashes, expected {expected}"
         )
-    fn, sn, result = index, size - 1, leaf
-    for sibling in proof:
+    result = leaf
+    for sibling, on_the_left in _path(index, size - 1, proof, "inclusion"):
+        result = node_hash(sibling, result) if on_the_left else node_hash(result, sibling)
+    return result
+
+
+def _path(fn: int, sn: int, proof: Sequence[bytes], kind: str) -> Iterator[tuple[bytes, bool]]:
+    """Each proof hash with whether it is the left sibling, walking node `fn` of a tree whose
+    last node is `sn` up to the root (the loop both of RFC 9162's verifications share)."""
+    for value in proof:
         if sn == 0:
-            raise ProofError("inclusion proof is longer than the path to the root")
-        if fn & 1 or fn == sn:
-            result = node_hash(sibling, result)
+            raise ProofError(f"{kind} proof is longer than the path to the root")
+        on_the_left = bool(fn & 1) or fn == sn
+        if on_the_left:
             while fn and not fn & 1:
                 fn, sn = fn >> 1, sn >> 1
-        else:
-            result = node_hash(result, sibling)
+        yield value, on_the_left
         fn, sn = fn >> 1, sn >> 1
     if sn != 0:
-        raise ProofError("inclusion proof is shorter than the path to the root")
-    return result
+        raise ProofError(f"{kind} proof is shorter than the path to the root")
 
 
 def verify_inclusion(
@@ -156,19 +162,12 @@ def verify_consistency(
     while fn & 1:
         fn, sn = fn >> 1, sn >> 1
     first_result = second_result = path[0]
-    for value in path[1:]:
-        if sn == 0:
-            raise ProofError("consistency proof is longer than the path to the root")
-        if fn & 1 or fn == sn:
+    for value, on_the_left in _path(fn, sn, path[1:], "consistency"):
+        if on_the_left:
             first_result = node_hash(value, first_result)
             second_result = node_hash(value, second_result)
-            while fn and not fn & 1:
-                fn, sn = fn >> 1, sn >> 1
         else:
             second_result = node_hash(second_result, value)
-        fn, sn = fn >> 1, sn >> 1
-    if sn != 0:
-        raise ProofError("consistency proof is shorter than the path to the root")
     if not same_hash(first_result, first_root):
         raise ProofError(f"consistency proof does not lead to the root of size {first}")
     if not same_hash(second_result, second_root):
