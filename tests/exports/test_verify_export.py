@@ -218,3 +218,8 @@ async def test_a_line_respelled_with_the_same_fields_is_named(exports: dict[str,
     assert "line 1 (log_index" in output and "not written as seenby writes it" in output
     assert "shown field(s)" not in output
 
+
+async def test_a_missing_file_is_named_not_read(exports: dict[str, Path]) -> None:
+    result = CliRunner().invoke(cli, ["verify", "export", "nowhere.jsonl", "--key",
+                                      str(exports["chain"].parent / "key.txt")])
+    assert result.exit_code == 2 and "nowhere.jsonl is not a file" in result.output

@@ -121,6 +121,9 @@ def test_the_saved_chains_and_entries_verify(saved: Saved) -> None:
                  ("entry", saved.write("re.json", saved.regulator_entry), "--key", "key.txt")):
         result = verify(*args, cwd=saved.folder)
         assert result.returncode == 0, (args, result.stderr)
+    assert "OK: chain of 3 entries is intact" in verify("chain", "c.json", cwd=saved.folder).stdout
+    one = saved.write("one.json", {"items": saved.chain["items"][:1]})
+    assert "OK: chain of 1 entry is intact" in verify("chain", one, cwd=saved.folder).stdout
 
 
 @pytest.mark.parametrize(("field", "value"), [
