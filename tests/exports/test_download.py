@@ -221,7 +221,7 @@ def test_the_export_command_against_a_running_server(tmp_path: Path) -> None:
         assert done.returncode == 0, done.stderr
         assert "wrote cust.csv (30 entries" in done.stdout
         denied = seenby("export", "--url", url, "--out", "no.jsonl", SEENBY_TOKEN=service)
-        assert denied.returncode == 2 and "403" in denied.stderr
+        assert denied.returncode == 2 and "403" in denied.stderr and "roles: regulator" in denied.stderr
     checked = seenby("verify", "export", "cust.csv", "--manifest", "cust.csv.manifest.json", "--key",
                      "key.txt")
     assert checked.returncode == 0, checked.stderr
