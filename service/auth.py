@@ -54,7 +54,7 @@ class Principal:
         return role in self.roles
 
 
-class _Ed25519Key(Key):
+class _Ed25519Key(Key):  # type: ignore[misc]  # jose ships no types: its Key is Any
     """EdDSA over Ed25519 (RFC 8037, RFC 9864) for python-jose, which ships without it; verification
     only, and only of an OKP Ed25519 public key: never an HMAC secret, never another curve."""
 
