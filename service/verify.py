@@ -9,9 +9,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from service.exports.check import ChainLinks, open_canonical, shown_faults, verify_export
+from service.exports.check import open_canonical, shown_faults, verify_export
 from service.ledger import merkle
-from service.ledger.canonical import entry_hash
+from service.ledger.canonical import ChainLinks, entry_hash
 from service.ledger.checkpoint import (
     Checkpoint,
     CheckpointError,

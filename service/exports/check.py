@@ -22,7 +22,7 @@ import orjson
 from service.actors import id_commitment
 from service.exports import formats
 from service.ledger import merkle
-from service.ledger.canonical import GENESIS_HASH, decode, entry_hash
+from service.ledger.canonical import ChainLinks, decode, entry_hash
 from service.ledger.checkpoint import Checkpoint, CheckpointError, NoteError, Verifier, open_checkpoint
 from service.types import to_micros
 
@@ -135,29 +135,6 @@ def _differences(expected: Mapping[str, Any], shown: Mapping[str, Any], prefix: 
 
 
 _ABSENT: Any = object()
-
-
-class ChainLinks:
-    """A customer's chain, followed entry by entry from customer_seq 0: no gap, and every prev_hash
-    the hash of the entry before it. Fed the recorded entries, never the shown ones."""
-
-    def __init__(self) -> None:
-        self.next_seq = 0
-        self.prev_hash = GENESIS_HASH
-        self.broken = 0
-
-    def follow(self, recorded: Mapping[str, Any], this_hash: str) -> list[str]:
-        faults = []
-        seq = recorded.get("customer_seq")
-        if seq != self.next_seq:
-            faults.append(f"customer_seq {seq} where {self.next_seq} was expected: the customer's "
-                          "chain is not complete")
-        if recorded.get("prev_hash") != self.prev_hash:
-            faults.append("prev_hash does not link to the entry before it")
-        self.broken += len(faults)
-        self.next_seq = seq + 1 if isinstance(seq, int) and not isinstance(seq, bool) else self.next_seq + 1
-        self.prev_hash = this_hash
-        return faults
 
 
 # --- The manifest ---------------------------------------------------------------------------
