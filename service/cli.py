@@ -16,7 +16,7 @@ from service.settings import Settings
 if TYPE_CHECKING:
     import httpx
 
-    from service.ledger.checkpoint import Verifier
+    from service.ledger.checkpoint import Checkpoint, Verifier
 
 app = typer.Typer(
     help="seenby: an append-only, verifiable record of every access to customers' camera clips.\n\n"
@@ -337,14 +337,8 @@ def verify_checkpoint(
     """Check a checkpoint's signature: the log's operator really signed this tree size and root."""
     from service import verify
 
-    verifier = _verifier(key)
-    text = _file_text(note)
-
-    def check() -> str:
-        cp = verify.checkpoint(text, verifier)
-        return f"{cp.origin} at size {cp.size}, root {cp.root_hash.hex()}"
-
-    _verdict(check)
+    verifier, text = _verifier(key), _file_text(note)
+    _verdict(lambda: _described(verify.checkpoint(text, verifier)))
 
 
 @verify_app.command("entry")
@@ -357,14 +351,9 @@ def verify_entry(
     the signed checkpoint it carries."""
     from service import verify
 
-    verifier = _verifier(key)
-    body = _json_file(document)
-
-    def check() -> str:
-        cp = verify.entry(body, verifier)
-        return f"entry {body['entry_hash']} is leaf {body['log_index']} of the signed tree of {cp.size}"
-
-    _verdict(check)
+    verifier, body = _verifier(key), _json_file(document)
+    _verdict(lambda: f"entry {body['entry_hash']} is leaf {body['log_index']} of the signed tree of "
+                     f"{verify.entry(body, verifier).size}")
 
 
 @verify_app.command("consistency")
@@ -455,6 +444,10 @@ def verify_export(
         task = progress.add_task("verifying", total=size)
         _verdict(lambda: verify.export(data_path, manifest_path, verifier,
                                        lambda n: progress.advance(task, n)))
+
+
+def _described(checkpoint: Checkpoint) -> str:
+    return f"{checkpoint.origin} at size {checkpoint.size}, root {checkpoint.root_hash.hex()}"
 
 
 def plural(count: int, one: str, many: str) -> str:
