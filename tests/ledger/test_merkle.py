@@ -101,6 +101,23 @@ def rfc_subproof(m: int, leaves: Sequence[bytes], complete: bool) -> list[bytes]
     return [*rfc_subproof(m - k, leaves[k:], False), mth(leaves[:k])]
 
 
+# --- What the property tests draw: trees of 1..MAX_SIZE leaves -------------------------------
+
+
+@st.composite
+def leaf_positions(draw: st.DrawFn) -> tuple[int, int]:
+    """A leaf's index, and the size of a tree that holds it."""
+    size = draw(st.integers(1, MAX_SIZE))
+    return draw(st.integers(0, size - 1)), size
+
+
+@st.composite
+def size_pairs(draw: st.DrawFn) -> tuple[int, int]:
+    """Two sizes of the same growing tree, the first no larger than the second."""
+    second = draw(st.integers(1, MAX_SIZE))
+    return draw(st.integers(1, second)), second
+
+
 # --- A store, filled the way the ledger fills it: every node CompactRange completes ----------
 
 
@@ -275,12 +292,6 @@ def test_hash_range_refuses_ranges_that_are_not_subtrees() -> None:
 # --- Inclusion ---------------------------------------------------------------------------------
 
 
-@st.composite
-def leaf_positions(draw: st.DrawFn) -> tuple[int, int]:
-    size = draw(st.integers(1, MAX_SIZE))
-    return draw(st.integers(0, size - 1)), size
-
-
 @PROPERTIES
 @given(position=leaf_positions())
 def test_inclusion_proofs_from_the_store_verify(position: tuple[int, int]) -> None:
@@ -364,12 +375,6 @@ def test_no_inclusion_proof_outside_the_tree() -> None:
 
 
 # --- Consistency -------------------------------------------------------------------------------
-
-
-@st.composite
-def size_pairs(draw: st.DrawFn) -> tuple[int, int]:
-    second = draw(st.integers(1, MAX_SIZE))
-    return draw(st.integers(1, second)), second
 
 
 @PROPERTIES
