@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import cache
 from itertools import pairwise
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -100,6 +101,23 @@ def rfc_subproof(m: int, leaves: Sequence[bytes], complete: bool) -> list[bytes]
     return [*rfc_subproof(m - k, leaves[k:], False), mth(leaves[:k])]
 
 
+# --- What the property tests draw: trees of 1..MAX_SIZE leaves -------------------------------
+
+
+@st.composite
+def leaf_positions(draw: st.DrawFn) -> tuple[int, int]:
+    """A leaf's index, and the size of a tree that holds it."""
+    size = draw(st.integers(1, MAX_SIZE))
+    return draw(st.integers(0, size - 1)), size
+
+
+@st.composite
+def size_pairs(draw: st.DrawFn) -> tuple[int, int]:
+    """Two sizes of the same growing tree, the first no larger than the second."""
+    second = draw(st.integers(1, MAX_SIZE))
+    return draw(st.integers(1, second)), second
+
+
 # --- A store, filled the way the ledger fills it: every node CompactRange completes ----------
 
 
@@ -164,36 +182,36 @@ def test_ct_tree_root_at_size_8() -> None:
     assert mth(ct_leaves()).hex() == CT_ROOT_8
 
 
+def check_vector(case: dict[str, Any], size: int, root: bytes, verify: Callable[[list[bytes]], None],
+                 prove: Callable[[Mapping[NodeId, bytes]], list[bytes]]) -> None:
+    """The vector's proof verifies, or is refused where the vector wants an error; and where the
+    vector's tree (`size`, `root`) is the CT test tree's, a store of that tree proves the same."""
+    proof = [b64(value) for value in case["proof"] or []]
+    if case["wantErr"]:
+        with pytest.raises(ProofError):
+            verify(proof)
+        return
+
+    verify(proof)
+    if size <= len(CT_LEAVES) and root == mth(ct_leaves()[:size]):
+        assert prove(build_store(ct_leaves()[:size])) == proof
+
+
 def test_inclusion_vector(inclusion_vector: Path) -> None:
     case = json.loads(inclusion_vector.read_text())
     index, size = case["leafIdx"], case["treeSize"]
     leaf, root = b64(case["leafHash"]), b64(case["root"])
-    proof = [b64(value) for value in case["proof"] or []]
-
-    if case["wantErr"]:
-        with pytest.raises(ProofError):
-            verify_inclusion(leaf, index, size, proof, root)
-        return
-
-    verify_inclusion(leaf, index, size, proof, root)
-    if size <= len(CT_LEAVES) and root == mth(ct_leaves()[:size]):
-        assert inclusion_proof(index, size, build_store(ct_leaves()[:size])) == proof
+    check_vector(case, size, root, verify=lambda proof: verify_inclusion(leaf, index, size, proof, root),
+                 prove=lambda store: inclusion_proof(index, size, store))
 
 
 def test_consistency_vector(consistency_vector: Path) -> None:
     case = json.loads(consistency_vector.read_text())
     first, second = case["size1"], case["size2"]
     first_root, second_root = b64(case["root1"]), b64(case["root2"])
-    proof = [b64(value) for value in case["proof"] or []]
-
-    if case["wantErr"]:
-        with pytest.raises(ProofError):
-            verify_consistency(first, second, proof, first_root, second_root)
-        return
-
-    verify_consistency(first, second, proof, first_root, second_root)
-    if second <= len(CT_LEAVES) and second_root == mth(ct_leaves()[:second]):
-        assert consistency_proof(first, second, build_store(ct_leaves()[:second])) == proof
+    check_vector(case, second, second_root,
+                 verify=lambda proof: verify_consistency(first, second, proof, first_root, second_root),
+                 prove=lambda store: consistency_proof(first, second, store))
 
 
 # --- Building the tree -------------------------------------------------------------------------
@@ -272,12 +290,6 @@ def test_hash_range_refuses_ranges_that_are_not_subtrees() -> None:
 
 
 # --- Inclusion ---------------------------------------------------------------------------------
-
-
-@st.composite
-def leaf_positions(draw: st.DrawFn) -> tuple[int, int]:
-    size = draw(st.integers(1, MAX_SIZE))
-    return draw(st.integers(0, size - 1)), size
 
 
 @PROPERTIES
@@ -363,12 +375,6 @@ def test_no_inclusion_proof_outside_the_tree() -> None:
 
 
 # --- Consistency -------------------------------------------------------------------------------
-
-
-@st.composite
-def size_pairs(draw: st.DrawFn) -> tuple[int, int]:
-    second = draw(st.integers(1, MAX_SIZE))
-    return draw(st.integers(1, second)), second
 
 
 @PROPERTIES
