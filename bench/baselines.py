@@ -17,8 +17,7 @@ from sqlalchemy.orm import DeclarativeBase
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bench.loadgen import event
-from service.db import table_of
-from service.ledger.tables import LedgerEntry
+from service.ledger.tables import entries
 
 COLUMNS = ("customer_id", "customer_seq", "kind", "entry_hash", "prev_hash", "recorded_at_us", "canonical",
            "flags", "recorded_by", "event_id", "request_digest", "clip_id", "occurred_at_us", "actor_type",
@@ -75,7 +74,7 @@ class NaiveEntry(_Naive):
 
     __table__ = Table("bench_naive", _Naive.metadata, *(
         Column(column.name, column.type, primary_key=column.primary_key)
-        for column in table_of(LedgerEntry).columns))
+        for column in entries.columns))
 
 
 async def naive_rate(owner_url: str, count: int) -> dict[str, float]:
