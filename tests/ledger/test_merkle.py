@@ -289,6 +289,22 @@ def test_hash_range_refuses_ranges_that_are_not_subtrees() -> None:
         hash_range(1, 4, stored_nodes(8))
 
 
+def check_stored_proof(proof: list[bytes], reference: list[bytes], ranges: list[tuple[int, int]],
+                       leaves: list[bytes], needed: set[tuple[int, int]]) -> None:
+    """A proof built from stored nodes is the RFC's recursive one, hash by hash the MTH of its
+    ranges, read from at most two nodes a level."""
+    assert proof == reference
+    assert [mth(leaves[a:b]) for a, b in ranges] == proof
+    assert len(needed) <= 2 * len(leaves).bit_length()
+
+
+def one_bit_flipped(proof: list[bytes], data: st.DataObject) -> list[bytes]:
+    """The proof with one bit of one of its hashes flipped, both drawn."""
+    target = data.draw(st.integers(0, len(proof) - 1), label="tampered hash")
+    bit = data.draw(st.integers(0, 8 * HASH_SIZE - 1), label="flipped bit")
+    return [*proof[:target], flip_bit(proof[target], bit), *proof[target + 1 :]]
+
+
 # --- Inclusion ---------------------------------------------------------------------------------
 
 
@@ -299,10 +315,7 @@ def test_inclusion_proofs_from_the_store_verify(position: tuple[int, int]) -> No
     leaves = entry_leaves()[:size]
     needed = nodes_for_inclusion(index, size)
     proof = inclusion_proof(index, size, fetch(needed, size))
-
-    assert proof == rfc_path(index, leaves)
-    assert [mth(leaves[a:b]) for a, b in inclusion_ranges(index, size)] == proof
-    assert len(needed) <= 2 * size.bit_length()
+    check_stored_proof(proof, rfc_path(index, leaves), inclusion_ranges(index, size), leaves, needed)
     verify_inclusion(leaves[index], index, size, proof, tree_root(size))
     assert root_from_inclusion_proof(leaves[index], index, size, proof) == tree_root(size)
 
@@ -327,11 +340,8 @@ def test_tampered_inclusion_proofs_fail(position: tuple[int, int], data: st.Data
     proof = inclusion_proof(index, size, stored_nodes(size))
 
     if proof:
-        target = data.draw(st.integers(0, len(proof) - 1), label="tampered hash")
-        bit = data.draw(st.integers(0, 8 * HASH_SIZE - 1), label="flipped bit")
-        tampered = [*proof[:target], flip_bit(proof[target], bit), *proof[target + 1 :]]
         with pytest.raises(ProofError):
-            verify_inclusion(leaf, index, size, tampered, root)
+            verify_inclusion(leaf, index, size, one_bit_flipped(proof, data), root)
 
     with pytest.raises(ProofError):
         verify_inclusion(flip_bit(leaf, 0), index, size, proof, root)
@@ -384,10 +394,8 @@ def test_consistency_proofs_from_the_store_verify(sizes: tuple[int, int]) -> Non
     leaves = entry_leaves()[:second]
     needed = nodes_for_consistency(first, second)
     proof = consistency_proof(first, second, fetch(needed, second))
-
-    assert proof == rfc_subproof(first, leaves, True)
-    assert [mth(leaves[a:b]) for a, b in consistency_ranges(first, second)] == proof
-    assert len(needed) <= 2 * second.bit_length()
+    check_stored_proof(proof, rfc_subproof(first, leaves, True), consistency_ranges(first, second), leaves,
+                       needed)
     verify_consistency(first, second, proof, tree_root(first), tree_root(second))
 
 
@@ -399,11 +407,8 @@ def test_tampered_consistency_proofs_fail(sizes: tuple[int, int], data: st.DataO
     proof = consistency_proof(first, second, stored_nodes(second))
 
     if proof:
-        target = data.draw(st.integers(0, len(proof) - 1), label="tampered hash")
-        bit = data.draw(st.integers(0, 8 * HASH_SIZE - 1), label="flipped bit")
-        tampered = [*proof[:target], flip_bit(proof[target], bit), *proof[target + 1 :]]
         with pytest.raises(ProofError):
-            verify_consistency(first, second, tampered, first_root, second_root)
+            verify_consistency(first, second, one_bit_flipped(proof, data), first_root, second_root)
 
     other_first = data.draw(st.integers(1, second).filter(lambda s: s != first), label="first")
     with pytest.raises(ProofError):
