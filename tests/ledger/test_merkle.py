@@ -289,13 +289,16 @@ def test_hash_range_refuses_ranges_that_are_not_subtrees() -> None:
         hash_range(1, 4, stored_nodes(8))
 
 
-def check_stored_proof(proof: list[bytes], reference: list[bytes], ranges: list[tuple[int, int]],
-                       leaves: list[bytes], needed: set[tuple[int, int]]) -> None:
-    """A proof built from stored nodes is the RFC's recursive one, hash by hash the MTH of its
-    ranges, read from at most two nodes a level."""
+def stored_proof(leaves: list[bytes], needed: set[tuple[int, int]],
+                 prove: Callable[[Mapping[NodeId, bytes]], list[bytes]], reference: list[bytes],
+                 ranges: list[tuple[int, int]]) -> list[bytes]:
+    """A proof built from the nodes it says it needs (at most two a level) is the RFC's recursive
+    one, hash by hash the MTH of its ranges."""
+    proof = prove(fetch(needed, len(leaves)))
     assert proof == reference
     assert [mth(leaves[a:b]) for a, b in ranges] == proof
     assert len(needed) <= 2 * len(leaves).bit_length()
+    return proof
 
 
 def one_bit_flipped(proof: list[bytes], data: st.DataObject) -> list[bytes]:
@@ -313,9 +316,9 @@ def one_bit_flipped(proof: list[bytes], data: st.DataObject) -> list[bytes]:
 def test_inclusion_proofs_from_the_store_verify(position: tuple[int, int]) -> None:
     index, size = position
     leaves = entry_leaves()[:size]
-    needed = nodes_for_inclusion(index, size)
-    proof = inclusion_proof(index, size, fetch(needed, size))
-    check_stored_proof(proof, rfc_path(index, leaves), inclusion_ranges(index, size), leaves, needed)
+    proof = stored_proof(leaves, nodes_for_inclusion(index, size),
+                         lambda nodes: inclusion_proof(index, size, nodes),
+                         rfc_path(index, leaves), inclusion_ranges(index, size))
     verify_inclusion(leaves[index], index, size, proof, tree_root(size))
     assert root_from_inclusion_proof(leaves[index], index, size, proof) == tree_root(size)
 
@@ -392,10 +395,10 @@ def test_no_inclusion_proof_outside_the_tree() -> None:
 def test_consistency_proofs_from_the_store_verify(sizes: tuple[int, int]) -> None:
     first, second = sizes
     leaves = entry_leaves()[:second]
-    needed = nodes_for_consistency(first, second)
-    proof = consistency_proof(first, second, fetch(needed, second))
-    check_stored_proof(proof, rfc_subproof(first, leaves, True), consistency_ranges(first, second), leaves,
-                       needed)
+    reference = rfc_subproof(first, leaves, True)  # SUBPROOF(m, D[n], true)
+    proof = stored_proof(leaves, nodes_for_consistency(first, second),
+                         lambda nodes: consistency_proof(first, second, nodes), reference,
+                         consistency_ranges(first, second))
     verify_consistency(first, second, proof, tree_root(first), tree_root(second))
 
 
