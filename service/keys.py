@@ -8,13 +8,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from service.settings import Settings
 
 DEV_JWT_SECRET_FILE = "jwt-secret"
 DEV_PSEUDONYM_SECRET_FILE = "pseudonym-secret"
 DEV_SIGNING_KEY_FILE = "log-signing-key.pem"
+DEV_TICKET_KEY_FILE = "ticket-key.pem"
 
 
 class KeyConfigurationError(RuntimeError):
@@ -26,6 +27,8 @@ class Keys:
     jwt_secret: str
     pseudonym_key: bytes
     signing_key: Ed25519PrivateKey
+    ticket_key: Ed25519PrivateKey
+    retired_ticket_keys: tuple[Ed25519PublicKey, ...] = ()
 
 
 def _create_once(path: Path, make: bytes) -> bytes:
@@ -54,27 +57,46 @@ def _new_signing_key_pem() -> bytes:
     )
 
 
-def load_signing_key(pem: bytes) -> Ed25519PrivateKey:
+def load_signing_key(pem: bytes, what: str = "the log signing key") -> Ed25519PrivateKey:
     key = serialization.load_pem_private_key(pem, password=None)
     if not isinstance(key, Ed25519PrivateKey):
-        raise KeyConfigurationError("the log signing key must be an Ed25519 private key (PEM)")
+        raise KeyConfigurationError(f"{what} must be an Ed25519 private key (PEM)")
     return key
 
 
-def _is_dev_key_file(settings: Settings, path: Path) -> bool:
-    return path.resolve() == (settings.data_dir / DEV_SIGNING_KEY_FILE).resolve()
+def _private_key_pem(settings: Settings, path: Path | None, dev_file: str, setting: str, what: str) -> bytes:
+    """The PEM at `path`; in development, one generated once into the data folder."""
+    production = settings.env == "production"
+    if path:
+        if production and path.resolve() == (settings.data_dir / dev_file).resolve():
+            raise KeyConfigurationError(f"production refuses the development {what}")
+        return path.read_bytes()
+    if production:
+        raise KeyConfigurationError(f"production needs {setting}")
+    return _create_once(settings.data_dir / dev_file, _new_signing_key_pem())
+
+
+def _public_key(path: Path) -> Ed25519PublicKey:
+    """A retired ticket key: its private PEM, or only its public one."""
+    pem = path.read_bytes()
+    if b"PRIVATE KEY" in pem:
+        return load_signing_key(pem, f"{path}").public_key()
+    key = serialization.load_pem_public_key(pem)
+    if not isinstance(key, Ed25519PublicKey):
+        raise KeyConfigurationError(f"{path} must hold an Ed25519 key (PEM)")
+    return key
+
+
+def _raw(key: Ed25519PublicKey) -> bytes:
+    return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
 
 def load_keys(settings: Settings) -> Keys:
     production = settings.env == "production"
-    if settings.signing_key_file:
-        if production and _is_dev_key_file(settings, settings.signing_key_file):
-            raise KeyConfigurationError("production refuses the development log signing key")
-        signing_pem = settings.signing_key_file.read_bytes()
-    elif production:
-        raise KeyConfigurationError("production needs SEENBY_SIGNING_KEY_FILE")
-    else:
-        signing_pem = _create_once(settings.data_dir / DEV_SIGNING_KEY_FILE, _new_signing_key_pem())
+    signing_pem = _private_key_pem(settings, settings.signing_key_file, DEV_SIGNING_KEY_FILE,
+                                   "SEENBY_SIGNING_KEY_FILE", "log signing key")
+    ticket_pem = _private_key_pem(settings, settings.ticket_key_file, DEV_TICKET_KEY_FILE,
+                                  "SEENBY_TICKET_KEY_FILE", "ticket key")
 
     jwt_secret = settings.jwt_secret
     if not jwt_secret and settings.uses_hmac:
@@ -94,8 +116,15 @@ def load_keys(settings: Settings) -> Keys:
         if {jwt_secret, pseudonym_secret} & dev_values:
             raise KeyConfigurationError("production refuses development secrets")
 
+    signing_key = load_signing_key(signing_pem)
+    ticket_key = load_signing_key(ticket_pem, "the ticket key")
+    # Separate keys (SECURITY.md): a clip store trusting the ticket key must never trust a checkpoint.
+    if _raw(ticket_key.public_key()) == _raw(signing_key.public_key()):
+        raise KeyConfigurationError("the ticket key must not be the log signing key")
     return Keys(
         jwt_secret=jwt_secret,
         pseudonym_key=pseudonym_secret.encode(),
-        signing_key=load_signing_key(signing_pem),
+        signing_key=signing_key,
+        ticket_key=ticket_key,
+        retired_ticket_keys=tuple(_public_key(path) for path in settings.ticket_retired_key_files),
     )

@@ -35,6 +35,13 @@ class Settings(BaseSettings):
     pseudonym_secret: str = ""
     log_origin: str = "seenby.dev/log"
 
+    ticket_key_file: Path | None = None
+    # Keys rotated out: still listed in the JWKS until every ticket they signed has expired.
+    ticket_retired_key_files: Annotated[list[Path], NoDecode] = []
+    ticket_issuer: str = ""  # default: the log origin
+    ticket_ttl_seconds: int = Field(300, ge=1, le=3600)
+    tickets_enforce: bool = True  # false: monitor only, tickets issued with their flags
+
     deletion_services: Annotated[list[str], NoDecode] = []
     deletion_due_days: int = Field(30, ge=1)
     troubleshooting_grant_days: int = Field(30, ge=1)
@@ -49,7 +56,7 @@ class Settings(BaseSettings):
     docs_enabled: bool = True
     db_pool_size: int = Field(10, ge=1)
 
-    @field_validator("jwt_algorithms", "deletion_services", mode="before")
+    @field_validator("jwt_algorithms", "deletion_services", "ticket_retired_key_files", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
@@ -86,6 +93,8 @@ class Settings(BaseSettings):
             missing.append("SEENBY_JWKS_FILE or SEENBY_JWKS_URL")
         if not self.signing_key_file:
             missing.append("SEENBY_SIGNING_KEY_FILE")
+        if not self.ticket_key_file:
+            missing.append("SEENBY_TICKET_KEY_FILE")
         if not self.pseudonym_secret:
             missing.append("SEENBY_PSEUDONYM_SECRET")
         if self.jwt_issuer == "seenby-dev":
@@ -93,6 +102,10 @@ class Settings(BaseSettings):
         if missing:
             raise ValueError("production refuses development defaults; set " + ", ".join(missing))
         return self
+
+    @property
+    def resolved_ticket_issuer(self) -> str:
+        return self.ticket_issuer or self.log_origin
 
     @property
     def uses_hmac(self) -> bool:

@@ -641,6 +641,7 @@ def _production(tmp_path: Path, **overrides: Any) -> dict[str, Any]:
         "env": "production", "database_url": "postgresql+asyncpg://app@db.internal/seenby",
         "jwt_secret": secrets.token_hex(32), "pseudonym_secret": secrets.token_hex(32),
         "signing_key_file": tmp_path / "log-signing-key.pem", "jwt_issuer": "https://id.example.com",
+        "ticket_key_file": tmp_path / "ticket-key.pem",
     }
     values.update(overrides)
     return {name: value for name, value in values.items() if value is not DROP}
@@ -682,7 +683,7 @@ def test_production_refuses_missing_secrets() -> None:
     with pytest.raises(ValueError, match="production refuses development defaults") as refused:
         _settings(env="production")
     for name in ("SEENBY_DATABASE_URL", "SEENBY_JWT_SECRET", "SEENBY_SIGNING_KEY_FILE",
-                 "SEENBY_PSEUDONYM_SECRET", "SEENBY_JWT_ISSUER"):
+                 "SEENBY_TICKET_KEY_FILE", "SEENBY_PSEUDONYM_SECRET", "SEENBY_JWT_ISSUER"):
         assert name in str(refused.value)
 
 

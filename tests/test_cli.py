@@ -60,16 +60,17 @@ def test_production_refuses_development_defaults(tmp_path: Path) -> None:
     result = run_seenby("serve", cwd=tmp_path, env={"SEENBY_ENV": "production"})
     assert result.returncode == 2
     for variable in ("SEENBY_DATABASE_URL", "SEENBY_JWT_SECRET", "SEENBY_SIGNING_KEY_FILE",
-                     "SEENBY_PSEUDONYM_SECRET", "SEENBY_JWT_ISSUER"):
+                     "SEENBY_TICKET_KEY_FILE", "SEENBY_PSEUDONYM_SECRET", "SEENBY_JWT_ISSUER"):
         assert variable in result.stderr
 
 
 def test_production_refuses_the_generated_development_secrets(tmp_path: Path) -> None:
     assert run_seenby("token", "--role", "admin", "--sub", "op", cwd=tmp_path).returncode == 0
     data = tmp_path / ".seenby"
-    key_file = tmp_path / "prod-signing-key.pem"
-    key_file.write_bytes(Ed25519PrivateKey.generate().private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    key_file, ticket_key_file = tmp_path / "prod-signing-key.pem", tmp_path / "prod-ticket-key.pem"
+    for path in (key_file, ticket_key_file):
+        path.write_bytes(Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
     production = {
         "SEENBY_ENV": "production",
         "SEENBY_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/prod.db",
@@ -77,6 +78,7 @@ def test_production_refuses_the_generated_development_secrets(tmp_path: Path) ->
         "SEENBY_JWT_SECRET": (data / "jwt-secret").read_text(),
         "SEENBY_PSEUDONYM_SECRET": "p" * 40,
         "SEENBY_SIGNING_KEY_FILE": str(key_file),
+        "SEENBY_TICKET_KEY_FILE": str(ticket_key_file),
     }
     result = run_seenby("serve", cwd=tmp_path, env=production)
     assert result.returncode == 2 and "development secrets" in result.stderr
@@ -84,3 +86,11 @@ def test_production_refuses_the_generated_development_secrets(tmp_path: Path) ->
                "SEENBY_SIGNING_KEY_FILE": str(data / "log-signing-key.pem")}
     result = run_seenby("serve", cwd=tmp_path, env=dev_key)
     assert result.returncode == 2 and "development log signing key" in result.stderr
+    dev_ticket_key = {**production, "SEENBY_JWT_SECRET": "s" * 40,
+                      "SEENBY_TICKET_KEY_FILE": str(data / "ticket-key.pem")}
+    (data / "ticket-key.pem").write_bytes(ticket_key_file.read_bytes())
+    result = run_seenby("serve", cwd=tmp_path, env=dev_ticket_key)
+    assert result.returncode == 2 and "development ticket key" in result.stderr
+    same_key = {**production, "SEENBY_JWT_SECRET": "s" * 40, "SEENBY_TICKET_KEY_FILE": str(key_file)}
+    result = run_seenby("serve", cwd=tmp_path, env=same_key)
+    assert result.returncode == 2 and "ticket key must not be the log signing key" in result.stderr
