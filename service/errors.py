@@ -4,6 +4,7 @@
     ├── BadRequest              400  malformed but schema-valid input (a bad cursor)
     ├── Unauthorized            401  no usable token (always with WWW-Authenticate: Bearer)
     ├── Forbidden               403  a valid token whose role may not do this
+    │   └── AccessRefused       403  no access ticket: the access's flags refuse it (flags, entry_hash)
     ├── NotFound                404  absent, or not the caller's to see (existence is not leaked)
     ├── Conflict                409  an event_id replayed with another body
     ├── PayloadTooLarge         413  a body over SEENBY_MAX_BODY_BYTES
@@ -40,6 +41,7 @@ class SeenbyError(Exception):
         self.detail = detail
         self.errors = errors
         self.headers: dict[str, str] = {}
+        self.extensions: dict[str, Any] = {}  # RFC 9457 §3.2 extension members
 
 
 class BadRequest(SeenbyError):
@@ -56,6 +58,15 @@ class Unauthorized(SeenbyError):
 
 class Forbidden(SeenbyError):
     status, title, slug = 403, "Forbidden", "forbidden"
+
+
+class AccessRefused(Forbidden):
+    slug = "access-refused"
+
+    def __init__(self, flags: list[str], entry_hash: str) -> None:
+        super().__init__(f"no access ticket: the access is flagged {', '.join(flags)}; the attempt is "
+                         f"recorded as entry {entry_hash}")
+        self.extensions = {"flags": flags, "entry_hash": entry_hash}
 
 
 class NotFound(SeenbyError):
@@ -113,6 +124,7 @@ def problem_response(
     slug: str,
     errors: list[dict[str, Any]] | None = None,
     headers: dict[str, str] | None = None,
+    extensions: dict[str, Any] | None = None,
 ) -> JSONResponse:
     body: dict[str, Any] = {
         "type": f"https://seenby.dev/problems/{slug}",
@@ -122,6 +134,7 @@ def problem_response(
     }
     if errors is not None:
         body["errors"] = errors
+    body.update(extensions or {})
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
@@ -144,7 +157,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _seenby_error(_: Request, exc: SeenbyError) -> JSONResponse:
         return problem_response(
             exc.status, exc.title, exc.detail, slug=exc.slug, errors=exc.errors,
-            headers=exc.headers,
+            headers=exc.headers, extensions=exc.extensions,
         )
 
     @app.exception_handler(RequestValidationError)
