@@ -1,4 +1,4 @@
-"""Request bodies for deletion requests and tasks."""
+"""Request and response bodies for deletion requests and tasks."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from service.types import Id, Text
+from service.vocabulary import DeletionStatus, TaskStatus
 
 
 class FileDeletion(BaseModel):
@@ -40,3 +41,33 @@ class RejectDeletion(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"reason": "legal hold"}]})
 
     reason: Annotated[Text, StringConstraints(min_length=1, max_length=1000)]
+
+
+class DeletionTask(BaseModel):
+    """One service's part of a deletion request."""
+
+    id: str
+    request_id: str
+    service: str
+    status: TaskStatus
+    evidence: str | None
+    completed_at: str | None
+    customer_id: str
+    due_at: str
+    clip_ids: list[str] | None = Field(None, description="The clips, for a request of some clips.")
+    scope: Literal["all"] | None = Field(None, description="For a request of every clip.")
+
+
+class DeletionRequestView(BaseModel):
+    id: str
+    customer_id: str
+    scope: Literal["clips", "all"]
+    clip_ids: list[str] | None = Field(description="Null for scope all.")
+    status: DeletionStatus
+    filed_at: str
+    due_at: str
+    completed_at: str | None
+    rejected_at: str | None
+    reason: str | None = Field(description="Why it was rejected.")
+    overdue: bool = Field(description="Pending or in progress, and past due_at.")
+    tasks: list[DeletionTask]
