@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Callable, Iterable
 from typing import Any, ClassVar, NotRequired
 
 import asyncpg
@@ -29,6 +30,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Scope
 from typing_extensions import TypedDict
 
 PROBLEM_JSON = "application/problem+json"
@@ -149,7 +151,7 @@ _BY_STATUS: dict[int, type[SeenbyError]] = {
 }
 
 _PROBLEM_DESCRIPTIONS = {
-    400: "The URL holds a NUL character, which no identifier can.",
+    400: "The URL holds a NUL character, which no identifier can; or the body cannot be read as text.",
     401: "No usable bearer token: missing, malformed, expired, wrongly signed or addressed.",
     403: "The token's role may not use this operation.",
     404: "Absent, or not the caller's to see.",
@@ -195,7 +197,12 @@ def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     ]
 
 
-def install_error_handlers(app: FastAPI) -> None:
+def install_error_handlers(
+    app: FastAPI, allowed_methods: Callable[[Scope], Iterable[str]] | None = None
+) -> None:
+    """`allowed_methods`: every method the request's path answers, for a 405's Allow header
+    (Starlette names only those of the first route whose path matched)."""
+
     @app.exception_handler(SeenbyError)
     async def _seenby_error(_: Request, exc: SeenbyError) -> JSONResponse:
         return render(exc)
@@ -205,10 +212,13 @@ def install_error_handlers(app: FastAPI) -> None:
         return render(Unprocessable("the request does not match the schema", errors=_field_errors(exc)))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        # Starlette's own: no route (404), a method the route does not answer (405), and the body cap
-        # (413, raised while FastAPI reads a body).
-        return render(from_http(exc))
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # Starlette's own: no route (404), a method the route does not answer (405), a body that is
+        # not text (400, from FastAPI), and the body cap (413, raised while FastAPI reads a body).
+        error = from_http(exc)
+        if exc.status_code == 405 and allowed_methods is not None:
+            error.headers["Allow"] = ", ".join(sorted(allowed_methods(request.scope)))
+        return render(error)
 
     async def _database_error(request: Request, exc: Exception) -> JSONResponse:
         if not _database_unreachable(exc):

@@ -14,6 +14,8 @@ from fastapi.dependencies.models import Dependant
 from fastapi.openapi.constants import REF_TEMPLATE
 from fastapi.routing import APIRoute
 from pydantic import TypeAdapter
+from starlette.routing import Match
+from starlette.types import Scope
 
 from service.accesses.routes import BODY_SCHEMAS
 from service.accesses.routes import router as accesses_router
@@ -106,7 +108,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.authenticator = Authenticator(settings, keys)
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
     app.state.schema_head = head_revision()
-    install_error_handlers(app)
+    install_error_handlers(app, allowed_methods=_allowed_methods)
     for router in ROUTERS:
         app.include_router(router)
     # Outermost first: metrics see every answer, including the body limit's 413.
@@ -167,7 +169,7 @@ def _document_problems(document: dict[str, Any], routers: tuple[APIRouter, ...])
                 wanted.append(422)
                 if responses.get("422", {}).get("description") == "Validation Error":
                     del responses["422"]  # FastAPI's, as application/json: ours is a problem
-            if any(p["in"] in ("path", "query") for p in parameters):
+            if "requestBody" in operation or any(p["in"] in ("path", "query") for p in parameters):
                 wanted.append(400)
             if "requestBody" in operation:
                 wanted.append(413)
@@ -181,6 +183,15 @@ def _document_problems(document: dict[str, Any], routers: tuple[APIRouter, ...])
     schemas = document["components"]["schemas"]
     for unused in ("HTTPValidationError", "ValidationError"):
         schemas.pop(unused, None)
+
+
+def _allowed_methods(scope: Scope) -> set[str]:
+    return {
+        method
+        for router in ROUTERS for route in router.routes
+        if isinstance(route, APIRoute) and route.matches(scope)[0] is not Match.NONE
+        for method in route.methods
+    }
 
 
 def _calls(dependant: Dependant, function: Any) -> bool:

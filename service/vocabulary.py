@@ -4,11 +4,12 @@ an entry, an object, a page, a period or a place in the log."""
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from typing import Annotated, Any, NotRequired
 
 from fastapi import Path, Query
-from pydantic import AfterValidator, ConfigDict, StringConstraints, with_config
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, StringConstraints, with_config
 from typing_extensions import TypedDict
 
 from service.types import Country, Id, Moment, Text
@@ -67,7 +68,16 @@ class TaskStatus(StrEnum):
 EVENT_CONFIG = ConfigDict(extra="forbid", use_enum_values=True)
 
 
-@with_config(EVENT_CONFIG)
+# What _human_needs_organization_and_country checks, so that the schema says it too.
+_ACTOR_RULE = {"anyOf": [
+    {"properties": {"type": {"const": ActorType.ALGORITHM.value}}},
+    {"required": ["organization", "country"],
+     "properties": {"type": {"const": ActorType.HUMAN.value}, "organization": {"type": "string"},
+                    "country": {"type": "string"}, "version": {"type": "null"}}},
+]}
+
+
+@with_config(ConfigDict(**EVENT_CONFIG, json_schema_extra=_ACTOR_RULE))
 class Actor(TypedDict):
     type: ActorType
     id: Id
@@ -110,12 +120,30 @@ Cursor = Annotated[str | None, Query(
 ClipFilter = Annotated[str | None, Query(max_length=128, pattern=NO_NUL)]
 
 
-# Periods: `since` inclusive, `until` exclusive, RFC 3339 (a time without a zone is read as UTC).
-OccurredSince = Annotated[Moment | None, Query(description="occurred_at >= since (RFC 3339).")]
-OccurredUntil = Annotated[Moment | None, Query(description="occurred_at < until (RFC 3339).")]
-RecordedSince = Annotated[Moment | None, Query(description="recorded_at >= since (RFC 3339).")]
-RecordedUntil = Annotated[Moment | None, Query(description=(
-    "recorded_at < until (RFC 3339); a since after until answers 422."))]
+# Periods: `since` inclusive, `until` exclusive, RFC 3339 (a time without a zone is read as UTC), in
+# years 0002 to 9998 so that any offset still lands in 1..9999 once in UTC.
+MOMENT_PATTERN = (r"^(000[2-9]|00[1-9][0-9]|0[1-9][0-9]{2}|[1-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])"
+                  r"-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|z|[+-][0-9]{2}:[0-9]{2})?$")
+_MOMENT = re.compile(MOMENT_PATTERN)
+
+
+def _rfc3339_text(value: Any) -> Any:
+    # Without this, pydantic would also take numbers (Unix time) and bare dates.
+    if not isinstance(value, str) or not _MOMENT.fullmatch(value):
+        raise ValueError("must be an RFC 3339 date-time, e.g. 2026-11-24T09:15:02Z")
+    return value
+
+
+_PERIOD_SCHEMA = {"type": "string", "format": "date-time", "pattern": MOMENT_PATTERN}
+Moment_ = Annotated[Moment, BeforeValidator(_rfc3339_text)]
+OccurredSince = Annotated[Moment_ | None, Query(
+    description="occurred_at >= since (RFC 3339).", json_schema_extra=_PERIOD_SCHEMA)]
+OccurredUntil = Annotated[Moment_ | None, Query(
+    description="occurred_at < until (RFC 3339).", json_schema_extra=_PERIOD_SCHEMA)]
+RecordedSince = Annotated[Moment_ | None, Query(
+    description="recorded_at >= since (RFC 3339).", json_schema_extra=_PERIOD_SCHEMA)]
+RecordedUntil = Annotated[Moment_ | None, Query(description=(
+    "recorded_at < until (RFC 3339); a since after until answers 422."), json_schema_extra=_PERIOD_SCHEMA)]
 
 
 # Places in the Merkle log.

@@ -15,7 +15,12 @@ class ConsentChange(BaseModel):
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{"human_review": False, "model_training": False}]},
+        json_schema_extra={
+            "examples": [{"human_review": False, "model_training": False}],
+            # What _something_to_change checks, so that the schema says it too.
+            "anyOf": [{"required": [name], "properties": {name: {"type": "boolean"}}}
+                      for name in ("human_review", "model_training")],
+        },
     )
 
     human_review: StrictBool | None = None

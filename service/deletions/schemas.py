@@ -13,10 +13,16 @@ from service.vocabulary import DeletionStatus, TaskStatus
 class FileDeletion(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{"clip_ids": ["clip-77a1", "clip-77a2"]}, {"scope": "all"}]},
+        json_schema_extra={
+            "examples": [{"clip_ids": ["clip-77a1", "clip-77a2"]}, {"scope": "all"}],
+            # What _one_of_clips_or_all checks, so that the schema says it too.
+            "oneOf": [{"required": ["clip_ids"], "properties": {"clip_ids": {"type": "array"}}},
+                      {"required": ["scope"], "properties": {"scope": {"const": "all"}}}],
+        },
     )
 
-    clip_ids: list[Id] | None = Field(default=None, min_length=1, max_length=1000)
+    clip_ids: list[Id] | None = Field(default=None, min_length=1, max_length=1000,
+                                      json_schema_extra={"uniqueItems": True})
     scope: Literal["all"] | None = None
 
     @model_validator(mode="after")
