@@ -122,8 +122,8 @@ ClipFilter = Annotated[str | None, Query(max_length=128, pattern=NO_NUL)]
 
 # Periods: `since` inclusive, `until` exclusive, RFC 3339 (a time without a zone is read as UTC), in
 # years 0002 to 9998 so that any offset still lands in 1..9999 once in UTC.
-MOMENT_PATTERN = (r"^(000[2-9]|00[1-9][0-9]|0[1-9][0-9]{2}|[1-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])"
-                  r"-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|z|[+-][0-9]{2}:[0-9]{2})?$")
+MOMENT_PATTERN = (r"^(000[2-9]|00[1-9][0-9]|0[1-9][0-9]{2}|[1-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]"
+                  r"|999[0-8])-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|z|[+-][0-9]{2}:[0-9]{2})?$")
 _MOMENT = re.compile(MOMENT_PATTERN)
 
 
