@@ -108,7 +108,7 @@ MAX_INDEX = 2**63 - 1  # a BIGINT
 # the service that issued them; the format says so, and the 422 answers any other.
 CURSOR_FORMAT = "seenby-cursor"
 
-CustomerId = Annotated[str, Path(min_length=1, max_length=128, pattern=NO_NUL)]
+CustomerId = Annotated[str, Path(min_length=1, max_length=128, pattern=NO_NUL, examples=["cust-1042"])]
 EntryHash = Annotated[str, Path(pattern=r"^[0-9a-f]{64}$")]
 ObjectId = Annotated[str, Path(min_length=1, max_length=64, pattern=NO_NUL)]
 Limit = Annotated[int, Query(ge=1, le=500, description="Page size (at most 500).")]
