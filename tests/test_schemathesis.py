@@ -3,10 +3,10 @@ server answers, the OpenAPI document said it could."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -16,10 +16,12 @@ from schemathesis.config import SchemathesisConfig
 from schemathesis.engine import events, from_schema
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
+from service.migrate import upgrade
 from service.openapi import openapi_document
 from service.paging import MAX_SEQ, encode_cursor
+from service.settings import Settings
 from service.vocabulary import CURSOR_FORMAT
-from tests.conftest import Backend, Tokens
+from tests.conftest import Backend, Tokens, _create_database, base_settings
 from tests.servers import running_server, settings_env
 
 CUSTOMER = "cust-1042"  # the customer of the documented examples
@@ -58,9 +60,24 @@ def positive_data_accepted_but_for_state(
 
 
 @pytest.fixture(scope="module")
-def served(backend: Backend, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with running_server(settings_env(backend.settings), tmp_path_factory.mktemp("schemathesis")) as url:
-        _seed(url, Tokens.for_settings(backend.settings))
+def isolated(backend: Backend, request: pytest.FixtureRequest,
+             tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """A database of its own: what schemathesis records (any Unicode at all) stays out of the
+    tests that share the backend's."""
+    data_dir = tmp_path_factory.mktemp(f"schemathesis-{backend.name}")
+    if backend.name == "sqlite":
+        settings = base_settings(data_dir, database_url=f"sqlite+aiosqlite:///{data_dir}/seenby.db")
+    else:
+        owner_url, app_url, _ = asyncio.run(_create_database(request.getfixturevalue("postgres_admin_url")))
+        settings = base_settings(data_dir, database_url=app_url, migration_database_url=owner_url)
+    upgrade(settings)
+    return settings
+
+
+@pytest.fixture(scope="module")
+def served(isolated: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with running_server(settings_env(isolated), tmp_path_factory.mktemp("schemathesis")) as url:
+        _seed(url, Tokens.for_settings(isolated))
         yield url
 
 
@@ -129,10 +146,8 @@ def run_schemathesis(url: str, token: str) -> tuple[Counter[str], list[str], set
 
 
 @pytest.mark.parametrize("role", sorted(ROLES))
-def test_the_server_answers_only_what_the_document_says(
-    served: str, backend: Backend, role: str, tmp_path: Path
-) -> None:
-    token = Tokens.for_settings(backend.settings).mint(role, ROLES[role])
+def test_the_server_answers_only_what_the_document_says(served: str, isolated: Settings, role: str) -> None:
+    token = Tokens.for_settings(isolated).mint(role, ROLES[role])
     failures, lines, ran = run_schemathesis(served, token)
     assert {"positive_data_accepted_but_for_state", "negative_data_rejection", "status_code_conformance",
             "content_type_conformance", "response_schema_conformance", "not_a_server_error"} <= ran, ran
