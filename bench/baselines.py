@@ -11,12 +11,13 @@ from typing import Any
 
 import asyncpg
 import orjson
-from sqlalchemy import BigInteger, Column, LargeBinary, String
+from sqlalchemy import Column, Table
 from sqlalchemy.ext.asyncio import create_async_engine
-from sqlmodel import Field, SQLModel
+from sqlalchemy.orm import DeclarativeBase
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bench.loadgen import event
+from service.ledger.tables import entries
 
 COLUMNS = ("customer_id", "customer_seq", "kind", "entry_hash", "prev_hash", "recorded_at_us", "canonical",
            "flags", "recorded_by", "event_id", "request_digest", "clip_id", "occurred_at_us", "actor_type",
@@ -64,28 +65,16 @@ async def copy_rate(owner_dsn: str, count: int, runs: int = 3) -> dict[str, Any]
             "runs_per_second": [round(count / t, 1) for t in timings]}
 
 
-class NaiveEntry(SQLModel, table=True):
-    __tablename__ = "bench_naive"
+class _Naive(DeclarativeBase):
+    pass
 
-    id: int | None = Field(default=None, sa_column=Column(BigInteger, primary_key=True, autoincrement=True))
-    customer_id: str = Field(sa_column=Column(String(128)))
-    customer_seq: int = Field(sa_column=Column(BigInteger))
-    kind: str = Field(sa_column=Column(String(40)))
-    entry_hash: str = Field(sa_column=Column(String(64)))
-    prev_hash: str = Field(sa_column=Column(String(64)))
-    recorded_at_us: int = Field(sa_column=Column(BigInteger))
-    canonical: bytes = Field(sa_column=Column(LargeBinary))
-    flags: str = Field(sa_column=Column(String(200)))
-    recorded_by: str = Field(sa_column=Column(String(128)))
-    event_id: str | None = Field(default=None, sa_column=Column(String(36)))
-    request_digest: str | None = Field(default=None, sa_column=Column(String(64)))
-    clip_id: str | None = Field(default=None, sa_column=Column(String(128)))
-    occurred_at_us: int | None = Field(default=None, sa_column=Column(BigInteger))
-    actor_type: str | None = Field(default=None, sa_column=Column(String(16)))
-    actor_country: str | None = Field(default=None, sa_column=Column(String(2)))
-    actor_organization: str | None = Field(default=None, sa_column=Column(String(128)))
-    purpose: str | None = Field(default=None, sa_column=Column(String(32)))
-    action: str | None = Field(default=None, sa_column=Column(String(32)))
+
+class NaiveEntry(_Naive):
+    """The entry table's columns, types only: no constraint and no index but the primary key."""
+
+    __table__ = Table("bench_naive", _Naive.metadata, *(
+        Column(column.name, column.type, primary_key=column.primary_key)
+        for column in entries.columns))
 
 
 async def naive_rate(owner_url: str, count: int) -> dict[str, float]:

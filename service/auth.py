@@ -12,16 +12,16 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 import httpx
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from fastapi import Depends, Request
 from jose import jwk, jwt
 from jose.backends.base import Key
-from jose.exceptions import JOSEError
+from jose.exceptions import ExpiredSignatureError, JOSEError, JWTClaimsError
 from jose.utils import base64url_decode
 
 from service.errors import Forbidden, Unauthorized
 from service.keys import Keys
+from service.ledger.checkpoint import ed25519_verifies
 from service.settings import HMAC_ALGORITHMS, Settings
 
 MAX_SUBJECT_LENGTH = 128
@@ -32,6 +32,9 @@ JURISDICTION = re.compile(r"[A-Z]{2}")
 COMPACT_JWS = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 MAX_NUMERIC_DATE = 253_402_300_799  # 9999-12-31T23:59:59Z
 _KEY_TYPES = {"RS": "RSA", "ES": "EC", "Ed": "OKP"}
+# RFC 9864 names the algorithm fully ("Ed25519") where RFC 8037's "EdDSA" left the curve to the key;
+# for an Ed25519 key the two are one algorithm. Each name is accepted only where it is configured.
+EDDSA_NAMES = frozenset({"EdDSA", "Ed25519"})
 
 
 class Role(StrEnum):
@@ -51,25 +54,23 @@ class Principal:
         return role in self.roles
 
 
-class _Ed25519Key(Key):
-    """EdDSA (RFC 8037) for python-jose, which ships without it; verification only."""
+class _Ed25519Key(Key):  # type: ignore[misc]  # jose ships no types: its Key is Any
+    """EdDSA over Ed25519 (RFC 8037, RFC 9864) for python-jose, which ships without it; verification
+    only, and only of an OKP Ed25519 public key: never an HMAC secret, never another curve."""
 
     def __init__(self, key: Any, algorithm: str) -> None:
-        if algorithm != "EdDSA":
-            raise JOSEError("Ed25519 keys serve EdDSA only")
+        if algorithm not in EDDSA_NAMES:
+            raise JOSEError("Ed25519 keys serve EdDSA and Ed25519 only")
         if not (isinstance(key, dict) and key.get("kty") == "OKP" and key.get("crv") == "Ed25519"):
             raise JOSEError("an EdDSA key must be an OKP Ed25519 JWK")
         self._key = Ed25519PublicKey.from_public_bytes(base64url_decode(key["x"].encode()))
 
     def verify(self, msg: bytes, sig: bytes) -> bool:
-        try:
-            self._key.verify(sig, msg)
-        except InvalidSignature:
-            return False
-        return True
+        return ed25519_verifies(self._key, msg, sig)
 
 
-jwk.register_key("EdDSA", _Ed25519Key)
+for _name in EDDSA_NAMES:
+    jwk.register_key(_name, _Ed25519Key)
 
 
 class _JwksCache:
@@ -167,6 +168,10 @@ class Authenticator:
             )
         except Unauthorized:
             raise
+        except ExpiredSignatureError as exc:
+            raise Unauthorized("the token has expired") from exc
+        except JWTClaimsError as exc:
+            raise Unauthorized(f"the token's claims are not accepted: {exc}") from exc
         # jose raises JWKError (not a JWTError) for alg none, and plain Python errors for some
         # garbage (infinite exp, odd types, JSON nested past the recursion limit): every one of
         # them is a bad token, never a 500.
@@ -187,9 +192,17 @@ class Authenticator:
         key = await self._jwks.key_for(kid)
         if key is None:
             raise Unauthorized("the token's 'kid' is unknown")
-        if key.get("kty") != _KEY_TYPES[algorithm[:2]] or key.get("alg", algorithm) != algorithm:
+        if key.get("kty") != _KEY_TYPES[algorithm[:2]] or not _same_algorithm(key.get("alg", algorithm),
+                                                                              algorithm):
+            raise Unauthorized("the token's algorithm does not match its key")
+        if algorithm in EDDSA_NAMES and key.get("crv") != "Ed25519":
             raise Unauthorized("the token's algorithm does not match its key")
         return key
+
+
+def _same_algorithm(key_algorithm: Any, token_algorithm: str) -> bool:
+    """A JWK's `alg` against the token's: "EdDSA" and "Ed25519" are one for an Ed25519 key."""
+    return key_algorithm == token_algorithm or {key_algorithm, token_algorithm} <= EDDSA_NAMES
 
 
 class _VerifiedTokens:
@@ -284,7 +297,8 @@ def mint_token(
     }
     if jurisdiction:
         claims["jurisdiction"] = jurisdiction
-    return jwt.encode(claims, keys.jwt_secret, algorithm="HS256")
+    token: str = jwt.encode(claims, keys.jwt_secret, algorithm="HS256")
+    return token
 
 
 async def authenticate(request: Request) -> Principal:
@@ -295,9 +309,12 @@ async def authenticate(request: Request) -> Principal:
 
 
 def require(*allowed: Role) -> Any:
+    allowed_names = ", ".join(allowed)
+
     async def _dependency(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
         if not principal.roles & set(allowed):
-            raise Forbidden("this token's role may not use this endpoint")
+            held = ", ".join(sorted(principal.roles)) or "no recognised role"
+            raise Forbidden(f"this endpoint is for roles: {allowed_names}; the token has: {held}")
         return principal
 
     return Depends(_dependency)

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import json
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
 from service.settings import Settings
+
+if TYPE_CHECKING:
+    import httpx
+
+    from service.ledger.checkpoint import Checkpoint, Verifier
 
 app = typer.Typer(
     help="seenby: an append-only, verifiable record of every access to customers' camera clips.\n\n"
@@ -36,7 +46,8 @@ def serve(
              "be a second, unaudited record of whose history was read. /metrics counts requests by route.",
     )] = False,
 ) -> None:
-    """Run the HTTP API (in development, apply migrations first)."""
+    """Run the HTTP API. In development (SEENBY_ENV unset) it first applies the migrations, on SQLite in
+    ./.seenby unless SEENBY_DATABASE_URL says otherwise; in production run `seenby migrate` first."""
     import uvicorn
 
     from service.keys import KeyConfigurationError, load_keys
@@ -58,7 +69,8 @@ def serve(
 
 @app.command()
 def migrate() -> None:
-    """Apply schema migrations (as SEENBY_MIGRATION_DATABASE_URL) and the app role's grants."""
+    """Apply schema migrations (as SEENBY_MIGRATION_DATABASE_URL, the owner role) and the app role's
+    grants; run it once per deploy, before `seenby serve`. Safe to run again."""
     from service.migrate import upgrade
 
     # Migrating needs only the database URLs: the production checks of tokens and keys are the
@@ -77,7 +89,8 @@ def token(
         str | None, typer.Option(help="Regulators only: ISO 3166-1 alpha-2 country.")
     ] = None,
 ) -> None:
-    """Mint a development token (HS256, from the configured or generated secret)."""
+    """Mint a development token (HS256, signed with the configured or generated secret) and print it;
+    send it as `Authorization: Bearer <token>`."""
     from service.auth import Role, mint_token
     from service.keys import load_keys
 
@@ -98,7 +111,8 @@ def audit(
         help="Verifier key (text or file) to check checkpoints against; default: the configured key."
     )] = None,
 ) -> None:
-    """Recompute every entry hash, chain link, tree node and the signed root from the database."""
+    """Recompute every entry hash, chain link, tree node and the signed root from the database, and
+    name every entry an edit behind the service's back touched; exits 1 if there is any finding."""
     import asyncio
 
     from service.ledger.checkpoint import Verifier, raw_public_key
@@ -147,7 +161,7 @@ async def _run_audit(url: str, verifier: object) -> list[object]:
 @app.command()
 def export(
     token: Annotated[str, typer.Option(envvar="SEENBY_TOKEN", help="A regulator's bearer token.")],
-    url: Annotated[str, typer.Option(envvar="SEENBY_URL", help="The seenby server.")]
+    url: Annotated[str, typer.Option(envvar="SEENBY_URL", help="The seenby server's base URL.")]
     = "http://127.0.0.1:8000",
     out: Annotated[str | None, typer.Option(
         "--out", "-o", help="The data file (default seenby-export.<format>); the manifest is written "
@@ -155,23 +169,28 @@ def export(
     customer_id: Annotated[str | None, typer.Option(help="One customer's entries only.")] = None,
     since: Annotated[str | None, typer.Option(help="recorded_at >= since (RFC 3339).")] = None,
     until: Annotated[str | None, typer.Option(help="recorded_at < until (RFC 3339).")] = None,
-    kind: Annotated[str, typer.Option(help="access, another kind of entry, or all.")] = "access",
+    kind: Annotated[str, typer.Option(
+        help="access, another kind of entry (consent_changed, deletion_requested, ...), or all.")]
+    = "access",
     format: Annotated[str, typer.Option(help="jsonl or csv.")] = "jsonl",
     tree_size: Annotated[int | None, typer.Option(help="Cut at this signed tree size (default: latest).")]
     = None,
 ) -> None:
-    """Download an export and its manifest side by side; run it again to resume an interrupted one."""
+    """Download a regulator's export and its manifest side by side, then check them with `seenby verify
+    export`. Interrupted? Run the same command again: it resumes where it stopped, at the same cut.
+    Exits 2 when the server cannot be reached or refuses the export."""
     import asyncio
-    from pathlib import Path
 
     import httpx
-    from rich.progress import DownloadColumn, Progress, TransferSpeedColumn
+    from rich.console import Console
+    from rich.progress import Progress
 
     from service.exports.download import (
         Downloaded,
         DownloadError,
         ExportRequest,
         RichReporter,
+        ServerError,
         download,
     )
 
@@ -179,136 +198,201 @@ def export(
         raise typer.BadParameter("jsonl or csv", param_hint="--format")
     request = ExportRequest(customer_id=customer_id, since=since, until=until, kind=kind, format=format)
     data = Path(out or f"seenby-export.{format}")
+    progress_console = Console(stderr=True)  # stdout carries the outcome alone
 
     async def run() -> Downloaded:
         async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {token}"},
                                      timeout=httpx.Timeout(30.0, read=600.0)) as client:
-            with Progress(*Progress.get_default_columns(), DownloadColumn(), TransferSpeedColumn(),
-                          transient=False) as progress:
+            with Progress(*RichReporter.columns(), console=progress_console,
+                          disable=not progress_console.is_terminal) as progress:
                 return await download(client, request, data, tree_size=tree_size,
                                       reporter=RichReporter(progress))
 
     try:
         result = asyncio.run(run())
+    except (ServerError, httpx.InvalidURL) as exc:
+        _usage_error(f"export failed: {exc}")
     except DownloadError as exc:
         typer.secho(f"export failed: {exc}", fg=typer.colors.RED, err=True)
         raise typer.Exit(1) from exc
-    typer.secho(f"{'resumed and ' if result.resumed else ''}wrote {result.data} ({result.count} entries, "
-                f"tree size {result.tree_size}) and {result.manifest}; check them with: seenby verify "
-                f"export {result.data} --manifest {result.manifest} --key <the log's verifier key>",
-                fg=typer.colors.GREEN)
+    typer.secho(f"{'resumed and ' if result.resumed else ''}wrote {result.data} "
+                f"({plural(result.count, 'entry', 'entries')}, tree size {result.tree_size}) and "
+                f"{result.manifest}; check them with: seenby verify export {result.data} --manifest "
+                f"{result.manifest} --key <the log's verifier key>", fg=typer.colors.GREEN)
 
 
-verify_app = typer.Typer(help="Check the log offline, or against a server, with only the verifier key.",
-                         no_args_is_help=True)
+verify_app = typer.Typer(
+    help="Check what seenby served, offline, with only the log's verifier key (GET /v1/log/key).\n\n"
+    "Each command prints OK and exits 0, or prints FAILED with every fault it found (naming the "
+    "entries and fields at fault) and exits 1; a file that cannot be read, or a server that cannot "
+    "be reached, exits 2.",
+    no_args_is_help=True,
+)
 app.add_typer(verify_app, name="verify")
 
-KeyOption = Annotated[str, typer.Option("--key", help="The note verifier key, as text or a file path.")]
+KeyOption = Annotated[str, typer.Option(
+    "--key", help="The log's note verifier key (GET /v1/log/key), as a file or as the key text itself.")]
+# <name>+<8 hex key id>+<base64 key>: what `--key` takes as text rather than as a file name
+VERIFIER_KEY_TEXT = re.compile(r"[^\s+]+\+[0-9a-fA-F]{8}\+\S+")
 
 
-def _read(text_or_path: str) -> str:
-    from pathlib import Path
-
-    path = Path(text_or_path)
-    if len(text_or_path) < 4096 and path.is_file():
-        return path.read_text()
-    return text_or_path
+def _usage_error(message: str) -> NoReturn:
+    typer.secho(message, fg=typer.colors.RED, err=True)
+    raise typer.Exit(2)
 
 
-def _verifier(key: str) -> object:
+def _file_text(name: str) -> str:
+    """The text of the file named on the command line ("-" for stdin); a name that is not a file is
+    said to be one, never read as the content itself."""
+    if name == "-":
+        return sys.stdin.read()
+    path = Path(name)
+    if not path.is_file():
+        _usage_error(f"{name} is not a file")
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        _usage_error(f"{name} cannot be read: {exc}")
+
+
+def _json_file(name: str) -> Any:
+    text = _file_text(name)
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        _usage_error(f"{name} is not JSON ({exc})")
+
+
+def _key_text(key: str) -> str:
+    """--key names a file, or is the key's own text; a mistyped file name is never read as a key."""
+    if not Path(key).is_file() and VERIFIER_KEY_TEXT.fullmatch(key.strip()):
+        return key
+    return _file_text(key)
+
+
+def _verifier(key: str) -> Verifier:
     from service import verify
 
     try:
-        return verify.load_verifier(_read(key))
+        return verify.load_verifier(_key_text(key))
     except verify.VerificationError as exc:
-        typer.secho(str(exc), fg=typer.colors.RED, err=True)
-        raise typer.Exit(1) from exc
+        _usage_error(f"{key}: {exc}")
 
 
-def _verdict(check: object) -> None:
+def _server_get(url: str, path: str, params: dict[str, int] | None = None) -> httpx.Response:
+    """A GET to a seenby server, or one line saying why it failed (never a traceback)."""
+    import httpx
+
+    try:
+        response = httpx.get(f"{url.rstrip('/')}{path}", params=params, timeout=10)
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:
+        _usage_error(f"cannot reach the seenby server at {url}: {exc or type(exc).__name__}")
+    if response.status_code >= 400:
+        _usage_error(f"the seenby server at {url} answered {path} with {response.status_code}: "
+                     f"{_problem_detail(response)}")
+    return response
+
+
+def _problem_detail(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:300] or response.reason_phrase
+    return str(body.get("detail") or body.get("title")) if isinstance(body, dict) else str(body)[:300]
+
+
+def _json_body(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        _usage_error(f"{response.url} did not answer JSON: is it a seenby server?")
+
+
+def _proof_hashes(document: Any, where: str) -> list[Any]:
+    hashes = document.get("hashes") if isinstance(document, dict) else None
+    if not isinstance(hashes, list):
+        _usage_error(f"{where} is not a consistency proof: it has no list of 'hashes'")
+    return hashes
+
+
+def _verdict(check: Callable[[], str]) -> None:
     from service.verify import VerificationError
 
     try:
-        message = check()  # type: ignore[operator]
-    except (VerificationError, KeyError, ValueError, TypeError) as exc:
+        message = check()
+    # A document of the wrong shape that slipped past the checks' own validation still fails, never
+    # with a traceback.
+    except (VerificationError, KeyError, ValueError, TypeError, AttributeError) as exc:
         typer.secho(f"FAILED: {exc}", fg=typer.colors.RED, err=True)
         raise typer.Exit(1) from exc
     typer.secho(f"OK: {message}", fg=typer.colors.GREEN)
 
 
 @verify_app.command("checkpoint")
-def verify_checkpoint(note: Annotated[str, typer.Argument(help="Checkpoint file (or - for stdin).")],
-                      key: KeyOption) -> None:
-    """Check a checkpoint's signature."""
-    import sys
-
+def verify_checkpoint(
+    note: Annotated[str, typer.Argument(help="A checkpoint as served by GET /v1/log/checkpoint, saved to a "
+                                             "file (or - for stdin).")],
+    key: KeyOption,
+) -> None:
+    """Check a checkpoint's signature: the log's operator really signed this tree size and root."""
     from service import verify
 
-    verifier = _verifier(key)
-    text = sys.stdin.read() if note == "-" else _read(note)
-
-    def check() -> str:
-        cp = verify.checkpoint(text, verifier)  # type: ignore[arg-type]
-        return f"{cp.origin} at size {cp.size}, root {cp.root_hash.hex()}"
-
-    _verdict(check)
+    verifier, text = _verifier(key), _file_text(note)
+    _verdict(lambda: _described(verify.checkpoint(text, verifier)))
 
 
 @verify_app.command("entry")
-def verify_entry(document: Annotated[str, typer.Argument(help="JSON of GET .../entries/{hash}.")],
-                 key: KeyOption) -> None:
-    """Check an entry's hash and its inclusion in the signed checkpoint it carries."""
-    import json
-
+def verify_entry(
+    document: Annotated[str, typer.Argument(help="An entry as served by GET /v1/customers/{id}/entries/"
+                                                 "{entry_hash} (or /v1/me/entries/...), saved to a file.")],
+    key: KeyOption,
+) -> None:
+    """Check one entry: its hash, every field shown against its canonical bytes, and its inclusion in
+    the signed checkpoint it carries."""
     from service import verify
 
-    verifier = _verifier(key)
-
-    def check() -> str:
-        body = json.loads(_read(document))
-        cp = verify.entry(body, verifier)  # type: ignore[arg-type]
-        return f"entry {body['entry_hash']} is leaf {body['log_index']} of the signed tree of {cp.size}"
-
-    _verdict(check)
+    verifier, body = _verifier(key), _json_file(document)
+    _verdict(lambda: f"entry {body['entry_hash']} is leaf {body['log_index']} of the signed tree of "
+                     f"{verify.entry(body, verifier).size}")
 
 
 @verify_app.command("consistency")
 def verify_consistency(
-    old: Annotated[str, typer.Argument(help="The older checkpoint (file).")],
-    new: Annotated[str | None, typer.Argument(help="The newer checkpoint (file); with --url, fetched.")]
-    = None,
-    key: KeyOption = "",
-    proof: Annotated[str | None, typer.Option(help="JSON of /v1/log/proof/consistency.")] = None,
-    url: Annotated[str | None, typer.Option(help="A seenby server to fetch the rest from.")] = None,
+    old: Annotated[str, typer.Argument(help="The older checkpoint you saved (a file).")],
+    key: KeyOption,
+    new: Annotated[str | None, typer.Argument(
+        help="The newer checkpoint (a file); with --url, the server's latest when left out.")] = None,
+    proof: Annotated[str | None, typer.Option(
+        help="The proof, as served by GET /v1/log/proof/consistency?first=OLD&second=NEW, saved to a "
+             "file; with --url, fetched when left out.")] = None,
+    url: Annotated[str | None, typer.Option(help="A seenby server to fetch the newer checkpoint and the "
+                                                 "proof from, e.g. https://seenby.example.")] = None,
 ) -> None:
-    """Check that a newer checkpoint extends an older one (append-only growth)."""
-    import json
-
-    import httpx
-
+    """Check that a newer checkpoint extends an older one: the log only grew, nothing was rewritten."""
     from service import verify
 
     verifier = _verifier(key)
+    old_text = _file_text(old)
+    if new is not None:
+        new_text = _file_text(new)
+    elif url:
+        new_text = _server_get(url, "/v1/log/checkpoint").text
+    else:
+        _usage_error("give the newer checkpoint, or --url to fetch the latest")
+    hashes = None if proof is None else _proof_hashes(_json_file(proof), proof)
 
     def check() -> str:
-        old_cp = verify.checkpoint(_read(old), verifier)  # type: ignore[arg-type]
-        if url:
-            new_text = httpx.get(f"{url}/v1/log/checkpoint", timeout=10).text if new is None else _read(new)
-        elif new is not None:
-            new_text = _read(new)
-        else:
-            raise verify.VerificationError("give the newer checkpoint, or --url")
-        new_cp = verify.checkpoint(new_text, verifier)  # type: ignore[arg-type]
-        if proof:
-            hashes = json.loads(_read(proof))["hashes"]
-        elif url and 0 < old_cp.size < new_cp.size:
-            response = httpx.get(f"{url}/v1/log/proof/consistency",
-                                 params={"first": old_cp.size, "second": new_cp.size}, timeout=10)
-            response.raise_for_status()
-            hashes = response.json()["hashes"]
-        else:
-            hashes = []
-        verify.consistency(old_cp, new_cp, hashes)
+        old_cp = verify.checkpoint(old_text, verifier)
+        new_cp = verify.checkpoint(new_text, verifier)
+        proof_hashes = hashes
+        if proof_hashes is None:
+            if url and 0 < old_cp.size < new_cp.size:
+                served = _server_get(url, "/v1/log/proof/consistency",
+                                     {"first": old_cp.size, "second": new_cp.size})
+                proof_hashes = _proof_hashes(_json_body(served), f"{url}'s proof")
+            elif 0 < old_cp.size < new_cp.size:
+                _usage_error("give the consistency proof with --proof, or --url to fetch it")
+        verify.consistency(old_cp, new_cp, proof_hashes or [])
         return f"checkpoint {new_cp.size} extends checkpoint {old_cp.size}"
 
     _verdict(check)
@@ -316,17 +400,22 @@ def verify_consistency(
 
 @verify_app.command("chain")
 def verify_chain(history: Annotated[str, typer.Argument(
-    help="JSON of a customer's whole chain: the items of /entries (a list, or {\"items\": [...]}).")]
+    help="A customer's whole chain, saved from GET /v1/customers/{id}/entries (or /v1/me/entries), "
+         "every page: a JSON list of the items, or {\"items\": [...]}.")]
 ) -> None:
-    """Check a customer's saved chain: every hash, and every link from customer_seq 0."""
-    import json
-
+    """Check a customer's saved chain: every entry's hash, every field shown against its canonical
+    bytes, and every link from customer_seq 0. Needs no key: the chain vouches for itself, not for
+    being in the signed log (check single entries with `seenby verify entry`)."""
     from service import verify
 
+    body = _json_file(history)
+    items = body.get("items") if isinstance(body, dict) else body
+    if not isinstance(items, list):
+        _usage_error(f"{history} is neither a list of entries nor {{\"items\": [...]}}")
+
     def check() -> str:
-        body = json.loads(_read(history))
-        items = body["items"] if isinstance(body, dict) else body
-        return f"chain of {verify.chain(items)} entries is intact"
+        count = verify.chain(items)
+        return f"chain of {plural(count, 'entry', 'entries')} is intact"
 
     _verdict(check)
 
@@ -338,9 +427,8 @@ def verify_export(
     manifest: Annotated[str | None, typer.Option(help="Its manifest (default: DATA.manifest.json).")]
     = None,
 ) -> None:
-    """Check an export offline: signature, every entry's hash, fields and inclusion, count, digest, chain."""
-    from pathlib import Path
-
+    """Check an export offline: the checkpoint's signature, every entry's hash, shown fields and
+    inclusion, the count and digest, and for one customer's export of every kind, the whole chain."""
     from rich.progress import Progress
 
     from service import verify
@@ -350,13 +438,20 @@ def verify_export(
     manifest_path = Path(manifest or f"{data}.manifest.json")
     for path in (data_path, manifest_path):
         if not path.is_file():
-            typer.secho(f"FAILED: {path} is not a file", fg=typer.colors.RED, err=True)
-            raise typer.Exit(1)
+            _usage_error(f"{path} is not a file")
     size = data_path.stat().st_size
     with Progress(transient=True, disable=size < 50_000_000) as progress:
         task = progress.add_task("verifying", total=size)
-        _verdict(lambda: verify.export(data_path, manifest_path, verifier,  # type: ignore[arg-type]
+        _verdict(lambda: verify.export(data_path, manifest_path, verifier,
                                        lambda n: progress.advance(task, n)))
+
+
+def _described(checkpoint: Checkpoint) -> str:
+    return f"{checkpoint.origin} at size {checkpoint.size}, root {checkpoint.root_hash.hex()}"
+
+
+def plural(count: int, one: str, many: str) -> str:
+    return f"{count} {one if count == 1 else many}"
 
 
 if __name__ == "__main__":

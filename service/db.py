@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
-from sqlalchemy import ARRAY, any_, bindparam, event, text
+from sqlalchemy import ARRAY, Table, any_, bindparam, event, text
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlmodel import SQLModel
 
 from service.settings import Settings
 
@@ -82,13 +83,17 @@ class Database:
         self.engine = make_engine(self.url, pool_size=settings.db_pool_size)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self.sqlite = is_sqlite(self.url)
-        # For requests that only read. On PostgreSQL each statement commits on its own: no BEGIN
-        # and ROLLBACK round trips, and in READ COMMITTED a transaction would not have given the
-        # statements one snapshot anyway. On SQLite they begin without the write lock; switching
-        # the isolation level of its pooled connections would undo _configure_sqlite's set-up.
+        # The read handles: everything that only reads opens one of these, never `engine` or
+        # `sessions`. On SQLite they begin without the write lock (in WAL mode a reader reads a
+        # snapshot and waits for no writer). `read_sessions` run each statement on its own on
+        # PostgreSQL: no BEGIN and ROLLBACK round trips, and in READ COMMITTED a transaction would
+        # not give the statements one snapshot anyway. `read_engine` keeps transactions, which a
+        # server-side cursor streaming a large result needs.
+        self.read_engine = (
+            self.engine.execution_options(**{_READS_ONLY: True}) if self.sqlite else self.engine
+        )
         self.read_sessions = async_sessionmaker(
-            self.engine.execution_options(**{_READS_ONLY: True}) if self.sqlite
-            else self.engine.execution_options(isolation_level="AUTOCOMMIT"),
+            self.read_engine if self.sqlite else self.engine.execution_options(isolation_level="AUTOCOMMIT"),
             expire_on_commit=False,
         )
         # SQLite has one writer per file; serialise in-process so writers queue instead of failing.
@@ -138,16 +143,26 @@ async def lock_customers(session: AsyncSession, customer_ids: Iterable[str]) -> 
         await session.execute(_LOCK_CUSTOMERS, {"ids": ids})
 
 
-def dialect_of(executor: AsyncSession | AsyncConnection) -> str:
-    return executor.bind.dialect.name if isinstance(executor, AsyncSession) else executor.dialect.name
+def tables_of(*models: type[SQLModel]) -> tuple[Table, ...]:
+    """Table models' Tables, which SQLModel sets only at runtime (so type checkers cannot see
+    `Model.__table__`)."""
+    return tuple(SQLModel.metadata.tables[str(model.__tablename__)] for model in models)
 
 
-def per_dialect(build: Callable[[str], T]) -> Callable[[AsyncSession | AsyncConnection], T]:
+# What runs a statement: a session, or a connection of its own.
+Executor = AsyncSession | AsyncConnection
+
+
+def dialect_of(executor: Executor) -> str:
+    return (executor.get_bind() if isinstance(executor, AsyncSession) else executor).dialect.name
+
+
+def per_dialect(build: Callable[[str], T]) -> Callable[[Executor], T]:
     """A statement built once per dialect and reused, its values bound at execution: building a
     select and its cache key anew cost as much CPU as running it (bench/RESULTS.md, session 5)."""
     built = functools.cache(build)
 
-    def for_session(executor: AsyncSession | AsyncConnection) -> T:
+    def for_session(executor: Executor) -> T:
         return built(dialect_of(executor))
 
     return for_session
@@ -165,7 +180,8 @@ def one_of(dialect: str, column: Any, name: str) -> Any:
 # Dependencies are async on purpose: FastAPI runs a plain `def` dependency in a thread pool,
 # a thread hop per request for a one-line lookup.
 async def get_database(request: Request) -> Database:
-    return request.app.state.database
+    database: Database = request.app.state.database
+    return database
 
 
 async def get_read_session(request: Request) -> AsyncIterator[AsyncSession]:

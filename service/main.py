@@ -25,6 +25,7 @@ from service.consent.routes import router as consent_router
 from service.customers.routes import router as customers_router
 from service.db import Database
 from service.deletions.routes import router as deletions_router
+from service.docs import install_docs
 from service.errors import Problem, install_error_handlers, problem_responses
 from service.exports.routes import router as exports_router
 from service.history.routes import router as history_router
@@ -99,7 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
-        docs_url="/docs" if docs else None,
+        docs_url=None,  # /docs and /redoc: service.docs, without a CDN
         redoc_url=None,
         openapi_url="/openapi.json" if docs else None,
     )
@@ -109,6 +110,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
     app.state.schema_head = head_revision()
     install_error_handlers(app, allowed_methods=_allowed_methods)
+    if app.openapi_url:
+        install_docs(app, app.openapi_url)
     for router in ROUTERS:
         app.include_router(router)
     # Outermost first: metrics see every answer, including the body limit's 413.

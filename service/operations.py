@@ -39,7 +39,7 @@ async def healthz() -> Health:
 async def readyz(request: Request) -> Readiness:
     database = request.app.state.database
     try:
-        async with database.engine.connect() as connection:
+        async with database.read_engine.connect() as connection:
             current = await connection.scalar(text("SELECT version_num FROM alembic_version"))
     except SQLAlchemyError as exc:
         raise ServiceUnavailable("the database is unreachable") from exc
@@ -57,6 +57,6 @@ async def readyz(request: Request) -> Readiness:
 @router.get("/metrics", include_in_schema=False)
 async def metrics(request: Request) -> Response:
     with contextlib.suppress(SQLAlchemyError):
-        async with request.app.state.database.sessions() as session:
+        async with request.app.state.database.read_sessions() as session:
             await deletions.refresh_metrics(session)
     return metrics_response()

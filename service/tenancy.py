@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, select
+from typing import Any
+
+from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.auth import Principal, Role
-from service.customers.tables import Customer
+from service.customers.tables import customers
 from service.errors import NotFound
-
-customers = Customer.__table__
 
 
 async def ensure_readable(session: AsyncSession, principal: Principal, customer_id: str) -> None:
@@ -39,13 +39,9 @@ def sees_identities(principal: Principal) -> bool:
     return principal.has(Role.REGULATOR)
 
 
-def jurisdiction_condition(
-    principal: Principal, customer_id: ColumnElement[str]
-) -> ColumnElement[bool] | None:
-    """For a regulator limited to a jurisdiction: only customers known to be of that country (those
-    with no known country are left out). None when the caller is not limited."""
+def jurisdiction_customers(principal: Principal) -> Select[Any] | None:
+    """For a regulator limited to a jurisdiction: the ids of customers known to be of that country
+    (those with no known country are left out), to filter by. None when the caller is not limited."""
     if principal.jurisdiction is None:
         return None
-    return customer_id.in_(
-        select(customers.c.customer_id).where(customers.c.country == principal.jurisdiction)
-    )
+    return select(customers.c.customer_id).where(customers.c.country == principal.jurisdiction)

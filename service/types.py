@@ -1,11 +1,15 @@
-"""Constrained field types shared by request schemas."""
+"""Constrained field types shared by request schemas, times as the ledger keeps them, and periods."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field, StringConstraints
+from sqlalchemy import ColumnElement
+
+from service.errors import Unprocessable
 
 
 def _valid_unicode(value: str) -> str:
@@ -65,3 +69,34 @@ def timestamp_micros(value: str) -> int:
 def format_micros(micros: int) -> str:
     seconds, micro = divmod(micros, 1_000_000)
     return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{micro:06d}Z"
+
+
+@dataclass(frozen=True)
+class Period:
+    """[since, until) in microseconds since the epoch; either end may be open."""
+
+    since_us: int | None = None
+    until_us: int | None = None
+
+    @classmethod
+    def of(cls, since: datetime | None, until: datetime | None) -> Period:
+        """422 for a period that ends before it starts."""
+        period = cls(None if since is None else to_micros(since), None if until is None else to_micros(until))
+        if period.since_us is not None and period.until_us is not None and period.since_us > period.until_us:
+            raise Unprocessable("since must not be after until", errors=[
+                {"field": "query.since", "message": "since is after until", "type": "value_error"}])
+        return period
+
+    def conditions(self, column: Any) -> list[ColumnElement[bool]]:
+        """`column` (microseconds) within the period."""
+        conditions = []
+        if self.since_us is not None:
+            conditions.append(column >= self.since_us)
+        if self.until_us is not None:
+            conditions.append(column < self.until_us)
+        return conditions
+
+    def bounds(self) -> dict[str, str | None]:
+        """As the ledger writes times (RFC 3339, microseconds, Z)."""
+        return {"since": None if self.since_us is None else format_micros(self.since_us),
+                "until": None if self.until_us is None else format_micros(self.until_us)}

@@ -5,15 +5,13 @@ Each check raises VerificationError naming what is wrong; the CLI turns that int
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from service.exports.check import verify_export
+from service.exports.check import open_canonical, shown_faults, verify_export
 from service.ledger import merkle
-from service.ledger.canonical import chain_breaks, decode, entry_hash
+from service.ledger.canonical import ChainLinks, entry_hash
 from service.ledger.checkpoint import (
     Checkpoint,
     CheckpointError,
@@ -22,6 +20,8 @@ from service.ledger.checkpoint import (
     open_checkpoint,
     parse_verifier_key,
 )
+
+SHOWN_FAULTS = 50
 
 
 class VerificationError(Exception):
@@ -49,32 +49,58 @@ def _hashes(values: Sequence[str], what: str) -> list[bytes]:
         raise VerificationError(f"{what} holds a hash that is not hex") from exc
 
 
-def entry(document: dict[str, Any], verifier: Verifier) -> Checkpoint:
-    """An entry as served by /v1/customers/{id}/entries/{hash}: bytes, hash, and inclusion proof."""
-    try:
-        canonical = base64.b64decode(document["canonical"], validate=True)
-        claimed_hash = document["entry_hash"]
-        log_index = document["log_index"]
-        proof = document["proof"]
-    except (KeyError, TypeError, binascii.Error) as exc:
-        raise VerificationError(f"not an entry document: {exc}") from exc
+def _label(recorded: dict[str, Any], claimed_hash: Any) -> str:
+    return f"customer_seq {recorded.get('customer_seq')} (entry {claimed_hash})"
+
+
+def _opened(document: Any) -> tuple[bytes, dict[str, Any], list[str]]:
+    """An entry as shown by the API: its canonical bytes, the entry they encode, and every way the
+    shown item disagrees with them (its hash, any shown field)."""
+    if not isinstance(document, dict):
+        raise VerificationError(f"not an entry as the API shows it: {str(document)[:200]}")
+    opened = open_canonical(document.get("canonical"))
+    claimed_hash = document.get("entry_hash")
+    if opened is None:
+        raise VerificationError(f"entry {claimed_hash}: its canonical field is not the base64 of an entry")
+    canonical, recorded = opened
+    faults = shown_faults(document, recorded)
     if entry_hash(canonical) != claimed_hash:
-        raise VerificationError(f"entry {claimed_hash}: canonical bytes hash to {entry_hash(canonical)}")
-    if "entry" in document and decode(canonical) != document["entry"]:
-        raise VerificationError(f"entry {claimed_hash}: the shown entry differs from its canonical bytes")
+        faults.insert(0, f"its canonical bytes hash to {entry_hash(canonical)}, not to its entry_hash")
+    return canonical, recorded, [f"{_label(recorded, claimed_hash)}: {fault}" for fault in faults]
+
+
+def _failed(faults: Sequence[str], what: str, more: int = 0) -> VerificationError:
+    """Every fault, one a line, the first SHOWN_FAULTS of them named; `more` were only counted."""
+    total = len(faults) + more
+    shown = faults[:SHOWN_FAULTS]
+    hidden = f"\n  ... and {total - len(shown)} more" if total > len(shown) else ""
+    return VerificationError(f"{total} fault(s) in {what}:\n  " + "\n  ".join(shown) + hidden)
+
+
+def entry(document: dict[str, Any], verifier: Verifier) -> Checkpoint:
+    """An entry as served by /v1/customers/{id}/entries/{hash}: bytes, hash, every shown field, and
+    inclusion in the signed checkpoint it carries."""
+    canonical, recorded, faults = _opened(document)
+    if faults:
+        raise _failed(faults, "the entry")
+    label = _label(recorded, document["entry_hash"])
+    log_index, proof = document.get("log_index"), document.get("proof")
     if proof is None or log_index is None:
-        raise VerificationError(f"entry {claimed_hash} is not in the log yet (no proof)")
-    signed = checkpoint(proof["checkpoint"], verifier)
-    if proof["tree_size"] != signed.size:
-        raise VerificationError("the proof is for another tree size than its checkpoint")
-    leaf = merkle.leaf_hash(canonical)
-    if proof.get("leaf_hash") not in (None, leaf.hex()):
-        raise VerificationError(f"entry {claimed_hash}: leaf_hash does not match its bytes")
+        raise VerificationError(f"{label} is not in the log yet (no proof)")
     try:
+        signed = checkpoint(proof["checkpoint"], verifier)
+        if proof["tree_size"] != signed.size:
+            raise VerificationError("the proof is for another tree size than its checkpoint")
+        leaf = merkle.leaf_hash(canonical)
+        if proof.get("leaf_hash") not in (None, leaf.hex()):
+            raise VerificationError(f"{label}: leaf_hash does not match its bytes")
         merkle.verify_inclusion(leaf, log_index, signed.size, _hashes(proof["hashes"], "the proof"),
                                 signed.root_hash)
+    except (KeyError, TypeError) as exc:
+        raise VerificationError(f"{label}: its proof is not {{tree_size, leaf_hash, hashes, "
+                                f"checkpoint}} ({exc!r})") from exc
     except merkle.ProofError as exc:
-        raise VerificationError(f"entry {claimed_hash} (log_index {log_index}): {exc}") from exc
+        raise VerificationError(f"{label} (log_index {log_index}): {exc}") from exc
     return signed
 
 
@@ -94,22 +120,20 @@ def consistency(old: Checkpoint, new: Checkpoint, hashes: Sequence[str]) -> None
         ) from exc
 
 
-def chain(items: Sequence[dict[str, Any]]) -> int:
-    """A customer's saved chain (items of /entries), from customer_seq 0: every hash and link."""
+def chain(items: Sequence[Any]) -> int:
+    """A customer's saved chain (items of /entries), from customer_seq 0: every hash, every shown
+    field, every link."""
+    faults: list[str] = []
+    links = ChainLinks()
     for item in items:
-        canonical = base64.b64decode(item["canonical"])
-        if entry_hash(canonical) != item["entry_hash"]:
-            raise VerificationError(f"entry {item['entry_hash']}: canonical bytes do not match its hash")
-        recorded = decode(canonical)
-        if (recorded["customer_seq"], recorded["prev_hash"]) != (item["customer_seq"], item["prev_hash"]):
-            raise VerificationError(f"entry {item['entry_hash']}: fields differ from its canonical bytes")
-    breaks = chain_breaks([(i["customer_seq"], i["prev_hash"], i["entry_hash"]) for i in items])
-    if breaks:
-        raise VerificationError("; ".join(breaks))
+        canonical, recorded, item_faults = _opened(item)
+        faults += item_faults
+        this_hash = entry_hash(canonical)
+        faults += [f"{_label(recorded, item.get('entry_hash'))}: {fault}"
+                   for fault in links.follow(recorded, this_hash)]
+    if faults:
+        raise _failed(faults, "the chain")
     return len(items)
-
-
-SHOWN_FAULTS = 50
 
 
 def export(data: Path, manifest: Path, verifier: Verifier,
@@ -119,10 +143,7 @@ def export(data: Path, manifest: Path, verifier: Verifier,
     with no period, that the chain is complete from customer_seq 0. Raises naming every fault."""
     verdict = verify_export(data, manifest, verifier, progress)
     if not verdict.ok:
-        total = len(verdict.faults) + verdict.more_faults
-        shown = verdict.faults[:SHOWN_FAULTS]
-        hidden = f"\n  ... and {total - len(shown)} more" if total > len(shown) else ""
-        raise VerificationError(f"{total} fault(s) in {data}:\n  " + "\n  ".join(shown) + hidden)
+        raise _failed(verdict.faults, str(data), verdict.more_faults)
     assert verdict.checkpoint is not None
     summary = (f"{verdict.count} entries, cut at tree size {verdict.checkpoint.size} of "
                f"{verdict.checkpoint.origin}: signature, hashes, shown fields, inclusion proofs, count "

@@ -138,8 +138,8 @@ _PERIOD_SCHEMA = {"type": "string", "format": "date-time", "pattern": MOMENT_PAT
 Moment_ = Annotated[Moment, BeforeValidator(_rfc3339_text)]
 OccurredSince = Annotated[Moment_ | None, Query(
     description="occurred_at >= since (RFC 3339).", json_schema_extra=_PERIOD_SCHEMA)]
-OccurredUntil = Annotated[Moment_ | None, Query(
-    description="occurred_at < until (RFC 3339).", json_schema_extra=_PERIOD_SCHEMA)]
+OccurredUntil = Annotated[Moment_ | None, Query(description=(
+    "occurred_at < until (RFC 3339); a since after until answers 422."), json_schema_extra=_PERIOD_SCHEMA)]
 RecordedSince = Annotated[Moment_ | None, Query(
     description="recorded_at >= since (RFC 3339).", json_schema_extra=_PERIOD_SCHEMA)]
 RecordedUntil = Annotated[Moment_ | None, Query(description=(

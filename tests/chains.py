@@ -7,7 +7,7 @@ import hashlib
 
 import httpx
 
-from service.ledger.canonical import chain_breaks
+from service.ledger.canonical import ChainLinks
 
 
 async def fetch_chain(client: httpx.AsyncClient, customer_id: str, headers: dict[str, str]) -> list[dict]:
@@ -28,5 +28,5 @@ def assert_chain_intact(items: list[dict]) -> None:
     for item in items:
         canonical = base64.b64decode(item["canonical"])
         assert hashlib.sha256(canonical).hexdigest() == item["entry_hash"]
-    links = [(i["customer_seq"], i["prev_hash"], i["entry_hash"]) for i in items]
-    assert chain_breaks(links) == []
+    links = ChainLinks()
+    assert [fault for i in items for fault in links.follow(i, i["entry_hash"])] == []

@@ -184,23 +184,21 @@ def customer_id() -> str:
     return f"cust-{uuid.uuid4().hex[:12]}"
 
 
+@dataclass(frozen=True)
+class Served:
+    """An app, served over HTTP, with real tokens for it."""
+
+    app: FastAPI
+    client: httpx.AsyncClient
+    tokens: Tokens
 
 
 @pytest.fixture(scope="session")
-def pg_app(pg_backend: Backend) -> FastAPI:
+async def pg(pg_backend: Backend) -> AsyncIterator[Served]:
     """The app on PostgreSQL alone, for what only PostgreSQL has (roles, several processes)."""
-    return create_app(pg_backend.settings)
-
-
-@pytest.fixture(scope="session")
-async def pg_client(pg_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async for c in serve(pg_app):
-        yield c
-
-
-@pytest.fixture(scope="session")
-def pg_tokens(pg_app: FastAPI) -> Tokens:
-    return Tokens(pg_app)
+    app = create_app(pg_backend.settings)
+    async for client in serve(app):
+        yield Served(app, client, Tokens(app))
 
 
 @pytest.fixture

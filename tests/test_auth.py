@@ -578,6 +578,41 @@ async def test_a_role_the_endpoint_does_not_allow_is_403(
     assert_403(await _call(client, tokens, role, method, path, customer_id))
 
 
+@pytest.mark.parametrize(("role", "method", "path", "allowed"), [
+    ("customer", "POST", "/v1/accesses", "service"),
+    ("customer", "GET", "/v1/exports/accesses", "regulator"),
+    ("service", "GET", "/v1/customers/{cid}/accesses", "customer, regulator"),
+    ("regulator", "GET", "/v1/me/accesses", "customer"),
+])
+async def test_a_403_names_the_roles_the_endpoint_allows(
+    client: httpx.AsyncClient, tokens: Tokens, customer_id: str, role: str, method: str, path: str,
+    allowed: str,
+) -> None:
+    response = await _call(client, tokens, role, method, path, customer_id)
+    assert_403(response)
+    assert response.json()["detail"] == f"this endpoint is for roles: {allowed}; the token has: {role}"
+
+
+async def test_a_403_says_when_the_token_has_no_recognised_role(client: httpx.AsyncClient, hs: Hmac) -> None:
+    response = await client.get(ME, headers=bearer(hs.token(hs.claims(roles=["superuser", "Customer"]))))
+    assert_403(response)
+    assert response.json()["detail"] == ("this endpoint is for roles: customer; the token has: no "
+                                         "recognised role")
+
+
+async def test_an_expired_token_says_it_expired(client: httpx.AsyncClient, hs: Hmac) -> None:
+    now = int(time.time())
+    for exp in (now - 3600, now - hs.settings.jwt_leeway_seconds - 2):
+        response = await client.get(ME, headers=bearer(hs.token(hs.claims(exp=exp, iat=exp - 600))))
+        assert_401(response)
+        assert response.json()["detail"] == "the token has expired", exp
+    # A forged token is not told about its claims: the signature is checked first.
+    forged = hmac_token(b"x" * 32, {"alg": "HS256"}, hs.claims(exp=now - 3600))
+    response = await client.get(ME, headers=bearer(forged))
+    assert_401(response)
+    assert "expired" not in response.json()["detail"]
+
+
 @pytest.mark.parametrize(("role", "method", "path", "status"), ALLOWED,
                          ids=[f"{r}-{m}-{p}" for r, m, p, _ in ALLOWED])
 async def test_a_role_the_endpoint_allows_gets_through(

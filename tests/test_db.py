@@ -39,8 +39,14 @@ async def test_sqlite_reads_do_not_wait_for_a_writer(tmp_path: Path) -> None:
                 async with database.read_sessions() as session:
                     return await session.scalar(text("SELECT count(*) FROM ledger_entries"))
 
-            # Under BEGIN IMMEDIATE the reader would wait for the writer (up to busy_timeout).
+            async def stream() -> list[int]:  # as exports read, with a transaction of their own
+                async with database.read_engine.connect() as connection:
+                    result = await connection.stream(text("SELECT count(*) FROM ledger_entries"))
+                    return [row[0] async for row in result]
+
+            # Under BEGIN IMMEDIATE the readers would wait for the writer (up to busy_timeout).
             assert await asyncio.wait_for(read(), timeout=5) == 0
+            assert await asyncio.wait_for(stream(), timeout=5) == [0]
     finally:
         await database.dispose()
 

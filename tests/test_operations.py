@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy.exc import DBAPIError
 
 from service.main import create_app
+from service.metrics import REGISTRY
 from service.migrate import head_revision
 from service.paging import encode_cursor
 from tests.conftest import Backend, Tokens, serve
@@ -173,3 +174,39 @@ async def test_out_of_range_parameters_are_422(
     response = await client.get(url.format(c=customer_id), headers=tokens.regulator())
     assert response.status_code == 422, response.text
     assert response.headers["content-type"] == "application/problem+json"
+
+
+def _recorded(kind: str) -> float:
+    return REGISTRY.get_sample_value("seenby_entries_recorded_total", {"kind": kind}) or 0.0
+
+
+async def test_entries_recorded_count_each_committed_entry_once(
+    client: httpx.AsyncClient, tokens: Tokens, customer_id: str
+) -> None:
+    kinds = ("access", "consent_changed", "deletion_requested", "deletion_task_completed",
+             "deletion_completed")
+    before = {kind: _recorded(kind) for kind in kinds}
+    events = [access_event(customer_id) for _ in range(3)]
+    created = await client.post("/v1/accesses:batch", json={"events": events}, headers=tokens.service())
+    assert created.status_code == 201
+    replay = await client.post("/v1/accesses:batch", json={"events": events}, headers=tokens.service())
+    assert replay.status_code == 200
+    clash = {**events[0], "clip_id": "another-clip"}
+    conflict = await client.post("/v1/accesses:batch", json={"events": [access_event(customer_id), clash]},
+                                 headers=tokens.service())
+    assert conflict.status_code == 409  # rolled back whole: nothing of it counts
+    consent = await client.put(f"/v1/customers/{customer_id}/consent", json={"human_review": True},
+                               headers=tokens.customer(customer_id))
+    assert consent.status_code == 200
+    filed = await client.post(f"/v1/customers/{customer_id}/deletion-requests", json={"scope": "all"},
+                              headers=tokens.customer(customer_id))
+    assert filed.status_code == 202
+    for task in filed.json()["tasks"]:
+        done = await client.post(f"/v1/deletion-tasks/{task['id']}/complete", json={"evidence": "wiped"},
+                                 headers=tokens.service(task["service"]))
+        assert done.status_code == 200
+    tasks = len(filed.json()["tasks"])
+    assert {kind: _recorded(kind) - before[kind] for kind in kinds} == {
+        "access": 3, "consent_changed": 1, "deletion_requested": 1, "deletion_task_completed": tasks,
+        "deletion_completed": 1,
+    }

@@ -38,6 +38,9 @@ NOT_IN_ANY_SCHEMA = {
     "/v1/exports/accesses/manifest": {"query.tree_size", "query.since"},
     "/v1/reports/transparency": {"query.since"},
     "/v1/admin/customers": {"body.customers"},
+    **{path: {"query.since"} for path in ("/v1/customers/{customer_id}/accesses", "/v1/me/accesses",
+                                          "/v1/customers/{customer_id}/accesses/summary",
+                                          "/v1/me/accesses/summary")},
 }
 SCHEMA_ERROR = "the request does not match the schema"
 

@@ -1,25 +1,20 @@
-"""Recording access events as idempotent ledger entries, with group commit.
+"""Recording access events as idempotent ledger entries.
 
-Every request in a process hands its events to one Recorder. Its writer task takes whatever
-has queued up, up to a group size, and records it in one transaction: one lock acquisition,
-one round trip per table, one commit, for many concurrent requests (group commit, as
-databases do for their own log). Each request still gets all-or-nothing and its own answer:
-a conflict fails only the request that carries it.
+Every request in a process hands its events to one Recorder, which writes them through group
+commit (service.group_commit): each group is one transaction that tells replays and conflicts
+apart from what is stored, judges the new events' flags under their customers' locks and appends
+them. Each request still gets all-or-nothing and its own answer.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
-import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from sqlalchemy import Select, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service import clock
@@ -27,28 +22,16 @@ from service.accesses.schemas import AccessEvent, Receipt, as_sent
 from service.actors import SALT_BYTES, recorded_actor
 from service.consent import rules
 from service.consent import service as consent
-from service.db import Database, one_of, per_dialect
+from service.db import Database
 from service.errors import Conflict
+from service.group_commit import GroupCommit, Outcome, Submission
 from service.ids import random_blocks
-from service.ledger import store
+from service.ledger import reads, store
 from service.ledger.canonical import canonical_bytes
-from service.ledger.tables import LogLeaf
-from service.metrics import ACCESSES_FLAGGED, ENTRIES_RECORDED
+from service.metrics import ACCESSES_FLAGGED
 from service.settings import Settings
 from service.types import format_micros, timestamp_micros
 
-entries = store.entries_table
-leaves = LogLeaf.__table__
-# Two processes racing on one new event_id: the loser's unique violation is retried as a replay.
-MAX_ATTEMPTS = 3
-# A second writer takes a group only when this many events wait while the first one writes: a few
-# waiting requests cost less in the first writer's next group than in a transaction of their own
-# (python -m bench.ingest_probe --single 15: two writers always, 2,206 events/s at p99 52 ms; one,
-# 2,784 at p99 36 ms), while big batches still overlap one writer's Python with the other's queries.
-SECOND_WRITER_EVENTS = 500
-# ... or when the one writer has been at its group this long: it may be waiting for a customer's
-# lock that another process holds, and requests for other customers should not wait behind it.
-SECOND_WRITER_AFTER_SECONDS = 0.1
 # Events prepared between yields to the event loop: a 1,000-event batch in one go would hold up,
 # for some 20 ms, a writer whose query has returned while it holds the customers' locks.
 PREPARE_CHUNK = 100
@@ -69,13 +52,14 @@ class PreparedEvent(NamedTuple):
 
 
 @dataclass
-class _Submission:
-    """One request's events, waiting for the writer."""
+class Sent:
+    """One request's events, as the writer needs them."""
 
     events: list[PreparedEvent]  # in request order, repeats included
     unique: dict[str, PreparedEvent]
-    recorded_by: str
-    done: asyncio.Future[Recorded]
+
+
+_Submission = Submission[Sent, Recorded]
 
 
 def prepare(event: AccessEvent, recorded_by: str, pseudonym_key: bytes, salt: bytes) -> PreparedEvent:
@@ -104,17 +88,10 @@ class Recorder:
         self.database = database
         self.settings = settings
         self.pseudonym_key = pseudonym_key
-        self.group_events = group_events
-        self._queue: list[_Submission] = []
-        self._queued_events = 0
-        self._writing = 0  # writers between taking a group and settling it
-        self._writing_since = 0.0  # when the writers last went from none busy to one
-        self._arrived = asyncio.Condition()
         # Two writers on PostgreSQL: under a backlog one prepares its group while the other waits on
-        # the database (SECOND_WRITER_EVENTS).
-        # Per-customer locks keep their chains in order; SQLite has a single writer anyway.
-        self._writer_count = 1 if database.sqlite else 2
-        self._writers: list[asyncio.Task[None]] = []
+        # the database. Per-customer locks keep their chains in order; SQLite has one writer anyway.
+        self.group_commit: GroupCommit[Sent, Recorded] = GroupCommit(
+            self._write, writers=1 if database.sqlite else 2, group_units=group_events)
 
     async def record(self, events: Sequence[AccessEvent], *, recorded_by: str) -> Recorded:
         salts = random_blocks(len(events), SALT_BYTES)
@@ -124,101 +101,20 @@ class Recorder:
                 await asyncio.sleep(0)  # let a writer holding customers' locks move on meanwhile
             chunk = zip(events[start:start + PREPARE_CHUNK], salts[start:start + PREPARE_CHUNK], strict=True)
             sent += [prepare(event, recorded_by, self.pseudonym_key, salt) for event, salt in chunk]
-        submission = _Submission(sent, _dedupe(sent), recorded_by,
-                                 asyncio.get_running_loop().create_future())
-        self._queue.append(submission)
-        self._queued_events += len(submission.unique)
-        self._writers = [w for w in self._writers if not w.done()]
-        while len(self._writers) < self._writer_count:
-            self._writers.append(asyncio.create_task(self._write_forever(), name="seenby-recorder"))
-        async with self._arrived:
-            self._arrived.notify()
-        return await submission.done
+        unique = _dedupe(sent)
+        return await self.group_commit.submit(Sent(sent, unique), len(unique))
 
     async def close(self) -> None:
-        for writer in self._writers:
-            writer.cancel()
-        for writer in self._writers:
-            with contextlib.suppress(asyncio.CancelledError):
-                await writer
+        await self.group_commit.close()
 
-    async def _write_forever(self) -> None:
-        while True:
-            async with self._arrived:
-                while not self._worth_a_group():
-                    await self._news()
-                group = self._next_group()
-            if not self._writing:
-                self._writing_since = time.monotonic()
-            self._writing += 1
-            try:
-                await self._record_settling(group)
-            finally:
-                self._writing -= 1
-
-    def _worth_a_group(self) -> bool:
-        if not self._queue:
-            return False
-        return (not self._writing or self._queued_events >= SECOND_WRITER_EVENTS
-                or time.monotonic() - self._writing_since >= SECOND_WRITER_AFTER_SECONDS)
-
-    async def _news(self) -> None:
-        """Until a request arrives or, with requests waiting behind a busy writer, until that
-        writer has been busy for SECOND_WRITER_AFTER_SECONDS."""
-        if not (self._queue and self._writing):
-            await self._arrived.wait()
-            return
-        busy_for = time.monotonic() - self._writing_since
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(max(SECOND_WRITER_AFTER_SECONDS - busy_for, 0.001)):
-                await self._arrived.wait()
-
-    async def _record_settling(self, group: list[_Submission]) -> None:
-        """Record a group and answer its requests; the writer lives on whatever happens."""
-        try:
-            await self._record_group(group)
-        except Exception as exc:
-            if len(group) == 1:
-                _settle(group[0], exc)
-                return
-            # One bad request must not fail the others: retry each on its own.
-            for submission in group:
-                try:
-                    await self._record_group([submission])
-                except Exception as alone:
-                    _settle(submission, alone)
-
-    def _next_group(self) -> list[_Submission]:
-        group, size = [], 0
-        while self._queue and (not group or size + len(self._queue[0].unique) <= self.group_events):
-            submission = self._queue.pop(0)
-            group.append(submission)
-            size += len(submission.unique)
-        self._queued_events -= size
-        return group
-
-    async def _record_group(self, group: list[_Submission]) -> None:
-        pending = [s for s in group if not s.done.done()]
-        for attempt in range(MAX_ATTEMPTS):
-            pending = [s for s in pending if not s.done.done()]  # a caller may have gone away
-            try:
-                outcomes = await self._write(pending)
-            except IntegrityError:  # another process recorded one of these event_ids meanwhile
-                if attempt == MAX_ATTEMPTS - 1:
-                    raise
-                continue
-            for submission, outcome in outcomes:
-                _settle(submission, outcome)
-            return
-
-    async def _write(self, pending: list[_Submission]) -> list[tuple[_Submission, Recorded | Conflict]]:
+    async def _write(self, pending: list[_Submission]) -> list[Outcome[Sent, Recorded]]:
         """One transaction: replays and conflicts told apart from what is stored, the new events
         appended under their customers' locks; answers only once it committed."""
-        outcomes: list[tuple[_Submission, Recorded | Conflict]] = []
+        outcomes: list[Outcome[Sent, Recorded]] = []
         async with self.database.write(()) as session:
             # Read before the locks, so it does not lengthen them: an event_id recorded by another
             # process in between fails our insert on its unique index, and the retry sees it.
-            existing = await _existing(session, {k for s in pending for k in s.unique})
+            existing = await reads.recorded_events(session, {k for s in pending for k in s.work.unique})
             claimed: dict[str, tuple[PreparedEvent, _Submission]] = {}
             accepted = []
             for submission in pending:
@@ -227,18 +123,21 @@ class Recorder:
                     outcomes.append((submission, Conflict(conflict)))
                     continue
                 accepted.append(submission)
-                for key, sent in submission.unique.items():
+                for key, sent in submission.work.unique.items():
                     if key not in existing:
                         claimed.setdefault(key, (sent, submission))
             receipts = {}
             if claimed:
                 await self.database.lock(session, {sent.access.customer_id for sent, _ in claimed.values()})
                 receipts = await self._append(session, list(claimed.values()))
+        # Committed: count the flags once, never for a group rolled back and retried.
+        for flag, count in Counter(f for sent, _ in claimed.values() for f in sent.entry.flags).items():
+            ACCESSES_FLAGGED.labels(flag=flag).inc(count)
         for submission in accepted:
-            created = any(claimed.get(k, (None, None))[1] is submission for k in submission.unique)
+            created = any(claimed.get(k, (None, None))[1] is submission for k in submission.work.unique)
             outcomes.append((submission, Recorded(
-                [receipts.get(s.key) or {"event_id": s.event_id, **existing[s.key][1]}
-                 for s in submission.events],
+                [receipts.get(s.key) or _replayed_receipt(s, existing[s.key])
+                 for s in submission.work.events],
                 created=created,
             )))
         return outcomes
@@ -255,9 +154,6 @@ class Recorder:
             sent.entry.flags = rules.flags(access, access_facts)
             new_entries.append(sent.entry)
         appended = await store.append(session, new_entries, now)
-        ENTRIES_RECORDED.labels(kind="access").inc(len(appended))
-        for flag, count in Counter(flag for entry in new_entries for flag in entry.flags).items():
-            ACCESSES_FLAGGED.labels(flag=flag).inc(count)
         return {sent.key: new_receipt(sent, a) for (sent, _), a in zip(new, appended, strict=True)}
 
 
@@ -267,51 +163,23 @@ def new_receipt(sent: PreparedEvent, appended: store.AppendedEntry) -> Receipt:
             "customer_seq": appended.customer_seq, "recorded_at": appended.recorded_at, "log_index": None}
 
 
-def _settle(submission: _Submission, outcome: Recorded | BaseException) -> None:
-    """Answer a waiting request, unless it was cancelled (its client went away) meanwhile."""
-    if submission.done.done():
-        return
-    if isinstance(outcome, BaseException):
-        submission.done.set_exception(outcome)
-    else:
-        submission.done.set_result(outcome)
+def _replayed_receipt(sent: PreparedEvent, recorded: reads.RecordedEvent) -> Receipt:
+    """The original receipt; a replay has the same body, so the same event_id spelling."""
+    return {"event_id": sent.event_id, "entry_hash": recorded.entry_hash,
+            "customer_seq": recorded.customer_seq, "recorded_at": format_micros(recorded.recorded_at_us),
+            "log_index": recorded.log_index}
 
 
 def _conflict(
-    submission: _Submission, existing: dict[str, tuple[str, dict[str, Any]]],
+    submission: _Submission, existing: dict[str, reads.RecordedEvent],
     claimed: dict[str, tuple[PreparedEvent, _Submission]],
 ) -> str | None:
-    for key, sent in submission.unique.items():
-        if key in existing and existing[key][0] != sent.digest:
+    for key, sent in submission.work.unique.items():
+        if key in existing and existing[key].request_digest != sent.digest:
             return f"event_id {sent.event_id} was already recorded with another body"
         if key in claimed and claimed[key][0].digest != sent.digest:
             return f"event_id {sent.event_id} is being recorded with another body"
     return None
-
-
-@per_dialect
-def _existing_query(dialect: str) -> Select[Any]:
-    return (
-        select(entries.c.event_id, entries.c.request_digest, entries.c.entry_hash,
-               entries.c.customer_seq, entries.c.recorded_at_us, leaves.c.log_index)
-        .outerjoin(leaves, leaves.c.entry_id == entries.c.id)
-        .where(one_of(dialect, entries.c.event_id, "keys"))
-    )
-
-
-async def _existing(session: AsyncSession, keys: set[str]) -> dict[str, tuple[str, dict[str, Any]]]:
-    """Already recorded events among `keys`: their request digest and their receipt's fields.
-
-    A replay has the same body, so the same event_id spelling: the caller adds it back.
-    """
-    rows = await session.execute(_existing_query(session), {"keys": sorted(keys)})
-    return {
-        row.event_id: (row.request_digest, {
-            "entry_hash": row.entry_hash, "customer_seq": row.customer_seq,
-            "recorded_at": format_micros(row.recorded_at_us), "log_index": row.log_index,
-        })
-        for row in rows
-    }
 
 
 def _access(as_sent: dict[str, Any]) -> rules.Access:

@@ -35,7 +35,6 @@ class Facts(NamedTuple):  # a NamedTuple: built for every access recorded, and c
     live_grant: bool
     deletion_requested: bool
     cited: CitedDecision | None = None
-    cited_missing: bool = False
 
 
 class Access(NamedTuple):

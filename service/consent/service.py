@@ -7,25 +7,19 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import BigInteger, Select, bindparam, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service import clock
+from service import bulk, clock
 from service.actors import SALT_BYTES, recorded_actor
 from service.consent import rules
-from service.consent.tables import AccessDecision, Consent, TroubleshootingGrant
-from service.db import Database, dialect_of, one_of, per_dialect
+from service.consent.tables import consents, decisions, grants
+from service.db import Database, one_of, per_dialect
 from service.deletions.coverage import clips_under_deletion
 from service.errors import NotFound
 from service.ids import new_id
 from service.ledger import store
-from service.metrics import ENTRIES_RECORDED
 from service.settings import Settings
 from service.types import format_micros
-
-consents = Consent.__table__
-grants = TroubleshootingGrant.__table__
-decisions = AccessDecision.__table__
 
 
 def default_consent(settings: Settings) -> rules.ConsentState:
@@ -91,7 +85,6 @@ async def facts_for(
             live_grant=(a.customer_id, a.clip_id) in granted,
             deletion_requested=(a.customer_id, a.clip_id) in deleted,
             cited=cited.get(a.authorization_id) if a.authorization_id else None,
-            cited_missing=bool(a.authorization_id) and a.authorization_id not in cited,
         )
         for a in accesses
     ]
@@ -103,6 +96,9 @@ def consent_view(state: rules.ConsentState) -> dict[str, bool]:
 
 async def read_consent(session: AsyncSession, customer_id: str, settings: Settings) -> dict[str, bool]:
     return consent_view((await current_consent(session, [customer_id], settings))[customer_id])
+
+
+CONSENT_COLUMNS = ("customer_id", "human_review", "model_training", "updated_at_us")
 
 
 async def change_consent(
@@ -118,18 +114,12 @@ async def change_consent(
         if after == before:
             return consent_view(after)
         now = clock.now_us()
-        insert = (postgresql if dialect_of(session) == "postgresql" else sqlite).insert(consents)
-        values = {"customer_id": customer_id, "human_review": after.human_review,
-                  "model_training": after.model_training, "updated_at_us": now}
-        await session.execute(insert.on_conflict_do_update(
-            index_elements=[consents.c.customer_id],
-            set_={k: insert.excluded[k] for k in ("human_review", "model_training", "updated_at_us")},
-        ), [values])
+        await bulk.upsert_rows(session, consents, CONSENT_COLUMNS,
+                               [(customer_id, after.human_review, after.model_training, now)])
         await store.append(session, [store.NewEntry(
             customer_id=customer_id, kind="consent_changed", recorded_by=changed_by,
             body={"consent": consent_view(after), "previous": consent_view(before)},
         )], now)
-    ENTRIES_RECORDED.labels(kind="consent_changed").inc()
     return consent_view(after)
 
 
@@ -161,7 +151,6 @@ async def grant_troubleshooting(
             customer_id=customer_id, kind="troubleshooting_granted", recorded_by=customer_id, body=body,
         )], now)
         row = (await session.execute(select(grants).where(grants.c.id == grant_id))).one()
-    ENTRIES_RECORDED.labels(kind="troubleshooting_granted").inc()
     return grant_view(row, now)
 
 
@@ -180,7 +169,6 @@ async def withdraw_troubleshooting(database: Database, customer_id: str, grant_i
             body={"grant_id": grant_id, "clip_id": row.clip_id},
         )], now)
         row = (await session.execute(select(grants).where(grants.c.id == grant_id))).one()
-    ENTRIES_RECORDED.labels(kind="troubleshooting_withdrawn").inc()
     return grant_view(row, now)
 
 
@@ -222,6 +210,5 @@ async def decide_access(
             "action": access.action, "purpose": access.purpose, "decision": body["decision"],
             "entry_hash": appended.entry_hash, "decided_at_us": now,
         }])
-    ENTRIES_RECORDED.labels(kind="access_decision").inc()
     return {"id": decision_id, "decision": body["decision"], "reason": verdict.reason,
             "entry_hash": appended.entry_hash}

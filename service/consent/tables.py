@@ -5,6 +5,8 @@ from __future__ import annotations
 from sqlalchemy import BigInteger, Boolean, Column, String
 from sqlmodel import Field, SQLModel
 
+from service.db import tables_of
+
 
 class Consent(SQLModel, table=True):
     __tablename__ = "consents"
@@ -38,3 +40,7 @@ class AccessDecision(SQLModel, table=True):
     decision: str = Field(sa_column=Column(String(8), nullable=False))
     entry_hash: str = Field(sa_column=Column(String(64), nullable=False))
     decided_at_us: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+# The Table of each model, for Core queries.
+consents, grants, decisions = tables_of(Consent, TroubleshootingGrant, AccessDecision)

@@ -5,15 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from service import bulk
 from service.customers.schemas import BatchResult, CustomerJurisdiction, CustomerView
-from service.customers.tables import Customer
-from service.db import Database, dialect_of
+from service.customers.tables import customers
+from service.db import Database
 from service.errors import NotFound, Unprocessable
-
-customers = Customer.__table__
 
 
 async def set_countries(database: Database, wanted: Sequence[CustomerJurisdiction]) -> BatchResult:
@@ -30,15 +28,7 @@ async def set_countries(database: Database, wanted: Sequence[CustomerJurisdictio
         known = set((await session.execute(
             select(customers.c.customer_id).where(customers.c.customer_id.in_(sorted(countries)))
         )).scalars())
-        dialect = postgresql if dialect_of(session) == "postgresql" else sqlite
-        insert = dialect.insert(customers)
-        upsert = insert.on_conflict_do_update(
-            index_elements=[customers.c.customer_id], set_={"country": insert.excluded.country}
-        )
-        await session.execute(upsert, [
-            {"customer_id": customer_id, "country": country}
-            for customer_id, country in sorted(countries.items())
-        ])
+        await bulk.upsert_rows(session, customers, ("customer_id", "country"), sorted(countries.items()))
     return BatchResult(count=len(countries), created=len(countries) - len(known), updated=len(known))
 
 

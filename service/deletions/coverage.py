@@ -8,14 +8,11 @@ from sqlalchemy import CompoundSelect, null, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.db import one_of, per_dialect
-from service.deletions.tables import DeletionRequest, DeletionRequestClip
-
-requests = DeletionRequest.__table__
-request_clips = DeletionRequestClip.__table__
+from service.deletions.tables import request_clips, requests
 
 
 @per_dialect
-def _covering_query(dialect: str) -> CompoundSelect:
+def _covering_query(dialect: str) -> CompoundSelect[str, str | None]:
     """Customers with a live request for all their clips (clip_id null), and live requests' clips."""
     everything = select(requests.c.customer_id, null().label("clip_id")).where(
         one_of(dialect, requests.c.customer_id, "customers"), requests.c.scope == "all",

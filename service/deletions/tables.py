@@ -5,6 +5,8 @@ from __future__ import annotations
 from sqlalchemy import BigInteger, Column, ForeignKey, String
 from sqlmodel import Field, SQLModel
 
+from service.db import tables_of
+
 
 class DeletionRequest(SQLModel, table=True):
     __tablename__ = "deletion_requests"
@@ -42,3 +44,7 @@ class DeletionTask(SQLModel, table=True):
     created_at_us: int = Field(sa_column=Column(BigInteger, nullable=False))
     evidence: str | None = Field(default=None, sa_column=Column(String(4000)))
     completed_at_us: int | None = Field(default=None, sa_column=Column(BigInteger))
+
+
+# The Table of each model, for Core queries.
+requests, request_clips, tasks = tables_of(DeletionRequest, DeletionRequestClip, DeletionTask)

@@ -11,7 +11,7 @@ import base64
 import binascii
 import csv
 import hashlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -19,9 +19,10 @@ from typing import IO, Any
 
 import orjson
 
+from service.actors import id_commitment
 from service.exports import formats
 from service.ledger import merkle
-from service.ledger.canonical import GENESIS_HASH, decode, entry_hash
+from service.ledger.canonical import ChainLinks, decode, entry_hash
 from service.ledger.checkpoint import Checkpoint, CheckpointError, NoteError, Verifier, open_checkpoint
 from service.types import to_micros
 
@@ -50,6 +51,90 @@ class ExportVerdict:
     @property
     def ok(self) -> bool:
         return not self.faults
+
+
+# --- A shown entry against its canonical bytes (every `seenby verify` command uses these) ----
+
+NOT_OF_THE_ENTRY = frozenset({"entry_hash", "log_index", "canonical", "proof"})
+KEPT_APART = frozenset({"id", "id_salt"})  # a human actor's, shown to regulators, committed to in the entry
+IDENTITY_FAULT = "actor.id and actor.id_salt do not match actor.id_commitment"
+
+
+def open_canonical(canonical_b64: Any) -> tuple[bytes, dict[str, Any]] | None:
+    """The canonical bytes a shown item carries as base64, and the entry they encode; None if they
+    are not the base64 of a JSON object."""
+    try:
+        canonical = base64.b64decode(canonical_b64 if isinstance(canonical_b64, str) else "", validate=True)
+        recorded = decode(canonical)
+    except (binascii.Error, ValueError):
+        return None
+    return (canonical, recorded) if isinstance(recorded, dict) else None
+
+
+def commitment_holds(recorded: Mapping[str, Any], employee_id: Any, salt: Any) -> bool:
+    actor = recorded.get("actor")
+    if not (isinstance(actor, dict) and isinstance(employee_id, str) and isinstance(salt, str)):
+        return False
+    try:
+        return id_commitment(bytes.fromhex(salt), employee_id) == actor.get("id_commitment")
+    except (ValueError, UnicodeEncodeError):
+        return False
+
+
+def is_committed(recorded: Mapping[str, Any]) -> bool:
+    """A human actor: its id is not in the entry, only a commitment to it."""
+    actor = recorded.get("actor")
+    return isinstance(actor, dict) and "id_commitment" in actor
+
+
+def shown_identity(shown: Mapping[str, Any], recorded: Mapping[str, Any]) -> tuple[str, str] | None:
+    """A human actor's (id, id_salt) as a regulator's view shows them, whether or not they match."""
+    actor = shown.get("actor")
+    if not (is_committed(recorded) and isinstance(actor, dict)):
+        return None
+    employee_id, salt = actor.get("id"), actor.get("id_salt")
+    return (employee_id, salt) if isinstance(employee_id, str) and isinstance(salt, str) else None
+
+
+def shown_faults(shown: Mapping[str, Any], recorded: Mapping[str, Any]) -> list[str]:
+    """What a shown item (a history item, an entry document, an export line) says that its canonical
+    bytes do not. Every field but those NOT_OF_THE_ENTRY must equal the recorded entry's, nothing
+    missing and nothing added; a human actor's id and id_salt, when shown, must match its
+    id_commitment; `entry`, when shown, is the recorded entry whole."""
+    faults = []
+    view = {k: v for k, v in shown.items() if k not in NOT_OF_THE_ENTRY and k != "entry"}
+    actor = view.get("actor")
+    if is_committed(recorded) and isinstance(actor, dict) and actor.keys() & KEPT_APART:
+        if not commitment_holds(recorded, actor.get("id"), actor.get("id_salt")):
+            faults.append(IDENTITY_FAULT)
+        view["actor"] = {k: v for k, v in actor.items() if k not in KEPT_APART}
+    differing = _differences(dict(recorded), view)
+    if "entry" in shown and not _same(shown["entry"], recorded):
+        differing.append("entry")
+    if differing:
+        faults.insert(0, f"shown field(s) {', '.join(differing)} differ from its canonical bytes")
+    return faults
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal as JSON: unlike ==, true is not 1 and 1 is not 1.0."""
+    return orjson.dumps(a, option=orjson.OPT_SORT_KEYS) == orjson.dumps(b, option=orjson.OPT_SORT_KEYS)
+
+
+def _differences(expected: Mapping[str, Any], shown: Mapping[str, Any], prefix: str = "") -> list[str]:
+    names = []
+    for key in sorted(expected.keys() | shown.keys()):
+        want, got = expected.get(key, _ABSENT), shown.get(key, _ABSENT)
+        if want is not _ABSENT and got is not _ABSENT and _same(want, got):
+            continue
+        if isinstance(want, dict) and isinstance(got, dict):
+            names += _differences(want, got, f"{prefix}{key}.")
+        else:
+            names.append(f"{prefix}{key}")
+    return names
+
+
+_ABSENT: Any = object()
 
 
 # --- The manifest ---------------------------------------------------------------------------
@@ -199,14 +284,14 @@ def _jsonl(file: IO[bytes], digest: Any, verdict: ExportVerdict,
                        shown.get("log_index"), verdict)
         if entry is None:
             continue
-        actor = shown.get("actor") if isinstance(shown.get("actor"), dict) else {}
-        identity = _identity(entry, actor.get("id"), actor.get("id_salt"), verdict)
-        expected = formats.export_view(entry.canonical, entry.entry_hash, entry.log_index, identity)
-        if formats.jsonl_line(expected) != raw:
-            differing = _differences(expected, shown)
-            verdict.fault(f"{entry.label}: " + (
-                f"shown field(s) {', '.join(differing)} differ from its canonical bytes" if differing
-                else "not written as seenby writes it (spacing, key order or line end changed)"))
+        faults = shown_faults(shown, entry.recorded)
+        for fault in faults:
+            verdict.fault(f"{entry.label}: {fault}")
+        expected = formats.export_view(entry.canonical, entry.entry_hash, entry.log_index,
+                                       shown_identity(shown, entry.recorded))
+        if not faults and formats.jsonl_line(expected) != raw:
+            verdict.fault(f"{entry.label}: not written as seenby writes it (spacing, key order or line "
+                          "end changed)")
         yield entry
 
 
@@ -234,7 +319,11 @@ def _csv(file: IO[bytes], digest: Any, verdict: ExportVerdict,
             entry = _entry(f"row {number}", cells["canonical"], cells["entry_hash"], log_index, verdict)
             if entry is None:
                 continue
-            identity = _identity(entry, cells["actor_id"], cells["actor_id_salt"] or None, verdict)
+            identity = None
+            if is_committed(entry.recorded) and cells["actor_id_salt"]:
+                identity = (cells["actor_id"], cells["actor_id_salt"])
+                if not commitment_holds(entry.recorded, *identity):
+                    verdict.fault(f"{entry.label}: {IDENTITY_FAULT}")
             expected = formats.csv_row(
                 formats.export_view(entry.canonical, cells["entry_hash"], entry.log_index, identity)
             )
@@ -256,52 +345,14 @@ def _entry(where: str, canonical_b64: Any, shown_hash: Any, log_index: Any,
         verdict.fault(f"{where}: log_index {log_index!r} is not a log index")
         return None
     label = f"{where} (log_index {log_index}, entry {shown_hash})"
-    try:
-        canonical = base64.b64decode(canonical_b64 if isinstance(canonical_b64, str) else "", validate=True)
-        recorded = decode(canonical)
-    except (binascii.Error, ValueError):
+    opened = open_canonical(canonical_b64)
+    if opened is None:
         verdict.fault(f"{label}: its canonical field is not the base64 of an entry")
         return None
-    if not isinstance(recorded, dict):
-        verdict.fault(f"{label}: its canonical bytes are not an entry")
-        return None
+    canonical, recorded = opened
     if entry_hash(canonical) != shown_hash:
         verdict.fault(f"{label}: its canonical bytes hash to {entry_hash(canonical)}, not to its entry_hash")
     return _Shown(label, canonical, shown_hash, log_index, recorded)
-
-
-def _identity(entry: _Shown, employee_id: Any, salt: Any, verdict: ExportVerdict) -> tuple[str, str] | None:
-    """A human actor's id and salt as shown, once checked against the commitment in the entry."""
-    actor = entry.recorded.get("actor")
-    if not isinstance(actor, dict) or "id_commitment" not in actor:
-        return None
-    if not (isinstance(employee_id, str) and isinstance(salt, str)):
-        return None
-    try:
-        matches = hashlib.sha256(bytes.fromhex(salt) + employee_id.encode()).hexdigest() == actor[
-            "id_commitment"]
-    except (ValueError, UnicodeEncodeError):
-        matches = False
-    if not matches:
-        verdict.fault(f"{entry.label}: actor.id and actor.id_salt do not match actor.id_commitment")
-    return employee_id, salt
-
-
-def _differences(expected: dict[str, Any], shown: dict[str, Any]) -> list[str]:
-    def same(a: Any, b: Any) -> bool:
-        return orjson.dumps(a, option=orjson.OPT_SORT_KEYS) == orjson.dumps(b, option=orjson.OPT_SORT_KEYS)
-
-    names = []
-    for key in sorted(expected.keys() | shown.keys()):
-        want, got = expected.get(key), shown.get(key)
-        if same(want, got):
-            continue
-        if isinstance(want, dict) and isinstance(got, dict):
-            names += [f"{key}.{k}" for k in sorted(want.keys() | got.keys())
-                      if not same(want.get(k), got.get(k))]
-        else:
-            names.append(key)
-    return names
 
 
 # --- The whole check ------------------------------------------------------------------------
@@ -341,7 +392,7 @@ def _check(manifest: _Manifest, data_file: IO[bytes], verifier: Verifier, verdic
     if head.get("tree_size") != checkpoint.size:
         verdict.fault(f"the manifest says tree_size {head.get('tree_size')}, "
                       f"its checkpoint {checkpoint.size}")
-    parameters = head.get("parameters") if isinstance(head.get("parameters"), dict) else {}
+    parameters: dict[str, Any] = head["parameters"] if isinstance(head.get("parameters"), dict) else {}
     export_format = parameters.get("format")
     if export_format not in formats.FORMATS:
         raise ManifestError(f"its format {export_format!r} is not one of {', '.join(formats.FORMATS)}")
@@ -352,7 +403,7 @@ def _check(manifest: _Manifest, data_file: IO[bytes], verifier: Verifier, verdic
     digest = hashlib.sha256()
     read = _csv if export_format == "csv" else _jsonl
     previous, first, last = -1, None, None
-    seq, prev_hash, chain_faults = 0, GENESIS_HASH, 0
+    links = ChainLinks()
     for entry in read(data_file, digest, verdict, progress):
         recorded, label = entry.recorded, entry.label
         first = entry.log_index if first is None else first
@@ -375,20 +426,14 @@ def _check(manifest: _Manifest, data_file: IO[bytes], verifier: Verifier, verdic
         ):
             verdict.fault(f"{label}: recorded_at {recorded.get('recorded_at')} is outside the period")
         if whole_chain:
-            if recorded.get("customer_seq") != seq:
-                verdict.fault(f"{label}: customer_seq {recorded.get('customer_seq')} where {seq} was "
-                              "expected: the customer's chain is not complete")
-                chain_faults += 1
-            if recorded.get("prev_hash") != prev_hash:
-                verdict.fault(f"{label}: prev_hash does not link to the entry before it")
-                chain_faults += 1
-            seq = (recorded["customer_seq"] + 1) if isinstance(recorded.get("customer_seq"), int) else seq + 1
-            prev_hash = entry_hash(entry.canonical)
+            for fault in links.follow(recorded, entry_hash(entry.canonical)):
+                verdict.fault(f"{label}: {fault}")
     proofs.finish()
     _check_trailer(manifest.trailer, verdict, digest.hexdigest(), first, last)
-    if whole_chain and not chain_faults:
-        verdict.chain = (f"customer {customer_id}'s chain is complete from customer_seq 0 to {seq - 1}"
-                         if seq else f"customer {customer_id} has no entries in this cut")
+    if whole_chain and not links.broken:
+        verdict.chain = (f"customer {customer_id}'s chain is complete from customer_seq 0 to "
+                         f"{links.next_seq - 1}" if links.next_seq
+                         else f"customer {customer_id} has no entries in this cut")
 
 
 def _check_inclusion(entry: _Shown, proof: _Proof | None, checkpoint: Checkpoint,

@@ -19,6 +19,9 @@ from typing import Any, Protocol
 
 import httpx
 import orjson
+from rich import filesize
+from rich.progress import Progress, ProgressColumn, Task
+from rich.text import Text
 
 from service.exports.check import read_trailer
 
@@ -26,10 +29,17 @@ TREE_SIZE_HEADER = "Seenby-Tree-Size"
 EXPORT_PATH = "/v1/exports/accesses"
 MANIFEST_PATH = "/v1/exports/accesses/manifest"
 RETRYABLE = (httpx.TransportError, httpx.RemoteProtocolError)
+# Failing to connect at all on a run's first request is a wrong URL or a server that is down, not a
+# flaky network: say so at once rather than after a minute of retries.
+UNREACHABLE = (httpx.ConnectError, httpx.ConnectTimeout, httpx.UnsupportedProtocol)
 
 
 class DownloadError(Exception):
     pass
+
+
+class ServerError(DownloadError):
+    """The server could not be reached, refused the request, or is not a seenby server."""
 
 
 @dataclass(frozen=True)
@@ -45,11 +55,13 @@ class ExportRequest:
 
 
 class Reporter(Protocol):
-    def task(self, description: str, total: int | None, completed: int = 0) -> Callable[[int], None]: ...
+    def task(self, description: str, total: int | None, completed: int = 0, *,
+             unit: str = "entries") -> Callable[[int], None]: ...
 
 
 class _Silent:
-    def task(self, description: str, total: int | None, completed: int = 0) -> Callable[[int], None]:
+    def task(self, description: str, total: int | None, completed: int = 0, *,
+             unit: str = "entries") -> Callable[[int], None]:
         return lambda _: None
 
 
@@ -76,15 +88,17 @@ async def download(client: httpx.AsyncClient, request: ExportRequest, data: Path
     reporter = reporter or _Silent()
     manifest, state_file = manifest_path(data), state_path(data)
     state, resumed = _prepare(request, data, tree_size)
+    first_contact = True
     if not state["manifest_done"]:
-        await _retrying(retries, lambda: _fetch_manifest(client, request, state, manifest, state_file,
-                                                         reporter))
+        await _retrying(client, retries, first_contact, lambda: _fetch_manifest(
+            client, request, state, manifest, state_file, reporter))
+        first_contact = False
     trailer = read_trailer(manifest)
     count = trailer.get("count")
     if not isinstance(count, int):
         raise DownloadError(f"{manifest} holds no count")
-    await _retrying(retries, lambda: _fetch_data(client, request, state["tree_size"], data, count,
-                                                 reporter))
+    await _retrying(client, retries, first_contact, lambda: _fetch_data(
+        client, request, state["tree_size"], data, count, reporter))
     if _sha256(data) != trailer.get("sha256"):
         raise DownloadError(f"{data} does not match the SHA-256 in {manifest}; run `seenby verify export` "
                             "to see which entries are at fault")
@@ -123,15 +137,19 @@ def _resume_point(data: Path, export_format: str) -> tuple[int, int | None]:
     return records, last_index
 
 
-async def _retrying(retries: int, attempt: Callable[[], Any]) -> None:
+async def _retrying(client: httpx.AsyncClient, retries: int, first_contact: bool,
+                    attempt: Callable[[], Any]) -> None:
     for number in range(retries + 1):
         try:
             await attempt()
             return
         except RETRYABLE as exc:
+            if first_contact and number == 0 and isinstance(exc, UNREACHABLE):
+                raise ServerError(f"cannot reach the seenby server at {client.base_url}: "
+                                  f"{exc or type(exc).__name__}") from exc
             if number == retries:
-                raise DownloadError(f"the download failed {retries + 1} times, last with {exc!r}; run "
-                                    "the same command again to resume") from exc
+                raise ServerError(f"the download failed {retries + 1} times, last with {exc!r}; run "
+                                  "the same command again to resume") from exc
             await asyncio.sleep(min(2.0**number * 0.5, 10.0))
 
 
@@ -146,7 +164,15 @@ async def _check_response(response: httpx.Response) -> None:
         detail = str(response.json().get("detail", response.text))
     except ValueError:
         detail = response.text[:500]
-    raise DownloadError(f"the server refused the export ({response.status_code}): {detail}")
+    raise ServerError(f"the server refused the export ({response.status_code}): {detail}")
+
+
+def _tree_size(response: httpx.Response) -> int:
+    value = response.headers.get(TREE_SIZE_HEADER, "")
+    if not value.isdigit():
+        raise ServerError(f"{response.url} answered without a {TREE_SIZE_HEADER} header: is it a seenby "
+                          "server?")
+    return int(value)
 
 
 async def _fetch_manifest(client: httpx.AsyncClient, request: ExportRequest, state: dict[str, Any],
@@ -157,12 +183,12 @@ async def _fetch_manifest(client: httpx.AsyncClient, request: ExportRequest, sta
     partial = manifest.with_name(manifest.name + ".part")
     async with client.stream("GET", MANIFEST_PATH, params=params) as response:
         await _check_response(response)
-        served = int(response.headers[TREE_SIZE_HEADER])
+        served = _tree_size(response)
         if state["tree_size"] not in (None, served):
             raise DownloadError(f"the server cut the manifest at {served}, not {state['tree_size']}")
         state["tree_size"] = served
         _save(state_file, state)
-        advance = reporter.task(f"manifest (tree size {served})", None)
+        advance = reporter.task(f"manifest (tree size {served})", None, unit="bytes")
         with partial.open("wb") as out:
             async for chunk in response.aiter_bytes():
                 out.write(chunk)
@@ -183,13 +209,32 @@ async def _fetch_data(client: httpx.AsyncClient, request: ExportRequest, tree_si
         params["after_log_index"] = str(last_index)
     async with client.stream("GET", EXPORT_PATH, params=params) as response:
         await _check_response(response)
-        if int(response.headers[TREE_SIZE_HEADER]) != tree_size:
-            raise DownloadError(f"the server cut the data at {response.headers[TREE_SIZE_HEADER]}, "
-                                f"not at the manifest's {tree_size}")
+        if (served := _tree_size(response)) != tree_size:
+            raise DownloadError(f"the server cut the data at {served}, not at the manifest's {tree_size}")
+        ends = _RecordEnds(request.format, header_follows=last_index is None)
         with data.open("ab") as out:
             async for chunk in response.aiter_bytes():
                 out.write(chunk)
-                advance(chunk.count(b"\n"))
+                advance(ends.count(chunk))
+
+
+class _RecordEnds:
+    """Counts the entries a stream of chunks completes, for the progress bar: JSONL lines end in LF
+    (never inside one: JSON escapes it), CSV records in CRLF (a field may hold a bare LF); a CSV
+    download from the start opens with its header, which is no entry."""
+
+    def __init__(self, export_format: str, *, header_follows: bool) -> None:
+        self._end = b"\r\n" if export_format == "csv" else b"\n"
+        self._uncounted = 1 if export_format == "csv" and header_follows else 0
+        self._carry = b""  # a CR at a chunk's end may meet its LF in the next chunk
+
+    def count(self, chunk: bytes) -> int:
+        joined = self._carry + chunk
+        self._carry = joined[-1:] if len(self._end) > 1 and joined.endswith(b"\r") else b""
+        ended = joined.count(self._end)
+        skipped = min(ended, self._uncounted)
+        self._uncounted -= skipped
+        return ended - skipped
 
 
 def scan(data: Path, export_format: str) -> tuple[int, int, int | None]:
@@ -241,11 +286,28 @@ def _sha256(path: Path) -> str:
 
 
 class RichReporter:
-    """Progress bars on the terminal, one per download."""
+    """Progress bars on the terminal, one per download: the manifest in bytes, the data in entries."""
 
-    def __init__(self, progress: Any) -> None:
+    def __init__(self, progress: Progress) -> None:
         self._progress = progress
 
-    def task(self, description: str, total: int | None, completed: int = 0) -> Callable[[int], None]:
-        task = self._progress.add_task(description, total=total, completed=completed)
+    @staticmethod
+    def columns() -> tuple[ProgressColumn, ...]:
+        return (*Progress.get_default_columns(), _Amount())
+
+    def task(self, description: str, total: int | None, completed: int = 0, *,
+             unit: str = "entries") -> Callable[[int], None]:
+        task = self._progress.add_task(description, total=total, completed=completed, unit=unit)
         return lambda n: self._progress.advance(task, n)
+
+
+class _Amount(ProgressColumn):
+    """"1.2 MB" of a manifest, "7/12 entries" of the data."""
+
+    def render(self, task: Task) -> Text:
+        unit = task.fields.get("unit", "entries")
+        done = int(task.completed)
+        if unit == "bytes":
+            return Text(filesize.decimal(done))
+        total = "?" if task.total is None else f"{int(task.total):,}"
+        return Text(f"{done:,}/{total} {unit}")

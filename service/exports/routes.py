@@ -17,6 +17,7 @@ from service.errors import problem_responses
 from service.exports import formats, service
 from service.exports.schemas import Manifest
 from service.exports.service import ExportFilter
+from service.types import Period
 from service.vocabulary import MAX_INDEX, NO_NUL, RecordedSince, RecordedUntil
 
 router = APIRouter(prefix="/v1/exports", tags=["exports"])
@@ -40,7 +41,8 @@ async def export_filter(
     format: Annotated[ExportFormat, Query(description="jsonl (one JSON object a line) or csv.")]
     = ExportFormat.JSONL,
 ) -> ExportFilter:
-    return ExportFilter(customer_id=customer_id, since=since, until=until, kind=kind, format=format.value)
+    return ExportFilter(customer_id=customer_id, recorded=Period.of(since, until), kind=kind,
+                        format=format.value)
 
 
 Filter = Annotated[ExportFilter, Depends(export_filter)]

@@ -1,9 +1,9 @@
 """Exports cut against a signed checkpoint: entries in log order, streamed, and their manifest.
 
 Nothing here holds more than one batch of entries in memory. On PostgreSQL the entries come from
-one server-side cursor; on SQLite, whose every transaction takes the write lock (BEGIN IMMEDIATE),
-a cursor held for a whole export would stall every writer, so there each batch is its own short
-keyset query: entries up to a signed tree size never change, so the batches join up exactly.
+one server-side cursor; on SQLite a read transaction held for a whole export would keep the WAL
+from being checkpointed (it grows for as long as the export runs), so there each batch is its own
+short keyset query: entries up to a signed tree size never change, so the batches join up exactly.
 """
 
 from __future__ import annotations
@@ -11,27 +11,20 @@ from __future__ import annotations
 import hashlib
 from collections.abc import AsyncGenerator, Sequence
 from contextlib import aclosing
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, Select, select
+from sqlalchemy import Row, Select
 
 from service.auth import Principal
 from service.db import Database
 from service.errors import Unprocessable
 from service.exports import formats
-from service.ledger import merkle, tree_store
+from service.ledger import merkle, reads, tree_store
 from service.ledger.merkle import NodeId
-from service.ledger.tables import ActorIdentity, LedgerEntry, LogLeaf, MerkleNode
-from service.tenancy import ensure_readable, jurisdiction_condition
+from service.tenancy import ensure_readable, jurisdiction_customers
 from service.tlog import service as tlog
-from service.types import format_micros, to_micros
-
-entries = LedgerEntry.__table__
-identities = ActorIdentity.__table__
-leaves = LogLeaf.__table__
-nodes = MerkleNode.__table__
+from service.types import Period
 
 BATCH = 1_000
 NODES_PER_QUERY = 4_000  # SQLite allows 32,766 bound values in one statement, asyncpg 32,767
@@ -44,44 +37,17 @@ def _invalid(field: str, message: str) -> Unprocessable:
 
 @dataclass(frozen=True)
 class ExportFilter:
-    """What to export; `kind` is "all" or one kind of entry."""
+    """What to export; `kind` is "all" or one kind of entry; the period is on `recorded_at`."""
 
     customer_id: str | None = None
-    since: datetime | None = None
-    until: datetime | None = None
+    recorded: Period = field(default_factory=Period)
     kind: str = "access"
     format: str = "jsonl"
 
-    def __post_init__(self) -> None:
-        if self.since is not None and self.until is not None and to_micros(self.since) > to_micros(
-            self.until
-        ):
-            raise _invalid("since", "since must not be after until")
-
     def parameters(self) -> dict[str, Any]:
         """As the manifest records them, times in the ledger's own RFC 3339 form."""
-        return {
-            "customer_id": self.customer_id,
-            "since": None if self.since is None else format_micros(to_micros(self.since)),
-            "until": None if self.until is None else format_micros(to_micros(self.until)),
-            "kind": self.kind,
-            "format": self.format,
-        }
-
-    def conditions(self, principal: Principal) -> list[ColumnElement[bool]]:
-        wanted: list[ColumnElement[bool]] = []
-        if self.customer_id is not None:
-            wanted.append(entries.c.customer_id == self.customer_id)
-        if self.kind != "all":
-            wanted.append(entries.c.kind == self.kind)
-        if self.since is not None:
-            wanted.append(entries.c.recorded_at_us >= to_micros(self.since))
-        if self.until is not None:
-            wanted.append(entries.c.recorded_at_us < to_micros(self.until))
-        scope = jurisdiction_condition(principal, entries.c.customer_id)
-        if scope is not None:
-            wanted.append(scope)
-        return wanted
+        return {"customer_id": self.customer_id, **self.recorded.bounds(), "kind": self.kind,
+                "format": self.format}
 
 
 @dataclass(frozen=True)
@@ -95,7 +61,7 @@ class Cut:
 async def cut(database: Database, principal: Principal, wanted: ExportFilter,
               tree_size: int | None) -> Cut:
     """Check the request and pick its checkpoint: the latest, or the one signed at `tree_size`."""
-    async with database.sessions() as session:
+    async with database.read_sessions() as session:
         if wanted.customer_id is not None:
             await ensure_readable(session, principal, wanted.customer_id)
         latest = await tlog.latest(session)
@@ -112,19 +78,10 @@ async def cut(database: Database, principal: Principal, wanted: ExportFilter,
 
 
 def _statement(principal: Principal, wanted: ExportFilter, cut: Cut, after: int | None) -> Select[Any]:
-    conditions = [leaves.c.log_index < cut.tree_size, *wanted.conditions(principal)]
-    if after is not None:
-        conditions.append(leaves.c.log_index > after)
-    return (
-        select(leaves.c.log_index, entries.c.canonical, entries.c.entry_hash,
-               identities.c.employee_id, identities.c.id_salt)
-        .select_from(
-            leaves.join(entries, entries.c.id == leaves.c.entry_id)
-            .outerjoin(identities, identities.c.entry_hash == entries.c.entry_hash)
-        )
-        .where(*conditions)
-        .order_by(leaves.c.log_index)
-    )
+    statement = reads.in_log_order(tree_size=cut.tree_size, customer_id=wanted.customer_id,
+                                   kind=wanted.kind, recorded=wanted.recorded,
+                                   scope=jurisdiction_customers(principal))
+    return statement if after is None else reads.after(statement, after)
 
 
 async def _batches(database: Database, statement: Select[Any]
@@ -132,15 +89,15 @@ async def _batches(database: Database, statement: Select[Any]
     if database.sqlite:
         position: int | None = None
         while True:
-            page = statement if position is None else statement.where(leaves.c.log_index > position)
-            async with database.engine.connect() as connection:
+            page = statement if position is None else reads.after(statement, position)
+            async with database.read_engine.connect() as connection:
                 rows = (await connection.execute(page.limit(BATCH))).all()
             if rows:
                 yield rows
             if len(rows) < BATCH:
                 return
             position = rows[-1].log_index
-    async with database.engine.connect() as connection:
+    async with database.read_engine.connect() as connection:
         result = await connection.stream(statement.execution_options(yield_per=BATCH))
         async for rows in result.partitions():
             yield rows
@@ -219,7 +176,7 @@ class _ProofBuilder:
     async def flush(self) -> bytes:
         if not self._pending:
             return b""
-        async with self._database.engine.connect() as connection:
+        async with self._database.read_engine.connect() as connection:
             lookup = await tree_store.read_nodes(connection, self._nodes)
         chunk = b"".join(
             formats.manifest_proof({

@@ -12,9 +12,10 @@ from service.db import ReadSessionDep
 from service.errors import problem_responses
 from service.history import service
 from service.history.schemas import AccessView, ChainItem, EntryDetail, Summary
-from service.history.service import AccessFilters
+from service.ledger.reads import AccessFilters
 from service.paging import Page, page_response
 from service.tenancy import ensure_readable, sees_identities
+from service.types import Period
 from service.vocabulary import (
     Action,
     ActorType,
@@ -49,8 +50,7 @@ async def access_filters(
         actor_type=actor_type.value if actor_type else None,
         purpose=purpose.value if purpose else None,
         action=action.value if action else None,
-        since=since,
-        until=until,
+        occurred=Period.of(since, until),
     )
 
 

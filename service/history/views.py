@@ -26,16 +26,8 @@ def entry_view(
     return item
 
 
-def chain_item(
-    canonical: bytes,
-    entry_hash: str,
-    log_index: int | None,
-    identity: tuple[str, str] | None,
-    *,
-    with_identity: bool,
-) -> dict[str, Any]:
-    """An item of the whole chain: the view, the entry exactly as hashed, and its bytes."""
-    item = entry_view(canonical, entry_hash, log_index, identity, with_identity=with_identity)
-    item["entry"] = decode(canonical)
-    item["canonical"] = base64.b64encode(canonical).decode()
-    return item
+def chain_item(view: dict[str, Any], canonical: bytes) -> dict[str, Any]:
+    """An item of the whole chain: the entry's view, the entry exactly as hashed, and its bytes."""
+    view["entry"] = decode(canonical)
+    view["canonical"] = base64.b64encode(canonical).decode()
+    return view

@@ -26,18 +26,28 @@ def entry_hash(canonical: bytes) -> str:
 
 
 def decode(canonical: bytes) -> dict[str, Any]:
-    return orjson.loads(canonical)
+    entry: dict[str, Any] = orjson.loads(canonical)
+    return entry
 
 
-def chain_breaks(entries: list[tuple[int, str, str]], *, start_seq: int = 0,
-                 start_prev: str = GENESIS_HASH) -> list[str]:
-    """Given (customer_seq, prev_hash, entry_hash) in order, describe every broken link."""
-    problems = []
-    expected_seq, expected_prev = start_seq, start_prev
-    for seq, prev, this in entries:
-        if seq != expected_seq:
-            problems.append(f"customer_seq {seq}: expected {expected_seq}")
-        if prev != expected_prev:
-            problems.append(f"customer_seq {seq}: prev_hash does not match the previous entry_hash")
-        expected_seq, expected_prev = seq + 1, this
-    return problems
+class ChainLinks:
+    """A customer's chain, followed entry by entry from customer_seq 0: no gap, and every prev_hash
+    the hash of the entry before it. Fed the recorded entries, never the shown ones."""
+
+    def __init__(self) -> None:
+        self.next_seq = 0
+        self.prev_hash = GENESIS_HASH
+        self.broken = 0
+
+    def follow(self, recorded: Mapping[str, Any], this_hash: str) -> list[str]:
+        faults = []
+        seq = recorded.get("customer_seq")
+        if seq != self.next_seq:
+            faults.append(f"customer_seq {seq} where {self.next_seq} was expected: the customer's "
+                          "chain is not complete")
+        if recorded.get("prev_hash") != self.prev_hash:
+            faults.append("prev_hash does not link to the entry before it")
+        self.broken += len(faults)
+        self.next_seq = seq + 1 if isinstance(seq, int) and not isinstance(seq, bool) else self.next_seq + 1
+        self.prev_hash = this_hash
+        return faults

@@ -120,11 +120,15 @@ class Verifier:
         )
 
     def verifies(self, message: bytes, signature: bytes) -> bool:
-        try:
-            self.public_key.verify(signature, message)
-        except InvalidSignature:
-            return False
-        return True
+        return ed25519_verifies(self.public_key, message, signature)
+
+
+def ed25519_verifies(public_key: Ed25519PublicKey, message: bytes, signature: bytes) -> bool:
+    try:
+        public_key.verify(signature, message)
+    except InvalidSignature:
+        return False
+    return True
 
 
 def parse_verifier_key(text: str) -> Verifier:

@@ -18,9 +18,9 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from service import clock
+from service import bulk, clock
 from service.db import Database
-from service.ledger import bulk, tree_store
+from service.ledger import tree_store
 from service.ledger.checkpoint import Checkpoint, sign_checkpoint
 from service.ledger.merkle import EMPTY_ROOT, CompactRange, NodeId, perfect_subtrees
 from service.ledger.queue_floor import QueueFloor
@@ -171,7 +171,7 @@ class Integrator:
         return len(pending)
 
     async def _waiting(self) -> int:
-        async with self.database.sessions() as session:
+        async with self.database.read_sessions() as session:
             return await tree_store.waiting_count(session, after=self._floor.floor)
 
     async def _current_tree(self, session: AsyncSession) -> CompactRange:
@@ -191,7 +191,7 @@ class Integrator:
 
     async def _report_gauges(self) -> None:
         with contextlib.suppress(SQLAlchemyError, DBAPIError):
-            async with self.database.sessions() as session:
+            async with self.database.read_sessions() as session:
                 latest = await tree_store.latest_checkpoint(session)
                 TREE_SIZE.set(latest.tree_size if latest else 0)
                 ENTRIES_WAITING.set(await tree_store.waiting_count(session))

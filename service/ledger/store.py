@@ -3,26 +3,24 @@
 from __future__ import annotations
 
 import base64
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from sqlalchemy import Select, func, select
-from sqlalchemy.dialects import sqlite
+from sqlalchemy import Select, event, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
+from service import bulk
 from service.db import one_of, per_dialect
 from service.ids import random_blocks
-from service.ledger import bulk
+from service.ledger import tables
 from service.ledger.canonical import GENESIS_HASH, canonical_bytes, entry_hash
 from service.ledger.merkle import leaf_hash
-from service.ledger.tables import ActorIdentity, CustomerHead, IntegrationQueue, LedgerEntry
+from service.ledger.tables import FILTER_COLUMNS
+from service.metrics import ENTRIES_RECORDED
 from service.types import format_micros
-
-entries_table = LedgerEntry.__table__
-identities_table = ActorIdentity.__table__
-heads_table = CustomerHead.__table__
-queue_table = IntegrationQueue.__table__
 
 
 @dataclass
@@ -34,15 +32,15 @@ class NewEntry:
     body: dict[str, Any]
     recorded_by: str
     flags: list[str] = field(default_factory=list)
-    columns: dict[str, Any] = field(default_factory=dict)  # of ACCESS_COLUMNS: filters for reads
+    columns: dict[str, Any] = field(default_factory=dict)  # of FILTER_COLUMNS: filters for reads
     identity: tuple[str, str] | None = None  # (employee id, salt), kept out of the entry
-    # `columns` in ACCESS_COLUMNS order, ready for the row: built here, before any lock is taken.
+    # `columns` in FILTER_COLUMNS order, ready for the row: built here, before any lock is taken.
     column_values: tuple[Any, ...] = field(init=False)
 
     def __post_init__(self) -> None:
-        if not self.columns.keys() <= ACCESS_COLUMN_SET:
-            raise ValueError(f"not ledger columns: {sorted(self.columns.keys() - ACCESS_COLUMN_SET)}")
-        self.column_values = tuple(map(self.columns.get, ACCESS_COLUMNS))
+        if not self.columns.keys() <= FILTER_COLUMN_SET:
+            raise ValueError(f"not ledger columns: {sorted(self.columns.keys() - FILTER_COLUMN_SET)}")
+        self.column_values = tuple(map(self.columns.get, FILTER_COLUMNS))
 
 
 class AppendedEntry(NamedTuple):
@@ -85,11 +83,23 @@ async def append(
             identities.append((digest, employee_id, salt))
         appended.append(AppendedEntry(new.customer_id, seq, digest, recorded_at, canonical))
 
-    await bulk.insert_rows(session, entries_table, ENTRY_COLUMNS, rows)
-    await bulk.insert_rows(session, queue_table, QUEUE_COLUMNS, queued)
-    await bulk.insert_rows(session, identities_table, IDENTITY_COLUMNS, identities)
+    await bulk.insert_rows(session, tables.entries, ENTRY_COLUMNS, rows)
+    await bulk.insert_rows(session, tables.queue, QUEUE_COLUMNS, queued)
+    await bulk.insert_rows(session, tables.identities, IDENTITY_COLUMNS, identities)
     await _write_heads(session, heads, touched={e.customer_id for e in new_entries})
+    _count_after_commit(session, Counter(new.kind for new in new_entries))
     return appended
+
+
+def _count_after_commit(session: AsyncSession, kinds: Counter[str]) -> None:
+    """Entries count once their transaction commits: never for one rolled back, never twice for
+    a retried one."""
+
+    def count(_: Session) -> None:
+        for kind, recorded in kinds.items():
+            ENTRIES_RECORDED.labels(kind=kind).inc(recorded)
+
+    event.listen(session.sync_session, "after_commit", count, once=True)
 
 
 def chained(new: NewEntry, seq: int, prev: str, recorded_at: str, nonce: bytes) -> dict[str, Any]:
@@ -108,14 +118,12 @@ def chained(new: NewEntry, seq: int, prev: str, recorded_at: str, nonce: bytes) 
 
 
 NONCE_BYTES = 16
-# The columns only access entries fill (NewEntry.columns), in table order after the common ones.
-ACCESS_COLUMNS = ("event_id", "request_digest", "clip_id", "occurred_at_us", "actor_type",
-                  "actor_country", "actor_organization", "purpose", "action")
-ACCESS_COLUMN_SET = frozenset(ACCESS_COLUMNS)
+FILTER_COLUMN_SET = frozenset(FILTER_COLUMNS)
 ENTRY_COLUMNS = ("id", "customer_id", "customer_seq", "kind", "entry_hash", "prev_hash",
-                 "recorded_at_us", "canonical", "flags", "recorded_by", *ACCESS_COLUMNS)
+                 "recorded_at_us", "canonical", "flags", "recorded_by", *FILTER_COLUMNS)
 QUEUE_COLUMNS = ("entry_id", "leaf_hash", "recorded_at_us")
 IDENTITY_COLUMNS = ("entry_hash", "employee_id", "id_salt")
+HEAD_COLUMNS = ("customer_id", "last_seq", "head_hash")
 
 # The sequence PostgreSQL made for the BIGSERIAL id (migration 0001), as a literal resolved once per
 # statement: pg_get_serial_sequence() here runs once per id, 3.4 ms instead of 0.5 ms per 1,000
@@ -125,11 +133,7 @@ _PG_NEXT_IDS = (
     "SELECT array_agg(nextval('ledger_entries_id_seq')) FROM generate_series(1, $1)"
     " WHERE pg_current_xact_id() IS NOT NULL"
 )
-_PG_WRITE_HEADS = (
-    "INSERT INTO customer_heads (customer_id, last_seq, head_hash) "
-    "SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[]) "
-    "ON CONFLICT (customer_id) DO UPDATE SET last_seq = EXCLUDED.last_seq, head_hash = EXCLUDED.head_hash"
-)
+
 
 
 async def _next_ids(session: AsyncSession, count: int) -> list[int]:
@@ -144,14 +148,15 @@ async def _next_ids(session: AsyncSession, count: int) -> list[int]:
             raise RuntimeError("entry ids are taken inside the transaction that writes the entries")
         return sorted(await driver.fetchval(_PG_NEXT_IDS, count))
     # SQLite has one writer (BEGIN IMMEDIATE, one process): the next rowids are simply the next ones.
-    last = await session.scalar(select(func.coalesce(func.max(entries_table.c.id), 0)))
+    last: int = await session.scalar(select(func.coalesce(func.max(tables.entries.c.id), 0))) or 0
     return list(range(last + 1, last + 1 + count))
 
 
 @per_dialect
 def _heads_query(dialect: str) -> Select[Any]:
-    return select(heads_table.c.customer_id, heads_table.c.last_seq, heads_table.c.head_hash).where(
-        one_of(dialect, heads_table.c.customer_id, "customers")
+    heads = tables.heads
+    return select(heads.c.customer_id, heads.c.last_seq, heads.c.head_hash).where(
+        one_of(dialect, heads.c.customer_id, "customers")
     )
 
 
@@ -163,17 +168,5 @@ async def _read_heads(session: AsyncSession, customer_ids: set[str]) -> dict[str
 async def _write_heads(
     session: AsyncSession, heads: dict[str, tuple[int, str]], touched: set[str]
 ) -> None:
-    customers = sorted(touched)
-    if bulk.is_postgresql(session):
-        await (await bulk.asyncpg_connection(session)).execute(
-            _PG_WRITE_HEADS, customers, [heads[c][0] for c in customers], [heads[c][1] for c in customers]
-        )
-        return
-    insert = sqlite.insert(heads_table)
-    upsert = insert.on_conflict_do_update(
-        index_elements=[heads_table.c.customer_id],
-        set_={"last_seq": insert.excluded.last_seq, "head_hash": insert.excluded.head_hash},
-    )
-    await session.execute(upsert, [
-        {"customer_id": c, "last_seq": heads[c][0], "head_hash": heads[c][1]} for c in customers
-    ])
+    await bulk.upsert_rows(session, tables.heads, HEAD_COLUMNS,
+                           [(customer, *heads[customer]) for customer in sorted(touched)])

@@ -5,8 +5,15 @@ from __future__ import annotations
 from sqlalchemy import BigInteger, Column, Index, Integer, LargeBinary, String
 from sqlmodel import Field, SQLModel
 
+from service.db import tables_of
+
 # SQLite only auto-increments an INTEGER PRIMARY KEY (a rowid alias), not a BIGINT one.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+# The entry table's columns that a domain fills from its entry's own fields, for reads to filter on
+# (store.NewEntry.columns); every other column the store fills itself.
+FILTER_COLUMNS = ("event_id", "request_digest", "clip_id", "occurred_at_us", "actor_type",
+                  "actor_country", "actor_organization", "purpose", "action")
 
 APPEND_ONLY_TABLES = ("ledger_entries", "actor_identities", "log_leaves", "merkle_nodes", "checkpoints")
 
@@ -103,3 +110,8 @@ class SignedCheckpoint(SQLModel, table=True):
     root_hash: bytes = Field(sa_column=Column(LargeBinary(32), nullable=False))
     note: str = Field(sa_column=Column(String(4000), nullable=False))
     signed_at_us: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+# The Table of each model, for Core queries.
+entries, identities, heads, queue, leaves, nodes, checkpoints = tables_of(
+    LedgerEntry, ActorIdentity, CustomerHead, IntegrationQueue, LogLeaf, MerkleNode, SignedCheckpoint)

@@ -2,27 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import BigInteger, Integer, Select, and_, bindparam, delete, func, or_, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from service.db import dialect_of, per_dialect
-from service.ledger import bulk
+from service import bulk
+from service.db import Executor, dialect_of, per_dialect
 from service.ledger.merkle import NodeId, leaf_hash
-from service.ledger.tables import IntegrationQueue, LedgerEntry, LogLeaf, MerkleNode, SignedCheckpoint
-
-queue = IntegrationQueue.__table__
-entries = LedgerEntry.__table__
-leaves = LogLeaf.__table__
-nodes = MerkleNode.__table__
-checkpoints = SignedCheckpoint.__table__
-
-Executor = AsyncSession | AsyncConnection
+from service.ledger.tables import (
+    checkpoints,
+    entries,
+    leaves,
+    nodes,
+    queue,
+)
 
 
 @dataclass(frozen=True)
@@ -108,7 +105,7 @@ async def read_level_range(session: Executor, level: int, first: int, count: int
 
 async def pending(session: Executor, limit: int, *, after: int = 0) -> list[Pending]:
     """The next queued entries with ids above `after`, in id order, each with its leaf hash."""
-    rows: list[Any] = (await session.execute(
+    rows: Sequence[Any] = (await session.execute(
         select(queue.c.entry_id, queue.c.leaf_hash, queue.c.recorded_at_us)
         .where(queue.c.entry_id > after)
         .order_by(queue.c.entry_id)
@@ -119,7 +116,7 @@ async def pending(session: Executor, limit: int, *, after: int = 0) -> list[Pend
     return [Pending(*row) for row in rows]
 
 
-async def _hash_unhashed(session: Executor, rows: list[Any]) -> list[Any]:
+async def _hash_unhashed(session: Executor, rows: Sequence[Any]) -> list[Any]:
     """Rows queued by id alone, by a release before migration 0005 during a rolling upgrade:
     their leaf hash and recording time come from the entry."""
     unhashed = [row.entry_id for row in rows if row.leaf_hash is None]

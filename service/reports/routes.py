@@ -13,6 +13,7 @@ from service.db import ReadSessionDep
 from service.errors import problem_responses
 from service.reports import service
 from service.reports.schemas import TransparencyReport
+from service.types import Period
 from service.vocabulary import RecordedSince, RecordedUntil
 
 router = APIRouter(prefix="/v1/reports", tags=["reports"])
@@ -43,7 +44,7 @@ async def transparency(
     until: RecordedUntil = None,
     format: Annotated[ReportFormat, Query(description="json, or csv (text/csv).")] = ReportFormat.JSON,
 ) -> Any:
-    report = await service.transparency(session, principal, since, until)
+    report = await service.transparency(session, principal, Period.of(since, until))
     if format is ReportFormat.CSV:
         return Response(service.as_csv(report), media_type=CSV)
     return report

@@ -29,7 +29,7 @@ _signed_at_least: dict[str, int] = {}
 
 
 async def _within_latest(session: AsyncSession, tree_size: int, field: str) -> None:
-    database = str(session.bind.url)
+    database = str(session.get_bind().engine.url)
     if tree_size <= _signed_at_least.get(database, -1):
         return
     size = (await latest(session)).tree_size

@@ -9,10 +9,10 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from service.accesses.service import SECOND_WRITER_EVENTS
 from service.consent import rules
+from service.group_commit import SECOND_WRITER_UNITS
 from tests.chains import assert_chain_intact, fetch_chain
-from tests.conftest import Backend, Tokens
+from tests.conftest import Backend, Served, Tokens
 from tests.factories import access_event
 from tests.servers import running_server, settings_env
 
@@ -49,9 +49,9 @@ async def test_big_batches_at_once_share_the_writers_and_keep_the_chain(
     app: FastAPI, client: httpx.AsyncClient, tokens: Tokens, customer_id: str, backend: Backend,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Single events wait for the writer's next group; batches over SECOND_WRITER_EVENTS waiting
+    """Single events wait for the writer's next group; batches over SECOND_WRITER_UNITS waiting
     while a group is written are taken by a second writer (on PostgreSQL); the chains stay whole."""
-    recorder = app.state.recorder
+    recorder = app.state.recorder.group_commit
     writing, most = 0, 0
     record_group = recorder._record_group
 
@@ -75,7 +75,7 @@ async def test_big_batches_at_once_share_the_writers_and_keep_the_chain(
     assert most == 1
 
     neighbour = f"{customer_id}-n"
-    size = SECOND_WRITER_EVENTS + 100
+    size = SECOND_WRITER_UNITS + 100
 
     async def batch(i: int) -> int:
         events = [access_event(customer_id if j % 2 else neighbour, clip_id=f"c{i}-{j}") for j in range(size)]
@@ -93,12 +93,11 @@ async def test_big_batches_at_once_share_the_writers_and_keep_the_chain(
 
 
 async def test_requests_do_not_wait_behind_a_writer_stuck_on_a_lock(
-    pg_app: FastAPI, pg_client: httpx.AsyncClient, pg_tokens: Tokens, customer_id: str,
-    monkeypatch: pytest.MonkeyPatch,
+    pg: Served, customer_id: str, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The first writer's group stalls (as on a customer's lock that another process holds): after
     SECOND_WRITER_AFTER_SECONDS the second writer takes the single events queued behind it."""
-    recorder = pg_app.state.recorder
+    recorder = pg.app.state.recorder.group_commit
     record_group = recorder._record_group
     stalled, release = asyncio.Event(), asyncio.Event()
 
@@ -109,12 +108,12 @@ async def test_requests_do_not_wait_behind_a_writer_stuck_on_a_lock(
         await record_group(group)
 
     monkeypatch.setattr(recorder, "_record_group", stalling_the_first)
-    held = asyncio.create_task(pg_client.post(
-        "/v1/accesses", json=access_event(f"{customer_id}-held"), headers=pg_tokens.service()))
+    held = asyncio.create_task(pg.client.post(
+        "/v1/accesses", json=access_event(f"{customer_id}-held"), headers=pg.tokens.service()))
     await asyncio.wait_for(stalled.wait(), 10)
     try:
-        behind = await asyncio.wait_for(pg_client.post(
-            "/v1/accesses", json=access_event(customer_id), headers=pg_tokens.service()), 10)
+        behind = await asyncio.wait_for(pg.client.post(
+            "/v1/accesses", json=access_event(customer_id), headers=pg.tokens.service()), 10)
         assert behind.status_code == 201
         assert not held.done()
     finally:
@@ -135,7 +134,7 @@ async def test_a_request_that_fails_its_group_fails_alone(
             raise RuntimeError("injected fault")
         return flags(access, facts)
 
-    recorder = app.state.recorder
+    recorder = app.state.recorder.group_commit
     record_group = recorder._record_group
     group_sizes: list[int] = []
 
@@ -199,7 +198,7 @@ async def test_requests_cancelled_while_waiting_leave_the_writer_working(
 
 
 async def test_two_server_processes_share_one_chain(
-    pg_backend: Backend, pg_tokens: Tokens, tmp_path
+    pg_backend: Backend, pg: Served, tmp_path
 ) -> None:
     customer_id = f"cust-{uuid.uuid4().hex[:12]}"
     env = settings_env(pg_backend.settings)
@@ -208,17 +207,17 @@ async def test_two_server_processes_share_one_chain(
             async def batch(base: str, i: int) -> httpx.Response:
                 events = [access_event(customer_id, clip_id=f"clip-{i}-{j}") for j in range(25)]
                 return await http.post(f"{base}/v1/accesses:batch", json={"events": events},
-                                       headers=pg_tokens.service())
+                                       headers=pg.tokens.service())
 
             shared = access_event(customer_id)
             responses = await asyncio.gather(
                 *(batch(first if i % 2 else second, i) for i in range(16)),
-                *(http.post(f"{base}/v1/accesses", json=shared, headers=pg_tokens.service())
+                *(http.post(f"{base}/v1/accesses", json=shared, headers=pg.tokens.service())
                   for base in (first, second, first, second)),
             )
             assert all(r.status_code in (200, 201) for r in responses), [r.text for r in responses]
             assert sorted(r.status_code for r in responses[16:]) == [200, 200, 200, 201]
             async with httpx.AsyncClient(base_url=first, timeout=30) as reader:
-                chain = await fetch_chain(reader, customer_id, pg_tokens.regulator())
+                chain = await fetch_chain(reader, customer_id, pg.tokens.regulator())
     assert len(chain) == 16 * 25 + 1
     assert_chain_intact(chain)

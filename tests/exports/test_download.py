@@ -11,9 +11,18 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi import FastAPI
+from rich.console import Console
+from rich.progress import Progress
 
 from service import verify
-from service.exports.download import DownloadError, ExportRequest, download, manifest_path, state_path
+from service.exports.download import (
+    DownloadError,
+    ExportRequest,
+    RichReporter,
+    download,
+    manifest_path,
+    state_path,
+)
 from tests.conftest import Tokens
 from tests.exports.support import record, settled
 from tests.exports.test_exports import mixed_events
@@ -51,6 +60,28 @@ class Flaky(httpx.AsyncBaseTransport):
             return httpx.Response(response.status_code, headers=response.headers, request=request,
                                   stream=_CutShort(response.stream, self._limit))  # type: ignore[arg-type]
         return response
+
+
+class _Pieces(httpx.AsyncByteStream):
+    def __init__(self, inner: httpx.AsyncByteStream, size: int) -> None:
+        self._inner, self._size = inner, size
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self._inner:
+            for start in range(0, len(chunk), self._size):
+                yield chunk[start:start + self._size]
+
+
+class Rechunked(httpx.AsyncBaseTransport):
+    """The app over ASGI, every response body sent in pieces of `size` bytes."""
+
+    def __init__(self, app: FastAPI, size: int) -> None:
+        self._inner, self._size = httpx.ASGITransport(app=app), size
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self._inner.handle_async_request(request)
+        return httpx.Response(response.status_code, headers=response.headers, request=request,
+                              stream=_Pieces(response.stream, self._size))  # type: ignore[arg-type]
 
 
 def flaky_client(app: FastAPI, tokens: Tokens, **options: int) -> tuple[httpx.AsyncClient, Flaky]:
@@ -94,6 +125,23 @@ async def test_an_interrupted_download_resumes_where_it_stopped(
     outcome = verify.export(data, manifest_path(data), key)
     assert outcome.startswith("12 entries")
     assert "chain is complete from customer_seq 0 to 11" in outcome
+
+
+@pytest.mark.parametrize("export_format", ["jsonl", "csv"])
+async def test_the_progress_counts_entries_not_bytes(
+    app: FastAPI, tokens: Tokens, recorded: str, tmp_path: Path, export_format: str
+) -> None:
+    console = Console(record=True, width=120, force_terminal=False)
+    # In pieces of 5 bytes, so that some of CSV's CRLF record ends are split across two chunks.
+    regulator = httpx.AsyncClient(transport=Rechunked(app, 5), base_url="http://seenby.test",
+                                  headers=tokens.regulator())
+    async with regulator:
+        with Progress(*RichReporter.columns(), console=console) as progress:
+            await download(regulator, ExportRequest(customer_id=recorded, format=export_format),
+                           tmp_path / f"x.{export_format}", reporter=RichReporter(progress))
+    shown = console.export_text()
+    assert "12/12 entries" in shown, shown
+    assert "/12 bytes" not in shown and "manifest (tree size" in shown
 
 
 async def test_network_errors_are_retried_within_one_run(
@@ -173,7 +221,7 @@ def test_the_export_command_against_a_running_server(tmp_path: Path) -> None:
         assert done.returncode == 0, done.stderr
         assert "wrote cust.csv (30 entries" in done.stdout
         denied = seenby("export", "--url", url, "--out", "no.jsonl", SEENBY_TOKEN=service)
-        assert denied.returncode == 1 and "403" in denied.stderr
+        assert denied.returncode == 2 and "403" in denied.stderr and "roles: regulator" in denied.stderr
     checked = seenby("verify", "export", "cust.csv", "--manifest", "cust.csv.manifest.json", "--key",
                      "key.txt")
     assert checked.returncode == 0, checked.stderr

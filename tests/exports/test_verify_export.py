@@ -187,3 +187,39 @@ async def test_the_installed_command_verifies(exports: dict[str, Path]) -> None:
     args[args.index(str(data))] = str(tampered(data, "dropped.csv", raw[:last_record]))
     bad = await asyncio.to_thread(subprocess.run, args, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 1 and "FAILED" in bad.stderr and "missing from the data" in bad.stderr
+
+
+async def test_an_employee_id_that_does_not_match_its_commitment_is_named(exports: dict[str, Path]) -> None:
+    data = exports["accesses"]
+    raw, entries = data.read_bytes().splitlines(keepends=True), _entries(data)
+    number = next(i for i, e in enumerate(entries) if "id_salt" in e["actor"])
+    employee = entries[number]["actor"]["id"]
+    swapped = raw[number].replace(f'"id":"{employee}"'.encode(), b'"id":"emp-00001"')
+    assert swapped != raw[number]
+    code, output = verify(tampered(data, "employee.jsonl", b"".join([*raw[:number], swapped,
+                                                                       *raw[number + 1:]])))
+    assert code == 1
+    assert (f"line {number + 1} (log_index {entries[number]['log_index']}, entry "
+            f"{entries[number]['entry_hash']}): actor.id and actor.id_salt do not match "
+            "actor.id_commitment") in output
+
+    csv_raw = exports["csv"].read_bytes()
+    code, output = verify(tampered(exports["csv"], "employee.csv",
+                                   csv_raw.replace(f",{employee},".encode(), b",emp-00001,", 1)))
+    assert code == 1 and "actor.id and actor.id_salt do not match actor.id_commitment" in output
+
+
+async def test_a_line_respelled_with_the_same_fields_is_named(exports: dict[str, Path]) -> None:
+    data = exports["accesses"]
+    raw, entries = data.read_bytes().splitlines(keepends=True), _entries(data)
+    spaced = json.dumps(entries[0]).encode() + b"\n"  # ", " and ": ", keys in another order
+    code, output = verify(tampered(data, "spaced.jsonl", b"".join([spaced, *raw[1:]])))
+    assert code == 1
+    assert "line 1 (log_index" in output and "not written as seenby writes it" in output
+    assert "shown field(s)" not in output
+
+
+async def test_a_missing_file_is_named_not_read(exports: dict[str, Path]) -> None:
+    result = CliRunner().invoke(cli, ["verify", "export", "nowhere.jsonl", "--key",
+                                      str(exports["chain"].parent / "key.txt")])
+    assert result.exit_code == 2 and "nowhere.jsonl is not a file" in result.output

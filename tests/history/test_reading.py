@@ -151,7 +151,8 @@ async def test_limits_and_cursors_are_validated(
     url = f"/v1/customers/{customer_id}/accesses"
     headers = tokens.customer(customer_id)
     for params in ({"limit": 501}, {"limit": 0}, {"limit": "many"}, {"cursor": "!!not-ours!!"},
-                   {"cursor": "c2VxOi0x"}, {"actor_type": "robot"}, {"since": "last week"}):
+                   {"cursor": "c2VxOi0x"}, {"actor_type": "robot"}, {"since": "last week"},
+                   {"since": "2026-11-03T00:00:00Z", "until": "2026-11-02T00:00:00Z"}):
         response = await client.get(url, params=params, headers=headers)
         assert response.status_code == 422, (params, response.text)
         assert response.headers["content-type"] == "application/problem+json"

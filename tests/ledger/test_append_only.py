@@ -9,7 +9,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from service.db import make_engine
-from tests.conftest import Backend, Tokens
+from tests.conftest import Backend, Served, Tokens
 from tests.factories import access_event
 
 CHANGES = (
@@ -56,9 +56,9 @@ async def test_changes_are_refused_as_the_service_role(
 
 
 async def test_owner_is_refused_by_triggers_too(
-    pg_client: httpx.AsyncClient, pg_tokens: Tokens, pg_backend: Backend, customer_id: str
+    pg: Served, pg_backend: Backend, customer_id: str
 ) -> None:
-    await _recorded(pg_client, pg_tokens, customer_id)
+    await _recorded(pg.client, pg.tokens, customer_id)
     engine = create_async_engine(pg_backend.owner_url)
     try:
         for statement in (*CHANGES, "TRUNCATE ledger_entries CASCADE", "TRUNCATE actor_identities"):

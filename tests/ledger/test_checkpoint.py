@@ -216,6 +216,9 @@ def test_verifier_key_format() -> None:
     assert base64.b64decode(encoded) == b"\x01" + public
 
 
+LOG_PUBLIC = raw_public_key(LOG_KEY)
+
+
 def _verifier_text(name: str, id_hex: str, key: bytes) -> str:
     return f"{name}+{id_hex}+{base64.b64encode(key).decode()}"
 
@@ -223,24 +226,16 @@ def _verifier_text(name: str, id_hex: str, key: bytes) -> str:
 @pytest.mark.parametrize(
     "text",
     [
-        _verifier_text(ORIGIN, "00000000", b"\x01" + raw_public_key(LOG_KEY)),
-        _verifier_text(ORIGIN, key_id(ORIGIN, bytes(32)).hex(), b"\x02" + bytes(32)),
-        _verifier_text(ORIGIN, key_id(ORIGIN, bytes(31)).hex(), b"\x01" + bytes(31)),
-        _verifier_text(ORIGIN, "1234567", b"\x01" + raw_public_key(LOG_KEY)),
-        f"{ORIGIN}+{key_id(ORIGIN, raw_public_key(LOG_KEY)).hex()}+not*base64",
-        f"{ORIGIN}+{key_id(ORIGIN, raw_public_key(LOG_KEY)).hex()}",
-        "a+b" + verifier_key(ORIGIN, raw_public_key(LOG_KEY)).removeprefix(ORIGIN),
-        " " + verifier_key(ORIGIN, raw_public_key(LOG_KEY)),
-    ],
-    ids=[
-        "wrong key id",
-        "not ed25519",
-        "short key",
-        "short key id",
-        "bad base64",
-        "missing key",
-        "plus in name",
-        "space in name",
+        pytest.param(_verifier_text(ORIGIN, "00000000", b"\x01" + LOG_PUBLIC), id="wrong key id"),
+        pytest.param(_verifier_text(ORIGIN, key_id(ORIGIN, bytes(32)).hex(), b"\x02" + bytes(32)),
+                     id="not ed25519"),
+        pytest.param(_verifier_text(ORIGIN, key_id(ORIGIN, bytes(31)).hex(), b"\x01" + bytes(31)),
+                     id="short key"),
+        pytest.param(_verifier_text(ORIGIN, "1234567", b"\x01" + LOG_PUBLIC), id="short key id"),
+        pytest.param(f"{ORIGIN}+{key_id(ORIGIN, LOG_PUBLIC).hex()}+not*base64", id="bad base64"),
+        pytest.param(f"{ORIGIN}+{key_id(ORIGIN, LOG_PUBLIC).hex()}", id="missing key"),
+        pytest.param("a+b" + verifier_key(ORIGIN, LOG_PUBLIC).removeprefix(ORIGIN), id="plus in name"),
+        pytest.param(" " + verifier_key(ORIGIN, LOG_PUBLIC), id="space in name"),
     ],
 )
 def test_malformed_verifier_keys_are_refused(text: str) -> None:
@@ -271,46 +266,25 @@ def test_extension_lines_are_ignored() -> None:
 @pytest.mark.parametrize(
     "text",
     [
-        f"{ORIGIN}\n42\n{ROOT_B64}",
-        f"{ORIGIN}\n42\n",
-        f"\n42\n{ROOT_B64}\n",
-        f"{ORIGIN}\n042\n{ROOT_B64}\n",
-        f"{ORIGIN}\n00\n{ROOT_B64}\n",
-        f"{ORIGIN}\n-1\n{ROOT_B64}\n",
-        f"{ORIGIN}\n+1\n{ROOT_B64}\n",
-        f"{ORIGIN}\n4.2\n{ROOT_B64}\n",
-        f"{ORIGIN}\n 42\n{ROOT_B64}\n",
-        f"{ORIGIN}\n\u0664\u0662\n{ROOT_B64}\n",
-        f"{ORIGIN}\n{1 << 64}\n{ROOT_B64}\n",
-        f"{ORIGIN}\n\n{ROOT_B64}\n",
-        f"{ORIGIN}\n42\n{base64.b64encode(ROOT[:31]).decode()}\n",
-        f"{ORIGIN}\n42\n{base64.b64encode(ROOT + b'x').decode()}\n",
-        f"{ORIGIN}\n42\n{ROOT_B64.rstrip('=')}\n",
-        f"{ORIGIN}\n42\n{ROOT_B64[:-2]}B=\n",
-        f"{ORIGIN}\n42\n{ROOT.hex()}\n",
-        f"{ORIGIN}\n42\n{ROOT_B64}\n\n",
-        f"{ORIGIN}\n42\n{ROOT_B64}\next\n\nmore\n",
-    ],
-    ids=[
-        "no final newline",
-        "no root line",
-        "empty origin",
-        "leading zero",
-        "zero with leading zero",
-        "negative",
-        "plus sign",
-        "not an integer",
-        "leading space",
-        "non-ASCII digits",
-        "beyond 2**64-1",
-        "empty size",
-        "31-byte root",
-        "33-byte root",
-        "unpadded base64",
-        "non-canonical base64",
-        "hex root",
-        "empty extension line",
-        "empty line between extensions",
+        pytest.param(f"{ORIGIN}\n42\n{ROOT_B64}", id="no final newline"),
+        pytest.param(f"{ORIGIN}\n42\n", id="no root line"),
+        pytest.param(f"\n42\n{ROOT_B64}\n", id="empty origin"),
+        pytest.param(f"{ORIGIN}\n042\n{ROOT_B64}\n", id="leading zero"),
+        pytest.param(f"{ORIGIN}\n00\n{ROOT_B64}\n", id="zero with leading zero"),
+        pytest.param(f"{ORIGIN}\n-1\n{ROOT_B64}\n", id="negative"),
+        pytest.param(f"{ORIGIN}\n+1\n{ROOT_B64}\n", id="plus sign"),
+        pytest.param(f"{ORIGIN}\n4.2\n{ROOT_B64}\n", id="not an integer"),
+        pytest.param(f"{ORIGIN}\n 42\n{ROOT_B64}\n", id="leading space"),
+        pytest.param(f"{ORIGIN}\n\u0664\u0662\n{ROOT_B64}\n", id="non-ASCII digits"),
+        pytest.param(f"{ORIGIN}\n{1 << 64}\n{ROOT_B64}\n", id="beyond 2**64-1"),
+        pytest.param(f"{ORIGIN}\n\n{ROOT_B64}\n", id="empty size"),
+        pytest.param(f"{ORIGIN}\n42\n{base64.b64encode(ROOT[:31]).decode()}\n", id="31-byte root"),
+        pytest.param(f"{ORIGIN}\n42\n{base64.b64encode(ROOT + b'x').decode()}\n", id="33-byte root"),
+        pytest.param(f"{ORIGIN}\n42\n{ROOT_B64.rstrip('=')}\n", id="unpadded base64"),
+        pytest.param(f"{ORIGIN}\n42\n{ROOT_B64[:-2]}B=\n", id="non-canonical base64"),
+        pytest.param(f"{ORIGIN}\n42\n{ROOT.hex()}\n", id="hex root"),
+        pytest.param(f"{ORIGIN}\n42\n{ROOT_B64}\n\n", id="empty extension line"),
+        pytest.param(f"{ORIGIN}\n42\n{ROOT_B64}\next\n\nmore\n", id="empty line between extensions"),
     ],
 )
 def test_malformed_checkpoints_are_refused(text: str) -> None:

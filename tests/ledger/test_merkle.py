@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import cache
 from itertools import pairwise
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -100,6 +101,23 @@ def rfc_subproof(m: int, leaves: Sequence[bytes], complete: bool) -> list[bytes]
     return [*rfc_subproof(m - k, leaves[k:], False), mth(leaves[:k])]
 
 
+# --- What the property tests draw: trees of 1..MAX_SIZE leaves -------------------------------
+
+
+@st.composite
+def leaf_positions(draw: st.DrawFn) -> tuple[int, int]:
+    """A leaf's index, and the size of a tree that holds it."""
+    size = draw(st.integers(1, MAX_SIZE))
+    return draw(st.integers(0, size - 1)), size
+
+
+@st.composite
+def size_pairs(draw: st.DrawFn) -> tuple[int, int]:
+    """Two sizes of the same growing tree, the first no larger than the second."""
+    second = draw(st.integers(1, MAX_SIZE))
+    return draw(st.integers(1, second)), second
+
+
 # --- A store, filled the way the ledger fills it: every node CompactRange completes ----------
 
 
@@ -164,36 +182,36 @@ def test_ct_tree_root_at_size_8() -> None:
     assert mth(ct_leaves()).hex() == CT_ROOT_8
 
 
+def check_vector(case: dict[str, Any], size: int, root: bytes, verify: Callable[[list[bytes]], None],
+                 prove: Callable[[Mapping[NodeId, bytes]], list[bytes]]) -> None:
+    """The vector's proof verifies, or is refused where the vector wants an error; and where the
+    vector's tree (`size`, `root`) is the CT test tree's, a store of that tree proves the same."""
+    proof = [b64(value) for value in case["proof"] or []]
+    if case["wantErr"]:
+        with pytest.raises(ProofError):
+            verify(proof)
+        return
+
+    verify(proof)
+    if size <= len(CT_LEAVES) and root == mth(ct_leaves()[:size]):
+        assert prove(build_store(ct_leaves()[:size])) == proof
+
+
 def test_inclusion_vector(inclusion_vector: Path) -> None:
     case = json.loads(inclusion_vector.read_text())
     index, size = case["leafIdx"], case["treeSize"]
     leaf, root = b64(case["leafHash"]), b64(case["root"])
-    proof = [b64(value) for value in case["proof"] or []]
-
-    if case["wantErr"]:
-        with pytest.raises(ProofError):
-            verify_inclusion(leaf, index, size, proof, root)
-        return
-
-    verify_inclusion(leaf, index, size, proof, root)
-    if size <= len(CT_LEAVES) and root == mth(ct_leaves()[:size]):
-        assert inclusion_proof(index, size, build_store(ct_leaves()[:size])) == proof
+    check_vector(case, size, root, verify=lambda proof: verify_inclusion(leaf, index, size, proof, root),
+                 prove=lambda store: inclusion_proof(index, size, store))
 
 
 def test_consistency_vector(consistency_vector: Path) -> None:
     case = json.loads(consistency_vector.read_text())
     first, second = case["size1"], case["size2"]
     first_root, second_root = b64(case["root1"]), b64(case["root2"])
-    proof = [b64(value) for value in case["proof"] or []]
-
-    if case["wantErr"]:
-        with pytest.raises(ProofError):
-            verify_consistency(first, second, proof, first_root, second_root)
-        return
-
-    verify_consistency(first, second, proof, first_root, second_root)
-    if second <= len(CT_LEAVES) and second_root == mth(ct_leaves()[:second]):
-        assert consistency_proof(first, second, build_store(ct_leaves()[:second])) == proof
+    check_vector(case, second, second_root,
+                 verify=lambda proof: verify_consistency(first, second, proof, first_root, second_root),
+                 prove=lambda store: consistency_proof(first, second, store))
 
 
 # --- Building the tree -------------------------------------------------------------------------
@@ -204,7 +222,8 @@ def test_consistency_vector(consistency_vector: Path) -> None:
 def test_compact_range_root_matches_the_references(size: int) -> None:
     leaves = entry_leaves()[:size]
     compact = CompactRange()
-    compact.extend(leaves)
+    for leaf in leaves:
+        compact.append(leaf)
 
     assert compact.size == size
     assert compact.root() == root_from_leaf_hashes(leaves) == mth(leaves)
@@ -270,13 +289,26 @@ def test_hash_range_refuses_ranges_that_are_not_subtrees() -> None:
         hash_range(1, 4, stored_nodes(8))
 
 
+def stored_proof(leaves: list[bytes], needed: set[tuple[int, int]],
+                 prove: Callable[[Mapping[NodeId, bytes]], list[bytes]], reference: list[bytes],
+                 ranges: list[tuple[int, int]]) -> list[bytes]:
+    """A proof built from the nodes it says it needs (at most two a level) is the RFC's recursive
+    one, hash by hash the MTH of its ranges."""
+    proof = prove(fetch(needed, len(leaves)))
+    assert proof == reference
+    assert [mth(leaves[a:b]) for a, b in ranges] == proof
+    assert len(needed) <= 2 * len(leaves).bit_length()
+    return proof
+
+
+def one_bit_flipped(proof: list[bytes], data: st.DataObject) -> list[bytes]:
+    """The proof with one bit of one of its hashes flipped, both drawn."""
+    target = data.draw(st.integers(0, len(proof) - 1), label="tampered hash")
+    bit = data.draw(st.integers(0, 8 * HASH_SIZE - 1), label="flipped bit")
+    return [*proof[:target], flip_bit(proof[target], bit), *proof[target + 1 :]]
+
+
 # --- Inclusion ---------------------------------------------------------------------------------
-
-
-@st.composite
-def leaf_positions(draw: st.DrawFn) -> tuple[int, int]:
-    size = draw(st.integers(1, MAX_SIZE))
-    return draw(st.integers(0, size - 1)), size
 
 
 @PROPERTIES
@@ -284,12 +316,9 @@ def leaf_positions(draw: st.DrawFn) -> tuple[int, int]:
 def test_inclusion_proofs_from_the_store_verify(position: tuple[int, int]) -> None:
     index, size = position
     leaves = entry_leaves()[:size]
-    needed = nodes_for_inclusion(index, size)
-    proof = inclusion_proof(index, size, fetch(needed, size))
-
-    assert proof == rfc_path(index, leaves)
-    assert [mth(leaves[a:b]) for a, b in inclusion_ranges(index, size)] == proof
-    assert len(needed) <= 2 * size.bit_length()
+    proof = stored_proof(leaves, nodes_for_inclusion(index, size),
+                         lambda nodes: inclusion_proof(index, size, nodes),
+                         rfc_path(index, leaves), inclusion_ranges(index, size))
     verify_inclusion(leaves[index], index, size, proof, tree_root(size))
     assert root_from_inclusion_proof(leaves[index], index, size, proof) == tree_root(size)
 
@@ -314,11 +343,8 @@ def test_tampered_inclusion_proofs_fail(position: tuple[int, int], data: st.Data
     proof = inclusion_proof(index, size, stored_nodes(size))
 
     if proof:
-        target = data.draw(st.integers(0, len(proof) - 1), label="tampered hash")
-        bit = data.draw(st.integers(0, 8 * HASH_SIZE - 1), label="flipped bit")
-        tampered = [*proof[:target], flip_bit(proof[target], bit), *proof[target + 1 :]]
         with pytest.raises(ProofError):
-            verify_inclusion(leaf, index, size, tampered, root)
+            verify_inclusion(leaf, index, size, one_bit_flipped(proof, data), root)
 
     with pytest.raises(ProofError):
         verify_inclusion(flip_bit(leaf, 0), index, size, proof, root)
@@ -364,23 +390,15 @@ def test_no_inclusion_proof_outside_the_tree() -> None:
 # --- Consistency -------------------------------------------------------------------------------
 
 
-@st.composite
-def size_pairs(draw: st.DrawFn) -> tuple[int, int]:
-    second = draw(st.integers(1, MAX_SIZE))
-    return draw(st.integers(1, second)), second
-
-
 @PROPERTIES
 @given(sizes=size_pairs())
 def test_consistency_proofs_from_the_store_verify(sizes: tuple[int, int]) -> None:
     first, second = sizes
     leaves = entry_leaves()[:second]
-    needed = nodes_for_consistency(first, second)
-    proof = consistency_proof(first, second, fetch(needed, second))
-
-    assert proof == rfc_subproof(first, leaves, True)
-    assert [mth(leaves[a:b]) for a, b in consistency_ranges(first, second)] == proof
-    assert len(needed) <= 2 * second.bit_length()
+    reference = rfc_subproof(first, leaves, True)  # SUBPROOF(m, D[n], true)
+    proof = stored_proof(leaves, nodes_for_consistency(first, second),
+                         lambda nodes: consistency_proof(first, second, nodes), reference,
+                         consistency_ranges(first, second))
     verify_consistency(first, second, proof, tree_root(first), tree_root(second))
 
 
@@ -392,11 +410,8 @@ def test_tampered_consistency_proofs_fail(sizes: tuple[int, int], data: st.DataO
     proof = consistency_proof(first, second, stored_nodes(second))
 
     if proof:
-        target = data.draw(st.integers(0, len(proof) - 1), label="tampered hash")
-        bit = data.draw(st.integers(0, 8 * HASH_SIZE - 1), label="flipped bit")
-        tampered = [*proof[:target], flip_bit(proof[target], bit), *proof[target + 1 :]]
         with pytest.raises(ProofError):
-            verify_consistency(first, second, tampered, first_root, second_root)
+            verify_consistency(first, second, one_bit_flipped(proof, data), first_root, second_root)
 
     other_first = data.draw(st.integers(1, second).filter(lambda s: s != first), label="first")
     with pytest.raises(ProofError):

@@ -6,11 +6,14 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
 import pytest
 from alembic import command
+from alembic.config import Config
 from sqlalchemy import inspect, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -58,6 +61,26 @@ async def _unmigrated(backend_name: str, tmp_path: Path, request: pytest.Fixture
         return base_settings(tmp_path, database_url=f"sqlite+aiosqlite:///{tmp_path}/seenby.db")
     owner_url, app_url, _ = await _create_database(request.getfixturevalue("postgres_admin_url"))
     return base_settings(tmp_path, database_url=app_url, migration_database_url=owner_url)
+
+
+@dataclass(frozen=True)
+class EmptyPostgres:
+    """An empty PostgreSQL database of its own: its settings, its Alembic config, and a connection
+    as the tables' owner."""
+
+    settings: Settings
+    config: Config
+    owner: asyncpg.Connection
+
+
+@pytest.fixture
+async def empty_pg(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[EmptyPostgres]:
+    settings = await _unmigrated("postgresql", tmp_path, request)
+    connection = await _owner_connection(settings)
+    try:
+        yield EmptyPostgres(settings, alembic_config(settings.resolved_migration_database_url), connection)
+    finally:
+        await connection.close()
 
 
 @pytest.mark.parametrize("backend_name", ["sqlite", "postgresql"])
@@ -115,29 +138,21 @@ async def test_this_release_migrates_down_and_up_again(
         assert ready.status_code == 200, ready.text
 
 
-async def test_a_half_built_index_is_rebuilt_when_0007_runs_again(
-    tmp_path: Path, request: pytest.FixtureRequest
-) -> None:
+async def test_a_half_built_index_is_rebuilt_when_0007_runs_again(empty_pg: EmptyPostgres) -> None:
     """A cancelled CREATE INDEX CONCURRENTLY leaves an INVALID index under the new name; running
     the migration again must rebuild it, not take it for done and drop the indexes it replaces."""
-    settings = await _unmigrated("postgresql", tmp_path, request)
-    owner_url = settings.resolved_migration_database_url
-    config = alembic_config(owner_url)
-    await asyncio.to_thread(command.upgrade, config, "0006")
-    await _queue_entries_by_id(owner_url, 0, 2)
-    connection = await _owner_connection(settings)
-    try:
-        with pytest.raises(asyncpg.UniqueViolationError):  # fails half-way, as a cancelled build would
-            await connection.execute(
-                "CREATE UNIQUE INDEX CONCURRENTLY ix_ledger_entries_rare_kind_recorded_at "
-                "ON ledger_entries (customer_id)")
-        await asyncio.to_thread(upgrade, settings)
-        indexes = {row["indexname"]: row["indexdef"] for row in await connection.fetch(
-            "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'ledger_entries'")}
-        invalid = await connection.fetchval(
-            "SELECT count(*) FROM pg_index WHERE indrelid = 'ledger_entries'::regclass AND NOT indisvalid")
-    finally:
-        await connection.close()
+    settings, connection = empty_pg.settings, empty_pg.owner
+    await asyncio.to_thread(command.upgrade, empty_pg.config, "0006")
+    await _queue_entries_by_id(settings.resolved_migration_database_url, 0, 2)
+    with pytest.raises(asyncpg.UniqueViolationError):  # fails half-way, as a cancelled build would
+        await connection.execute(
+            "CREATE UNIQUE INDEX CONCURRENTLY ix_ledger_entries_rare_kind_recorded_at "
+            "ON ledger_entries (customer_id)")
+    await asyncio.to_thread(upgrade, settings)
+    indexes = {row["indexname"]: row["indexdef"] for row in await connection.fetch(
+        "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'ledger_entries'")}
+    invalid = await connection.fetchval(
+        "SELECT count(*) FROM pg_index WHERE indrelid = 'ledger_entries'::regclass AND NOT indisvalid")
     assert invalid == 0
     assert "WHERE" in indexes["ix_ledger_entries_rare_kind_recorded_at"]
     assert "brin" in indexes["brin_ledger_entries_recorded_at"]
@@ -145,11 +160,9 @@ async def test_a_half_built_index_is_rebuilt_when_0007_runs_again(
 
 
 async def test_0008_makes_text_compare_byte_by_byte_on_postgresql_and_undoes_it(
-    tmp_path: Path, request: pytest.FixtureRequest
+    empty_pg: EmptyPostgres,
 ) -> None:
-    settings = await _unmigrated("postgresql", tmp_path, request)
-    config = alembic_config(settings.resolved_migration_database_url)
-    connection = await _owner_connection(settings)
+    connection = empty_pg.owner
 
     async def collations() -> set[str | None]:
         return {row["collation_name"] for row in await connection.fetch(
@@ -157,27 +170,22 @@ async def test_0008_makes_text_compare_byte_by_byte_on_postgresql_and_undoes_it(
             " WHERE table_schema = current_schema() AND data_type IN ('character varying', 'text')"
             " AND table_name <> 'alembic_version'")}
 
-    try:
-        await asyncio.to_thread(upgrade, settings)
-        assert await collations() == {"C"}
-        customer_ids = ["cust-b", "cust-B", "cust-a", "cust-é", "cust-Z"]
-        await connection.executemany(
-            "INSERT INTO customer_heads (customer_id, last_seq, head_hash) VALUES ($1, 0, $2)",
-            [(c, "0" * 64) for c in customer_ids])
-        ordered = [r[0] for r in await connection.fetch("SELECT customer_id FROM customer_heads ORDER BY 1")]
-        assert ordered == sorted(customer_ids)  # Python's order, and SQLite's
-        await asyncio.to_thread(command.downgrade, config, "0007")
-        assert await collations() == {None}  # the database's default again
-    finally:
-        await connection.close()
+    await asyncio.to_thread(upgrade, empty_pg.settings)
+    assert await collations() == {"C"}
+    customer_ids = ["cust-b", "cust-B", "cust-a", "cust-é", "cust-Z"]
+    await connection.executemany(
+        "INSERT INTO customer_heads (customer_id, last_seq, head_hash) VALUES ($1, 0, $2)",
+        [(c, "0" * 64) for c in customer_ids])
+    ordered = [r[0] for r in await connection.fetch("SELECT customer_id FROM customer_heads ORDER BY 1")]
+    assert ordered == sorted(customer_ids)  # Python's order, and SQLite's
+    await asyncio.to_thread(command.downgrade, empty_pg.config, "0007")
+    assert await collations() == {None}  # the database's default again
 
 
 async def test_0009_finds_entries_by_a_hash_index_on_postgresql_and_undoes_it(
-    tmp_path: Path, request: pytest.FixtureRequest
+    empty_pg: EmptyPostgres,
 ) -> None:
-    settings = await _unmigrated("postgresql", tmp_path, request)
-    config = alembic_config(settings.resolved_migration_database_url)
-    connection = await _owner_connection(settings)
+    settings, config, connection = empty_pg.settings, empty_pg.config, empty_pg.owner
 
     async def entry_hash_indexes() -> dict[str, str]:
         return {row["indexname"]: row["indexdef"] for row in await connection.fetch(
@@ -189,45 +197,39 @@ async def test_0009_finds_entries_by_a_hash_index_on_postgresql_and_undoes_it(
             "SELECT conname FROM pg_constraint"
             " WHERE conrelid = 'ledger_entries'::regclass AND contype = 'u'")}
 
-    try:
-        await asyncio.to_thread(command.upgrade, config, "0008")
-        await _queue_entries_by_id(settings.resolved_migration_database_url, 0, 3)
-        # A build cancelled half-way leaves an INVALID index under the new name.
-        with pytest.raises(asyncpg.UniqueViolationError):
-            await connection.execute("CREATE UNIQUE INDEX CONCURRENTLY ix_ledger_entries_entry_hash"
-                                     " ON ledger_entries (customer_id)")
-        await asyncio.to_thread(upgrade, settings)
-        indexes = await entry_hash_indexes()
-        assert list(indexes) == ["ix_ledger_entries_entry_hash"]
-        assert "USING hash (entry_hash)" in indexes["ix_ledger_entries_entry_hash"]
-        assert "ledger_entries_entry_hash_key" not in await unique_constraints()
-        await connection.execute("SET enable_seqscan = off")
-        wanted = await connection.fetchval("SELECT entry_hash FROM ledger_entries LIMIT 1")
-        plan = "\n".join(row[0] for row in await connection.fetch(
-            "EXPLAIN SELECT id FROM ledger_entries WHERE entry_hash = $1", wanted))
-        assert "ix_ledger_entries_entry_hash" in plan
+    await asyncio.to_thread(command.upgrade, config, "0008")
+    await _queue_entries_by_id(settings.resolved_migration_database_url, 0, 3)
+    # A build cancelled half-way leaves an INVALID index under the new name.
+    with pytest.raises(asyncpg.UniqueViolationError):
+        await connection.execute("CREATE UNIQUE INDEX CONCURRENTLY ix_ledger_entries_entry_hash"
+                                 " ON ledger_entries (customer_id)")
+    await asyncio.to_thread(upgrade, settings)
+    indexes = await entry_hash_indexes()
+    assert list(indexes) == ["ix_ledger_entries_entry_hash"]
+    assert "USING hash (entry_hash)" in indexes["ix_ledger_entries_entry_hash"]
+    assert "ledger_entries_entry_hash_key" not in await unique_constraints()
+    await connection.execute("SET enable_seqscan = off")
+    wanted = await connection.fetchval("SELECT entry_hash FROM ledger_entries LIMIT 1")
+    plan = "\n".join(row[0] for row in await connection.fetch(
+        "EXPLAIN SELECT id FROM ledger_entries WHERE entry_hash = $1", wanted))
+    assert "ix_ledger_entries_entry_hash" in plan
 
-        await asyncio.to_thread(command.downgrade, config, "0008")
-        assert list(await entry_hash_indexes()) == ["ledger_entries_entry_hash_key"]
-        assert "ledger_entries_entry_hash_key" in await unique_constraints()
-        invalid = await connection.fetchval(
-            "SELECT count(*) FROM pg_index WHERE indrelid = 'ledger_entries'::regclass AND NOT indisvalid")
-        assert invalid == 0
-    finally:
-        await connection.close()
+    await asyncio.to_thread(command.downgrade, config, "0008")
+    assert list(await entry_hash_indexes()) == ["ledger_entries_entry_hash_key"]
+    assert "ledger_entries_entry_hash_key" in await unique_constraints()
+    invalid = await connection.fetchval(
+        "SELECT count(*) FROM pg_index WHERE indrelid = 'ledger_entries'::regclass AND NOT indisvalid")
+    assert invalid == 0
 
 
-async def test_0009_waits_for_a_long_reader_without_holding_up_the_ledger(
-    tmp_path: Path, request: pytest.FixtureRequest
-) -> None:
+async def test_0009_waits_for_a_long_reader_without_holding_up_the_ledger(empty_pg: EmptyPostgres) -> None:
     """The constraint can only go under the table's exclusive lock. Behind a reader that holds the
     table (an export, an audit), a waiting ALTER would queue every other read and write behind it;
     0009 gives up each try after a second and tries again until the reader is done."""
-    settings = await _unmigrated("postgresql", tmp_path, request)
-    config = alembic_config(settings.resolved_migration_database_url)
-    await asyncio.to_thread(command.upgrade, config, "0008")
+    settings, reader = empty_pg.settings, empty_pg.owner
+    await asyncio.to_thread(command.upgrade, empty_pg.config, "0008")
     await _queue_entries_by_id(settings.resolved_migration_database_url, 0, 3)
-    reader, other = await _owner_connection(settings), await _owner_connection(settings)
+    other = await _owner_connection(settings)
     try:
         # Built beforehand, so that the upgrade goes straight to the constraint.
         await reader.execute(
@@ -247,5 +249,4 @@ async def test_0009_waits_for_a_long_reader_without_holding_up_the_ledger(
             " AND conname = 'ledger_entries_entry_hash_key'")
         assert remaining == 0
     finally:
-        await reader.close()
         await other.close()

@@ -79,7 +79,7 @@ async def test_an_entry_held_between_its_ids_and_its_commit_joins_the_log(
             client.post("/v1/accesses", json=access_event("cust-held"), headers=tokens.service()))
         await asyncio.wait_for(stalled.wait(), 10)
         await asyncio.sleep(1.0)  # passes while the stalled writer has the newest transaction id
-        # 600 events: over SECOND_WRITER_EVENTS, so the recorder's second writer takes them.
+        # 600 events: over SECOND_WRITER_UNITS, so the recorder's second writer takes them.
         batch = {"events": [access_event(f"cust-{n % 7}") for n in range(600)]}
         response = await client.post("/v1/accesses:batch", json=batch, headers=tokens.service())
         assert response.status_code == 201

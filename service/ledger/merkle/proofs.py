@@ -1,0 +1,174 @@
+"""RFC 9162 inclusion and consistency proofs: which subtrees form them (§2.1.3.1 PATH and §2.1.4.1
+SUBPROOF, unrolled), building them from stored nodes, and verifying them (§2.1.3.2, §2.1.4.2)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+
+from service.ledger.merkle.hashing import (
+    HASH_SIZE,
+    NodeId,
+    NodeLookup,
+    hash_range,
+    node_hash,
+    perfect_subtrees,
+    same_hash,
+    split_point,
+)
+
+
+class ProofError(ValueError):
+    """A proof that does not verify, or whose parameters no valid proof could have."""
+
+
+def inclusion_ranges(index: int, size: int) -> list[tuple[int, int]]:
+    """Leaf ranges whose subtree hashes form the inclusion proof, leaf to root."""
+    if not 0 <= index < size:
+        raise ValueError(f"leaf index {index} is outside a tree of size {size}")
+    ranges: list[tuple[int, int]] = []
+    start, end = 0, size
+    while end - start > 1:
+        middle = start + split_point(end - start)
+        if index < middle:
+            ranges.append((middle, end))
+            end = middle
+        else:
+            ranges.append((start, middle))
+            start = middle
+    ranges.reverse()
+    return ranges
+
+
+def consistency_ranges(first: int, second: int) -> list[tuple[int, int]]:
+    """Leaf ranges whose subtree hashes form the consistency proof, in proof order."""
+    if not 0 < first <= second:
+        raise ValueError(f"no consistency proof from size {first} to size {second}")
+    ranges: list[tuple[int, int]] = []
+    start, end = 0, second
+    # SUBPROOF's flag b: whether the old tree is a whole subtree seen so far, in which case
+    # the verifier already knows its hash and the proof leaves it out.
+    old_root_is_subtree = True
+    while first != end:
+        middle = start + split_point(end - start)
+        if first <= middle:
+            ranges.append((middle, end))
+            end = middle
+        else:
+            ranges.append((start, middle))
+            start = middle
+            old_root_is_subtree = False
+    if not old_root_is_subtree:
+        ranges.append((start, end))
+    ranges.reverse()
+    return ranges
+
+
+def _nodes_for(ranges: Iterable[tuple[int, int]]) -> set[NodeId]:
+    return {node for start, end in ranges for node in perfect_subtrees(start, end)}
+
+
+def nodes_for_inclusion(index: int, size: int) -> set[NodeId]:
+    return _nodes_for(inclusion_ranges(index, size))
+
+
+def nodes_for_consistency(first: int, second: int) -> set[NodeId]:
+    return _nodes_for(consistency_ranges(first, second))
+
+
+def inclusion_proof(index: int, size: int, lookup: NodeLookup) -> list[bytes]:
+    return [hash_range(start, end, lookup) for start, end in inclusion_ranges(index, size)]
+
+
+def consistency_proof(first: int, second: int, lookup: NodeLookup) -> list[bytes]:
+    return [hash_range(start, end, lookup) for start, end in consistency_ranges(first, second)]
+
+
+def _check_proof_hashes(proof: Sequence[bytes]) -> None:
+    for position, value in enumerate(proof):
+        if len(value) != HASH_SIZE:
+            raise ProofError(f"proof hash {position} is {len(value)} bytes, expected {HASH_SIZE}")
+
+
+def root_from_inclusion_proof(
+    leaf: bytes, index: int, size: int, proof: Sequence[bytes]
+) -> bytes:
+    if not 0 <= index < size:
+        raise ProofError(f"leaf index {index} is outside a tree of size {size}")
+    # With an empty proof the leaf hash is compared with the root as it is, so a value that is
+    # not a hash at all could pass; the transparency-dev/merkle vectors require refusing it.
+    if len(leaf) != HASH_SIZE:
+        raise ProofError(f"leaf hash is {len(leaf)} bytes, expected {HASH_SIZE}")
+    _check_proof_hashes(proof)
+    expected = len(inclusion_ranges(index, size))
+    if len(proof) != expected:
+        raise ProofError(
+            f"inclusion proof for leaf {index} of {size} has {len(proof)} hashes, expected {expected}"
+        )
+    result = leaf
+    for sibling, on_the_left in _path(index, size - 1, proof, "inclusion"):
+        result = node_hash(sibling, result) if on_the_left else node_hash(result, sibling)
+    return result
+
+
+def _path(fn: int, sn: int, proof: Sequence[bytes], kind: str) -> Iterator[tuple[bytes, bool]]:
+    """Each proof hash with whether it is the left sibling, walking node `fn` of a tree whose
+    last node is `sn` up to the root (the loop both of RFC 9162's verifications share)."""
+    for value in proof:
+        if sn == 0:
+            raise ProofError(f"{kind} proof is longer than the path to the root")
+        on_the_left = bool(fn & 1) or fn == sn
+        if on_the_left:
+            while fn and not fn & 1:
+                fn, sn = fn >> 1, sn >> 1
+        yield value, on_the_left
+        fn, sn = fn >> 1, sn >> 1
+    if sn != 0:
+        raise ProofError(f"{kind} proof is shorter than the path to the root")
+
+
+def verify_inclusion(
+    leaf: bytes, index: int, size: int, proof: Sequence[bytes], root: bytes
+) -> None:
+    if not same_hash(root_from_inclusion_proof(leaf, index, size, proof), root):
+        raise ProofError(f"inclusion proof for leaf {index} does not lead to the root of {size}")
+
+
+def verify_consistency(
+    first: int, second: int, proof: Sequence[bytes], first_root: bytes, second_root: bytes
+) -> None:
+    if first < 0 or second < first:
+        raise ProofError(f"no consistency proof from size {first} to size {second}")
+    if first == 0:
+        # An empty tree is consistent with everything, so a "proof" from it proves nothing;
+        # accepting one would only hide a caller's mistake (transparency-dev/merkle agrees).
+        raise ProofError("a consistency proof needs a non-empty first tree")
+    if first == second:
+        if proof:
+            raise ProofError("trees of equal size need an empty consistency proof")
+        if not same_hash(first_root, second_root):
+            raise ProofError(f"two different roots for the same tree size {first}")
+        return
+    _check_proof_hashes(proof)
+    expected = len(consistency_ranges(first, second))
+    if len(proof) != expected:
+        raise ProofError(
+            f"consistency proof {first} -> {second} has {len(proof)} hashes, expected {expected}"
+        )
+    path = list(proof)
+    # §2.1.4.2 step 2: when the old tree is a perfect subtree its root is left out of the proof.
+    if first & (first - 1) == 0:
+        path.insert(0, first_root)
+    fn, sn = first - 1, second - 1
+    while fn & 1:
+        fn, sn = fn >> 1, sn >> 1
+    first_result = second_result = path[0]
+    for value, on_the_left in _path(fn, sn, path[1:], "consistency"):
+        if on_the_left:
+            first_result = node_hash(value, first_result)
+            second_result = node_hash(value, second_result)
+        else:
+            second_result = node_hash(second_result, value)
+    if not same_hash(first_result, first_root):
+        raise ProofError(f"consistency proof does not lead to the root of size {first}")
+    if not same_hash(second_result, second_root):
+        raise ProofError(f"consistency proof does not lead to the root of size {second}")
