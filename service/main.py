@@ -138,6 +138,7 @@ def _document_schemas(app: FastAPI, adapters: tuple[TypeAdapter[Any], ...]) -> N
                 components.update(schema.pop("$defs", {}))
                 components[schema["title"]] = schema
             _document_problems(document, ROUTERS)
+        assert app.openapi_schema is not None  # generate() kept it
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
@@ -160,7 +161,7 @@ def _document_problems(document: dict[str, Any], routers: tuple[APIRouter, ...])
     for route in (r for router in routers for r in router.routes):
         if not isinstance(route, APIRoute) or not route.include_in_schema:
             continue
-        for method in route.methods:
+        for method in route.methods or ():
             operation = document["paths"][route.path_format][method.lower()]
             responses = operation["responses"]
             parameters = operation.get("parameters", [])
@@ -193,7 +194,7 @@ def _allowed_methods(scope: Scope) -> set[str]:
         method
         for router in ROUTERS for route in router.routes
         if isinstance(route, APIRoute) and route.matches(scope)[0] is not Match.NONE
-        for method in route.methods
+        for method in route.methods or ()
     }
 
 

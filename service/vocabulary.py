@@ -10,6 +10,7 @@ from typing import Annotated, Any, NotRequired
 
 from fastapi import Path, Query
 from pydantic import AfterValidator, BeforeValidator, ConfigDict, StringConstraints, with_config
+from pydantic.config import JsonDict
 from typing_extensions import TypedDict
 
 from service.types import Country, Id, Moment, Text
@@ -69,7 +70,7 @@ EVENT_CONFIG = ConfigDict(extra="forbid", use_enum_values=True)
 
 
 # What _human_needs_organization_and_country checks, so that the schema says it too.
-_ACTOR_RULE = {"anyOf": [
+_ACTOR_RULE: JsonDict = {"anyOf": [
     {"properties": {"type": {"const": ActorType.ALGORITHM.value}}},
     {"required": ["organization", "country"],
      "properties": {"type": {"const": ActorType.HUMAN.value}, "organization": {"type": "string"},
@@ -98,7 +99,7 @@ def _human_needs_organization_and_country(actor: dict[str, Any]) -> dict[str, An
 
 # The name now stands for the actor with its rule, wherever a schema takes one (the schema keeps
 # the class's name): an unchecked Actor cannot be picked by mistake.
-Actor = Annotated[Actor, AfterValidator(_human_needs_organization_and_country)]  # type: ignore[misc]
+Actor = Annotated[Actor, AfterValidator(_human_needs_organization_and_country)]  # type: ignore[misc,assignment]
 
 
 # No identifier holds NUL (PostgreSQL text cannot): the middleware answers 400 for a URL with one.

@@ -19,7 +19,8 @@ T = TypeVar("T")
 
 
 async def get_recorder(request: Request) -> Recorder:
-    return request.app.state.recorder
+    recorder: Recorder = request.app.state.recorder
+    return recorder
 
 
 RecorderDep = Annotated[Recorder, Depends(get_recorder)]

@@ -125,7 +125,7 @@ async def _request_row(session: AsyncSession, request_id: str) -> Any:
 
 async def list_requests(
     session: AsyncSession, customer_id: str, *, limit: int, cursor: str | None
-) -> Page:
+) -> Page[dict[str, Any]]:
     """Newest first."""
     query = select(requests).where(requests.c.customer_id == customer_id)
     after = decode_cursor(cursor)
@@ -147,7 +147,7 @@ async def get_request(session: AsyncSession, customer_id: str, request_id: str) 
 
 async def list_tasks(
     session: AsyncSession, service: str, *, status: str | None, limit: int, cursor: str | None
-) -> Page:
+) -> Page[dict[str, Any]]:
     """The caller's own tasks, oldest first: a work queue."""
     query = (
         select(tasks, requests.c.customer_id, requests.c.due_at_us, requests.c.scope)
