@@ -103,3 +103,5 @@ class Summary(BaseModel):
     by_action: dict[str, int]
     by_actor_country: dict[str, int] = Field(description="Actors with no country are left out.")
     by_clip: dict[str, int]
+    refused: int = Field(ge=0, description="Attempts refused an access ticket (access_refused entries) "
+                                           "within the filters; not counted in the other numbers.")
