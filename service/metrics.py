@@ -12,6 +12,8 @@ from prometheus_client import (
 )
 from starlette.responses import Response
 
+from service.vocabulary import DeletionStatus
+
 REGISTRY = CollectorRegistry(auto_describe=True)
 
 REQUESTS = Counter(
@@ -59,8 +61,8 @@ ACCESSES_FLAGGED = Counter(
     "Accesses recorded with a flag (access_after_deletion, unconsented, needs_review), by flag.",
     ["flag"], registry=REGISTRY,
 )
-for _status in ("pending", "in_progress", "completed", "rejected"):
-    DELETION_REQUESTS.labels(status=_status)
+for _status in DeletionStatus:
+    DELETION_REQUESTS.labels(status=_status.value)
 for _flag in ("access_after_deletion", "unconsented", "needs_review"):
     ACCESSES_FLAGGED.labels(flag=_flag)
 TICKETS_ISSUED = Counter(

@@ -57,6 +57,9 @@ class DeletionStatus(StrEnum):
     REJECTED = "rejected"
 
 
+OPEN_DELETION_STATUSES = (DeletionStatus.PENDING, DeletionStatus.IN_PROGRESS)
+
+
 class TaskStatus(StrEnum):
     PENDING = "pending"
     COMPLETED = "completed"
