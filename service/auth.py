@@ -1,9 +1,8 @@
-"""Bearer-token authentication and roles: the only module that imports python-jose."""
+"""Bearer-token authentication and roles; tokens are decoded through service.jws (python-jose's one home)."""
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import re
 import time
@@ -12,29 +11,19 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 import httpx
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from fastapi import Depends, Request
-from jose import jwk, jwt
-from jose.backends.base import Key
-from jose.exceptions import ExpiredSignatureError, JOSEError, JWTClaimsError
-from jose.utils import base64url_decode
 
+from service import jws
 from service.errors import Forbidden, Unauthorized
+from service.jws import COMPACT_JWS, EDDSA_NAMES, canonical_base64url
 from service.keys import Keys
-from service.ledger.checkpoint import ed25519_verifies
 from service.settings import HMAC_ALGORITHMS, Settings
 
 MAX_SUBJECT_LENGTH = 128
 MAX_KID_LENGTH = 200
 JURISDICTION = re.compile(r"[A-Z]{2}")
-# RFC 7515 §7.1: three unpadded base64url segments. jose's decoder skips stray characters and padding,
-# so without this one signature has many spellings ("sig", "sig=", "sig****").
-COMPACT_JWS = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 MAX_NUMERIC_DATE = 253_402_300_799  # 9999-12-31T23:59:59Z
 _KEY_TYPES = {"RS": "RSA", "ES": "EC", "Ed": "OKP"}
-# RFC 9864 names the algorithm fully ("Ed25519") where RFC 8037's "EdDSA" left the curve to the key;
-# for an Ed25519 key the two are one algorithm. Each name is accepted only where it is configured.
-EDDSA_NAMES = frozenset({"EdDSA", "Ed25519"})
 
 
 class Role(StrEnum):
@@ -52,25 +41,6 @@ class Principal:
 
     def has(self, role: Role) -> bool:
         return role in self.roles
-
-
-class _Ed25519Key(Key):  # type: ignore[misc]  # jose ships no types: its Key is Any
-    """EdDSA over Ed25519 (RFC 8037, RFC 9864) for python-jose, which ships without it; verification
-    only, and only of an OKP Ed25519 public key: never an HMAC secret, never another curve."""
-
-    def __init__(self, key: Any, algorithm: str) -> None:
-        if algorithm not in EDDSA_NAMES:
-            raise JOSEError("Ed25519 keys serve EdDSA and Ed25519 only")
-        if not (isinstance(key, dict) and key.get("kty") == "OKP" and key.get("crv") == "Ed25519"):
-            raise JOSEError("an EdDSA key must be an OKP Ed25519 JWK")
-        self._key = Ed25519PublicKey.from_public_bytes(base64url_decode(key["x"].encode()))
-
-    def verify(self, msg: bytes, sig: bytes) -> bool:
-        return ed25519_verifies(self._key, msg, sig)
-
-
-for _name in EDDSA_NAMES:
-    jwk.register_key(_name, _Ed25519Key)
 
 
 class _JwksCache:
@@ -152,34 +122,31 @@ class Authenticator:
     async def _verified_claims(self, token: str) -> dict[str, Any]:
         if not COMPACT_JWS.fullmatch(token):
             raise Unauthorized("the token is not three base64url segments")
-        if not _canonical_base64url(token.rsplit(".", 1)[1]):
+        if not canonical_base64url(token.rsplit(".", 1)[1]):
             raise Unauthorized("the token's signature is not in canonical base64url")
         try:
-            header = jwt.get_unverified_header(token)
+            header = jws.unverified_header(token)
             algorithm = header.get("alg")
             if algorithm not in self._settings.jwt_algorithms:
                 raise Unauthorized("the token's algorithm is not allowed")
             if "crit" in header:  # RFC 7515 §4.1.11: we understand no extension, so none may be critical
                 raise Unauthorized("the token's critical header extensions are not understood")
             key = await self._key_for(algorithm, header.get("kid"))
-            claims = jwt.decode(
-                token, key, algorithms=[algorithm], audience=self._settings.jwt_audience,
+            claims = jws.decode(
+                token, key, algorithm=algorithm, audience=self._settings.jwt_audience,
                 issuer=self._settings.jwt_issuer, options=self._options,
             )
         except Unauthorized:
             raise
-        except ExpiredSignatureError as exc:
+        except jws.TokenExpired as exc:
             raise Unauthorized("the token has expired") from exc
-        except JWTClaimsError as exc:
+        except jws.ClaimsRejected as exc:
             raise Unauthorized(f"the token's claims are not accepted: {exc}") from exc
-        # jose raises JWKError (not a JWTError) for alg none, and plain Python errors for some
-        # garbage (infinite exp, odd types, JSON nested past the recursion limit): every one of
-        # them is a bad token, never a 500.
-        except (JOSEError, ValueError, TypeError, KeyError, OverflowError, AttributeError,
+        # jws turns everything jose raises into a TokenError; the plain Python errors are for garbage
+        # met here, outside jose (an unhashable alg, a JWKS key of odd types): a bad token, never a 500.
+        except (jws.TokenError, ValueError, TypeError, KeyError, OverflowError, AttributeError,
                 RecursionError) as exc:
             raise Unauthorized("the token is not valid") from exc
-        if not isinstance(claims, dict):
-            raise Unauthorized("the token's payload is not a JSON object")
         _check_times(claims, self._settings.jwt_leeway_seconds)
         return claims
 
@@ -240,16 +207,6 @@ class _VerifiedTokens:
         self._by_token[token] = (principal, valid_from, valid_until)
 
 
-def _canonical_base64url(segment: str) -> bool:
-    """The decoder ignores the unused low bits of the last character, so without this one signature
-    has up to 16 spellings that all verify (RFC 7515 §2 base64url, RFC 4648 §3.5 canonical)."""
-    try:
-        decoded = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
-    except ValueError:
-        return False
-    return base64.urlsafe_b64encode(decoded).rstrip(b"=").decode() == segment
-
-
 def _check_times(claims: dict[str, Any], leeway: int) -> None:
     """What jose lets through: int() of any string ("exp": "1893456000"), no upper bound (an exp of
     1e20 never expires), and an iat in the future. RFC 7519 §2: a NumericDate is a JSON number."""
@@ -297,8 +254,7 @@ def mint_token(
     }
     if jurisdiction:
         claims["jurisdiction"] = jurisdiction
-    token: str = jwt.encode(claims, keys.jwt_secret, algorithm="HS256")
-    return token
+    return jws.sign_hs256(claims, keys.jwt_secret)
 
 
 async def authenticate(request: Request) -> Principal:
