@@ -37,6 +37,9 @@ from service.operations import router as operations_router
 from service.ratelimit import RateLimiter
 from service.reports.routes import router as reports_router
 from service.settings import Settings, get_settings
+from service.tickets.routes import REQUEST as TICKET_REQUEST
+from service.tickets.routes import router as tickets_router
+from service.tickets.service import TicketIssuer
 from service.tlog.routes import router as log_router
 
 # The collector's thresholds, young to old. A full collection walks every object that requests still
@@ -61,7 +64,7 @@ Every `/v1` endpoint takes `Authorization: Bearer <JWT>` with a `roles` claim
 
 
 ROUTERS = (operations_router, accesses_router, history_router, log_router, exports_router,
-           reports_router, customers_router, deletions_router, consent_router)
+           reports_router, customers_router, deletions_router, consent_router, tickets_router)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -76,6 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.integrator = integrator
         await integrator.sign_empty_log()
         app.state.recorder = Recorder(database, settings, keys.pseudonym_key)
+        app.state.ticket_issuer = TicketIssuer(app.state.recorder, settings, keys)
         task = asyncio.create_task(integrator.run(), name="seenby-integrator")
         # Everything alive now (modules, app, tables) lives as long as the process: out of the
         # collector's sight, a full collection walks only what requests allocate, so a pause of
@@ -117,7 +121,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Outermost first: metrics see every answer, including the body limit's 413.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMetrics)
-    _document_schemas(app, (*BODY_SCHEMAS, TypeAdapter(Problem)))
+    _document_schemas(app, (*BODY_SCHEMAS, TICKET_REQUEST, TypeAdapter(Problem)))
     return app
 
 
@@ -145,7 +149,7 @@ def _document_schemas(app: FastAPI, adapters: tuple[TypeAdapter[Any], ...]) -> N
 
 
 # The operations that never touch the database: every other one answers 503 while it is unreachable.
-_NO_DATABASE = {("/healthz", "get"), ("/v1/log/key", "get")}
+_NO_DATABASE = {("/healthz", "get"), ("/v1/log/key", "get"), ("/v1/tickets/jwks.json", "get")}
 BEARER = "bearer"
 
 

@@ -1,0 +1,1 @@
+"""Access tickets: log before access."""
