@@ -35,9 +35,10 @@ def seenby_command() -> list[str]:
 @contextlib.contextmanager
 def serving(
     command: list[str], env: dict[str, str], cwd: Path, port: int, *, ready_path: str = "/readyz",
-    timeout: float = 30.0,
+    ready_status: int = 200, timeout: float = 30.0,
 ) -> Iterator[str]:
-    """Runs `command` (which listens on `port`); yields its base URL once `ready_path` answers 200."""
+    """Runs `command` (which listens on `port`); yields its base URL once `ready_path` answers
+    `ready_status`."""
     log_path = cwd / f"serve-{port}.log"
     with log_path.open("w") as log:
         process = subprocess.Popen(command, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
@@ -48,7 +49,7 @@ def serving(
             if process.poll() is not None:
                 raise RuntimeError(f"the server exited: {log_path.read_text()[-3000:]}")
             with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(url + ready_path, timeout=1.0).status_code == 200:
+                if httpx.get(url + ready_path, timeout=1.0).status_code == ready_status:
                     break
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the server never became ready: {log_path.read_text()[-3000:]}")
