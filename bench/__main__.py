@@ -90,14 +90,15 @@ def wait_integrated(url: str, expected: int, timeout: float) -> float:
     return time.perf_counter() - started
 
 
-def wrk_single(url: str, token: str, seconds: int, connections: int, script: str = "single.lua"
+def wrk_single(url: str, token: str, seconds: int, connections: int, audience: str | None = None
                ) -> dict[str, Any] | None:
-    """POSTs from wrk: single.lua records accesses, ticket.lua asks for access tickets."""
+    """One event a POST from wrk: recorded, or (with an audience) asked a ticket for."""
     if not shutil.which("wrk"):
         return None
     out = subprocess.run(
-        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(ROOT / "bench" / script),
-         url, "--", token], capture_output=True, text=True, check=True).stdout
+        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(ROOT / "bench/single.lua"),
+         url, "--", token, *([audience] if audience else [])],
+        capture_output=True, text=True, check=True).stdout
 
     parsed = _wrk_figures(out)
     return {"tool": "wrk", "connections": connections, "events_per_second": parsed["rate"],
@@ -183,7 +184,7 @@ def run_all(dep: Deployment, scale: float, smoke: bool, profile: Path | None, wo
             single["tool"] = "python loadgen"
         results["single_ingest"] = single
         # Access tickets: the same recording, then an EdDSA signature, all before the answer.
-        tickets = wrk_single(url, service_token, single_seconds, 64, "ticket.lua")
+        tickets = wrk_single(url, service_token, single_seconds, 64, audience="clip-store-bench")
         if tickets is not None:
             tickets["tickets_per_second"] = tickets.pop("events_per_second")
             results["tickets"] = tickets

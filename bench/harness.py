@@ -15,11 +15,9 @@ from pathlib import Path
 
 import asyncpg
 import httpx
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from service.auth import mint_token
-from service.keys import load_keys
+from service.keys import load_keys, new_key_pem
 from service.migrate import upgrade
 from service.settings import Settings
 from tests.pg import ThrowawayPostgres, free_port
@@ -78,9 +76,8 @@ def deployment(workdir: Path, *, postgres_options: str = "") -> Iterator[Deploym
         admin = server.start()
         owner_url, app_url = asyncio.run(_create_roles(admin))
         key_file, ticket_key_file = workdir / "log-signing-key.pem", workdir / "ticket-key.pem"
-        for path in (key_file, ticket_key_file):
-            path.write_bytes(Ed25519PrivateKey.generate().private_bytes(
-                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+        key_file.write_bytes(new_key_pem())
+        ticket_key_file.write_bytes(new_key_pem())
         env = {
             "SEENBY_ENV": "production",
             "SEENBY_DATABASE_URL": app_url,

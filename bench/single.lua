@@ -1,4 +1,5 @@
--- wrk script: POST /v1/accesses with a fresh event_id on every request, from every thread.
+-- wrk script: one event a request, with a fresh event_id, from every thread. Arguments: the
+-- service token; and an audience to ask POST /v1/access-tickets for tickets, else POST /v1/accesses.
 local thread_count = 0
 function setup(thread)
   thread_count = thread_count + 1
@@ -7,6 +8,7 @@ end
 
 function init(args)
   token = args[1]
+  audience = args[2]
   counter = 0
   headers = {["Content-Type"] = "application/json", ["Authorization"] = "Bearer " .. token}
 end
@@ -14,10 +16,14 @@ end
 function request()
   counter = counter + 1
   local event_id = string.format("%08x-0000-4000-8%03x-%012x", math.random(0, 0x7fffffff), thread_id, counter)
-  local body = string.format(
+  local event = string.format(
     '{"event_id":"%s","customer_id":"wrk-%d","clip_id":"clip-%d","occurred_at":"2026-11-24T09:15:02.120Z",' ..
     '"actor":{"type":"algorithm","id":"clip-classifier","role":"clip classifier","version":"4.2.0"},' ..
     '"action":"infer","media":["video"],"purpose":"other"}',
     event_id, counter % 500, counter % 977)
-  return wrk.format("POST", "/v1/accesses", headers, body)
+  if audience then
+    return wrk.format("POST", "/v1/access-tickets", headers,
+                      string.format('{"audience":"%s","event":%s}', audience, event))
+  end
+  return wrk.format("POST", "/v1/accesses", headers, event)
 end

@@ -23,7 +23,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable, Iterable
-from typing import Any, ClassVar, NotRequired
+from typing import Any, ClassVar, NotRequired, Self
 
 import asyncpg
 from fastapi import FastAPI, Request
@@ -94,6 +94,11 @@ class PayloadTooLarge(SeenbyError):
 
 class Unprocessable(SeenbyError):
     status, title, slug = 422, "Unprocessable Content", "validation"
+
+    @classmethod
+    def at(cls, field: str, detail: str, message: str | None = None, kind: str = "value_error") -> Self:
+        """A 422 for one field (`query.cursor`, `body.events`), its `errors` naming it."""
+        return cls(detail, errors=[{"field": field, "message": message or detail, "type": kind}])
 
 
 class TooManyRequests(SeenbyError):

@@ -49,7 +49,9 @@ def _dev_secret(settings: Settings, name: str) -> str:
     return _create_once(settings.data_dir / name, secrets.token_hex(32).encode()).decode().strip()
 
 
-def _new_signing_key_pem() -> bytes:
+def new_key_pem() -> bytes:
+    """A fresh Ed25519 private key, PKCS#8 PEM: what SEENBY_SIGNING_KEY_FILE and SEENBY_TICKET_KEY_FILE
+    hold."""
     return Ed25519PrivateKey.generate().private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
@@ -73,7 +75,7 @@ def _private_key_pem(settings: Settings, path: Path | None, dev_file: str, setti
         return path.read_bytes()
     if production:
         raise KeyConfigurationError(f"production needs {setting}")
-    return _create_once(settings.data_dir / dev_file, _new_signing_key_pem())
+    return _create_once(settings.data_dir / dev_file, new_key_pem())
 
 
 def _public_key(path: Path) -> Ed25519PublicKey:

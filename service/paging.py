@@ -60,7 +60,4 @@ def decode_seq_cursor(cursor: str | None) -> int | None:
 
 
 def _invalid() -> Unprocessable:
-    return Unprocessable(
-        "the cursor is not one this service issued",
-        errors=[{"field": "query.cursor", "message": "invalid cursor", "type": "value_error"}],
-    )
+    return Unprocessable.at("query.cursor", "the cursor is not one this service issued", "invalid cursor")

@@ -83,8 +83,7 @@ class Period:
         """422 for a period that ends before it starts."""
         period = cls(None if since is None else to_micros(since), None if until is None else to_micros(until))
         if period.since_us is not None and period.until_us is not None and period.since_us > period.until_us:
-            raise Unprocessable("since must not be after until", errors=[
-                {"field": "query.since", "message": "since is after until", "type": "value_error"}])
+            raise Unprocessable.at("query.since", "since must not be after until", "since is after until")
         return period
 
     def conditions(self, column: Any) -> list[ColumnElement[bool]]:

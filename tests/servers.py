@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
+import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -104,3 +107,54 @@ async def wait_until_integrated(http: httpx.AsyncClient, base: str, expected: in
             return
         assert time.monotonic() < deadline, f"log stuck at {note.split(chr(10))[1]} of {expected}"
         await asyncio.sleep(0.1)
+
+
+class Replicas:
+    """`seenby serve` processes on one database, for fault tests: each can be killed with SIGKILL
+    and started again, and clients retry what was ambiguous on either of them."""
+
+    def __init__(self, env: dict[str, str], cwd: Path, count: int = 2) -> None:
+        self._env, self._cwd = env, cwd
+        self._ports = [free_port() for _ in range(count)]
+        self._processes = [start_seenby(env, cwd, port) for port in self._ports]
+        self.bases = [f"http://127.0.0.1:{port}" for port in self._ports]
+
+    def _log(self, index: int) -> Path:
+        return self._cwd / f"crash-{self._ports[index]}.log"
+
+    async def ready(self, http: httpx.AsyncClient) -> None:
+        for index, base in enumerate(self.bases):
+            await await_ready(http, base, self._log(index))
+
+    async def kill_in_turn(self, http: httpx.AsyncClient, victims: tuple[int, ...] = (0, 1, 0),
+                           every: float = 0.6) -> None:
+        """SIGKILL each victim in turn mid-load, and start it again."""
+        for victim in victims:
+            await asyncio.sleep(every)
+            self._processes[victim].send_signal(signal.SIGKILL)
+            self._processes[victim].wait()
+            self._processes[victim] = start_seenby(self._env, self._cwd, self._ports[victim])
+            await await_ready(http, self.bases[victim], self._log(victim))
+
+    async def post_until_acknowledged(self, http: httpx.AsyncClient, path: str, body: Any,
+                                      headers: dict[str, str], first: int) -> httpx.Response:
+        """POST until a 2xx, retrying a connection error or an error answer on the replicas in turn
+        (starting at `first`), the same body every time: an ambiguous failure is retried, never lost."""
+        deadline = time.monotonic() + 90
+        for attempt in itertools.count():
+            assert time.monotonic() < deadline, f"{path} was never acknowledged"
+            try:
+                response = await http.post(f"{self.bases[(first + attempt) % len(self.bases)]}{path}",
+                                           json=body, headers=headers)
+            except httpx.HTTPError:
+                await asyncio.sleep(0.05)
+                continue
+            if response.status_code in (200, 201):
+                return response
+            await asyncio.sleep(0.05)
+        raise AssertionError("unreachable")
+
+    def stop(self) -> None:
+        for process in self._processes:
+            process.kill()
+            process.wait()

@@ -7,9 +7,8 @@ import subprocess
 from pathlib import Path
 
 import httpx
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from service.keys import new_key_pem
 from tests.servers import running_server, seenby_command
 
 
@@ -68,9 +67,8 @@ def test_production_refuses_the_generated_development_secrets(tmp_path: Path) ->
     assert run_seenby("token", "--role", "admin", "--sub", "op", cwd=tmp_path).returncode == 0
     data = tmp_path / ".seenby"
     key_file, ticket_key_file = tmp_path / "prod-signing-key.pem", tmp_path / "prod-ticket-key.pem"
-    for path in (key_file, ticket_key_file):
-        path.write_bytes(Ed25519PrivateKey.generate().private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    key_file.write_bytes(new_key_pem())
+    ticket_key_file.write_bytes(new_key_pem())
     production = {
         "SEENBY_ENV": "production",
         "SEENBY_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/prod.db",

@@ -84,11 +84,8 @@ async def record_batch(principal: ServicePrincipal, recorder: RecorderDep, reque
     batch = parse(BATCH, await request.body())
     max_batch = request.app.state.settings.max_batch
     if len(batch["events"]) > max_batch:
-        raise Unprocessable(
-            f"a batch holds at most {max_batch} events",
-            errors=[{"field": "body.events", "message": f"at most {max_batch} events",
-                     "type": "too_long"}],
-        )
+        raise Unprocessable.at("body.events", f"a batch holds at most {max_batch} events",
+                               f"at most {max_batch} events", "too_long")
     recorded = await recorder.record(batch["events"], recorded_by=principal.subject)
     return _receipts_response({"receipts": recorded.receipts}, recorded)
 

@@ -19,11 +19,9 @@ async def set_countries(database: Database, wanted: Sequence[CustomerJurisdictio
     countries: dict[str, str] = {}
     for item in wanted:
         if countries.setdefault(item.customer_id, item.country) != item.country:
-            raise Unprocessable(
-                f"customer {item.customer_id} appears twice with different countries",
-                errors=[{"field": "body.customers", "message": f"{item.customer_id} is given twice",
-                         "type": "value_error"}],
-            )
+            raise Unprocessable.at("body.customers",
+                                   f"customer {item.customer_id} appears twice with different countries",
+                                   f"{item.customer_id} is given twice")
     async with database.write([]) as session:
         known = set((await session.execute(
             select(customers.c.customer_id).where(customers.c.customer_id.in_(sorted(countries)))

@@ -31,8 +31,7 @@ NODES_PER_QUERY = 4_000  # SQLite allows 32,766 bound values in one statement, a
 
 
 def _invalid(field: str, message: str) -> Unprocessable:
-    return Unprocessable(message, errors=[{"field": f"query.{field}", "message": message,
-                                           "type": "value_error"}])
+    return Unprocessable.at(f"query.{field}", message)
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,7 @@ from service.ledger.tree_store import StoredCheckpoint
 
 
 def _out_of_range(field: str, message: str) -> Unprocessable:
-    return Unprocessable(message, errors=[{"field": f"query.{field}", "message": message,
-                                           "type": "out_of_range"}])
+    return Unprocessable.at(f"query.{field}", message, kind="out_of_range")
 
 
 async def latest(session: AsyncSession) -> StoredCheckpoint:

@@ -5,17 +5,14 @@ from __future__ import annotations
 import secrets
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from service.keys import new_key_pem
 from tests.deploy.chart import PRODUCTION_VALUES, Rendered, load_values, render
 
 
 def new_signing_key_pem() -> str:
     """A fresh Ed25519 private key, PKCS#8 PEM: the log signing key, or (another call) the ticket key."""
-    return Ed25519PrivateKey.generate().private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
+    return new_key_pem().decode()
 
 
 def inline_secret_values() -> dict[str, object]:

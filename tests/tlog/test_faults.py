@@ -6,9 +6,7 @@ import asyncio
 import base64
 import itertools
 import os
-import signal
 import subprocess
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -29,14 +27,7 @@ from tests.ci import unavailable
 from tests.conftest import Backend, Tokens, _create_database, base_settings, serve, superuser_url
 from tests.factories import access_event
 from tests.pg import ThrowawayPostgres
-from tests.servers import (
-    await_ready,
-    running_server,
-    seenby_command,
-    settings_env,
-    start_seenby,
-    wait_until_integrated,
-)
+from tests.servers import Replicas, running_server, seenby_command, settings_env, wait_until_integrated
 
 
 async def superuser_value(postgres_admin_url: str, backend: Backend, query: str, *args: object) -> Any:
@@ -118,54 +109,28 @@ async def test_sigkill_while_integrating_loses_and_duplicates_nothing(
     fresh_pg: Backend, tmp_path: Path
 ) -> None:
     """Jepsen-style: clients retry ambiguous failures; every acknowledged event is there exactly once."""
-    from tests.pg import free_port
-
     tokens = Tokens.for_settings(fresh_pg.settings)
-    env = settings_env(fresh_pg.settings)
-    ports = [free_port(), free_port()]
-    processes = [start_seenby(env, tmp_path, port) for port in ports]
-    bases = [f"http://127.0.0.1:{port}" for port in ports]
+    replicas = Replicas(settings_env(fresh_pg.settings), tmp_path)
     sent: dict[str, dict] = {}
     acknowledged: dict[str, str] = {}
     customer = f"cust-{uuid.uuid4().hex[:8]}"
     try:
         async with httpx.AsyncClient(timeout=10) as http:
-            for base in bases:
-                await await_ready(http, base, tmp_path / f"crash-{base.rsplit(':', 1)[1]}.log")
+            await replicas.ready(http)
 
             async def client(worker: int, batches: int) -> None:
                 for b in range(batches):
                     events = [access_event(customer if j % 2 else f"{customer}-{worker}") for j in range(50)]
                     sent.update({e["event_id"]: e for e in events})
-                    deadline = time.monotonic() + 90
-                    for attempt in itertools.count():  # retry an ambiguous failure on either server
-                        if time.monotonic() > deadline:
-                            raise AssertionError("a batch was never acknowledged")
-                        base = bases[(worker + b + attempt) % 2]
-                        try:
-                            response = await http.post(f"{base}/v1/accesses:batch",
-                                                       json={"events": events}, headers=tokens.service())
-                        except httpx.HTTPError:
-                            await asyncio.sleep(0.05)
-                            continue
-                        if response.status_code in (200, 201):
-                            for receipt in response.json()["receipts"]:
-                                acknowledged[receipt["event_id"]] = receipt["entry_hash"]
-                            break
-                        await asyncio.sleep(0.05)
+                    response = await replicas.post_until_acknowledged(
+                        http, "/v1/accesses:batch", {"events": events}, tokens.service(), worker + b)
+                    for receipt in response.json()["receipts"]:
+                        acknowledged[receipt["event_id"]] = receipt["entry_hash"]
 
-            async def chaos() -> None:
-                for victim in (0, 1, 0):
-                    await asyncio.sleep(0.6)
-                    processes[victim].send_signal(signal.SIGKILL)
-                    processes[victim].wait()
-                    processes[victim] = start_seenby(env, tmp_path, ports[victim])
-                    await await_ready(http, bases[victim], tmp_path / f"crash-{ports[victim]}.log")
-
-            await asyncio.gather(*(client(w, 30) for w in range(4)), chaos())
+            await asyncio.gather(*(client(w, 30) for w in range(4)), replicas.kill_in_turn(http))
             assert len(acknowledged) == len(sent) == 4 * 30 * 50
-            await wait_until_integrated(http, bases[0], len(sent), within=30)
-            async with httpx.AsyncClient(base_url=bases[0], timeout=30) as reader:
+            await wait_until_integrated(http, replicas.bases[0], len(sent), within=30)
+            async with httpx.AsyncClient(base_url=replicas.bases[0], timeout=30) as reader:
                 chain = await fetch_chain(reader, customer, tokens.regulator())
         assert_chain_intact(chain)
         recorded = [item["event_id"] for item in chain]
@@ -175,11 +140,9 @@ async def test_sigkill_while_integrating_loses_and_duplicates_nothing(
         assert set(recorded) == mine
         for item in chain:
             assert acknowledged[item["event_id"]] == item["entry_hash"]
-        await assert_log_sound(fresh_pg, bases[0], len(sent))
+        await assert_log_sound(fresh_pg, replicas.bases[0], len(sent))
     finally:
-        for process in processes:
-            process.kill()
-            process.wait()
+        replicas.stop()
 
 
 def run_audit(backend: Backend, cwd: Path) -> subprocess.CompletedProcess:
