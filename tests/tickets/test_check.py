@@ -229,7 +229,7 @@ async def test_any_alg_but_eddsa_is_refused(
 ) -> None:
     unsigned = f"{segment(header_of(key, alg=alg))}.{segment(ticket_claims())}."
     signed = forge(header_of(key, alg=alg), ticket_claims(), eddsa_signer(key))
-    assert await refused(checker, unsigned) in {"alg", "malformed"}
+    assert await refused(checker, unsigned) == "alg"
     assert await refused(checker, signed) == "alg"
 
 
