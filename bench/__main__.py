@@ -90,11 +90,13 @@ def wait_integrated(url: str, expected: int, timeout: float) -> float:
     return time.perf_counter() - started
 
 
-def wrk_single(url: str, token: str, seconds: int, connections: int) -> dict[str, Any] | None:
+def wrk_single(url: str, token: str, seconds: int, connections: int, script: str = "single.lua"
+               ) -> dict[str, Any] | None:
+    """POSTs from wrk: single.lua records accesses, ticket.lua asks for access tickets."""
     if not shutil.which("wrk"):
         return None
     out = subprocess.run(
-        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(ROOT / "bench/single.lua"),
+        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(ROOT / "bench" / script),
          url, "--", token], capture_output=True, text=True, check=True).stdout
 
     parsed = _wrk_figures(out)
@@ -180,6 +182,11 @@ def run_all(dep: Deployment, scale: float, smoke: bool, profile: Path | None, wo
                              "--events", str(300 if smoke else 20_000), "--concurrency", "64")
             single["tool"] = "python loadgen"
         results["single_ingest"] = single
+        # Access tickets: the same recording, then an EdDSA signature, all before the answer.
+        tickets = wrk_single(url, service_token, single_seconds, 64, "ticket.lua")
+        if tickets is not None:
+            tickets["tickets_per_second"] = tickets.pop("events_per_second")
+            results["tickets"] = tickets
         recorded = checkpoint_size(url)
 
         top_up = total_target - batch_events
@@ -246,6 +253,11 @@ def markdown(results: dict[str, Any]) -> str:
         ("  naive ORM INSERT + COMMIT per event", f"{naive:,.0f} rows/s", "", "the baseline"),
         (f"Single-event ingest ({s.get('connections', 64)} conns, {s['tool']})",
          f"{s['events_per_second']:,.0f} events/s", lat(s), ""),
+        *(
+            (f"Access tickets ({t['connections']} conns, wrk)", f"{t['tickets_per_second']:,.0f} tickets/s",
+             lat(t), f"{t['non_2xx']} not 2xx")
+            for t in [results["tickets"]] if results.get("tickets")
+        ),
         ("History, first page (10k-entry customer)",
          f"{results['history_first_page']['per_second']:,.0f} req/s",
          lat(results["history_first_page"]), f"ledger of {results['ledger_size']:,} entries"),

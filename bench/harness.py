@@ -77,9 +77,10 @@ def deployment(workdir: Path, *, postgres_options: str = "") -> Iterator[Deploym
     try:
         admin = server.start()
         owner_url, app_url = asyncio.run(_create_roles(admin))
-        key_file = workdir / "log-signing-key.pem"
-        key_file.write_bytes(Ed25519PrivateKey.generate().private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+        key_file, ticket_key_file = workdir / "log-signing-key.pem", workdir / "ticket-key.pem"
+        for path in (key_file, ticket_key_file):
+            path.write_bytes(Ed25519PrivateKey.generate().private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
         env = {
             "SEENBY_ENV": "production",
             "SEENBY_DATABASE_URL": app_url,
@@ -89,6 +90,7 @@ def deployment(workdir: Path, *, postgres_options: str = "") -> Iterator[Deploym
             "SEENBY_JWT_SECRET": secrets.token_hex(32),
             "SEENBY_PSEUDONYM_SECRET": secrets.token_hex(32),
             "SEENBY_SIGNING_KEY_FILE": str(key_file),
+            "SEENBY_TICKET_KEY_FILE": str(ticket_key_file),
             "SEENBY_LOG_ORIGIN": "bench.seenby.example/log",
             "SEENBY_DELETION_SERVICES": "clip-store",
             # One load generator speaks for a whole fleet: measure the service, not its limiter.

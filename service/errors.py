@@ -1,23 +1,29 @@
 """The error tree and its single problem+json (RFC 9457) rendering.
 
     SeenbyError                 any error a client can be told about
-    ├── BadRequest              400  malformed but schema-valid input (a bad cursor)
+    ├── BadRequest              400  a URL no identifier can match (it holds a NUL character)
     ├── Unauthorized            401  no usable token (always with WWW-Authenticate: Bearer)
     ├── Forbidden               403  a valid token whose role may not do this
+    │   └── AccessRefused       403  no access ticket: the access's flags refuse it (flags, entry_hash)
     ├── NotFound                404  absent, or not the caller's to see (existence is not leaked)
-    ├── Conflict                409  an event_id replayed with another body
+    ├── MethodNotAllowed        405  a path that exists, asked with a method it does not answer
+    ├── Conflict                409  an event_id replayed with another body; a request in the wrong state
     ├── PayloadTooLarge         413  a body over SEENBY_MAX_BODY_BYTES
-    ├── Unprocessable           422  input the schema or the business rules reject
+    ├── Unprocessable           422  input the schema or the business rules reject (a cursor this
+    │                                service did not issue, a tree size beyond the latest checkpoint)
     ├── TooManyRequests         429  a caller over its rate (always with Retry-After)
     └── ServiceUnavailable      503  the database cannot be reached (always with Retry-After)
 
-Services raise these; nothing else in the package builds error responses.
+Services and middleware raise these (or render them, outside the app); one function, `render`,
+turns any of them into problem+json, and `problem_responses` documents them in OpenAPI.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
-from typing import Any, ClassVar
+from collections.abc import Callable, Iterable
+from typing import Any, ClassVar, NotRequired
 
 import asyncpg
 from fastapi import FastAPI, Request
@@ -25,6 +31,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Scope
+from typing_extensions import TypedDict
 
 PROBLEM_JSON = "application/problem+json"
 logger = logging.getLogger("seenby")
@@ -40,6 +48,7 @@ class SeenbyError(Exception):
         self.detail = detail
         self.errors = errors
         self.headers: dict[str, str] = {}
+        self.extensions: dict[str, Any] = {}  # RFC 9457 §3.2 extension members
 
 
 class BadRequest(SeenbyError):
@@ -58,8 +67,21 @@ class Forbidden(SeenbyError):
     status, title, slug = 403, "Forbidden", "forbidden"
 
 
+class AccessRefused(Forbidden):
+    slug = "access-refused"
+
+    def __init__(self, flags: list[str], entry_hash: str) -> None:
+        super().__init__(f"no access ticket: the access is flagged {', '.join(flags)}; the attempt is "
+                         f"recorded as entry {entry_hash}")
+        self.extensions = {"flags": flags, "entry_hash": entry_hash}
+
+
 class NotFound(SeenbyError):
     status, title, slug = 404, "Not Found", "not-found"
+
+
+class MethodNotAllowed(SeenbyError):
+    status, title, slug = 405, "Method Not Allowed", "method-not-allowed"
 
 
 class Conflict(SeenbyError):
@@ -105,24 +127,75 @@ def _database_unreachable(exc: Exception) -> bool:
     return exc.connection_invalidated or sqlstate.startswith(_UNREACHABLE_SQLSTATES)
 
 
-def problem_response(
-    status: int,
-    title: str,
-    detail: str,
-    *,
-    slug: str,
-    errors: list[dict[str, Any]] | None = None,
-    headers: dict[str, str] | None = None,
-) -> JSONResponse:
+class FieldError(TypedDict):
+    field: str
+    message: str
+    type: str
+
+
+class Problem(TypedDict):
+    """An RFC 9457 problem: every error seenby answers, as application/problem+json."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    errors: NotRequired[list[FieldError]]
+
+
+def render(error: SeenbyError) -> JSONResponse:
     body: dict[str, Any] = {
-        "type": f"https://seenby.dev/problems/{slug}",
-        "title": title,
-        "status": status,
-        "detail": detail,
+        "type": f"https://seenby.dev/problems/{error.slug}",
+        "title": error.title,
+        "status": error.status,
+        "detail": error.detail,
     }
-    if errors is not None:
-        body["errors"] = errors
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+    if error.errors is not None:
+        body["errors"] = error.errors
+    body.update(error.extensions)
+    return JSONResponse(body, status_code=error.status, media_type=PROBLEM_JSON, headers=error.headers)
+
+
+_BY_STATUS: dict[int, type[SeenbyError]] = {
+    cls.status: cls
+    for cls in (BadRequest, Unauthorized, Forbidden, NotFound, MethodNotAllowed, Conflict,
+                PayloadTooLarge, Unprocessable, TooManyRequests, ServiceUnavailable)
+}
+
+_PROBLEM_DESCRIPTIONS = {
+    400: "The URL holds a NUL character, which no identifier can; or the body cannot be read as text.",
+    401: "No usable bearer token: missing, malformed, expired, wrongly signed or addressed.",
+    403: "The token's role may not use this operation.",
+    404: "Absent, or not the caller's to see.",
+    409: "Conflicts with what is already recorded.",
+    413: "The body exceeds SEENBY_MAX_BODY_BYTES.",
+    422: "The request does not match the schema or the rules the operation states; `errors` lists "
+         "each field at fault.",
+    429: "The caller is over its rate; retry after Retry-After seconds.",
+    503: "The database cannot be reached (or the log has not signed its first checkpoint yet); retry "
+         "after Retry-After seconds.",
+}
+_PROBLEM_HEADERS: dict[int, dict[str, Any]] = {
+    401: {"WWW-Authenticate": {"description": "Always `Bearer ...`.", "schema": {"type": "string"}}},
+    429: {"Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}},
+    503: {"Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}},
+}
+PROBLEM_SCHEMA_REF = "#/components/schemas/Problem"
+
+
+def problem_responses(*statuses: int, **descriptions: str) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for these statuses, each problem+json; `descriptions` (by "s404" and so on)
+    say what the operation means by one."""
+    responses: dict[int | str, dict[str, Any]] = {}
+    for status in statuses:
+        response: dict[str, Any] = {
+            "description": descriptions.get(f"s{status}", _PROBLEM_DESCRIPTIONS[status]),
+            "content": {PROBLEM_JSON: {"schema": {"$ref": PROBLEM_SCHEMA_REF}}},
+        }
+        if status in _PROBLEM_HEADERS:
+            response["headers"] = _PROBLEM_HEADERS[status]
+        responses[status] = response
+    return responses
 
 
 def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
@@ -136,31 +209,28 @@ def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     ]
 
 
-_HTTP_SLUGS = {404: "not-found", 405: "method-not-allowed", 413: "payload-too-large"}
+def install_error_handlers(
+    app: FastAPI, allowed_methods: Callable[[Scope], Iterable[str]] | None = None
+) -> None:
+    """`allowed_methods`: every method the request's path answers, for a 405's Allow header
+    (Starlette names only those of the first route whose path matched)."""
 
-
-def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(SeenbyError)
     async def _seenby_error(_: Request, exc: SeenbyError) -> JSONResponse:
-        return problem_response(
-            exc.status, exc.title, exc.detail, slug=exc.slug, errors=exc.errors,
-            headers=exc.headers,
-        )
+        return render(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return problem_response(
-            422, "Unprocessable Content", "the request does not match the schema",
-            slug="validation", errors=_field_errors(exc),
-        )
+        return render(Unprocessable("the request does not match the schema", errors=_field_errors(exc)))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        title = {404: "Not Found", 405: "Method Not Allowed"}.get(exc.status_code, "Error")
-        return problem_response(
-            exc.status_code, title, str(exc.detail), slug=_HTTP_SLUGS.get(exc.status_code, "http"),
-            headers=dict(exc.headers or {}),
-        )
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # Starlette's own: no route (404), a method the route does not answer (405), a body that is
+        # not text (400, from FastAPI), and the body cap (413, raised while FastAPI reads a body).
+        error = from_http(exc)
+        if exc.status_code == 405 and allowed_methods is not None:
+            error.headers["Allow"] = ", ".join(sorted(allowed_methods(request.scope)))
+        return render(error)
 
     async def _database_error(request: Request, exc: Exception) -> JSONResponse:
         if not _database_unreachable(exc):
@@ -177,7 +247,19 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
         logger.exception("unhandled error", exc_info=exc)
-        return problem_response(
-            500, "Internal Server Error", "an unexpected error occurred; it has been logged",
-            slug="internal",
-        )
+        return render(SeenbyError("an unexpected error occurred; it has been logged"))
+
+
+def from_http(exc: StarletteHTTPException) -> SeenbyError:
+    """The error of the tree that a Starlette HTTPException stands for, its headers kept."""
+    error = _http_error_class(exc.status_code)(str(exc.detail))
+    error.headers = {**error.headers, **dict(exc.headers or {})}
+    return error
+
+
+@functools.cache
+def _http_error_class(status: int) -> type[SeenbyError]:
+    known = _BY_STATUS.get(status)
+    if known is not None and known.__init__ is SeenbyError.__init__:
+        return known
+    return type(f"HTTP{status}", (SeenbyError,), {"status": status, "title": "Error", "slug": "http"})

@@ -9,20 +9,24 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
+from fastapi.dependencies.models import Dependant
 from fastapi.openapi.constants import REF_TEMPLATE
+from fastapi.routing import APIRoute
 from pydantic import TypeAdapter
+from starlette.routing import Match
+from starlette.types import Scope
 
 from service.accesses.routes import BODY_SCHEMAS
 from service.accesses.routes import router as accesses_router
 from service.accesses.service import Recorder
-from service.auth import Authenticator
+from service.auth import Authenticator, authenticate
 from service.consent.routes import router as consent_router
 from service.customers.routes import router as customers_router
 from service.db import Database
 from service.deletions.routes import router as deletions_router
 from service.docs import install_docs
-from service.errors import install_error_handlers
+from service.errors import Problem, install_error_handlers, problem_responses
 from service.exports.routes import router as exports_router
 from service.history.routes import router as history_router
 from service.keys import load_keys
@@ -33,6 +37,9 @@ from service.operations import router as operations_router
 from service.ratelimit import RateLimiter
 from service.reports.routes import router as reports_router
 from service.settings import Settings, get_settings
+from service.tickets.routes import REQUEST as TICKET_REQUEST
+from service.tickets.routes import router as tickets_router
+from service.tickets.service import TicketIssuer
 from service.tlog.routes import router as log_router
 
 # The collector's thresholds, young to old. A full collection walks every object that requests still
@@ -56,6 +63,10 @@ Every `/v1` endpoint takes `Authorization: Bearer <JWT>` with a `roles` claim
 """
 
 
+ROUTERS = (operations_router, accesses_router, history_router, log_router, exports_router,
+           reports_router, customers_router, deletions_router, consent_router, tickets_router)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     keys = load_keys(settings)
@@ -68,6 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.integrator = integrator
         await integrator.sign_empty_log()
         app.state.recorder = Recorder(database, settings, keys.pseudonym_key)
+        app.state.ticket_issuer = TicketIssuer(app.state.recorder, settings, keys)
         task = asyncio.create_task(integrator.run(), name="seenby-integrator")
         # Everything alive now (modules, app, tables) lives as long as the process: out of the
         # collector's sight, a full collection walks only what requests allocate, so a pause of
@@ -101,22 +113,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.authenticator = Authenticator(settings, keys)
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
     app.state.schema_head = head_revision()
-    install_error_handlers(app)
+    install_error_handlers(app, allowed_methods=_allowed_methods)
     if app.openapi_url:
         install_docs(app, app.openapi_url)
-    app.include_router(operations_router)
-    app.include_router(accesses_router)
-    app.include_router(history_router)
-    app.include_router(log_router)
-    app.include_router(exports_router)
-    app.include_router(reports_router)
-    app.include_router(customers_router)
-    app.include_router(deletions_router)
-    app.include_router(consent_router)
+    for router in ROUTERS:
+        app.include_router(router)
     # Outermost first: metrics see every answer, including the body limit's 413.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMetrics)
-    _document_schemas(app, BODY_SCHEMAS)
+    _document_schemas(app, (*BODY_SCHEMAS, TICKET_REQUEST, TypeAdapter(Problem)))
     return app
 
 
@@ -124,16 +129,88 @@ def _document_schemas(app: FastAPI, adapters: tuple[TypeAdapter[Any], ...]) -> N
     """Add these schemas, and those they refer to, to the OpenAPI components: FastAPI documents
     only the models of parameters it parses itself, and the recording routes parse their bodies.
     (Unlike FastAPI's own, these are not passed through jsonable_encoder: an example's null
-    fields would stay.)"""
+    fields would stay.) Then say what every operation can answer besides its own statuses
+    (_document_problems)."""
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            components = generate().setdefault("components", {}).setdefault("schemas", {})
+            document = generate()
+            components = document.setdefault("components", {}).setdefault("schemas", {})
             for adapter in adapters:
                 schema = adapter.json_schema(ref_template=REF_TEMPLATE)
                 components.update(schema.pop("$defs", {}))
                 components[schema["title"]] = schema
+            _document_problems(document, ROUTERS)
+        assert app.openapi_schema is not None  # generate() kept it
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+# The operations that never touch the database: every other one answers 503 while it is unreachable.
+_NO_DATABASE = {("/healthz", "get"), ("/v1/log/key", "get"), ("/v1/tickets/jwks.json", "get")}
+BEARER = "bearer"
+
+
+def _document_problems(document: dict[str, Any], routers: tuple[APIRouter, ...]) -> None:
+    """The statuses that come from what an operation is rather than from what it does: a token
+    (401, 403, 429), parameters or a body (422; 400 for a NUL in the URL; 413), the database (503),
+    each as problem+json. Optional parameters are optional, never null, on the wire."""
+    document["components"].setdefault("securitySchemes", {})[BEARER] = {
+        "type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+        "description": "A JWT whose `roles` claim holds customer, service, regulator or admin.",
+    }
+    # The routers' own routes: what FastAPI keeps in app.routes for an included router varies by version.
+    for route in (r for router in routers for r in router.routes):
+        if not isinstance(route, APIRoute) or not route.include_in_schema:
+            continue
+        for method in route.methods or ():
+            operation = document["paths"][route.path_format][method.lower()]
+            responses = operation["responses"]
+            parameters = operation.get("parameters", [])
+            wanted: list[int] = []
+            if _calls(route.dependant, authenticate):
+                operation["security"] = [{BEARER: []}]
+                wanted += [401, 403, 429]
+            if parameters or "requestBody" in operation:
+                wanted.append(422)
+                if responses.get("422", {}).get("description") == "Validation Error":
+                    del responses["422"]  # FastAPI's, as application/json: ours is a problem
+            if "requestBody" in operation or any(p["in"] in ("path", "query") for p in parameters):
+                wanted.append(400)
+            if "requestBody" in operation:
+                wanted.append(413)
+            if (route.path_format, method.lower()) not in _NO_DATABASE:
+                wanted.append(503)
+            for status, response in problem_responses(*wanted).items():
+                responses.setdefault(str(status), response)
+            operation["responses"] = dict(sorted(responses.items()))
+            for parameter in parameters:
+                parameter["schema"] = _not_null(parameter["schema"])
+    schemas = document["components"]["schemas"]
+    for unused in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(unused, None)
+
+
+def _allowed_methods(scope: Scope) -> set[str]:
+    return {
+        method
+        for router in ROUTERS for route in router.routes
+        if isinstance(route, APIRoute) and route.matches(scope)[0] is not Match.NONE
+        for method in route.methods or ()
+    }
+
+
+def _calls(dependant: Dependant, function: Any) -> bool:
+    return dependant.call is function or any(_calls(d, function) for d in dependant.dependencies)
+
+
+def _not_null(schema: dict[str, Any]) -> dict[str, Any]:
+    """A query parameter that may be left out is documented by FastAPI as `anyOf: [T, null]`; a
+    client cannot send a null, only leave the parameter out (`required: false`)."""
+    branches = [b for b in schema.get("anyOf", []) if b != {"type": "null"}]
+    if len(branches) != 1:
+        return schema
+    rest = {k: v for k, v in schema.items() if k != "anyOf"}
+    return {**branches[0], **rest}

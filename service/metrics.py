@@ -12,6 +12,8 @@ from prometheus_client import (
 )
 from starlette.responses import Response
 
+from service.vocabulary import DeletionStatus
+
 REGISTRY = CollectorRegistry(auto_describe=True)
 
 REQUESTS = Counter(
@@ -59,7 +61,21 @@ ACCESSES_FLAGGED = Counter(
     "Accesses recorded with a flag (access_after_deletion, unconsented, needs_review), by flag.",
     ["flag"], registry=REGISTRY,
 )
-for _status in ("pending", "in_progress", "completed", "rejected"):
-    DELETION_REQUESTS.labels(status=_status)
+for _status in DeletionStatus:
+    DELETION_REQUESTS.labels(status=_status.value)
 for _flag in ("access_after_deletion", "unconsented", "needs_review"):
     ACCESSES_FLAGGED.labels(flag=_flag)
+TICKETS_ISSUED = Counter(
+    "seenby_tickets_issued_total", "Access tickets issued (replays included).", registry=REGISTRY,
+)
+TICKETS_REFUSED = Counter(
+    "seenby_tickets_refused_total",
+    "Access tickets refused, by each flag that refused them (one refusal may count under several).",
+    ["flag"], registry=REGISTRY,
+)
+TICKET_SECONDS = Histogram(
+    "seenby_ticket_seconds", "A ticket request from recording to its ticket or refusal.",
+    registry=REGISTRY, buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
+for _flag in ("access_after_deletion", "unconsented", "authorization_invalid"):
+    TICKETS_REFUSED.labels(flag=_flag)

@@ -1,4 +1,4 @@
-"""Pure ASGI middleware: body-size cap and per-route request metrics."""
+"""Pure ASGI middleware: body-size cap (and NUL-free URLs) and per-route request metrics."""
 
 from __future__ import annotations
 
@@ -7,14 +7,19 @@ import time
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.errors import problem_response
+from service.errors import BadRequest, PayloadTooLarge, SeenbyError, render
 from service.metrics import REQUEST_SECONDS, REQUESTS
 
 
 class BodyTooLarge(HTTPException):
-    # An HTTPException, so FastAPI's body parsing re-raises it instead of answering 400.
+    # An HTTPException, so FastAPI's body parsing re-raises it instead of answering 400; the error
+    # handlers render it as the tree's PayloadTooLarge (errors.from_http).
     def __init__(self, max_bytes: int) -> None:
-        super().__init__(413, f"the request body exceeds {max_bytes} bytes")
+        super().__init__(413, _too_large(max_bytes).detail)
+
+
+def _too_large(max_bytes: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"the request body exceeds {max_bytes} bytes")
 
 
 class BodySizeLimit:
@@ -30,13 +35,11 @@ class BodySizeLimit:
             return
         if "\x00" in scope["path"] or b"%00" in scope["query_string"]:
             # No identifier holds NUL, and PostgreSQL text cannot: refuse it before it reaches a query.
-            response = problem_response(400, "Bad Request", "the URL contains a NUL character",
-                                        slug="bad-request")
-            await response(scope, receive, send)
+            await _answer(BadRequest("the URL contains a NUL character"), scope, receive, send)
             return
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
-            await self._reject(scope, receive, send)
+            await _answer(_too_large(self.max_bytes), scope, receive, send)
             return
         seen = 0
         response_started = False
@@ -60,14 +63,12 @@ class BodySizeLimit:
         except BodyTooLarge:
             if response_started:
                 raise
-            await self._reject(scope, receive, send)
+            await _answer(_too_large(self.max_bytes), scope, receive, send)
 
-    async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = problem_response(
-            413, "Payload Too Large", f"the request body exceeds {self.max_bytes} bytes",
-            slug="payload-too-large",
-        )
-        await response(scope, receive, send)
+
+async def _answer(error: SeenbyError, scope: Scope, receive: Receive, send: Send) -> None:
+    """Outside the app its exception handlers cannot answer: the same rendering, called directly."""
+    await render(error)(scope, receive, send)
 
 
 class RequestMetrics:

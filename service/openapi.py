@@ -16,7 +16,7 @@ DEFAULT_PATH = Path(__file__).resolve().parents[1] / "openapi" / "openapi.json"
 
 def openapi_document() -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as data_dir:
-        settings = Settings(_env_file=None, data_dir=Path(data_dir))  # type: ignore[call-arg]
+        settings = Settings(_env_file=None, data_dir=Path(data_dir))
         return create_app(settings).openapi()
 
 

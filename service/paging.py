@@ -4,20 +4,29 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Any
+from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 
 from service.errors import Unprocessable
 
 _PREFIX = "after:"
 MAX_POSITION_LENGTH = 64
 MAX_SEQ = 2**63 - 1  # a BIGINT
+Item = TypeVar("Item")
 
 
-class Page(BaseModel):
-    items: list[dict[str, Any]]
-    next_cursor: str | None
+class Page(BaseModel, Generic[Item]):
+    """Services fill `items` with plain dicts; routes document `Page[TheirItem]` and answer with
+    `page_response`, so what is sent is those dicts exactly (no field dropped or reordered)."""
+
+    items: list[Item]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last.")
+
+
+def page_response(page: Page[Any]) -> JSONResponse:
+    return JSONResponse({"items": page.items, "next_cursor": page.next_cursor})
 
 
 def encode_cursor(position: int | str) -> str:
@@ -31,7 +40,10 @@ def decode_cursor(cursor: str | None) -> str | None:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         position = raw.removeprefix(_PREFIX)
-        if raw.startswith(_PREFIX) and 0 < len(position) <= MAX_POSITION_LENGTH:
+        # Only the spelling encode_cursor writes: the decoder would also skip stray characters.
+        if raw.startswith(_PREFIX) and 0 < len(position) <= MAX_POSITION_LENGTH and (
+            encode_cursor(position) == cursor
+        ):
             return position
     except (binascii.Error, UnicodeDecodeError, ValueError):
         pass

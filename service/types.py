@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, StringConstraints
+from pydantic import AfterValidator, Field, StringConstraints
 from sqlalchemy import ColumnElement
 
 from service.errors import Unprocessable
@@ -34,10 +34,13 @@ def _rfc3339(value: str) -> str:
     return value
 
 
-Text = Annotated[str, AfterValidator(_valid_unicode)]
-Id = Annotated[str, StringConstraints(min_length=1, max_length=128), AfterValidator(_valid_unicode)]
+# The schema says what _valid_unicode checks (JSON Schema cannot name a lone surrogate).
+_NO_NUL = Field(json_schema_extra={"pattern": r"^[^\x00]*$"})
+Text = Annotated[str, AfterValidator(_valid_unicode), _NO_NUL]
+Id = Annotated[str, StringConstraints(min_length=1, max_length=128), AfterValidator(_valid_unicode), _NO_NUL]
 Country = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
-Timestamp = Annotated[str, StringConstraints(max_length=40), AfterValidator(_rfc3339)]
+Timestamp = Annotated[str, StringConstraints(max_length=40), AfterValidator(_rfc3339),
+                      Field(json_schema_extra={"format": "date-time"})]
 
 
 def _representable(moment: datetime) -> datetime:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import subprocess
@@ -34,9 +35,10 @@ def seenby_command() -> list[str]:
 @contextlib.contextmanager
 def serving(
     command: list[str], env: dict[str, str], cwd: Path, port: int, *, ready_path: str = "/readyz",
-    timeout: float = 30.0,
+    ready_status: int = 200, timeout: float = 30.0,
 ) -> Iterator[str]:
-    """Runs `command` (which listens on `port`); yields its base URL once `ready_path` answers 200."""
+    """Runs `command` (which listens on `port`); yields its base URL once `ready_path` answers
+    `ready_status`."""
     log_path = cwd / f"serve-{port}.log"
     with log_path.open("w") as log:
         process = subprocess.Popen(command, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
@@ -47,7 +49,7 @@ def serving(
             if process.poll() is not None:
                 raise RuntimeError(f"the server exited: {log_path.read_text()[-3000:]}")
             with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(url + ready_path, timeout=1.0).status_code == 200:
+                if httpx.get(url + ready_path, timeout=1.0).status_code == ready_status:
                     break
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the server never became ready: {log_path.read_text()[-3000:]}")
@@ -73,3 +75,32 @@ def running_server(
     with serving([*seenby_command(), "serve", "--port", str(port), *args], {**clean_env, **env}, cwd, port,
                  timeout=timeout) as url:
         yield url
+
+
+def start_seenby(env: dict[str, str], cwd: Path, port: int) -> subprocess.Popen:
+    """`seenby serve` in the background, its output appended to crash-<port>.log in `cwd`."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("SEENBY_")}
+    with (cwd / f"crash-{port}.log").open("a") as log:
+        return subprocess.Popen([*seenby_command(), "serve", "--port", str(port)],
+                                env={**clean, **env}, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
+
+
+async def await_ready(http: httpx.AsyncClient, base: str, log: Path) -> None:
+    for _ in range(600):
+        with contextlib.suppress(httpx.HTTPError):
+            if (await http.get(f"{base}/readyz")).status_code == 200:
+                return
+        await asyncio.sleep(0.1)
+    ending = (await asyncio.to_thread(log.read_text))[-3000:]
+    raise AssertionError(f"{base} never became ready; its log ends:\n{ending}")
+
+
+async def wait_until_integrated(http: httpx.AsyncClient, base: str, expected: int,
+                                within: float = 20.0) -> None:
+    deadline = time.monotonic() + within
+    while True:
+        note = (await http.get(f"{base}/v1/log/checkpoint")).text
+        if int(note.split("\n")[1]) >= expected:
+            return
+        assert time.monotonic() < deadline, f"log stuck at {note.split(chr(10))[1]} of {expected}"
+        await asyncio.sleep(0.1)

@@ -38,6 +38,10 @@ def test_benchmark_smoke_run_produces_every_figure(tmp_path: Path) -> None:
     assert set(figures["memory_kib"]) >= {"start", "after_batch", "after_all", "end", "peak"}
     table = out.with_suffix(".md").read_text()
     assert "| Batch ingest" in table and "x COPY" in table
+    if shutil.which("wrk"):  # CI installs it (.ci/run)
+        tickets = figures["tickets"]
+        assert tickets["tickets_per_second"] > 0 and tickets["non_2xx"] == 0 and tickets["p99_ms"] > 0
+        assert "| Access tickets" in table
 
 
 def test_ingest_probe_reports_rate_cpu_and_statements() -> None:

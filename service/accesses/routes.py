@@ -12,23 +12,23 @@ from pydantic import TypeAdapter, ValidationError
 from service.accesses.schemas import AccessBatch, AccessEvent, BatchReceipts, Receipt
 from service.accesses.service import Recorded, Recorder
 from service.auth import ServicePrincipal
-from service.errors import Unprocessable
+from service.errors import Unprocessable, problem_responses
 
 router = APIRouter(prefix="/v1", tags=["recording"])
 T = TypeVar("T")
 
 
 async def get_recorder(request: Request) -> Recorder:
-    return request.app.state.recorder
+    recorder: Recorder = request.app.state.recorder
+    return recorder
 
 
 RecorderDep = Annotated[Recorder, Depends(get_recorder)]
 
-_RECORD_RESPONSES = {
-    200: {"description": "A replay: the original receipt(s); nothing new was recorded."},
-    409: {"description": "An event_id already recorded (or repeated in the batch) with another body."},
-    422: {"description": "The body does not match the schema: problem+json listing each error."},
-}
+_PROBLEMS = problem_responses(
+    409, s409="An event_id already recorded (or repeated in the batch) with another body.",
+)
+_REPLAY = "A replay: the original receipt(s); nothing new was recorded."
 
 # Both routes read their body's bytes and validate them with pydantic's JSON parser, which is
 # faster than FastAPI's json.loads and validation of the objects (single events: ~9 % less server
@@ -63,7 +63,8 @@ def parse(adapter: TypeAdapter[T], raw: bytes) -> T:
 
 @router.post(
     "/accesses", status_code=status.HTTP_201_CREATED, response_model=Receipt,
-    responses=_RECORD_RESPONSES, summary="Record one access", openapi_extra=_EVENT_BODY,
+    responses={200: {"description": _REPLAY, "model": Receipt}, **_PROBLEMS},
+    summary="Record one access", openapi_extra=_EVENT_BODY,
 )
 async def record_access(principal: ServicePrincipal, recorder: RecorderDep, request: Request) -> Response:
     event = parse(EVENT, await request.body())
@@ -73,7 +74,10 @@ async def record_access(principal: ServicePrincipal, recorder: RecorderDep, requ
 
 @router.post(
     "/accesses:batch", status_code=status.HTTP_201_CREATED, response_model=BatchReceipts,
-    responses=_RECORD_RESPONSES, summary="Record up to SEENBY_MAX_BATCH accesses, all or nothing",
+    responses={200: {"description": _REPLAY, "model": BatchReceipts},
+               **_PROBLEMS, **problem_responses(422, s422=(
+                   "The body does not match the schema, or holds more than SEENBY_MAX_BATCH events."))},
+    summary="Record up to SEENBY_MAX_BATCH accesses, all or nothing",
     openapi_extra=_BATCH_BODY,
 )
 async def record_batch(principal: ServicePrincipal, recorder: RecorderDep, request: Request) -> Response:

@@ -37,10 +37,22 @@ from service.types import format_micros, timestamp_micros
 PREPARE_CHUNK = 100
 
 
+ACCESS = "access"
+ACCESS_REFUSED = "access_refused"
+
+
+class Judged(NamedTuple):
+    """How an event stands in the ledger: the kind of its entry and the flags it carries."""
+
+    kind: str
+    flags: list[str]
+
+
 @dataclass(frozen=True)
 class Recorded:
     receipts: list[Receipt]
     created: bool
+    judged: list[Judged]  # in request order, as the receipts
 
 
 class PreparedEvent(NamedTuple):
@@ -57,6 +69,7 @@ class Sent:
 
     events: list[PreparedEvent]  # in request order, repeats included
     unique: dict[str, PreparedEvent]
+    refuse: bool  # a new event whose flags refuse it is recorded as an access_refused entry
 
 
 _Submission = Submission[Sent, Recorded]
@@ -93,7 +106,11 @@ class Recorder:
         self.group_commit: GroupCommit[Sent, Recorded] = GroupCommit(
             self._write, writers=1 if database.sqlite else 2, group_units=group_events)
 
-    async def record(self, events: Sequence[AccessEvent], *, recorded_by: str) -> Recorded:
+    async def record(
+        self, events: Sequence[AccessEvent], *, recorded_by: str, refuse: bool = False
+    ) -> Recorded:
+        """Record the events, all or none; with `refuse`, one that its flags refuse (REFUSING_FLAGS)
+        is recorded as an attempt, an access_refused entry, instead of an access."""
         salts = random_blocks(len(events), SALT_BYTES)
         sent = []
         for start in range(0, len(events), PREPARE_CHUNK):
@@ -102,7 +119,7 @@ class Recorder:
             chunk = zip(events[start:start + PREPARE_CHUNK], salts[start:start + PREPARE_CHUNK], strict=True)
             sent += [prepare(event, recorded_by, self.pseudonym_key, salt) for event, salt in chunk]
         unique = _dedupe(sent)
-        return await self.group_commit.submit(Sent(sent, unique), len(unique))
+        return await self.group_commit.submit(Sent(sent, unique, refuse), len(unique))
 
     async def close(self) -> None:
         await self.group_commit.close()
@@ -135,10 +152,11 @@ class Recorder:
             ACCESSES_FLAGGED.labels(flag=flag).inc(count)
         for submission in accepted:
             created = any(claimed.get(k, (None, None))[1] is submission for k in submission.work.unique)
+            events = submission.work.events
             outcomes.append((submission, Recorded(
-                [receipts.get(s.key) or _replayed_receipt(s, existing[s.key])
-                 for s in submission.work.events],
+                [receipts.get(s.key) or _replayed_receipt(s, existing[s.key]) for s in events],
                 created=created,
+                judged=[_judged(s, existing, claimed) for s in events],
             )))
         return outcomes
 
@@ -150,8 +168,10 @@ class Recorder:
         now = clock.now_us()
         facts = await consent.facts_for(session, accesses, self.settings, now)
         new_entries = []
-        for (sent, _), access, access_facts in zip(new, accesses, facts, strict=True):
+        for (sent, submission), access, access_facts in zip(new, accesses, facts, strict=True):
             sent.entry.flags = rules.flags(access, access_facts)
+            refused = submission.work.refuse and not rules.REFUSING_FLAGS.isdisjoint(sent.entry.flags)
+            sent.entry.kind = ACCESS_REFUSED if refused else ACCESS
             new_entries.append(sent.entry)
         appended = await store.append(session, new_entries, now)
         return {sent.key: new_receipt(sent, a) for (sent, _), a in zip(new, appended, strict=True)}
@@ -161,6 +181,14 @@ def new_receipt(sent: PreparedEvent, appended: store.AppendedEntry) -> Receipt:
     """The receipt of an event just recorded: not in the log yet, so no log index."""
     return {"event_id": sent.event_id, "entry_hash": appended.entry_hash,
             "customer_seq": appended.customer_seq, "recorded_at": appended.recorded_at, "log_index": None}
+
+
+def _judged(sent: PreparedEvent, existing: dict[str, reads.RecordedEvent],
+            claimed: dict[str, tuple[PreparedEvent, _Submission]]) -> Judged:
+    if sent.key in existing:
+        return Judged(existing[sent.key].kind, existing[sent.key].flags)
+    entry = claimed[sent.key][0].entry  # whichever request of the group recorded it
+    return Judged(entry.kind, entry.flags)
 
 
 def _replayed_receipt(sent: PreparedEvent, recorded: reads.RecordedEvent) -> Receipt:
@@ -196,7 +224,7 @@ def _new_entry(
     body["actor"], identity = recorded_actor(actor, as_sent["customer_id"], pseudonym_key, salt)
     return store.NewEntry(
         customer_id=as_sent["customer_id"],
-        kind="access",
+        kind=ACCESS,
         body=body,
         recorded_by=recorded_by,
         identity=identity,

@@ -11,6 +11,8 @@ ACCESS_AFTER_DELETION = "access_after_deletion"
 UNCONSENTED = "unconsented"
 NEEDS_REVIEW = "needs_review"
 AUTHORIZATION_INVALID = "authorization_invalid"
+# An access flagged with any of these gets no access ticket (CONTRACT.md, "Refusal").
+REFUSING_FLAGS = frozenset({UNCONSENTED, AUTHORIZATION_INVALID, ACCESS_AFTER_DELETION})
 
 
 @dataclass(frozen=True)

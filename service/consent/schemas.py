@@ -1,10 +1,10 @@
-"""Request bodies for consent, troubleshooting grants and access decisions."""
+"""Request and response bodies for consent, troubleshooting grants and access decisions."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, StrictBool, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints, model_validator
 
 from service.types import Id, Text
 from service.vocabulary import Action, Actor, Purpose
@@ -15,7 +15,12 @@ class ConsentChange(BaseModel):
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{"human_review": False, "model_training": False}]},
+        json_schema_extra={
+            "examples": [{"human_review": False, "model_training": False}],
+            # What _something_to_change checks, so that the schema says it too.
+            "anyOf": [{"required": [name], "properties": {name: {"type": "boolean"}}}
+                      for name in ("human_review", "model_training")],
+        },
     )
 
     human_review: StrictBool | None = None
@@ -54,3 +59,25 @@ class DecisionRequest(BaseModel):
     actor: Actor
     action: Action
     purpose: Purpose
+
+
+class Consent(BaseModel):
+    human_review: bool
+    model_training: bool
+
+
+class Grant(BaseModel):
+    id: str
+    clip_id: str
+    note: str | None
+    granted_at: str
+    expires_at: str
+    withdrawn_at: str | None
+    status: Literal["live", "withdrawn", "expired"]
+
+
+class Decision(BaseModel):
+    id: str = Field(description="Cite it as an access's authorization_id.")
+    decision: Literal["allow", "deny"]
+    reason: str
+    entry_hash: str = Field(pattern=r"^[0-9a-f]{64}$")

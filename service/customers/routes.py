@@ -14,6 +14,7 @@ from service.customers.schemas import (
     JurisdictionBatch,
 )
 from service.db import DatabaseDep, ReadSessionDep
+from service.errors import problem_responses
 from service.vocabulary import CustomerId
 
 router = APIRouter(prefix="/v1/admin/customers", tags=["admin"])
@@ -34,11 +35,15 @@ async def put_customer(customer_id: CustomerId, body: Jurisdiction, _: AdminPrin
 
 
 @router.put("", response_model=BatchResult,
+            responses=problem_responses(422, s422="Schema errors, or a customer given twice with "
+                                                  "different countries."),
             summary="Set many customers' jurisdictions at once, all or nothing")
 async def put_customers(body: JurisdictionBatch, _: AdminPrincipal, database: DatabaseDep) -> BatchResult:
     return await service.set_countries(database, body.customers)
 
 
-@router.get("/{customer_id}", response_model=CustomerView, summary="A customer's jurisdiction")
+@router.get("/{customer_id}", response_model=CustomerView,
+            responses=problem_responses(404, s404="seenby knows no jurisdiction for this customer."),
+            summary="A customer's jurisdiction")
 async def get_customer(customer_id: CustomerId, _: AdminPrincipal, session: ReadSessionDep) -> CustomerView:
     return await service.get(session, customer_id)

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from service.customers.countries import is_country
+from service.customers.countries import ASSIGNED, is_country
 from service.types import Id
 
 MAX_BULK = 10_000
@@ -18,7 +18,8 @@ def _iso_country(code: str) -> str:
     return code
 
 
-CountryCode = Annotated[str, Field(min_length=2, max_length=2, examples=["DE"]),
+CountryCode = Annotated[str, Field(min_length=2, max_length=2, examples=["DE"],
+                                   json_schema_extra={"enum": sorted(ASSIGNED)}),
                         AfterValidator(_iso_country)]
 
 

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.db import one_of, per_dialect
 from service.deletions.tables import request_clips, requests
+from service.vocabulary import DeletionStatus
 
 
 @per_dialect
@@ -16,7 +17,7 @@ def _covering_query(dialect: str) -> CompoundSelect[str, str | None]:
     """Customers with a live request for all their clips (clip_id null), and live requests' clips."""
     everything = select(requests.c.customer_id, null().label("clip_id")).where(
         one_of(dialect, requests.c.customer_id, "customers"), requests.c.scope == "all",
-        requests.c.status != "rejected",
+        requests.c.status != DeletionStatus.REJECTED,
     )
     listed = (
         select(request_clips.c.customer_id, request_clips.c.clip_id)
@@ -24,7 +25,7 @@ def _covering_query(dialect: str) -> CompoundSelect[str, str | None]:
         .where(
             one_of(dialect, request_clips.c.customer_id, "customers"),
             one_of(dialect, request_clips.c.clip_id, "clips"),
-            requests.c.status != "rejected",
+            requests.c.status != DeletionStatus.REJECTED,
         )
     )
     return union_all(everything, listed)

@@ -22,8 +22,9 @@ from service.metrics import DELETION_REQUESTS, DELETION_REQUESTS_OVERDUE
 from service.paging import Page, decode_cursor, encode_cursor
 from service.settings import Settings
 from service.types import format_micros
+from service.vocabulary import OPEN_DELETION_STATUSES, DeletionStatus, TaskStatus
 
-OPEN = ("pending", "in_progress")
+OPEN = OPEN_DELETION_STATUSES
 SYSTEM = "seenby"
 
 
@@ -91,7 +92,7 @@ async def file_request(
         now = clock.now_us()
         due = now + settings.deletion_due_days * clock.DAY_US
         # With no service holding clips there is nothing to wait for.
-        status = "pending" if services else "completed"
+        status = DeletionStatus.PENDING if services else DeletionStatus.COMPLETED
         await session.execute(requests.insert(), [{
             "id": request_id, "customer_id": customer_id, "scope": "clips" if clip_ids else "all",
             "status": status, "filed_at_us": now, "due_at_us": due,
@@ -103,7 +104,7 @@ async def file_request(
             ])
         if services:
             await session.execute(tasks.insert(), [
-                {"id": new_id(), "request_id": request_id, "service": service, "status": "pending",
+                {"id": new_id(), "request_id": request_id, "service": service, "status": TaskStatus.PENDING,
                  "created_at_us": now, "evidence": None, "completed_at_us": None}
                 for service in services
             ])
@@ -125,7 +126,7 @@ async def _request_row(session: AsyncSession, request_id: str) -> Any:
 
 async def list_requests(
     session: AsyncSession, customer_id: str, *, limit: int, cursor: str | None
-) -> Page:
+) -> Page[dict[str, Any]]:
     """Newest first."""
     query = select(requests).where(requests.c.customer_id == customer_id)
     after = decode_cursor(cursor)
@@ -147,7 +148,7 @@ async def get_request(session: AsyncSession, customer_id: str, request_id: str) 
 
 async def list_tasks(
     session: AsyncSession, service: str, *, status: str | None, limit: int, cursor: str | None
-) -> Page:
+) -> Page[dict[str, Any]]:
     """The caller's own tasks, oldest first: a work queue."""
     query = (
         select(tasks, requests.c.customer_id, requests.c.due_at_us, requests.c.scope)
@@ -182,10 +183,10 @@ async def complete_task(database: Database, service: str, task_id: str, evidence
         customer_id = (await _owned_task(session, service, task_id)).customer_id
     async with database.write([customer_id]) as session:
         task = await _owned_task(session, service, task_id)
-        if task.status != "completed":
+        if task.status != TaskStatus.COMPLETED:
             now = clock.now_us()
             await session.execute(update(tasks).where(tasks.c.id == task_id).values(
-                status="completed", evidence=evidence, completed_at_us=now))
+                status=TaskStatus.COMPLETED, evidence=evidence, completed_at_us=now))
             new_entries = [store.NewEntry(
                 customer_id=customer_id, kind="deletion_task_completed", recorded_by=service,
                 body={"request_id": task.request_id, "task_id": task_id, "service": service,
@@ -193,14 +194,14 @@ async def complete_task(database: Database, service: str, task_id: str, evidence
             )]
             request = await _request_row(session, task.request_id)
             still_open = await session.scalar(select(func.count()).select_from(tasks).where(
-                tasks.c.request_id == task.request_id, tasks.c.status != "completed"))
+                tasks.c.request_id == task.request_id, tasks.c.status != TaskStatus.COMPLETED))
             if request.status in OPEN:
                 if still_open:
                     await session.execute(update(requests).where(requests.c.id == request.id)
-                                          .values(status="in_progress"))
+                                          .values(status=DeletionStatus.IN_PROGRESS))
                 else:
                     await session.execute(update(requests).where(requests.c.id == request.id)
-                                          .values(status="completed", completed_at_us=now))
+                                          .values(status=DeletionStatus.COMPLETED, completed_at_us=now))
                     new_entries.append(store.NewEntry(
                         customer_id=customer_id, kind="deletion_completed", recorded_by=SYSTEM,
                         body={"request_id": request.id, "completed_at": format_micros(now)},
@@ -220,12 +221,12 @@ async def reject(database: Database, request_id: str, reason: str, rejected_by: 
         raise NotFound(f"no deletion request {request_id}")
     async with database.write([row.customer_id]) as session:
         request = await _request_row(session, request_id)
-        if request.status == "completed":
+        if request.status == DeletionStatus.COMPLETED:
             raise Conflict(f"deletion request {request_id} is already completed")
-        if request.status != "rejected":
+        if request.status != DeletionStatus.REJECTED:
             now = clock.now_us()
             await session.execute(update(requests).where(requests.c.id == request_id).values(
-                status="rejected", rejected_at_us=now, reject_reason=reason))
+                status=DeletionStatus.REJECTED, rejected_at_us=now, reject_reason=reason))
             await store.append(session, [store.NewEntry(
                 customer_id=request.customer_id, kind="deletion_rejected", recorded_by=rejected_by,
                 body={"request_id": request_id, "reason": reason},
@@ -239,7 +240,7 @@ async def refresh_metrics(session: AsyncSession) -> None:
     """Deletion gauges from the database, so every replica reports the same, whole picture."""
     counts: dict[str, int] = dict((await session.execute(
         select(requests.c.status, func.count()).group_by(requests.c.status))).all())
-    for status in ("pending", "in_progress", "completed", "rejected"):
+    for status in DeletionStatus:
         DELETION_REQUESTS.labels(status=status).set(counts.get(status, 0))
     overdue = await session.scalar(select(func.count()).select_from(requests).where(
         requests.c.status.in_(OPEN), requests.c.due_at_us < clock.now_us()))

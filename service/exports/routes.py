@@ -4,18 +4,21 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 import anyio
 from fastapi import APIRouter, Depends, Query
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.types import Send
 
 from service.auth import RegulatorPrincipal
 from service.db import DatabaseDep
+from service.errors import problem_responses
 from service.exports import formats, service
+from service.exports.schemas import Manifest
 from service.exports.service import ExportFilter
-from service.types import Moment, Period
+from service.types import Period
+from service.vocabulary import MAX_INDEX, NO_NUL, RecordedSince, RecordedUntil
 
 router = APIRouter(prefix="/v1/exports", tags=["exports"])
 
@@ -28,10 +31,10 @@ class ExportFormat(StrEnum):
 
 
 async def export_filter(
-    customer_id: Annotated[str | None, Query(min_length=1, max_length=128,
+    customer_id: Annotated[str | None, Query(min_length=1, max_length=128, pattern=NO_NUL,
                                              description="One customer's entries only.")] = None,
-    since: Annotated[Moment | None, Query(description="recorded_at >= since")] = None,
-    until: Annotated[Moment | None, Query(description="recorded_at < until")] = None,
+    since: RecordedSince = None,
+    until: RecordedUntil = None,
     kind: Annotated[str, Query(pattern=r"^[a-z_]{1,40}$",
                                description="A kind of entry (access, consent_changed, ...) or all.")]
     = "access",
@@ -43,9 +46,9 @@ async def export_filter(
 
 
 Filter = Annotated[ExportFilter, Depends(export_filter)]
-TreeSize = Annotated[int | None, Query(ge=0, le=2**63 - 1, description=(
+TreeSize = Annotated[int | None, Query(ge=0, le=MAX_INDEX, description=(
     "Cut the export at this signed tree size (default: the latest checkpoint), so that data and "
-    "manifest agree."))]
+    "manifest agree; a size no checkpoint was signed at answers 422."))]
 
 
 class _ClosingStream(StreamingResponse):
@@ -61,14 +64,22 @@ class _ClosingStream(StreamingResponse):
                 await self.body_iterator.aclose()
 
 
-_EXPORT_RESPONSES: dict[int | str, dict[str, object]] = {
+_TREE_SIZE = {TREE_SIZE_HEADER: {"description": "The checkpoint the export was cut against.",
+                                 "schema": {"type": "integer", "minimum": 0}}}
+_PROBLEMS = problem_responses(
+    404, 422, 503,
+    s404="customer_id names a customer outside the regulator's jurisdiction.",
+    s422="Schema errors, a since after until, or a tree_size no checkpoint was signed at.",
+    s503="The log has not signed its first checkpoint yet, or the database cannot be reached.",
+)
+_EXPORT_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "The entries, in log order, streamed. Each JSONL line (or CSV record) is the "
                        "regulator's view of an entry plus entry_hash, log_index and canonical (base64).",
-        "headers": {TREE_SIZE_HEADER: {"description": "The checkpoint the export was cut against.",
-                                       "schema": {"type": "integer"}}},
-        "content": {formats.MEDIA_TYPES["jsonl"]: {}, "text/csv": {}},
+        "headers": _TREE_SIZE,
+        "content": {media: {"schema": {"type": "string"}} for media in formats.MEDIA_TYPES.values()},
     },
+    **_PROBLEMS,
 }
 
 
@@ -76,7 +87,7 @@ _EXPORT_RESPONSES: dict[int | str, dict[str, object]] = {
             summary="Export entries in log order, cut against a signed checkpoint")
 async def export_accesses(
     principal: RegulatorPrincipal, database: DatabaseDep, wanted: Filter, tree_size: TreeSize = None,
-    after_log_index: Annotated[int | None, Query(ge=0, le=2**63 - 1, description=(
+    after_log_index: Annotated[int | None, Query(ge=0, le=MAX_INDEX, description=(
         "Resume a download: only entries after this log_index (and, in CSV, no header row)."))] = None,
 ) -> StreamingResponse:
     cut = await service.cut(database, principal, wanted, tree_size)
@@ -89,10 +100,11 @@ async def export_accesses(
 
 
 @router.get(
-    "/accesses/manifest", response_class=StreamingResponse,
+    "/accesses/manifest", response_class=JSONResponse,
+    response_model=Manifest,
     responses={200: {"description": "The signed checkpoint, count, first and last log_index, SHA-256 of "
                                     "the export's bytes and an inclusion proof for every entry.",
-                     "content": {"application/json": {}}}},
+                     "headers": _TREE_SIZE}, **_PROBLEMS},
     summary="The manifest of the export with the same parameters",
 )
 async def export_manifest(

@@ -2,28 +2,48 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse
 
 from service.auth import CustomerPrincipal, Principal, ReaderPrincipal
 from service.db import ReadSessionDep
+from service.errors import problem_responses
 from service.history import service
+from service.history.schemas import AccessView, ChainItem, EntryDetail, Summary
 from service.ledger.reads import AccessFilters
-from service.paging import Page
+from service.paging import Page, page_response
 from service.tenancy import ensure_readable, sees_identities
-from service.types import Moment, Period
-from service.vocabulary import Action, ActorType, Cursor, CustomerId, EntryHash, Limit, Purpose
+from service.types import Period
+from service.vocabulary import (
+    Action,
+    ActorType,
+    ClipFilter,
+    Cursor,
+    CustomerId,
+    EntryHash,
+    Limit,
+    OccurredSince,
+    OccurredUntil,
+    Purpose,
+)
 
 router = APIRouter(prefix="/v1", tags=["history"])
 
+_CUSTOMER = problem_responses(404, s404="No such customer for this caller (another customer's, or "
+                                        "outside a regulator's jurisdiction).")
+_ENTRY = problem_responses(404, s404="No such entry in the customer's chain, or no such customer for "
+                                     "this caller.")
+
+
 async def access_filters(
-    clip_id: Annotated[str | None, Query(max_length=128)] = None,
+    clip_id: ClipFilter = None,
     actor_type: ActorType | None = None,
     purpose: Purpose | None = None,
     action: Action | None = None,
-    since: Annotated[Moment | None, Query(description="occurred_at >= since")] = None,
-    until: Annotated[Moment | None, Query(description="occurred_at < until")] = None,
+    since: OccurredSince = None,
+    until: OccurredUntil = None,
 ) -> AccessFilters:
     return AccessFilters(
         clip_id=clip_id,
@@ -38,81 +58,87 @@ Filters = Annotated[AccessFilters, Depends(access_filters)]
 
 
 async def _accesses(session: ReadSessionDep, principal: Principal, customer_id: str,
-                    filters: AccessFilters, limit: int, cursor: str | None) -> Page:
+                    filters: AccessFilters, limit: int, cursor: str | None) -> JSONResponse:
     await ensure_readable(session, principal, customer_id)
-    return await service.list_accesses(
+    return page_response(await service.list_accesses(
         session, customer_id, filters, limit=limit, cursor=cursor, regulator=sees_identities(principal)
-    )
+    ))
 
 
 async def _summary(session: ReadSessionDep, principal: Principal, customer_id: str,
-                   filters: AccessFilters) -> dict[str, Any]:
+                   filters: AccessFilters) -> JSONResponse:
     await ensure_readable(session, principal, customer_id)
-    return await service.summarize(session, customer_id, filters)
+    return JSONResponse(await service.summarize(session, customer_id, filters))
 
 
 async def _entries(session: ReadSessionDep, principal: Principal, customer_id: str, limit: int,
-                   cursor: str | None) -> Page:
+                   cursor: str | None) -> JSONResponse:
     await ensure_readable(session, principal, customer_id)
-    return await service.list_entries(
+    return page_response(await service.list_entries(
         session, customer_id, limit=limit, cursor=cursor, regulator=sees_identities(principal)
-    )
+    ))
 
 
 async def _entry(session: ReadSessionDep, principal: Principal, customer_id: str,
-                 entry_hash: str) -> dict[str, Any]:
+                 entry_hash: str) -> JSONResponse:
     await ensure_readable(session, principal, customer_id)
-    return await service.get_entry(
+    return JSONResponse(await service.get_entry(
         session, customer_id, entry_hash, regulator=sees_identities(principal)
-    )
+    ))
 
 
-@router.get("/customers/{customer_id}/accesses", response_model=Page,
+@router.get("/customers/{customer_id}/accesses", response_model=Page[AccessView], responses=_CUSTOMER,
             summary="A customer's accesses, newest first")
 async def customer_accesses(customer_id: CustomerId, principal: ReaderPrincipal,
                             session: ReadSessionDep, filters: Filters, limit: Limit = 50,
-                            cursor: Cursor = None) -> Page:
+                            cursor: Cursor = None) -> JSONResponse:
     return await _accesses(session, principal, customer_id, filters, limit, cursor)
 
 
-@router.get("/customers/{customer_id}/accesses/summary", summary="Counts of a customer's accesses")
+@router.get("/customers/{customer_id}/accesses/summary", response_model=Summary, responses=_CUSTOMER,
+            summary="Counts of a customer's accesses")
 async def customer_summary(customer_id: CustomerId, principal: ReaderPrincipal,
-                           session: ReadSessionDep, filters: Filters) -> dict[str, Any]:
+                           session: ReadSessionDep, filters: Filters) -> JSONResponse:
     return await _summary(session, principal, customer_id, filters)
 
 
-@router.get("/customers/{customer_id}/entries", response_model=Page,
+@router.get("/customers/{customer_id}/entries", response_model=Page[ChainItem], responses=_CUSTOMER,
             summary="A customer's whole chain, oldest first, with canonical bytes")
 async def customer_entries(customer_id: CustomerId, principal: ReaderPrincipal,
-                           session: ReadSessionDep, limit: Limit = 50, cursor: Cursor = None) -> Page:
+                           session: ReadSessionDep, limit: Limit = 50,
+                           cursor: Cursor = None) -> JSONResponse:
     return await _entries(session, principal, customer_id, limit, cursor)
 
 
-@router.get("/customers/{customer_id}/entries/{entry_hash}", summary="One entry of a customer's chain")
+@router.get("/customers/{customer_id}/entries/{entry_hash}", response_model=EntryDetail,
+            responses=_ENTRY, summary="One entry of a customer's chain")
 async def customer_entry(customer_id: CustomerId, entry_hash: EntryHash,
-                         principal: ReaderPrincipal, session: ReadSessionDep) -> dict[str, Any]:
+                         principal: ReaderPrincipal, session: ReadSessionDep) -> JSONResponse:
     return await _entry(session, principal, customer_id, entry_hash)
 
 
-@router.get("/me/accesses", response_model=Page, summary="The calling customer's accesses")
+@router.get("/me/accesses", response_model=Page[AccessView], summary="The calling customer's accesses")
 async def my_accesses(principal: CustomerPrincipal, session: ReadSessionDep, filters: Filters,
-                      limit: Limit = 50, cursor: Cursor = None) -> Page:
+                      limit: Limit = 50, cursor: Cursor = None) -> JSONResponse:
     return await _accesses(session, principal, principal.subject, filters, limit, cursor)
 
 
-@router.get("/me/accesses/summary", summary="Counts of the calling customer's accesses")
+@router.get("/me/accesses/summary", response_model=Summary,
+            summary="Counts of the calling customer's accesses")
 async def my_summary(principal: CustomerPrincipal, session: ReadSessionDep,
-                     filters: Filters) -> dict[str, Any]:
+                     filters: Filters) -> JSONResponse:
     return await _summary(session, principal, principal.subject, filters)
 
 
-@router.get("/me/entries", response_model=Page, summary="The calling customer's whole chain")
+@router.get("/me/entries", response_model=Page[ChainItem], summary="The calling customer's whole chain")
 async def my_entries(principal: CustomerPrincipal, session: ReadSessionDep, limit: Limit = 50,
-                     cursor: Cursor = None) -> Page:
+                     cursor: Cursor = None) -> JSONResponse:
     return await _entries(session, principal, principal.subject, limit, cursor)
 
 
-@router.get("/me/entries/{entry_hash}", summary="One entry of the calling customer's chain")
+@router.get("/me/entries/{entry_hash}", response_model=EntryDetail,
+            responses=problem_responses(404, s404="No such entry in the caller's chain."),
+            summary="One entry of the calling customer's chain")
 async def my_entry(entry_hash: EntryHash, principal: CustomerPrincipal,
-                   session: ReadSessionDep) -> dict[str, Any]:
+                   session: ReadSessionDep) -> JSONResponse:
     return await _entry(session, principal, principal.subject, entry_hash)

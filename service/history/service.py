@@ -22,7 +22,7 @@ def _view(row: Any, regulator: bool) -> dict[str, Any]:
 async def list_accesses(
     session: AsyncSession, customer_id: str, filters: reads.AccessFilters, *, limit: int,
     cursor: str | None, regulator: bool,
-) -> Page:
+) -> Page[dict[str, Any]]:
     """Newest first by customer_seq: new entries land above the first page, so paging is exact."""
     rows = await reads.customer_accesses(session, customer_id, filters, before_seq=decode_seq_cursor(cursor),
                                          limit=limit + 1, regulator=regulator)
@@ -31,14 +31,14 @@ async def list_accesses(
 
 async def list_entries(
     session: AsyncSession, customer_id: str, *, limit: int, cursor: str | None, regulator: bool
-) -> Page:
+) -> Page[dict[str, Any]]:
     """The whole chain, every kind, oldest first."""
     rows = await reads.customer_chain(session, customer_id, after_seq=decode_seq_cursor(cursor),
                                       limit=limit + 1, regulator=regulator)
     return _page(rows, limit, lambda r: chain_item(_view(r, regulator), r.canonical))
 
 
-def _page(rows: Sequence[Any], limit: int, item: Callable[[Any], dict[str, Any]]) -> Page:
+def _page(rows: Sequence[Any], limit: int, item: Callable[[Any], dict[str, Any]]) -> Page[dict[str, Any]]:
     """One more row than the page was fetched: its presence is what says there is a next page."""
     next_cursor = encode_cursor(rows[limit - 1].customer_seq) if len(rows) > limit else None
     return Page(items=[item(r) for r in rows[:limit]], next_cursor=next_cursor)

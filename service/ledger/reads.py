@@ -14,6 +14,8 @@ from service.db import dialect_of, one_of, per_dialect
 from service.ledger.tables import entries, identities, leaves
 from service.types import Period
 
+# What a customer's history lists: accesses, and attempts refused a ticket (CONTRACT.md, "Refusal").
+HISTORY_KINDS = ("access", "access_refused")
 # A subquery of customer ids a reader is limited to (a regulator's jurisdiction), or None.
 CustomerScope = Select[Any] | None
 
@@ -28,8 +30,8 @@ class AccessFilters:
     action: str | None = None
     occurred: Period = field(default_factory=Period)
 
-    def conditions(self) -> list[ColumnElement[bool]]:
-        wanted: list[ColumnElement[bool]] = [entries.c.kind == "access"]
+    def conditions(self, kinds: Sequence[str] = ("access",)) -> list[ColumnElement[bool]]:
+        wanted: list[ColumnElement[bool]] = [entries.c.kind.in_(kinds)]
         for column, value in (
             (entries.c.clip_id, self.clip_id), (entries.c.actor_type, self.actor_type),
             (entries.c.purpose, self.purpose), (entries.c.action, self.action),
@@ -53,13 +55,16 @@ class RecordedEvent:
     customer_seq: int
     recorded_at_us: int
     log_index: int | None
+    kind: str
+    flags: list[str]
 
 
 @per_dialect
 def _events_query(dialect: str) -> Select[Any]:
     return (
         select(entries.c.event_id, entries.c.request_digest, entries.c.entry_hash,
-               entries.c.customer_seq, entries.c.recorded_at_us, leaves.c.log_index)
+               entries.c.customer_seq, entries.c.recorded_at_us, leaves.c.log_index, entries.c.kind,
+               entries.c.flags)
         .outerjoin(leaves, leaves.c.entry_id == entries.c.id)
         .where(one_of(dialect, entries.c.event_id, "keys"))
     )
@@ -70,7 +75,8 @@ async def recorded_events(session: AsyncSession, keys: set[str]) -> dict[str, Re
     rows = await session.execute(_events_query(session), {"keys": sorted(keys)})
     return {
         row.event_id: RecordedEvent(row.request_digest, row.entry_hash, row.customer_seq,
-                                    row.recorded_at_us, row.log_index)
+                                    row.recorded_at_us, row.log_index, row.kind,
+                                    row.flags.split(",") if row.flags else [])
         for row in rows
     }
 
@@ -96,8 +102,8 @@ async def customer_accesses(
     session: AsyncSession, customer_id: str, filters: AccessFilters, *, before_seq: int | None,
     limit: int, regulator: bool,
 ) -> Sequence[Row[Any]]:
-    """Access entries, newest first by customer_seq, below `before_seq`."""
-    query = _entry_rows(regulator, entries.c.customer_id == customer_id, *filters.conditions())
+    """Accesses and refused attempts, newest first by customer_seq, below `before_seq`."""
+    query = _entry_rows(regulator, entries.c.customer_id == customer_id, *filters.conditions(HISTORY_KINDS))
     if before_seq is not None:
         query = query.where(entries.c.customer_seq < before_seq)
     rows: Sequence[Row[Any]] = (
@@ -135,11 +141,14 @@ _SUMMARY_DIMENSIONS = {
 
 
 async def access_summary(session: AsyncSession, customer_id: str, filters: AccessFilters) -> dict[str, Any]:
-    """Counts per dimension, each one GROUP BY in the database; actors without a country are left
-    out of by_actor_country."""
-    scope = (entries.c.customer_id == customer_id, *filters.conditions())
+    """Counts of accesses per dimension, each one GROUP BY in the database (actors without a country
+    are left out of by_actor_country), and of the attempts refused a ticket."""
+    customer = entries.c.customer_id == customer_id
+    scope = (customer, *filters.conditions())
+    count = select(func.count()).select_from(entries)
     summary: dict[str, Any] = {
-        "total": await session.scalar(select(func.count()).select_from(entries).where(*scope)) or 0
+        "total": await session.scalar(count.where(*scope)) or 0,
+        "refused": await session.scalar(count.where(customer, *filters.conditions(("access_refused",)))) or 0,
     }
     for name, column in _SUMMARY_DIMENSIONS.items():
         rows = await session.execute(
@@ -206,6 +215,8 @@ async def access_report(
         )
         report[name] = {value: count for value, count in rows.all()}
     report["flagged"] = await _flag_counts(session, wanted, reported_flags)
+    report["refused"] = await session.scalar(select(func.count()).select_from(entries).where(*_scoped(
+        [entries.c.kind == "access_refused", *recorded.conditions(entries.c.recorded_at_us)], scope))) or 0
     report["distinct_customers"] = totals[1]
     clips = (
         select(entries.c.customer_id, entries.c.clip_id)

@@ -21,6 +21,8 @@ class AccessCounts(BaseModel):
                                                 "access_after_deletion always present.")
     distinct_customers: int
     distinct_clips_seen_by_humans: int
+    refused: int = Field(description="Attempts refused an access ticket (access_refused entries), "
+                                     "not counted in the other numbers.")
 
 
 class DeletionCounts(BaseModel):

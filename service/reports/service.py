@@ -16,9 +16,8 @@ from service.deletions.tables import requests
 from service.ledger import reads
 from service.tenancy import jurisdiction_customers
 from service.types import Period
+from service.vocabulary import OPEN_DELETION_STATUSES, DeletionStatus
 
-STATUSES = ("pending", "in_progress", "completed", "rejected")
-OPEN_STATUSES = ("pending", "in_progress")
 REPORTED_FLAGS = ("access_after_deletion", "unconsented")
 MICROS_PER_DAY = 86_400 * 1_000_000
 
@@ -39,11 +38,11 @@ async def _deletion_requests(session: AsyncSession, scope: list[ColumnElement[bo
     rows = await session.execute(
         select(requests.c.status, func.count()).where(*scope).group_by(requests.c.status)
     )
-    by_status = {status: 0 for status in STATUSES}
+    by_status = {status.value: 0 for status in DeletionStatus}
     by_status.update({status: count for status, count in rows.all()})
     overdue = await session.scalar(
         select(func.count()).select_from(requests)
-        .where(*scope, requests.c.status.in_(OPEN_STATUSES), requests.c.due_at_us < now_us)
+        .where(*scope, requests.c.status.in_(OPEN_DELETION_STATUSES), requests.c.due_at_us < now_us)
     ) or 0
     return {
         "filed": sum(by_status.values()),
@@ -56,7 +55,8 @@ async def _deletion_requests(session: AsyncSession, scope: list[ColumnElement[bo
 async def _median_days(session: AsyncSession, scope: list[ColumnElement[bool]]) -> float | None:
     """The median by ORDER BY ... LIMIT/OFFSET: SQLite has no percentile function, and one method
     for both backends keeps their answers identical."""
-    completed = [*scope, requests.c.status == "completed", requests.c.completed_at_us.is_not(None)]
+    completed = [*scope, requests.c.status == DeletionStatus.COMPLETED,
+                 requests.c.completed_at_us.is_not(None)]
     n = await session.scalar(select(func.count()).select_from(requests).where(*completed)) or 0
     if n == 0:
         return None

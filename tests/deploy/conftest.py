@@ -12,6 +12,7 @@ from tests.deploy.chart import PRODUCTION_VALUES, Rendered, load_values, render
 
 
 def new_signing_key_pem() -> str:
+    """A fresh Ed25519 private key, PKCS#8 PEM: the log signing key, or (another call) the ticket key."""
     return Ed25519PrivateKey.generate().private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     ).decode()
@@ -25,6 +26,7 @@ def inline_secret_values() -> dict[str, object]:
             "jwtSecret": {"value": secrets.token_hex(32)},
             "pseudonymSecret": {"value": secrets.token_hex(32)},
             "signingKey": {"value": new_signing_key_pem()},
+            "ticketKey": {"value": new_signing_key_pem()},
             "databaseUrl": {"value": "postgresql+asyncpg://seenby_app:pw@db:5432/seenby"},
             "migrationDatabaseUrl": {"value": "postgresql+asyncpg://seenby_owner:pw@db:5432/seenby"},
         },

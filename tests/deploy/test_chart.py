@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import copy
 import itertools
 import re
@@ -22,7 +23,7 @@ from tests.deploy.chart import (
     load_values,
     render,
 )
-from tests.deploy.conftest import inline_secret_values
+from tests.deploy.conftest import inline_secret_values, new_signing_key_pem
 
 ERROR = 3
 
@@ -73,8 +74,10 @@ def test_migrations_run_as_a_hook_before_pods_start(default_render: Rendered) ->
     assert [*migrate["command"], *migrate["args"]] == ["seenby", "migrate"]
     names = {env["name"] for env in migrate["env"]}
     assert {"SEENBY_MIGRATION_DATABASE_URL", "SEENBY_DATABASE_URL"} <= names
-    # Only what a migration needs: never the signing key or the token and pseudonym secrets.
-    assert not names & {"SEENBY_JWT_SECRET", "SEENBY_PSEUDONYM_SECRET", "SEENBY_SIGNING_KEY_FILE"}
+    # Only what a migration needs: never the signing or ticket key, the token and pseudonym secrets.
+    assert not names & {"SEENBY_JWT_SECRET", "SEENBY_PSEUDONYM_SECRET", "SEENBY_SIGNING_KEY_FILE",
+                        "SEENBY_TICKET_KEY_FILE"}
+    assert not [v for v in job["spec"]["template"]["spec"].get("volumes", []) if "secret" in v]
     assert migrate["securityContext"]["readOnlyRootFilesystem"] is True
     # What the Job uses must exist before it runs: a hook itself, created first (lower weight).
     account = default_render.one("ServiceAccount", job["spec"]["template"]["spec"]["serviceAccountName"])
@@ -89,12 +92,19 @@ def test_secrets_from_existing_secrets_by_default(default_render: Rendered) -> N
     assert set(refs) == {"SEENBY_DATABASE_URL", "SEENBY_PSEUDONYM_SECRET", "SEENBY_JWT_SECRET"}
     assert {ref["name"] for ref in refs.values()} == {f"{RELEASE}-secrets"}
     assert f"kubectl -n ledger create secret generic {RELEASE}-secrets" in default_render.notes
+    assert "openssl genpkey -algorithm ed25519 -out ticket-key.pem" in default_render.notes
+    assert "--from-file=ticket-key.pem=ticket-key.pem" in default_render.notes
+    assert "never the signing key" in default_render.notes
 
 
 def test_secrets_given_as_values_are_kept_in_secrets(inline_render: Rendered) -> None:
     values = inline_secret_values()
     app_secret = inline_render.one("Secret", RELEASE)
-    assert set(app_secret["data"]) == {"jwt-secret", "pseudonym-secret", "signing-key.pem", "database-url"}
+    assert set(app_secret["data"]) == {
+        "jwt-secret", "pseudonym-secret", "signing-key.pem", "ticket-key.pem", "database-url"}
+    kept = {key: base64.b64decode(value).decode() for key, value in app_secret["data"].items()}
+    assert kept["ticket-key.pem"].startswith("-----BEGIN PRIVATE KEY-----")
+    assert kept["ticket-key.pem"] != kept["signing-key.pem"], "the ticket key is a key of its own"
     # The owner's URL only reaches the migration, through a hook Secret deleted once it succeeded.
     hook_secret = inline_render.one("Secret", f"{RELEASE}-migration")
     assert "migration-database-url" in hook_secret["data"]
@@ -122,6 +132,60 @@ def test_jwks_document_from_a_secret_is_mounted_as_a_file() -> None:
     mounts = {m["name"]: m["mountPath"] for m in api["volumeMounts"]}
     assert config["SEENBY_JWKS_FILE"] == mounts["jwks"] + "/jwks.json"
     assert config["SEENBY_SIGNING_KEY_FILE"] == mounts["signing-key"] + "/signing-key.pem"
+
+
+@pytest.mark.parametrize("which", ["default", "production", "inline"])
+def test_ticket_key_is_mounted_read_only_in_a_folder_of_its_own(
+    which: str, default_render: Rendered, production_render: Rendered, inline_render: Rendered
+) -> None:
+    rendered = {"default": default_render, "production": production_render, "inline": inline_render}[which]
+    config = rendered.one("ConfigMap", RELEASE)["data"]
+    deployment = rendered.one("Deployment")
+    mounts = {m["name"]: m for m in container(deployment)["volumeMounts"]}
+    volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+    ticket, signing = mounts["ticket-key"], mounts["signing-key"]
+    assert ticket["readOnly"] is True
+    assert ticket["mountPath"] == "/etc/seenby/ticket-key" != signing["mountPath"]
+    assert config["SEENBY_TICKET_KEY_FILE"] == ticket["mountPath"] + "/ticket-key.pem"
+    assert config["SEENBY_TICKET_KEY_FILE"] != config["SEENBY_SIGNING_KEY_FILE"]
+    secret = volumes["ticket-key"]["secret"]
+    assert secret["items"] == [{"key": "ticket-key.pem", "path": "ticket-key.pem"}]
+    assert secret["defaultMode"] == 0o440
+    expected = {"default": f"{RELEASE}-secrets", "production": "seenby-ticket-key", "inline": RELEASE}[which]
+    assert secret["secretName"] == expected
+    # Never the signing key's Secret entry.
+    signing_secret = volumes["signing-key"]["secret"]
+    assert (secret["secretName"], secret["items"][0]["key"]) != (
+        signing_secret["secretName"], signing_secret["items"][0]["key"])
+
+
+def test_ticket_settings_are_rendered(default_render: Rendered, production_render: Rendered) -> None:
+    config = default_render.one("ConfigMap", RELEASE)["data"]
+    assert config["SEENBY_TICKET_TTL_SECONDS"] == "300"
+    assert config["SEENBY_TICKETS_ENFORCE"] == "true"
+    monitor_only = render({"config": {"ticketTtlSeconds": 3600, "ticketsEnforce": False}})
+    config = monitor_only.one("ConfigMap", RELEASE)["data"]
+    assert config["SEENBY_TICKET_TTL_SECONDS"] == "3600"
+    assert config["SEENBY_TICKETS_ENFORCE"] == "false"
+    # As the service parses them (the ConfigMap alone is not a production configuration).
+    pod_settings = Settings(env="development", ticket_ttl_seconds=config["SEENBY_TICKET_TTL_SECONDS"],
+                            tickets_enforce=config["SEENBY_TICKETS_ENFORCE"])
+    assert pod_settings.ticket_ttl_seconds == 3600 and pod_settings.tickets_enforce is False
+    production = production_render.one("ConfigMap", RELEASE)["data"]
+    assert production["SEENBY_TICKETS_ENFORCE"] == "true"
+
+
+SAME_KEY = {
+    "the signing key's value": lambda pem: {
+        "secrets": {"signingKey": {"value": pem}, "ticketKey": {"value": pem}}},
+    "the signing key's Secret entry": lambda pem: {"secrets": {"ticketKey": {"key": "signing-key.pem"}}},
+}
+
+
+@pytest.mark.parametrize("values", SAME_KEY.values(), ids=SAME_KEY.keys())
+def test_chart_refuses_the_signing_key_as_ticket_key(values) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(helm_python.HelmRenderError, match=r"not be the log signing key|a key of its own"):
+        render(values(new_signing_key_pem()))
 
 
 def test_every_setting_the_chart_sets_is_one_the_service_reads(
@@ -197,6 +261,12 @@ BAD_VALUES = {  # values, and the path Helm's schema check names
     "root": ({"podSecurityContext": {"runAsNonRoot": False}}, "/podSecurityContext/runAsNonRoot"),
     "the latest tag": ({"image": {"tag": "latest"}}, "/image/tag"),
     "a misspelt key": ({"replicas": 3}, "replicas"),
+    "no ticket key": ({"secrets": {"ticketKey": None}}, "ticketKey"),
+    "a ticket key that is not a PEM private key": (
+        {"secrets": {"ticketKey": {"value": "not a key"}}}, "/secrets/ticketKey/value"),
+    "a ticket lifetime of 0": ({"config": {"ticketTtlSeconds": 0}}, "/config/ticketTtlSeconds"),
+    "a ticket lifetime over an hour": ({"config": {"ticketTtlSeconds": 3601}}, "/config/ticketTtlSeconds"),
+    "ticket enforcement as text": ({"config": {"ticketsEnforce": "no"}}, "/config/ticketsEnforce"),
     "a secret in extraEnv": ({"config": {"extraEnv": {"SEENBY_JWT_SECRET": "x" * 40}}}, "SEENBY_JWT_SECRET"),
 }
 

@@ -129,6 +129,7 @@ def test_migration_job_and_two_pods_share_one_log(
         f"{secret_name}/jwt-secret": secrets.token_hex(32),
         f"{secret_name}/pseudonym-secret": secrets.token_hex(32),
         f"{secret_name}/signing-key.pem": new_signing_key_pem(),
+        f"{secret_name}/ticket-key.pem": new_signing_key_pem(),
     }
 
     job = Pod(default_render, default_render.one("Job"), secret_data, tmp_path / "migrate")

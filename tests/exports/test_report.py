@@ -57,6 +57,7 @@ def expected_accesses(specs: list[tuple]) -> dict[str, Any]:
         "flagged": {"unconsented": 0, "access_after_deletion": 0, **flags},
         "distinct_customers": len({spec[0] for spec in specs}),
         "distinct_clips_seen_by_humans": len({(spec[0], spec[1]) for spec in specs if spec[2] == "human"}),
+        "refused": 0,
     }
 
 

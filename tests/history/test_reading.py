@@ -103,6 +103,7 @@ async def test_summary_counts(client: httpx.AsyncClient, tokens: Tokens, custome
         "by_action": {"view": 2, "listen": 1, "train": 1, "infer": 1},
         "by_actor_country": {"IN": 2, "DE": 1, "US": 1},
         "by_clip": {"clip-a": 2, "clip-b": 2, "clip-c": 1},
+        "refused": 0,
     }
     filtered = (await client.get(f"/v1/customers/{customer_id}/accesses/summary",
                                  params={"clip_id": "clip-b"}, headers=tokens.regulator())).json()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import itertools
 import os
 import signal
@@ -30,7 +29,14 @@ from tests.ci import unavailable
 from tests.conftest import Backend, Tokens, _create_database, base_settings, serve, superuser_url
 from tests.factories import access_event
 from tests.pg import ThrowawayPostgres
-from tests.servers import running_server, seenby_command, settings_env
+from tests.servers import (
+    await_ready,
+    running_server,
+    seenby_command,
+    settings_env,
+    start_seenby,
+    wait_until_integrated,
+)
 
 
 async def superuser_value(postgres_admin_url: str, backend: Backend, query: str, *args: object) -> Any:
@@ -51,17 +57,6 @@ async def all_checkpoints(backend: Backend) -> list[str]:
                 text("SELECT note FROM checkpoints ORDER BY tree_size"))).scalars())
     finally:
         await engine.dispose()
-
-
-async def wait_until_integrated(http: httpx.AsyncClient, base: str, expected: int,
-                                within: float = 20.0) -> None:
-    deadline = time.monotonic() + within
-    while True:
-        note = (await http.get(f"{base}/v1/log/checkpoint")).text
-        if int(note.split("\n")[1]) >= expected:
-            return
-        assert time.monotonic() < deadline, f"log stuck at {note.split(chr(10))[1]} of {expected}"
-        await asyncio.sleep(0.1)
 
 
 async def assert_log_sound(backend: Backend, base: str, expected_size: int) -> None:
@@ -119,23 +114,6 @@ async def test_two_replicas_under_load_build_one_dense_consistent_log(
         await assert_log_sound(fresh_pg, first, total)
 
 
-def _start(env: dict[str, str], cwd: Path, port: int) -> subprocess.Popen:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("SEENBY_")}
-    with (cwd / f"crash-{port}.log").open("a") as log:
-        return subprocess.Popen([*seenby_command(), "serve", "--port", str(port)],
-                                env={**clean, **env}, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
-
-
-async def _ready(http: httpx.AsyncClient, base: str, log: Path) -> None:
-    for _ in range(600):
-        with contextlib.suppress(httpx.HTTPError):
-            if (await http.get(f"{base}/readyz")).status_code == 200:
-                return
-        await asyncio.sleep(0.1)
-    ending = (await asyncio.to_thread(log.read_text))[-3000:]
-    raise AssertionError(f"{base} never became ready; its log ends:\n{ending}")
-
-
 async def test_sigkill_while_integrating_loses_and_duplicates_nothing(
     fresh_pg: Backend, tmp_path: Path
 ) -> None:
@@ -145,7 +123,7 @@ async def test_sigkill_while_integrating_loses_and_duplicates_nothing(
     tokens = Tokens.for_settings(fresh_pg.settings)
     env = settings_env(fresh_pg.settings)
     ports = [free_port(), free_port()]
-    processes = [_start(env, tmp_path, port) for port in ports]
+    processes = [start_seenby(env, tmp_path, port) for port in ports]
     bases = [f"http://127.0.0.1:{port}" for port in ports]
     sent: dict[str, dict] = {}
     acknowledged: dict[str, str] = {}
@@ -153,7 +131,7 @@ async def test_sigkill_while_integrating_loses_and_duplicates_nothing(
     try:
         async with httpx.AsyncClient(timeout=10) as http:
             for base in bases:
-                await _ready(http, base, tmp_path / f"crash-{base.rsplit(':', 1)[1]}.log")
+                await await_ready(http, base, tmp_path / f"crash-{base.rsplit(':', 1)[1]}.log")
 
             async def client(worker: int, batches: int) -> None:
                 for b in range(batches):
@@ -181,8 +159,8 @@ async def test_sigkill_while_integrating_loses_and_duplicates_nothing(
                     await asyncio.sleep(0.6)
                     processes[victim].send_signal(signal.SIGKILL)
                     processes[victim].wait()
-                    processes[victim] = _start(env, tmp_path, ports[victim])
-                    await _ready(http, bases[victim], tmp_path / f"crash-{ports[victim]}.log")
+                    processes[victim] = start_seenby(env, tmp_path, ports[victim])
+                    await await_ready(http, bases[victim], tmp_path / f"crash-{ports[victim]}.log")
 
             await asyncio.gather(*(client(w, 30) for w in range(4)), chaos())
             assert len(acknowledged) == len(sent) == 4 * 30 * 50

@@ -80,6 +80,22 @@ templated `existingSecret`. Call with (dict "root" $ "item" .Values.secrets.X).
 {{- end }}
 {{- end }}
 
+{{/*
+Fails the render when the ticket key would be the log signing key: the same value, or the same
+key of the same Secret. seenby refuses that at start-up; the chart refuses it before install.
+*/}}
+{{- define "seenby.checkTicketKey" -}}
+{{- $s := .Values.secrets }}
+{{- if and $s.ticketKey.value (eq (trim $s.ticketKey.value) (trim $s.signingKey.value)) }}
+{{- fail "secrets.ticketKey must not be the log signing key (secrets.signingKey): generate a key of its own" }}
+{{- end }}
+{{- $signing := printf "%s/%s" (include "seenby.secretName" (dict "root" . "item" $s.signingKey)) $s.signingKey.key }}
+{{- $ticket := printf "%s/%s" (include "seenby.secretName" (dict "root" . "item" $s.ticketKey)) $s.ticketKey.key }}
+{{- if eq $signing $ticket }}
+{{- fail (printf "secrets.ticketKey and secrets.signingKey both read %s: the ticket key must be a key of its own" $ticket) }}
+{{- end }}
+{{- end }}
+
 {{/* The hook Secret with the migration's database URLs that were given as values. */}}
 {{- define "seenby.migrationSecretName" -}}
 {{- printf "%s-migration" (include "seenby.fullname" .) }}
@@ -101,6 +117,7 @@ job="{{ include "seenby.fullname" . }}",namespace="{{ .Release.Namespace }}"
 
 {{/* Where secrets are mounted as files in the pod. */}}
 {{- define "seenby.signingKeyDir" -}}/etc/seenby/signing-key{{- end }}
+{{- define "seenby.ticketKeyDir" -}}/etc/seenby/ticket-key{{- end }}
 {{- define "seenby.jwksDir" -}}/etc/seenby/jwks{{- end }}
 
 {{/* Egress every seenby pod needs: PostgreSQL and DNS. */}}
