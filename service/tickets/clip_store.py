@@ -13,7 +13,7 @@ ticket_problems() the status codes are the same and only the body is FastAPI's p
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Annotated, Any
 
 from fastapi import FastAPI, HTTPException, Path, Request
@@ -28,23 +28,25 @@ SCHEME = "Ticket"
 
 class TicketProblem(HTTPException):
     def __init__(self, status: int, slug: str, title: str, detail: str, **members: str) -> None:
-        headers = {"WWW-Authenticate": SCHEME} if status == 401 else None
-        super().__init__(status, detail, headers=headers)
-        self.problem: dict[str, Any] = {
-            "type": PROBLEM_BASE + slug, "title": title, "status": status, "detail": detail, **members,
-        }
+        super().__init__(status, detail, headers={"WWW-Authenticate": SCHEME} if status == 401 else None)
+        self.slug = slug
+        self.title = title
+        self.members = members
 
 
-def problem(status: int, slug: str, title: str, detail: str, **members: Any) -> JSONResponse:
+def problem(
+    status: int, slug: str, title: str, detail: str, *, headers: Mapping[str, str] | None = None,
+    **members: Any,
+) -> JSONResponse:
+    """An RFC 9457 problem+json answer."""
     body = {"type": PROBLEM_BASE + slug, "title": title, "status": status, "detail": detail, **members}
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
 def ticket_problems(app: FastAPI) -> None:
     async def render(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, TicketProblem)
-        return JSONResponse(exc.problem, status_code=exc.status_code, media_type=PROBLEM_JSON,
-                            headers=exc.headers)
+        return problem(exc.status_code, exc.slug, exc.title, exc.detail, headers=exc.headers, **exc.members)
 
     app.add_exception_handler(TicketProblem, render)
 
