@@ -1,0 +1,1 @@
+"""Small programs that use seenby from the outside."""

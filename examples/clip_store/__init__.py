@@ -1,0 +1,1 @@
+"""An example clip store that serves a clip only against a seenby access ticket."""
