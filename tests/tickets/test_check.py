@@ -34,6 +34,7 @@ from tests.tickets.minting import (
     CLIP,
     DROP,
     ISSUER,
+    FromNow,
     RecordingServer,
     b64url,
     eddsa_signer,
@@ -107,8 +108,8 @@ async def test_a_fresh_ticket_for_the_same_entry_is_still_a_replay(
 
 @pytest.mark.parametrize("overrides", [
     {"aud": [AUDIENCE]}, {"aud": ["another-store", AUDIENCE]},
-    {"exp": int(time.time()) - 10, "iat": int(time.time()) - 300},  # expired within the 30 s leeway
-    {"iat": int(time.time()) + 20},  # issued by a clock 20 s ahead
+    {"exp": FromNow(-10), "iat": FromNow(-300)},  # expired within the 30 s leeway
+    {"iat": FromNow(20)},  # issued by a clock 20 s ahead
     {"action": "download"},
 ])
 async def test_tickets_within_the_rules_pass(
@@ -145,17 +146,17 @@ async def test_a_ticket_for_another_clip_or_action_is_refused(
     ({"aud": {"name": AUDIENCE}}, "aud"),
     ({"iss": "https://evil.example"}, "iss"),
     ({"iss": DROP}, "malformed"),
-    ({"exp": int(time.time()) - 31, "iat": int(time.time()) - 300}, "exp"),
+    ({"exp": FromNow(-31), "iat": FromNow(-300)}, "exp"),
     ({"exp": DROP}, "exp"),
-    ({"exp": str(int(time.time()) + 300)}, "exp"),
+    ({"exp": "300"}, "exp"),
     ({"exp": 1e20}, "exp"),
     ({"exp": True}, "exp"),
-    ({"exp": int(time.time()) + 7200}, "exp"),  # longer than any ticket lives
-    ({"exp": int(time.time()) - 1, "iat": int(time.time())}, "exp"),  # expires before it is issued
-    ({"iat": int(time.time()) + 60, "exp": int(time.time()) + 360}, "iat"),
+    ({"exp": FromNow(7200)}, "exp"),  # longer than any ticket lives
+    ({"exp": FromNow(-1), "iat": FromNow(0)}, "exp"),  # expires before it is issued
+    ({"iat": FromNow(60), "exp": FromNow(360)}, "iat"),
     ({"iat": DROP}, "iat"),
     ({"iat": "now"}, "iat"),
-    ({"nbf": int(time.time()) + 60}, "iat"),
+    ({"nbf": FromNow(60)}, "iat"),
     ({"clip_id": DROP}, "malformed"),
     ({"clip_id": [CLIP]}, "malformed"),
     ({"action": DROP}, "malformed"),

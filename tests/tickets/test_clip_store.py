@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ from tests.tickets.minting import (
     AUDIENCE,
     CLIP,
     DROP,
+    FromNow,
     RecordingServer,
     eddsa_signer,
     forge,
@@ -167,14 +167,13 @@ def api_token(tmp_path: Path) -> str:
     return mint_token(settings, load_keys(settings), role="service", subject="clip-pipeline", ttl_seconds=300)
 
 
-NOW = int(time.time())
 REFUSALS: dict[str, tuple[Callable[[Ed25519PrivateKey], str], str]] = {
     "another clip": (lambda key: mint(key, clip_id="clip-2.mp4"), "clip_id"),
     "another action": (lambda key: mint(key, action="download"), "action"),
     "another audience": (lambda key: mint(key, aud="clip-store-us"), "aud"),
     "another issuer": (lambda key: mint(key, iss="https://evil.example"), "iss"),
-    "expired": (lambda key: mint(key, iat=NOW - 600, exp=NOW - 300), "exp"),
-    "issued in the future": (lambda key: mint(key, iat=NOW + 600, exp=NOW + 900), "iat"),
+    "expired": (lambda key: mint(key, iat=FromNow(-600), exp=FromNow(-300)), "exp"),
+    "issued in the future": (lambda key: mint(key, iat=FromNow(600), exp=FromNow(900)), "iat"),
     "a kid not in the JWKS": (lambda key: mint(Ed25519PrivateKey.generate()), "kid"),
     "the real kid, another key's signature": (
         lambda key: forge(header_of(key), ticket_claims(), eddsa_signer(Ed25519PrivateKey.generate())),
