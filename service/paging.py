@@ -6,10 +6,10 @@ import base64
 import binascii
 from typing import Any, Generic, TypeVar
 
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from service.errors import Unprocessable
+from service.responses import JSONBody
 
 _PREFIX = "after:"
 MAX_POSITION_LENGTH = 64
@@ -25,8 +25,8 @@ class Page(BaseModel, Generic[Item]):
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last.")
 
 
-def page_response(page: Page[Any]) -> JSONResponse:
-    return JSONResponse({"items": page.items, "next_cursor": page.next_cursor})
+def page_response(page: Page[Any]) -> JSONBody:
+    return JSONBody({"items": page.items, "next_cursor": page.next_cursor})
 
 
 def encode_cursor(position: int | str) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
-from fastapi.responses import JSONResponse
 
 from service.auth import CustomerPrincipal, Principal, ReaderPrincipal
 from service.db import ReadSessionDep
@@ -14,6 +13,7 @@ from service.history import service
 from service.history.schemas import AccessView, ChainItem, EntryDetail, Summary
 from service.ledger.reads import AccessFilters
 from service.paging import Page, page_response
+from service.responses import JSONBody
 from service.tenancy import ensure_readable, sees_identities
 from service.types import Period
 from service.vocabulary import (
@@ -58,7 +58,7 @@ Filters = Annotated[AccessFilters, Depends(access_filters)]
 
 
 async def _accesses(session: ReadSessionDep, principal: Principal, customer_id: str,
-                    filters: AccessFilters, limit: int, cursor: str | None) -> JSONResponse:
+                    filters: AccessFilters, limit: int, cursor: str | None) -> JSONBody:
     await ensure_readable(session, principal, customer_id)
     return page_response(await service.list_accesses(
         session, customer_id, filters, limit=limit, cursor=cursor, regulator=sees_identities(principal)
@@ -66,13 +66,13 @@ async def _accesses(session: ReadSessionDep, principal: Principal, customer_id: 
 
 
 async def _summary(session: ReadSessionDep, principal: Principal, customer_id: str,
-                   filters: AccessFilters) -> JSONResponse:
+                   filters: AccessFilters) -> JSONBody:
     await ensure_readable(session, principal, customer_id)
-    return JSONResponse(await service.summarize(session, customer_id, filters))
+    return JSONBody(await service.summarize(session, customer_id, filters))
 
 
 async def _entries(session: ReadSessionDep, principal: Principal, customer_id: str, limit: int,
-                   cursor: str | None) -> JSONResponse:
+                   cursor: str | None) -> JSONBody:
     await ensure_readable(session, principal, customer_id)
     return page_response(await service.list_entries(
         session, customer_id, limit=limit, cursor=cursor, regulator=sees_identities(principal)
@@ -80,9 +80,9 @@ async def _entries(session: ReadSessionDep, principal: Principal, customer_id: s
 
 
 async def _entry(session: ReadSessionDep, principal: Principal, customer_id: str,
-                 entry_hash: str) -> JSONResponse:
+                 entry_hash: str) -> JSONBody:
     await ensure_readable(session, principal, customer_id)
-    return JSONResponse(await service.get_entry(
+    return JSONBody(await service.get_entry(
         session, customer_id, entry_hash, regulator=sees_identities(principal)
     ))
 
@@ -91,14 +91,14 @@ async def _entry(session: ReadSessionDep, principal: Principal, customer_id: str
             summary="A customer's accesses, newest first")
 async def customer_accesses(customer_id: CustomerId, principal: ReaderPrincipal,
                             session: ReadSessionDep, filters: Filters, limit: Limit = 50,
-                            cursor: Cursor = None) -> JSONResponse:
+                            cursor: Cursor = None) -> JSONBody:
     return await _accesses(session, principal, customer_id, filters, limit, cursor)
 
 
 @router.get("/customers/{customer_id}/accesses/summary", response_model=Summary, responses=_CUSTOMER,
             summary="Counts of a customer's accesses")
 async def customer_summary(customer_id: CustomerId, principal: ReaderPrincipal,
-                           session: ReadSessionDep, filters: Filters) -> JSONResponse:
+                           session: ReadSessionDep, filters: Filters) -> JSONBody:
     return await _summary(session, principal, customer_id, filters)
 
 
@@ -106,33 +106,33 @@ async def customer_summary(customer_id: CustomerId, principal: ReaderPrincipal,
             summary="A customer's whole chain, oldest first, with canonical bytes")
 async def customer_entries(customer_id: CustomerId, principal: ReaderPrincipal,
                            session: ReadSessionDep, limit: Limit = 50,
-                           cursor: Cursor = None) -> JSONResponse:
+                           cursor: Cursor = None) -> JSONBody:
     return await _entries(session, principal, customer_id, limit, cursor)
 
 
 @router.get("/customers/{customer_id}/entries/{entry_hash}", response_model=EntryDetail,
             responses=_ENTRY, summary="One entry of a customer's chain")
 async def customer_entry(customer_id: CustomerId, entry_hash: EntryHash,
-                         principal: ReaderPrincipal, session: ReadSessionDep) -> JSONResponse:
+                         principal: ReaderPrincipal, session: ReadSessionDep) -> JSONBody:
     return await _entry(session, principal, customer_id, entry_hash)
 
 
 @router.get("/me/accesses", response_model=Page[AccessView], summary="The calling customer's accesses")
 async def my_accesses(principal: CustomerPrincipal, session: ReadSessionDep, filters: Filters,
-                      limit: Limit = 50, cursor: Cursor = None) -> JSONResponse:
+                      limit: Limit = 50, cursor: Cursor = None) -> JSONBody:
     return await _accesses(session, principal, principal.subject, filters, limit, cursor)
 
 
 @router.get("/me/accesses/summary", response_model=Summary,
             summary="Counts of the calling customer's accesses")
 async def my_summary(principal: CustomerPrincipal, session: ReadSessionDep,
-                     filters: Filters) -> JSONResponse:
+                     filters: Filters) -> JSONBody:
     return await _summary(session, principal, principal.subject, filters)
 
 
 @router.get("/me/entries", response_model=Page[ChainItem], summary="The calling customer's whole chain")
 async def my_entries(principal: CustomerPrincipal, session: ReadSessionDep, limit: Limit = 50,
-                     cursor: Cursor = None) -> JSONResponse:
+                     cursor: Cursor = None) -> JSONBody:
     return await _entries(session, principal, principal.subject, limit, cursor)
 
 
@@ -140,5 +140,5 @@ async def my_entries(principal: CustomerPrincipal, session: ReadSessionDep, limi
             responses=problem_responses(404, s404="No such entry in the caller's chain."),
             summary="One entry of the calling customer's chain")
 async def my_entry(entry_hash: EntryHash, principal: CustomerPrincipal,
-                   session: ReadSessionDep) -> JSONResponse:
+                   session: ReadSessionDep) -> JSONBody:
     return await _entry(session, principal, principal.subject, entry_hash)

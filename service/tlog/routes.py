@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.responses import PlainTextResponse, Response
 
 from service.db import ReadSessionDep
 from service.errors import problem_responses
 from service.ledger.checkpoint import raw_public_key, verifier_key
+from service.responses import JSONBody
 from service.tlog import service
 from service.tlog.schemas import ConsistencyProof, InclusionProof
 from service.vocabulary import LogIndex, TreeSize
@@ -45,7 +46,7 @@ async def key(request: Request) -> PlainTextResponse:
                                   "log_index not below tree_size."),
     **_NOT_SIGNED_YET,
 }, summary="RFC 6962 inclusion proof of a leaf in a tree size")
-async def inclusion(session: ReadSessionDep, log_index: LogIndex, tree_size: TreeSize) -> JSONResponse:
+async def inclusion(session: ReadSessionDep, log_index: LogIndex, tree_size: TreeSize) -> JSONBody:
     return _json(await service.inclusion(session, log_index, tree_size))
 
 
@@ -54,7 +55,7 @@ async def inclusion(session: ReadSessionDep, log_index: LogIndex, tree_size: Tre
                                   "greater than second."),
     **_NOT_SIGNED_YET,
 }, summary="RFC 6962 consistency proof between two tree sizes")
-async def consistency(session: ReadSessionDep, first: TreeSize, second: TreeSize) -> JSONResponse:
+async def consistency(session: ReadSessionDep, first: TreeSize, second: TreeSize) -> JSONBody:
     return _json(await service.consistency(session, first, second))
 
 
@@ -70,5 +71,5 @@ async def tile(tile_path: str, session: ReadSessionDep) -> Response:
     return Response(data, media_type="application/octet-stream", headers={"Cache-Control": cache})
 
 
-def _json(body: dict[str, Any]) -> JSONResponse:
-    return JSONResponse(body)
+def _json(body: dict[str, Any]) -> JSONBody:
+    return JSONBody(body)

@@ -256,3 +256,34 @@ async def test_metrics_count_tickets_issued_and_refused(
     assert [b - a for a, b in zip(before, after, strict=True)] == [1, 1, 2]
     text = (await client.get("/metrics")).text
     assert "seenby_ticket_seconds_bucket" in text
+
+
+async def test_refused_attempts_are_exported_and_reported(
+    client: httpx.AsyncClient, tokens: Tokens, customer_id: str, tmp_path: Path
+) -> None:
+    from service.verify import export as verify_export
+    from tests.exports.support import export, manifest, settled
+
+    refused = await ask(client, tokens, human_view(customer_id))
+    allowed = await ask(client, tokens, access_event(customer_id, actor=algorithm_actor(), purpose="other"))
+    assert (refused.status_code, allowed.status_code) == (403, 201)
+    await settled(client, tokens, customer_id, 2)
+    response = await export(client, tokens.regulator(), customer_id=customer_id, kind="all")
+    everything = [json.loads(line) for line in response.content.splitlines()]
+    assert [line["kind"] for line in everything] == ["access_refused", "access"]
+    assert everything[0]["entry_hash"] == refused.json()["entry_hash"]
+    only = await export(client, tokens.regulator(), customer_id=customer_id, kind="access_refused")
+    [line] = only.content.splitlines()
+    assert json.loads(line)["flags"] == ["unconsented"]
+    # The export of every kind verifies offline, refused attempts and all, whole chain included.
+    data, described = tmp_path / "all.jsonl", tmp_path / "all.jsonl.manifest.json"
+    data.write_bytes(response.content)
+    pinned = response.headers["seenby-tree-size"]
+    described.write_text(json.dumps(await manifest(client, tokens.regulator(), customer_id=customer_id,
+                                                   kind="all", tree_size=pinned)))
+    key = (await client.get("/v1/log/key")).text.strip()
+    from service.ledger.checkpoint import parse_verifier_key
+
+    verify_export(data, described, parse_verifier_key(key))
+    report = await client.get("/v1/reports/transparency", headers=tokens.regulator())
+    assert report.status_code == 200 and report.json()["accesses"]["refused"] >= 1
