@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -17,46 +14,18 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from service import auth
 from service.main import create_app
 from tests.conftest import Backend, serve
+from tests.servers import RecordingServer, recording_server
 from tests.test_auth import claims, public_jwk, signed
 
 
-class JwksServer:
-    def __init__(self) -> None:
-        self.document: dict[str, Any] = {"keys": []}
-        self.requests = 0
-        owner = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                owner.requests += 1
-                body = json.dumps(owner.document).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *_: Any) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/jwks.json"
-
-
 @pytest.fixture
-def jwks_server() -> Iterator[JwksServer]:
-    server = JwksServer()
-    thread = threading.Thread(target=server.httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
+def jwks_server() -> Iterator[RecordingServer]:
+    with recording_server({"keys": []}) as server:
         yield server
-    finally:
-        server.httpd.shutdown()
-        server.httpd.server_close()
 
 
 async def test_keys_come_from_the_url_and_rotate(
-    backend: Backend, jwks_server: JwksServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    backend: Backend, jwks_server: RecordingServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     old_key, new_key = (rsa.generate_private_key(public_exponent=65537, key_size=2048) for _ in range(2))
     jwks_server.document = {"keys": [public_jwk(old_key, "2026-11")]}
@@ -95,7 +64,7 @@ async def test_an_unreachable_jwks_url_is_401_not_500(backend: Backend, tmp_path
 
 
 async def test_many_requests_with_a_new_kid_refetch_the_keys_once(
-    backend: Backend, jwks_server: JwksServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    backend: Backend, jwks_server: RecordingServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A burst of tokens signed with a freshly rotated key: one request fetches the JWKS, the
     others wait for it and use what it fetched instead of fetching again."""

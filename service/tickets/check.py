@@ -140,12 +140,9 @@ class Jwks:
             raise ValueError("a Jwks comes from a url or from a document, not both")
         if min_refetch_seconds < 0 or max_age_seconds < min_refetch_seconds:
             raise ValueError("need 0 <= min_refetch_seconds <= max_age_seconds")
-        self._url = url
-        self._min_refetch_seconds = min_refetch_seconds
-        self._max_age_seconds = max_age_seconds
-        self._timeout_seconds = timeout_seconds
-        self._max_bytes = max_bytes
-        self._transport = transport
+        self._url, self._transport = url, transport
+        self._min_refetch_seconds, self._max_age_seconds = min_refetch_seconds, max_age_seconds
+        self._timeout_seconds, self._max_bytes = timeout_seconds, max_bytes
         self._keys: dict[str, Ed25519PublicKey] = {}
         self._fetched_at = -math.inf
         self._lock = asyncio.Lock()

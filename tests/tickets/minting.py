@@ -4,15 +4,12 @@ HTTP server that counts what is asked of it."""
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import hmac
 import json
-import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -85,60 +82,3 @@ def with_payload(token: str, payload: dict[str, Any]) -> str:
 
 def jwks_of(*keys: Ed25519PrivateKey) -> dict[str, Any]:
     return {"keys": [jws.public_jwk(key.public_key()) for key in keys]}
-
-
-class RecordingServer:
-    """Answers every GET with `document` as JSON (after `delay` seconds) and records each path."""
-
-    def __init__(self, document: Any = None) -> None:
-        self.document: Any = document if document is not None else {"keys": []}
-        self.body: bytes | None = None  # when set, sent as it is instead of the document
-        self.status = 200
-        self.headers: dict[str, str] = {}
-        self.delay = 0.0  # before the answer
-        self.drip = 0.0  # between the bytes of the body
-        self.send_length = True
-        self.paths: list[str] = []
-        owner = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                owner.paths.append(self.path)
-                time.sleep(owner.delay)
-                body = owner.body if owner.body is not None else json.dumps(owner.document).encode()
-                self.send_response(owner.status)
-                self.send_header("Content-Type", "application/json")
-                if owner.send_length:
-                    self.send_header("Content-Length", str(len(body)))
-                for name, value in owner.headers.items():
-                    self.send_header(name, value)
-                self.end_headers()
-                with contextlib.suppress(ConnectionError):  # a client that gave up (too slow, too large)
-                    chunk = 1 if owner.drip else max(len(body), 1)
-                    for start in range(0, len(body), chunk):
-                        self.wfile.write(body[start:start + chunk])
-                        self.wfile.flush()
-                        time.sleep(owner.drip)
-
-            def log_message(self, *_: Any) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.url = f"{self.base_url}/v1/tickets/jwks.json"
-
-    @property
-    def requests(self) -> int:
-        return len(self.paths)
-
-
-@contextlib.contextmanager
-def recording_server(document: Any = None) -> Iterator[RecordingServer]:
-    server = RecordingServer(document)
-    thread = threading.Thread(target=server.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.httpd.shutdown()
-        server.httpd.server_close()

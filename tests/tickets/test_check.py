@@ -29,13 +29,13 @@ from service.tickets.check import (
     TicketRefused,
 )
 from tests.conftest import base_settings
+from tests.servers import RecordingServer, recording_server
 from tests.tickets.minting import (
     AUDIENCE,
     CLIP,
     DROP,
     ISSUER,
     FromNow,
-    RecordingServer,
     b64url,
     eddsa_signer,
     forge,
@@ -43,7 +43,6 @@ from tests.tickets.minting import (
     hmac_signer,
     jwks_of,
     mint,
-    recording_server,
     segment,
     ticket_claims,
     with_payload,
@@ -183,13 +182,6 @@ async def test_a_kid_not_in_the_jwks_is_refused(checker: TicketChecker) -> None:
     assert await refused(checker, mint(Ed25519PrivateKey.generate())) == "kid"
 
 
-@pytest.mark.parametrize("kid", [DROP, "", 7, ["a"], "k" * 201])
-async def test_a_ticket_without_a_usable_kid_is_refused(
-    checker: TicketChecker, key: Ed25519PrivateKey, kid: Any
-) -> None:
-    assert await refused(checker, forge(header_of(key, kid=kid), ticket_claims(), eddsa_signer(key))) == "kid"
-
-
 async def test_the_real_kid_with_another_keys_signature_is_refused(
     checker: TicketChecker, key: Ed25519PrivateKey
 ) -> None:
@@ -234,12 +226,17 @@ async def test_any_alg_but_eddsa_is_refused(
     assert await refused(checker, signed) == "alg"
 
 
-@pytest.mark.parametrize("typ", [DROP, "JWT", "jwt", "at+jwt", "seenby-ticket", "seenby-ticket+jwt ", 1])
-async def test_a_token_of_another_type_is_refused(
-    checker: TicketChecker, key: Ed25519PrivateKey, typ: Any
+@pytest.mark.parametrize(("header", "check"), [
+    *(({"kid": kid}, "kid") for kid in (DROP, "", 7, ["a"], "k" * 201)),
+    *(({"typ": typ}, "typ")
+      for typ in (DROP, "JWT", "jwt", "at+jwt", "seenby-ticket", "seenby-ticket+jwt ", 1)),
+])
+async def test_a_header_without_a_usable_kid_or_the_ticket_type_is_refused(
+    checker: TicketChecker, key: Ed25519PrivateKey, header: dict[str, Any], check: str
 ) -> None:
-    # Signed by the ticket key itself: only the type tells it from a ticket (RFC 8725 §3.11).
-    assert await refused(checker, forge(header_of(key, typ=typ), ticket_claims(), eddsa_signer(key))) == "typ"
+    # Signed by the ticket key itself: only the header tells it from a ticket (RFC 8725 §3.11).
+    ticket = forge(header_of(key, **header), ticket_claims(), eddsa_signer(key))
+    assert await refused(checker, ticket) == check
 
 
 async def test_a_bearer_style_token_is_refused_even_from_the_ticket_key(
@@ -432,12 +429,19 @@ def test_a_jwks_comes_from_a_url_or_a_document() -> None:
         Jwks(url="http://127.0.0.1:1/jwks.json", document={"keys": []})
 
 
+async def warmed_up(server: RecordingServer, key: Ed25519PrivateKey, *, min_refetch_seconds: float
+                    ) -> TicketChecker:
+    """A checker on the server's JWKS (holding `key`), which has fetched it for a first ticket."""
+    server.document = jwks_of(key)
+    checker = checker_over(Jwks(url=server.url, min_refetch_seconds=min_refetch_seconds))
+    await checker.check(mint(key), clip_id=CLIP, action="view")
+    return checker
+
+
 async def test_unknown_kids_refetch_the_jwks_at_most_once_per_interval(
     key: Ed25519PrivateKey, server: RecordingServer
 ) -> None:
-    server.document = jwks_of(key)
-    checker = checker_over(Jwks(url=server.url, min_refetch_seconds=0.5))
-    await checker.check(mint(key), clip_id=CLIP, action="view")
+    checker = await warmed_up(server, key, min_refetch_seconds=0.5)
     assert server.requests == 1
 
     random_kids = [mint(Ed25519PrivateKey.generate()) for _ in range(30)]
@@ -466,9 +470,7 @@ async def test_a_new_key_is_found_after_the_interval(key: Ed25519PrivateKey, ser
 async def test_a_slow_fetch_for_an_unknown_kid_does_not_hold_up_known_keys(
     key: Ed25519PrivateKey, server: RecordingServer
 ) -> None:
-    server.document = jwks_of(key)
-    checker = checker_over(Jwks(url=server.url, min_refetch_seconds=0.0))
-    await checker.check(mint(key), clip_id=CLIP, action="view")
+    checker = await warmed_up(server, key, min_refetch_seconds=0.0)
     server.delay = 1.0
     unknown = asyncio.create_task(refused(checker, mint(Ed25519PrivateKey.generate())))
     await asyncio.sleep(0.1)
@@ -542,25 +544,19 @@ async def test_a_failed_fetch_keeps_the_known_keys_and_waits_for_the_interval(
 
 # --- no service in the clip store -----------------------------------------------------------------
 
-def test_the_check_imports_no_database_no_web_framework_and_no_settings() -> None:
-    program = (
-        "import sys, service.tickets.check\n"
-        "banned = ('sqlalchemy', 'sqlmodel', 'asyncpg', 'aiosqlite', 'fastapi', 'starlette', 'pydantic',"
-        " 'service.db', 'service.main', 'service.settings', 'service.errors', 'service.auth')\n"
-        "print(sorted(m for m in sys.modules if m.startswith(banned)))\n"
-    )
-    result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True,
-                            cwd=Path(__file__).resolve().parents[2])
-    assert result.stdout.strip() == "[]"
+_NO_DATABASE = ("sqlalchemy", "sqlmodel", "asyncpg", "aiosqlite", "service.db", "service.main",
+                "service.settings", "service.errors", "service.auth")
 
 
-def test_the_fastapi_dependency_imports_no_database_and_no_settings() -> None:
-    program = (
-        "import sys, service.tickets.clip_store\n"
-        "banned = ('sqlalchemy', 'sqlmodel', 'asyncpg', 'aiosqlite', 'service.db', 'service.main',"
-        " 'service.settings', 'service.errors', 'service.auth')\n"
-        "print(sorted(m for m in sys.modules if m.startswith(banned)))\n"
-    )
+@pytest.mark.parametrize(("module", "banned"), [
+    ("service.tickets.check", (*_NO_DATABASE, "fastapi", "starlette", "pydantic")),
+    ("service.tickets.clip_store", _NO_DATABASE),  # the FastAPI dependency: a clip store is a web app
+])
+def test_the_clip_store_side_imports_no_database_and_no_settings(
+    module: str, banned: tuple[str, ...]
+) -> None:
+    program = (f"import sys, {module}\n"
+               f"print(sorted(m for m in sys.modules if m.startswith({banned!r})))\n")
     result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True,
                             cwd=Path(__file__).resolve().parents[2])
     assert result.stdout.strip() == "[]"

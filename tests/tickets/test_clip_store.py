@@ -22,19 +22,17 @@ from service import jws
 from service.auth import mint_token
 from service.keys import load_keys
 from tests.conftest import base_settings
+from tests.servers import RecordingServer, recording_server
+from tests.tickets import minting
 from tests.tickets.minting import (
     AUDIENCE,
     CLIP,
     DROP,
     FromNow,
-    RecordingServer,
     eddsa_signer,
     forge,
     header_of,
-    hmac_signer,
-    jwks_of,
     mint,
-    recording_server,
     segment,
     ticket_claims,
     with_payload,
@@ -79,7 +77,7 @@ async def store(tmp_path: Path) -> AsyncIterator[Store]:
     key = Ed25519PrivateKey.generate()
     folder, clips = clip_folder(tmp_path)
     jwks_file = tmp_path / "jwks.json"
-    jwks_file.write_text(json.dumps(jwks_of(key)))
+    jwks_file.write_text(json.dumps(minting.jwks_of(key)))
     app = create_app(ClipStoreSettings(name=AUDIENCE, clip_dir=folder, jwks_file=jwks_file))
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://clip-store") as client:
@@ -179,7 +177,8 @@ REFUSALS: dict[str, tuple[Callable[[Ed25519PrivateKey], str], str]] = {
         lambda key: forge(header_of(key), ticket_claims(), eddsa_signer(Ed25519PrivateKey.generate())),
         "signature"),
     "HS256 with the public key as secret": (
-        lambda key: forge(header_of(key, alg="HS256"), ticket_claims(), hmac_signer(raw_public(key))), "alg"),
+        lambda key: forge(header_of(key, alg="HS256"), ticket_claims(),
+                          minting.hmac_signer(raw_public(key))), "alg"),
     "alg none": (lambda key: f"{segment(header_of(key, alg='none'))}.{segment(ticket_claims())}.", "alg"),
     "alg none, signed": (lambda key: forge(header_of(key, alg="none"), ticket_claims(), eddsa_signer(key)),
                          "alg"),
@@ -210,7 +209,7 @@ async def test_an_api_token_is_403(store: Store) -> None:
 
 async def test_embedded_keys_and_key_urls_are_never_fetched(store: Store, server: RecordingServer) -> None:
     attacker = Ed25519PrivateKey.generate()
-    server.document = jwks_of(attacker)
+    server.document = minting.jwks_of(attacker)
     embedded = {"jwk": jws.public_jwk(attacker.public_key()), "jku": server.url,
                 "x5u": f"{server.base_url}/cert.pem"}
     own_kid = forge(header_of(attacker, **embedded), ticket_claims(), eddsa_signer(attacker))
@@ -285,7 +284,7 @@ async def test_uvicorns_app_is_built_from_the_environment_with_seenbys_jwks(
     tmp_path: Path, server: RecordingServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     key = Ed25519PrivateKey.generate()
-    server.document = jwks_of(key)
+    server.document = minting.jwks_of(key)
     folder, clips = clip_folder(tmp_path)
     monkeypatch.setenv("CLIP_STORE_NAME", AUDIENCE)
     monkeypatch.setenv("CLIP_STORE_DIR", str(folder))
