@@ -15,9 +15,9 @@ from typing import Annotated
 
 import typer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from service.tickets.check import TICKET_TYP, Jwks, MemoryReplayStore, TicketChecker
 
 from service import jws
+from service.tickets.check import TICKET_TYP, Jwks, MemoryReplayStore, TicketChecker
 
 ISSUER, AUDIENCE, CLIP = "bench.seenby.example/log", "clip-store-bench", "clip-77a1"
 app = typer.Typer(add_completion=False)
