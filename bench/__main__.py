@@ -54,14 +54,7 @@ FROM (
 def integration_lag(dsn: str) -> dict[str, float]:
     """Every entry's wait from its commit to the first signed checkpoint covering it, from the
     database itself: exact over all entries, and whichever worker process did the integrating."""
-    async def query() -> list[int]:
-        connection = await asyncpg.connect(dsn)
-        try:
-            return await connection.fetchval(_LAG_QUERY)
-        finally:
-            await connection.close()
-
-    p50, p99, worst = asyncio.run(query())
+    p50, p99, worst = _fetchval(dsn, _LAG_QUERY)
     return {"p50_s": round(p50 / 1e6, 3), "p99_s": round(p99 / 1e6, 3), "max_s": round(worst / 1e6, 3)}
 
 
@@ -81,12 +74,33 @@ def postgres_settings(dsn: str) -> dict[str, str]:
     return asyncio.run(query())
 
 
-def wait_integrated(url: str, expected: int, timeout: float) -> float:
+def _fetchval(dsn: str, query: str) -> Any:
+    async def fetch() -> Any:
+        connection = await asyncpg.connect(dsn)
+        try:
+            return await connection.fetchval(query)
+        finally:
+            await connection.close()
+
+    return asyncio.run(fetch())
+
+
+def entries_in_log(dsn: str) -> int:
+    """Entries the log holds (its size less the customer index's leaves), from the database."""
+    return int(_fetchval(dsn, "SELECT count(*) FROM log_leaves"))
+
+
+def entries_waiting(dsn: str) -> int:
+    return int(_fetchval(dsn, "SELECT count(*) FROM integration_queue"))
+
+
+def wait_integrated(dsn: str, expected: int, timeout: float) -> float:
+    """Seconds until the log holds `expected` entries."""
     started = time.perf_counter()
-    while checkpoint_size(url) < expected:
+    while (integrated := entries_in_log(dsn)) < expected:
         if time.perf_counter() - started > timeout:
-            raise RuntimeError(f"log stuck at {checkpoint_size(url)} of {expected}")
-        time.sleep(0.05)
+            raise RuntimeError(f"log stuck at {integrated} of {expected} entries")
+        time.sleep(0.1)
     return time.perf_counter() - started
 
 
@@ -165,8 +179,8 @@ def run_all(dep: Deployment, scale: float, smoke: bool, profile: Path | None, wo
         batch = loadgen("batch", "--url", url, "--token", service_token, "--events", str(batch_events),
                         "--batch", "1000", "--concurrency", "4", "--hot", "cust-hot",
                         "--hot-events", str(hot_events))
-        waiting = batch_events - checkpoint_size(url)
-        drain = wait_integrated(url, batch_events, timeout=300)
+        waiting = batch_events - entries_in_log(dep.admin_dsn)
+        drain = wait_integrated(dep.admin_dsn, batch_events, timeout=300)
         if spy:
             spy.wait()
         lag = integration_lag(dep.admin_dsn)
@@ -188,14 +202,15 @@ def run_all(dep: Deployment, scale: float, smoke: bool, profile: Path | None, wo
         if tickets is not None:
             tickets["tickets_per_second"] = tickets.pop("events_per_second")
             results["tickets"] = tickets
-        recorded = checkpoint_size(url)
+        recorded = entries_in_log(dep.admin_dsn) + entries_waiting(dep.admin_dsn)
 
         top_up = total_target - batch_events
         if top_up > 0:
+            customers = max(1_000, int(100_000 * scale))
             loadgen("batch", "--url", url, "--token", service_token, "--events", str(top_up),
-                    "--batch", "1000", "--concurrency", "4", "--customers", "20000")
-        wait_integrated(url, recorded + top_up, timeout=600)
-        results["ledger_size"] = size = checkpoint_size(url)
+                    "--batch", "1000", "--concurrency", "4", "--customers", str(customers))
+        wait_integrated(dep.admin_dsn, recorded + top_up, timeout=600)
+        results["ledger_size"] = size = checkpoint_size(url)  # leaves: entries and index leaves
         results["memory_kib"]["after_all"] = rss_kib(server.pid)[0]
 
         requests = 200 if smoke else 3_000
@@ -222,6 +237,11 @@ def run_all(dep: Deployment, scale: float, smoke: bool, profile: Path | None, wo
         consistency = [f"/v1/log/proof/consistency?first={rng.randrange(1, size)}&second={size}"
                        for _ in range(requests)]
         results["inclusion_proof"] = loadgen("get", "--url", url, "--concurrency", "2", "--paths", *inclusion)
+        sample = _fetchval(dep.admin_dsn, f"SELECT array_agg(customer_id) FROM (SELECT customer_id FROM "
+                                          f"customer_heads ORDER BY random() LIMIT {requests}) AS sampled")
+        results["completeness_proof"] = loadgen(
+            "get", *reader, "--paths", *(f"/v1/customers/{c}/completeness" for c in sample))
+        results["customers"] = int(_fetchval(dep.admin_dsn, "SELECT count(*) FROM customer_heads"))
         results["consistency_proof"] = loadgen("get", "--url", url, "--concurrency", "2", "--paths",
                                                *consistency)
         results["memory_kib"]["end"], results["memory_kib"]["peak"] = rss_kib(server.pid)
@@ -268,6 +288,8 @@ def markdown(results: dict[str, Any]) -> str:
          lat(results["inclusion_proof"]), f"tree of {results['ledger_size']:,} leaves"),
         ("Consistency proof", f"{results['consistency_proof']['per_second']:,.0f} req/s",
          lat(results["consistency_proof"]), ""),
+        ("Completeness proof", f"{results['completeness_proof']['per_second']:,.0f} req/s",
+         lat(results["completeness_proof"]), f"customer index of {results['customers']:,} customers"),
         *(
             (f"  {label}, one client at a time (wrk)", f"{results[key]['per_second']:,.0f} req/s",
              lat(results[key]), "latency without queueing or a Python client")

@@ -76,7 +76,7 @@ def main(
         with seenby_server(dep, workers=workers) as (url, _):
             batch = ("batch", "--url", url, "--token", token, "--concurrency", "4")
             loadgen(*batch, "--events", str(ledger))
-            wait_integrated(url, ledger, timeout=600)
+            wait_integrated(dep.admin_dsn, ledger, timeout=600)
             if statements:
                 asyncio.run(_reset_statements(dep.superuser_dsn))
             before, started = cpu_seconds(), time.perf_counter()
@@ -88,7 +88,7 @@ def main(
             else:
                 sent = loadgen(*batch, "--events", str(events))
             wall, after = time.perf_counter() - started, cpu_seconds()
-            wait_integrated(url, ledger + events, timeout=300)
+            wait_integrated(dep.admin_dsn, ledger + events, timeout=300)
             figures = {
                 "events_per_second": sent["events_per_second"], "p99_ms": sent["p99_ms"],
                 "wall_seconds": round(wall, 2), "cores": os.cpu_count(),

@@ -420,15 +420,45 @@ def verify_chain(history: Annotated[str, typer.Argument(
     _verdict(check)
 
 
+@verify_app.command("completeness")
+def verify_completeness(
+    proof: Annotated[str, typer.Argument(
+        help="The proof, saved from GET /v1/customers/{id}/completeness (or /v1/me/completeness).")],
+    chain: Annotated[str, typer.Option(
+        "--chain", help="The customer's whole chain, saved from GET /v1/customers/{id}/entries, every "
+                        "page: a JSON list of the items, or {\"items\": [...]}.")],
+    key: KeyOption,
+    customer: Annotated[str | None, typer.Option(
+        help="The customer's id; needed only when its chain is empty (a proof of absence).")] = None,
+) -> None:
+    """Check that a customer's chain is everything the log holds about it, up to a signed size: the
+    checkpoint's signature, the index leaf's inclusion, the index proof for the customer's key, the
+    head's inclusion, and the chain, dense and linked from customer_seq 0 to the head."""
+    from service import verify
+
+    verifier = _verifier(key)
+    document = _json_file(proof)
+    body = _json_file(chain)
+    items = body.get("items") if isinstance(body, dict) else body
+    if not isinstance(items, list):
+        _usage_error(f"{chain} is neither a list of entries nor {{\"items\": [...]}}")
+    _verdict(lambda: verify.completeness(document, items, verifier, customer))
+
+
 @verify_app.command("export")
 def verify_export(
     data: Annotated[str, typer.Argument(help="The data (JSONL or CSV), as `seenby export` saved it.")],
     key: KeyOption,
     manifest: Annotated[str | None, typer.Option(help="Its manifest (default: DATA.manifest.json).")]
     = None,
+    completeness: Annotated[str | None, typer.Option(
+        help="A completeness proof for the export's customer (GET /v1/customers/{id}/completeness): "
+             "for one customer's export of every kind, then also checks that the export is complete.")]
+    = None,
 ) -> None:
     """Check an export offline: the checkpoint's signature, every entry's hash, shown fields and
-    inclusion, the count and digest, and for one customer's export of every kind, the whole chain."""
+    inclusion, the count and digest, and for one customer's export of every kind, the whole chain
+    (and, given its completeness proof, that nothing of the customer's is left out)."""
     from rich.progress import Progress
 
     from service import verify
@@ -439,11 +469,12 @@ def verify_export(
     for path in (data_path, manifest_path):
         if not path.is_file():
             _usage_error(f"{path} is not a file")
+    proof = _json_file(completeness) if completeness is not None else None
     size = data_path.stat().st_size
     with Progress(transient=True, disable=size < 50_000_000) as progress:
         task = progress.add_task("verifying", total=size)
         _verdict(lambda: verify.export(data_path, manifest_path, verifier,
-                                       lambda n: progress.advance(task, n)))
+                                       lambda n: progress.advance(task, n), proof))
 
 
 def _described(checkpoint: Checkpoint) -> str:

@@ -96,6 +96,14 @@ class Database:
             self.read_engine if self.sqlite else self.engine.execution_options(isolation_level="AUTOCOMMIT"),
             expire_on_commit=False,
         )
+        # For a read whose statements must all see one state of the database (a completeness proof
+        # reads the index and the log that commits to it): REPEATABLE READ on PostgreSQL; on SQLite
+        # a read transaction already reads one snapshot.
+        repeatable = self.engine.execution_options(isolation_level="REPEATABLE READ")
+        self.snapshot_sessions = async_sessionmaker(
+            self.read_engine if self.sqlite else repeatable,
+            expire_on_commit=False,
+        )
         # SQLite has one writer per file; serialise in-process so writers queue instead of failing.
         self._sqlite_write_lock = asyncio.Lock()
         # Set after every commit that appended entries: wakes this process's integrator early.
@@ -189,6 +197,12 @@ async def get_read_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
+async def get_snapshot_session(request: Request) -> AsyncIterator[AsyncSession]:
+    async with request.app.state.database.snapshot_sessions() as session:
+        yield session
+
+
 DatabaseDep = Annotated[Database, Depends(get_database)]
 # Requests that write go through Database.write (or the Recorder); this session only reads.
 ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session)]
+SnapshotSessionDep = Annotated[AsyncSession, Depends(get_snapshot_session)]

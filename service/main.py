@@ -21,6 +21,7 @@ from service.accesses.routes import BODY_SCHEMAS
 from service.accesses.routes import router as accesses_router
 from service.accesses.service import Recorder
 from service.auth import Authenticator, authenticate
+from service.completeness.routes import router as completeness_router
 from service.consent.routes import router as consent_router
 from service.customers.routes import router as customers_router
 from service.db import Database
@@ -64,7 +65,8 @@ Every `/v1` endpoint takes `Authorization: Bearer <JWT>` with a `roles` claim
 
 
 ROUTERS = (operations_router, accesses_router, history_router, log_router, exports_router,
-           reports_router, customers_router, deletions_router, consent_router, tickets_router)
+           reports_router, customers_router, deletions_router, consent_router, tickets_router,
+           completeness_router)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -79,3 +79,11 @@ TICKET_SECONDS = Histogram(
 )
 for _flag in ("access_after_deletion", "unconsented", "authorization_invalid"):
     TICKETS_REFUSED.labels(flag=_flag)
+INDEX_KEYS = Gauge(
+    "seenby_customer_index_keys", "Customers in the customer index (its latest log leaf's count).",
+    registry=REGISTRY,
+)
+INDEX_UPDATE_SECONDS = Histogram(
+    "seenby_customer_index_update_seconds", "Updating the customer index in one integration pass.",
+    registry=REGISTRY, buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)

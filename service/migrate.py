@@ -19,7 +19,7 @@ from service.settings import Settings
 MIGRATIONS_DIR = Path(migrations.__file__).parent
 MUTABLE_TABLES = (
     "customer_heads", "customers", "deletion_requests", "deletion_request_clips", "deletion_tasks",
-    "consents", "troubleshooting_grants", "access_decisions",
+    "consents", "troubleshooting_grants", "access_decisions", "customer_index_nodes",
 )
 QUEUE_TABLES = ("integration_queue",)
 

@@ -9,6 +9,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from service.completeness.check import ChainEntry, CompletenessError
+from service.completeness.check import check as check_completeness
 from service.exports.check import open_canonical, shown_faults, verify_export
 from service.ledger import merkle
 from service.ledger.canonical import ChainLinks, entry_hash
@@ -136,12 +138,38 @@ def chain(items: Sequence[Any]) -> int:
     return len(items)
 
 
+def completeness(document: Any, items: Sequence[Any], verifier: Verifier, customer_id: str | None) -> str:
+    """A completeness proof (GET /v1/customers/{id}/completeness) against the customer's saved chain:
+    the chain itself first (as `chain` checks it), then the proof in the contract's order."""
+    chain(items)
+    entries: dict[int, ChainEntry] = {}
+    customers = set()
+    for item in items:
+        canonical, recorded, _ = _opened(item)
+        customers.add(recorded.get("customer_id"))
+        seq = recorded["customer_seq"]
+        entries[seq] = ChainEntry(seq, entry_hash(canonical), canonical)
+    if customer_id is not None:
+        customers.add(customer_id)
+    if len(customers) != 1:
+        raise VerificationError("whose completeness? The chain is empty: name the customer with --customer"
+                                if not customers else f"the chain and --customer name several customers: "
+                                f"{sorted(map(str, customers))}")
+    (customer,) = customers
+    if not isinstance(customer, str):
+        raise VerificationError("the chain's entries carry no customer_id")
+    try:
+        return str(check_completeness(document, verifier, customer, len(items), entries))
+    except CompletenessError as exc:
+        raise VerificationError(str(exc)) from exc
+
+
 def export(data: Path, manifest: Path, verifier: Verifier,
-           progress: Callable[[int], None] = lambda _: None) -> str:
+           progress: Callable[[int], None] = lambda _: None, completeness_proof: Any = None) -> str:
     """An export and its manifest (`seenby export`): the checkpoint's signature, every entry's hash,
     shown fields and inclusion, the count and digest, and, for one customer's export of every kind
     with no period, that the chain is complete from customer_seq 0. Raises naming every fault."""
-    verdict = verify_export(data, manifest, verifier, progress)
+    verdict = verify_export(data, manifest, verifier, progress, completeness_proof)
     if not verdict.ok:
         raise _failed(verdict.faults, str(data), verdict.more_faults)
     assert verdict.checkpoint is not None

@@ -10,12 +10,13 @@ import httpx
 from service.ledger.canonical import ChainLinks
 
 
-async def fetch_chain(client: httpx.AsyncClient, customer_id: str, headers: dict[str, str]) -> list[dict]:
+async def fetch_chain(client: httpx.AsyncClient, customer_id: str, headers: dict[str, str],
+                      base: str = "") -> list[dict]:
     items: list[dict] = []
     cursor = None
     while True:
         params = {"limit": 500, **({"cursor": cursor} if cursor else {})}
-        response = await client.get(f"/v1/customers/{customer_id}/entries", params=params,
+        response = await client.get(f"{base}/v1/customers/{customer_id}/entries", params=params,
                                     headers=headers)
         assert response.status_code == 200, response.text
         items += response.json()["items"]

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 
 from service.settings import Settings
+from tests.chains import fetch_chain
 from tests.pg import free_port
 
 
@@ -101,15 +102,19 @@ async def await_ready(http: httpx.AsyncClient, base: str, log: Path) -> None:
     raise AssertionError(f"{base} never became ready; its log ends:\n{ending}")
 
 
-async def wait_until_integrated(http: httpx.AsyncClient, base: str, expected: int,
-                                within: float = 20.0) -> None:
+async def wait_until_integrated(http: httpx.AsyncClient, base: str, customers: Iterable[str],
+                                headers: dict[str, str], within: float = 20.0) -> None:
+    """Until every entry of these customers' chains is in the signed log; call it once the writes
+    are acknowledged. (The tree's size says nothing exact: the log holds index leaves too.)"""
     deadline = time.monotonic() + within
-    while True:
-        note = (await http.get(f"{base}/v1/log/checkpoint")).text
-        if int(note.split("\n")[1]) >= expected:
-            return
-        assert time.monotonic() < deadline, f"log stuck at {note.split(chr(10))[1]} of {expected}"
-        await asyncio.sleep(0.1)
+    for customer in customers:
+        while True:
+            chain = await fetch_chain(http, customer, headers, base=base)
+            waiting = sum(1 for item in chain if item["log_index"] is None)
+            if not waiting:
+                break
+            assert time.monotonic() < deadline, f"{waiting} entries of {customer} not integrated"
+            await asyncio.sleep(0.1)
 
 
 class Replicas:

@@ -30,14 +30,16 @@ def test_benchmark_smoke_run_produces_every_figure(tmp_path: Path) -> None:
         assert figures["baselines"][baseline]["events_per_second"] > 0
     copy = figures["baselines"]["copy"]
     assert len(copy["runs_per_second"]) == 3 and max(copy["runs_per_second"]) == copy["events_per_second"]
-    for scenario in ("history_first_page", "history_deep_page", "inclusion_proof", "consistency_proof"):
+    for scenario in ("history_first_page", "history_deep_page", "inclusion_proof", "consistency_proof",
+                     "completeness_proof"):
         assert figures[scenario]["requests"] > 0 and figures[scenario]["failures"] == 0
         assert figures[scenario]["p99_ms"] > 0
     assert figures["audit"]["passed"] and figures["audit"]["entries_per_second"] > 0
     assert figures["ledger_size"] >= figures["batch_ingest"]["requests"]
     assert set(figures["memory_kib"]) >= {"start", "after_batch", "after_all", "end", "peak"}
     table = out.with_suffix(".md").read_text()
-    assert "| Batch ingest" in table and "x COPY" in table
+    assert "| Batch ingest" in table and "x COPY" in table and "| Completeness proof" in table
+    assert figures["customers"] > 0
     if shutil.which("wrk"):  # CI installs it (.ci/run)
         tickets = figures["tickets"]
         assert tickets["tickets_per_second"] > 0 and tickets["non_2xx"] == 0 and tickets["p99_ms"] > 0

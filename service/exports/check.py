@@ -20,6 +20,8 @@ from typing import IO, Any
 import orjson
 
 from service.actors import id_commitment
+from service.completeness.check import ChainEntry, CompletenessError
+from service.completeness.check import check as check_completeness
 from service.exports import formats
 from service.ledger import merkle
 from service.ledger.canonical import ChainLinks, decode, entry_hash
@@ -369,19 +371,22 @@ def _micros(text: Any) -> int | None:
 
 
 def verify_export(data: Path, manifest_path: Path, verifier: Verifier,
-                  progress: Callable[[int], None] = lambda _: None) -> ExportVerdict:
+                  progress: Callable[[int], None] = lambda _: None,
+                  completeness_proof: Any = None) -> ExportVerdict:
+    """`completeness_proof` (GET /v1/customers/{id}/completeness), for a customer's export of every
+    kind with no period: checked against the exported chain, it says whether the export is complete."""
     verdict = ExportVerdict()
     with manifest_path.open("rb") as manifest_file, data.open("rb") as data_file:
         try:
             manifest = _Manifest(manifest_file)
-            _check(manifest, data_file, verifier, verdict, progress)
+            _check(manifest, data_file, verifier, verdict, progress, completeness_proof)
         except ManifestError as exc:
             verdict.fault(f"the manifest is not valid: {exc}")
     return verdict
 
 
 def _check(manifest: _Manifest, data_file: IO[bytes], verifier: Verifier, verdict: ExportVerdict,
-           progress: Callable[[int], None]) -> None:
+           progress: Callable[[int], None], completeness_proof: Any) -> None:
     head = manifest.head
     try:
         checkpoint = open_checkpoint(head.get("checkpoint") or "", verifier)
@@ -399,6 +404,10 @@ def _check(manifest: _Manifest, data_file: IO[bytes], verifier: Verifier, verdic
     customer_id, kind = parameters.get("customer_id"), parameters.get("kind", "access")
     since, until = _micros(parameters.get("since")), _micros(parameters.get("until"))
     whole_chain = customer_id is not None and kind == "all" and since is None and until is None
+    if completeness_proof is not None and not whole_chain:
+        verdict.fault("a completeness proof applies to one customer's export of every kind, with no period")
+    head_seq = _head_seq(completeness_proof)
+    at_head: dict[int, ChainEntry] = {}
     proofs = _Proofs(manifest, verdict)
     digest = hashlib.sha256()
     read = _csv if export_format == "csv" else _jsonl
@@ -428,12 +437,28 @@ def _check(manifest: _Manifest, data_file: IO[bytes], verifier: Verifier, verdic
         if whole_chain:
             for fault in links.follow(recorded, entry_hash(entry.canonical)):
                 verdict.fault(f"{label}: {fault}")
+            if head_seq is not None and recorded.get("customer_seq") == head_seq:
+                at_head[head_seq] = ChainEntry(head_seq, entry_hash(entry.canonical), entry.canonical)
     proofs.finish()
     _check_trailer(manifest.trailer, verdict, digest.hexdigest(), first, last)
     if whole_chain and not links.broken:
         verdict.chain = (f"customer {customer_id}'s chain is complete from customer_seq 0 to "
                          f"{links.next_seq - 1}" if links.next_seq
                          else f"customer {customer_id} has no entries in this cut")
+        if completeness_proof is not None:
+            try:
+                complete = check_completeness(completeness_proof, verifier, str(customer_id), links.next_seq,
+                                              at_head)
+            except CompletenessError as exc:
+                verdict.fault(f"the completeness proof: {exc}")
+            else:
+                verdict.chain += f"; the export is {complete}"
+
+
+def _head_seq(completeness_proof: Any) -> int | None:
+    head = completeness_proof.get("head") if isinstance(completeness_proof, dict) else None
+    seq = head.get("customer_seq") if isinstance(head, dict) else None
+    return seq if isinstance(seq, int) else None
 
 
 def _check_inclusion(entry: _Shown, proof: _Proof | None, checkpoint: Checkpoint,

@@ -1,16 +1,20 @@
-"""`seenby audit`: recompute every entry hash, chain link, tree node and the signed root from storage."""
+"""`seenby audit`: recompute every entry hash, chain link, tree node, customer index leaf and the
+signed root from storage."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import func, literal, null, select, union_all
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.ledger import tree_store
 from service.ledger.canonical import ChainLinks, decode, entry_hash
 from service.ledger.checkpoint import CheckpointError, NoteError, Verifier, open_checkpoint
+from service.ledger.customer_index import tree as index_tree
+from service.ledger.customer_index.store import IndexLeaf, read_all_nodes
+from service.ledger.customer_index.tables import index_leaves
 from service.ledger.merkle import EMPTY_ROOT, CompactRange, NodeId, leaf_hash
 from service.ledger.tables import entries, leaves
 
@@ -33,7 +37,8 @@ Progress = Callable[[int], None]
 async def count_work(connection: AsyncConnection) -> int:
     total_entries = await connection.scalar(select(func.count()).select_from(entries)) or 0
     total_leaves = await connection.scalar(select(func.count()).select_from(leaves)) or 0
-    return total_entries + total_leaves
+    total_index_leaves = await connection.scalar(select(func.count()).select_from(index_leaves)) or 0
+    return total_entries + total_leaves + total_index_leaves
 
 
 async def audit(
@@ -92,14 +97,9 @@ async def _audit_tree(
 
     tree = CompactRange()
     signed_root = None
-    rows = await connection.stream(
-        select(leaves.c.log_index, entries.c.entry_hash, entries.c.canonical)
-        .outerjoin(entries, entries.c.id == leaves.c.entry_id)
-        .order_by(leaves.c.log_index)
-        .execution_options(yield_per=CHUNK)
-    )
+    index = _IndexRebuild()
     computed: dict[NodeId, bytes] = {}
-    async for row in rows:
+    async for row in await connection.stream(_LEAVES_IN_LOG_ORDER.execution_options(yield_per=CHUNK)):
         while tree.size < row.log_index:  # a missing leaf: report it, keep the indexes aligned
             yield Finding(f"log_index {tree.size}", "no leaf stored at this index")
             computed.update(tree.append(bytes(32)))
@@ -108,6 +108,11 @@ async def _audit_tree(
             computed.update(tree.append(bytes(32)))
         else:
             computed.update(tree.append(leaf_hash(row.canonical)))
+            if row.is_index_leaf:
+                for problem in index.check_leaf(row.log_index, row.canonical):
+                    yield Finding(f"log_index {row.log_index}", problem)
+            else:
+                index.saw(row.customer_id, row.customer_seq, row.entry_hash)
         if tree.size == signed_size:
             signed_root = tree.root()
         if len(computed) >= NODES_PER_QUERY:
@@ -121,6 +126,57 @@ async def _audit_tree(
         yield Finding("checkpoint", f"signed size {signed_size} but only {tree.size} leaves stored")
     elif latest is not None and (signed_root or EMPTY_ROOT) != latest.root_hash:
         yield Finding("checkpoint", f"the leaves give another root than the checkpoint at {signed_size}")
+    async for finding in index.compare_stored(connection):
+        yield finding
+
+
+# Every leaf of the log in order: entries' (kind and columns from the entry) and index leaves'.
+_LEAVES_IN_LOG_ORDER = union_all(
+    select(leaves.c.log_index, entries.c.canonical, entries.c.customer_id, entries.c.customer_seq,
+           entries.c.entry_hash, literal(False).label("is_index_leaf"))
+    .outerjoin(entries, entries.c.id == leaves.c.entry_id),
+    select(index_leaves.c.log_index, index_leaves.c.canonical, null(), null(), null(), literal(True)),
+).order_by("log_index")
+
+
+class _IndexRebuild:
+    """The customer index rebuilt from the entries in log order, checked at every index leaf."""
+
+    def __init__(self) -> None:
+        self.nodes: dict[index_tree.NodeId, index_tree.Node] = {}
+        self.keys = 0
+        self.last_leaf: int | None = None
+        self._changes: dict[bytes, bytes] = {}
+
+    def saw(self, customer_id: str, customer_seq: int, entry_hash: str) -> None:
+        self._changes[index_tree.index_key(customer_id)] = index_tree.index_value(customer_seq, entry_hash)
+
+    def check_leaf(self, log_index: int, canonical: bytes) -> list[str]:
+        update = index_tree.update_in_memory(self.nodes, self._changes)
+        self._changes, self.keys, self.last_leaf = {}, self.keys + update.added, log_index
+        try:
+            leaf = IndexLeaf.of(log_index, canonical)
+        except (ValueError, KeyError, TypeError):
+            return ["the customer index leaf is not {kind, covers (its own log_index), root, customers}"]
+        problems = []
+        if leaf.root != update.root:
+            problems.append("the customer index leaf's root differs from the index rebuilt from the "
+                            "entries before it")
+        if leaf.customers != self.keys:
+            problems.append(f"the customer index leaf counts {leaf.customers} customers, the entries "
+                            f"before it {self.keys}")
+        return problems
+
+    async def compare_stored(self, connection: AsyncConnection) -> AsyncIterator[Finding]:
+        """The stored index nodes serve proofs against the last index leaf: they must be its index."""
+        if self.last_leaf is None:
+            return
+        stored = await read_all_nodes(connection)
+        where = f"log_index {self.last_leaf}"
+        for node_id in sorted(stored.keys() | self.nodes.keys()):
+            if stored.get(node_id) != self.nodes.get(node_id):
+                yield Finding(where, f"stored customer index node (depth {node_id[0]}, prefix "
+                                     f"{node_id[1]:x}) does not match the index this leaf commits to")
 
 
 async def _compare_nodes(

@@ -1,8 +1,9 @@
 """The integrator: one loop per database that sequences committed entries into the Merkle log.
 
 Like Sunlight's sequencer and Trillian's IntegrateBatch: take the pool of committed entries,
-give them the next log indexes, store every perfect subtree they complete, dequeue them and
-sign the new checkpoint, all in one transaction, so a crash redoes a batch, never half of one.
+give them the next log indexes, store every perfect subtree they complete, dequeue them, bring
+the customer index up to date and append the leaf that commits to it, and sign the new
+checkpoint, all in one transaction, so a crash redoes a batch, never half of one.
 On PostgreSQL exactly one process integrates: the holder of a session-level advisory lock.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -22,9 +24,18 @@ from service import bulk, clock
 from service.db import Database
 from service.ledger import tree_store
 from service.ledger.checkpoint import Checkpoint, sign_checkpoint
-from service.ledger.merkle import EMPTY_ROOT, CompactRange, NodeId, perfect_subtrees
+from service.ledger.customer_index import store as index_store
+from service.ledger.customer_index import tree as index_tree
+from service.ledger.merkle import EMPTY_ROOT, CompactRange, NodeId, leaf_hash, perfect_subtrees
 from service.ledger.queue_floor import QueueFloor
-from service.metrics import CHECKPOINTS_SIGNED, ENTRIES_WAITING, INTEGRATION_LAG, TREE_SIZE
+from service.metrics import (
+    CHECKPOINTS_SIGNED,
+    ENTRIES_WAITING,
+    INDEX_KEYS,
+    INDEX_UPDATE_SECONDS,
+    INTEGRATION_LAG,
+    TREE_SIZE,
+)
 
 logger = logging.getLogger("seenby.integrator")
 
@@ -57,6 +68,7 @@ class Integrator:
         # events) one pass then covers many of them instead of one each.
         self.pass_interval_seconds = pass_interval_seconds
         self._tree: CompactRange | None = None
+        self._index_keys: int | None = None  # with _tree: the customers the index holds
         self._leader: AsyncConnection | None = None
         self._floor = QueueFloor()
 
@@ -93,8 +105,7 @@ class Integrator:
                 await asyncio.sleep(5.0)
             except Exception:  # the driver's own errors too: this loop must outlive any of them
                 logger.exception("integration failed; retrying from the stored state")
-                self._tree = None
-                self._floor.reset()
+                self._forget()
                 await asyncio.sleep(0.5)
 
     async def _idle(self) -> None:
@@ -121,8 +132,7 @@ class Integrator:
                 yield bool(leading)
             finally:
                 self._leader = None
-                self._tree = None
-                self._floor.reset()
+                self._forget()
                 if leading:
                     # A pooled connection would go back still holding the session-level lock, and
                     # no process could lead again: discard the connection, and the lock with it.
@@ -154,6 +164,9 @@ class Integrator:
             for entry in pending:
                 new_leaves.append({"log_index": grown.size, "entry_id": entry.entry_id})
                 new_nodes += grown.append(entry.leaf_hash)
+            if pending:
+                index_leaf = await self._update_index(session, pending, covers=grown.size)
+                new_nodes += grown.append(leaf_hash(index_leaf.canonical))
             checkpoint = Checkpoint(self.origin, grown.size, grown.root())
             note = sign_checkpoint(checkpoint, self.signing_key)
             now_us = clock.now_us()
@@ -162,6 +175,9 @@ class Integrator:
                 tree_store.StoredCheckpoint(grown.size, checkpoint.root_hash, note), now_us,
             )
         self._tree = grown
+        if pending:
+            self._index_keys = index_leaf.customers
+            INDEX_KEYS.set(index_leaf.customers)
         self._floor.after_pass([entry.entry_id for entry in pending], self.batch_size)  # committed
         CHECKPOINTS_SIGNED.inc()
         TREE_SIZE.set(grown.size)
@@ -169,6 +185,37 @@ class Integrator:
             INTEGRATION_LAG.observe(max(0, now_us - entry.recorded_at_us) / 1e6)
         ENTRIES_WAITING.set(0 if len(pending) < self.batch_size else await self._waiting())
         return len(pending)
+
+    async def _update_index(
+        self, session: AsyncSession, pending: list[tree_store.Pending], covers: int
+    ) -> index_store.IndexLeaf:
+        """Point each customer of the pass at its last entry in it, and write the leaf that commits
+        to the index as of `covers` (that leaf's own log_index)."""
+        started = time.perf_counter()
+        keys = self._index_keys
+        if keys is None:
+            latest = await index_store.latest_index_leaf(session)
+            keys = latest.customers if latest else 0
+            if latest is None and covers > len(pending):  # a log from before the index: build it first
+                async for heads in index_store.integrated_heads(session):
+                    keys += (await index_store.apply(session, heads)).added
+        changes = {}
+        for entry in pending:  # in log order: the last entry of a customer is its head
+            if entry.customer_id is not None and entry.customer_seq is not None and entry.entry_hash:
+                key = index_tree.index_key(entry.customer_id)
+                changes[key] = index_tree.index_value(entry.customer_seq, entry.entry_hash)
+        update = await index_store.apply(session, changes)
+        canonical = index_store.index_leaf_bytes(covers, update.root, keys + update.added)
+        leaf = index_store.IndexLeaf.of(covers, canonical)
+        await index_store.insert_index_leaf(session, leaf)
+        INDEX_UPDATE_SECONDS.observe(time.perf_counter() - started)
+        return leaf
+
+    def _forget(self) -> None:
+        """Drop what this process holds in memory; the next pass reads it from storage."""
+        self._tree = None
+        self._index_keys = None
+        self._floor.reset()
 
     async def _waiting(self) -> int:
         async with self.database.read_sessions() as session:

@@ -15,7 +15,8 @@ BigId = BigInteger().with_variant(Integer(), "sqlite")
 FILTER_COLUMNS = ("event_id", "request_digest", "clip_id", "occurred_at_us", "actor_type",
                   "actor_country", "actor_organization", "purpose", "action")
 
-APPEND_ONLY_TABLES = ("ledger_entries", "actor_identities", "log_leaves", "merkle_nodes", "checkpoints")
+APPEND_ONLY_TABLES = ("ledger_entries", "actor_identities", "log_leaves", "merkle_nodes", "checkpoints",
+                      "index_leaves")
 
 
 class LedgerEntry(SQLModel, table=True):

@@ -34,6 +34,11 @@ class Pending:
     entry_id: int
     leaf_hash: bytes
     recorded_at_us: int
+    # Of the entry, for the customer index: its customer's chain now ends here. None only if the
+    # entry was removed behind the service's back (`seenby audit` reports it).
+    customer_id: str | None
+    customer_seq: int | None
+    entry_hash: str | None
 
 
 _LATEST_CHECKPOINT = (
@@ -106,7 +111,9 @@ async def read_level_range(session: Executor, level: int, first: int, count: int
 async def pending(session: Executor, limit: int, *, after: int = 0) -> list[Pending]:
     """The next queued entries with ids above `after`, in id order, each with its leaf hash."""
     rows: Sequence[Any] = (await session.execute(
-        select(queue.c.entry_id, queue.c.leaf_hash, queue.c.recorded_at_us)
+        select(queue.c.entry_id, queue.c.leaf_hash, queue.c.recorded_at_us,
+               entries.c.customer_id, entries.c.customer_seq, entries.c.entry_hash)
+        .outerjoin(entries, entries.c.id == queue.c.entry_id)
         .where(queue.c.entry_id > after)
         .order_by(queue.c.entry_id)
         .limit(limit)
@@ -125,7 +132,8 @@ async def _hash_unhashed(session: Executor, rows: Sequence[Any]) -> list[Any]:
     )}
     return [
         row if row.leaf_hash is not None else
-        (row.entry_id, leaf_hash(stored[row.entry_id].canonical), stored[row.entry_id].recorded_at_us)
+        (row.entry_id, leaf_hash(stored[row.entry_id].canonical), stored[row.entry_id].recorded_at_us,
+         *row[3:])
         for row in rows
     ]
 

@@ -23,7 +23,7 @@ from service.ledger.merkle import root_from_leaf_hashes
 from service.main import create_app
 from service.migrate import alembic_config, upgrade
 from service.settings import Settings
-from tests.conftest import _create_database, base_settings, serve
+from tests.conftest import Tokens, _create_database, base_settings, serve
 from tests.tlog.test_log import signed_checkpoint
 
 WAITING = 3
@@ -97,12 +97,31 @@ async def test_entries_queued_around_the_upgrade_join_the_log(
 
     app = create_app(settings)
     async for client in serve(app):
+        # Every entry is in once the customer index, the log's last leaf, holds the last one's head.
         deadline = time.monotonic() + 10
-        while (checkpoint := await signed_checkpoint(client)).size < len(canonicals):
-            assert time.monotonic() < deadline, f"the log stayed at {checkpoint.size}"
+        while (response := await client.get("/v1/customers/cust-upgrade/completeness",
+                                            headers=Tokens(app).regulator())).status_code == 503 or (
+                response.json()["head"] or {}).get("customer_seq") != len(canonicals) - 1:
+            assert time.monotonic() < deadline, response.text
             await asyncio.sleep(0.05)
-        expected = root_from_leaf_hashes(hashlib.sha256(b"\x00" + c).digest() for c in canonicals)
-        assert checkpoint.root_hash == expected
+        checkpoint = await signed_checkpoint(client)
+    index_leaves = await _index_leaves(url)
+    assert max(index_leaves) == checkpoint.size - 1
+    entries = iter(canonicals)
+    in_log_order = [index_leaves[i] if i in index_leaves else next(entries) for i in range(checkpoint.size)]
+    assert next(entries, None) is None
+    assert checkpoint.root_hash == root_from_leaf_hashes(hashlib.sha256(b"\x00" + c).digest()
+                                                         for c in in_log_order)
+
+
+async def _index_leaves(url: str) -> dict[int, bytes]:
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as connection:
+            rows = await connection.execute(text("SELECT log_index, canonical FROM index_leaves"))
+            return {row.log_index: bytes(row.canonical) for row in rows}
+    finally:
+        await engine.dispose()
 
 
 @pytest.mark.parametrize(("table", "written"), [

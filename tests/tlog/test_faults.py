@@ -21,7 +21,7 @@ from service.ledger.checkpoint import open_checkpoint, parse_verifier_key
 from service.ledger.integrator import LEADER_LOCK_KEY
 from service.main import create_app
 from service.migrate import upgrade
-from service.verify import VerificationError, consistency, entry
+from service.verify import VerificationError, completeness, consistency, entry
 from tests.chains import assert_chain_intact, fetch_chain
 from tests.ci import unavailable
 from tests.conftest import Backend, Tokens, _create_database, base_settings, serve, superuser_url
@@ -56,7 +56,6 @@ async def assert_log_sound(backend: Backend, base: str, expected_size: int) -> N
         verifier = parse_verifier_key((await http.get("/v1/log/key")).text.strip())
         notes = await all_checkpoints(backend)
         checkpoints = [open_checkpoint(note, verifier) for note in notes]
-        assert checkpoints[-1].size == expected_size
         sizes = [c.size for c in checkpoints]
         assert sizes == sorted(set(sizes)), "one checkpoint per size, growing"
         for older, newer in itertools.pairwise(checkpoints):
@@ -69,13 +68,16 @@ async def assert_log_sound(backend: Backend, base: str, expected_size: int) -> N
     engine = create_async_engine(backend.owner_url)
     try:
         async with engine.connect() as connection:
-            leaves, top, entries, queued = (await connection.execute(text(
-                "SELECT (SELECT count(*) FROM log_leaves), (SELECT max(log_index) FROM log_leaves), "
-                "(SELECT count(*) FROM ledger_entries), (SELECT count(*) FROM integration_queue)"
+            leaves, index_leaves, top, entries, queued = (await connection.execute(text(
+                "SELECT (SELECT count(*) FROM log_leaves), (SELECT count(*) FROM index_leaves),"
+                " (SELECT max(log_index) FROM index_leaves), (SELECT count(*) FROM ledger_entries),"
+                " (SELECT count(*) FROM integration_queue)"
             ))).one()
     finally:
         await engine.dispose()
-    assert leaves == entries == expected_size and top == expected_size - 1 and queued == 0
+    # Every entry once, and one index leaf a pass: the last leaf of the log is an index leaf.
+    assert leaves == entries == expected_size and queued == 0
+    assert checkpoints[-1].size == leaves + index_leaves == top + 1
 
 
 async def test_two_replicas_under_load_build_one_dense_consistent_log(
@@ -98,7 +100,7 @@ async def test_two_replicas_under_load_build_one_dense_consistent_log(
                 return sent
 
             total = sum(await asyncio.gather(load(first, 25), load(second, 25), load(first, 25)))
-            await wait_until_integrated(http, second, total)
+            await wait_until_integrated(http, second, customers, tokens.regulator())
             for customer in customers:
                 async with httpx.AsyncClient(base_url=first, timeout=30) as reader:
                     assert_chain_intact(await fetch_chain(reader, customer, tokens.regulator()))
@@ -129,9 +131,17 @@ async def test_sigkill_while_integrating_loses_and_duplicates_nothing(
 
             await asyncio.gather(*(client(w, 30) for w in range(4)), replicas.kill_in_turn(http))
             assert len(acknowledged) == len(sent) == 4 * 30 * 50
-            await wait_until_integrated(http, replicas.bases[0], len(sent), within=30)
+            everyone = [customer, *(f"{customer}-{w}" for w in range(4))]
+            await wait_until_integrated(http, replicas.bases[0], everyone, tokens.regulator(), within=30)
             async with httpx.AsyncClient(base_url=replicas.bases[0], timeout=30) as reader:
                 chain = await fetch_chain(reader, customer, tokens.regulator())
+                # The customer index came through the kills too: every chain proves complete.
+                verifier = parse_verifier_key((await reader.get("/v1/log/key")).text.strip())
+                for someone in everyone:
+                    proof = (await reader.get(f"/v1/customers/{someone}/completeness",
+                                              headers=tokens.regulator())).json()
+                    their_chain = await fetch_chain(reader, someone, tokens.regulator())
+                    completeness(proof, their_chain, verifier, None)
         assert_chain_intact(chain)
         recorded = [item["event_id"] for item in chain]
         assert len(recorded) == len(set(recorded)), "an event was recorded twice"
@@ -143,6 +153,9 @@ async def test_sigkill_while_integrating_loses_and_duplicates_nothing(
         await assert_log_sound(fresh_pg, replicas.bases[0], len(sent))
     finally:
         replicas.stop()
+    # Every index leaf's root matches the index rebuilt from the entries before it.
+    audit = run_audit(fresh_pg, tmp_path)
+    assert audit.returncode == 0, audit.stdout + audit.stderr
 
 
 def run_audit(backend: Backend, cwd: Path) -> subprocess.CompletedProcess:
@@ -151,7 +164,7 @@ def run_audit(backend: Backend, cwd: Path) -> subprocess.CompletedProcess:
                           cwd=cwd, capture_output=True, text=True, timeout=120)
 
 
-async def _recorded_and_integrated(backend: Backend, count: int) -> tuple[str, list[dict], str, object]:
+async def recorded_and_integrated(backend: Backend, count: int) -> tuple[str, list[dict], str, object]:
     """Records `count` entries for one customer in a fresh log; returns its chain and checkpoint."""
     customer = f"cust-{uuid.uuid4().hex[:8]}"
     app = create_app(backend.settings)
@@ -161,7 +174,7 @@ async def _recorded_and_integrated(backend: Backend, count: int) -> tuple[str, l
             "events": [access_event(customer, clip_id=f"clip-{i}") for i in range(count)]},
             headers=tokens.service())
         assert response.status_code == 201
-        await wait_until_integrated(client, "", count)
+        await wait_until_integrated(client, "", [customer], tokens.regulator())
         chain = await fetch_chain(client, customer, tokens.regulator())
         document = (await client.get(f"/v1/customers/{customer}/entries/{chain[3]['entry_hash']}",
                                      headers=tokens.regulator())).json()
@@ -169,7 +182,7 @@ async def _recorded_and_integrated(backend: Backend, count: int) -> tuple[str, l
     return customer, chain, document, verifier
 
 
-async def _as_insider(admin_url: str, backend: Backend, *statements: str) -> None:
+async def as_insider(admin_url: str, backend: Backend, *statements: str) -> None:
     """A superuser with triggers (and foreign keys) switched off: what the database cannot stop."""
     engine = create_async_engine(superuser_url(admin_url, backend))
     try:
@@ -182,7 +195,7 @@ async def _as_insider(admin_url: str, backend: Backend, *statements: str) -> Non
 
 
 async def test_audit_passes_an_untouched_log(fresh_pg: Backend, tmp_path: Path) -> None:
-    await _recorded_and_integrated(fresh_pg, 8)
+    await recorded_and_integrated(fresh_pg, 8)
     result = run_audit(fresh_pg, tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "audit passed" in result.stdout
@@ -191,10 +204,10 @@ async def test_audit_passes_an_untouched_log(fresh_pg: Backend, tmp_path: Path) 
 async def test_audit_names_an_edited_entry_and_old_proofs_fail(
     fresh_pg: Backend, postgres_admin_url: str, tmp_path: Path
 ) -> None:
-    _, chain, document, verifier = await _recorded_and_integrated(fresh_pg, 8)
+    _, chain, document, verifier = await recorded_and_integrated(fresh_pg, 8)
     entry(document, verifier)  # the proof holds before the edit
     victim = chain[3]
-    await _as_insider(postgres_admin_url, fresh_pg,
+    await as_insider(postgres_admin_url, fresh_pg,
                       "UPDATE ledger_entries SET canonical = convert_to(replace(convert_from(canonical, "
                       "'UTF8'), '\"clip-3\"', '\"clip-X\"'), 'UTF8') "
                       f"WHERE entry_hash = '{victim['entry_hash']}'")
@@ -214,9 +227,9 @@ async def test_audit_names_an_edited_entry_and_old_proofs_fail(
 async def test_audit_names_a_deleted_middle_entry(
     fresh_pg: Backend, postgres_admin_url: str, tmp_path: Path
 ) -> None:
-    _, chain, _, _ = await _recorded_and_integrated(fresh_pg, 8)
+    _, chain, _, _ = await recorded_and_integrated(fresh_pg, 8)
     victim = chain[4]
-    await _as_insider(
+    await as_insider(
         postgres_admin_url, fresh_pg,
         f"DELETE FROM actor_identities WHERE entry_hash = '{victim['entry_hash']}'",
         f"DELETE FROM ledger_entries WHERE entry_hash = '{victim['entry_hash']}'",
@@ -230,9 +243,9 @@ async def test_audit_names_a_deleted_middle_entry(
 async def test_audit_names_two_swapped_entries(
     fresh_pg: Backend, postgres_admin_url: str, tmp_path: Path
 ) -> None:
-    _, chain, _, _ = await _recorded_and_integrated(fresh_pg, 8)
+    _, chain, _, _ = await recorded_and_integrated(fresh_pg, 8)
     a, b = chain[2], chain[5]
-    await _as_insider(
+    await as_insider(
         postgres_admin_url, fresh_pg,
         "UPDATE ledger_entries SET canonical = CASE entry_hash "
         f"WHEN '{a['entry_hash']}' THEN "
@@ -259,7 +272,7 @@ async def test_the_integrator_survives_losing_its_database_connection(
         for _ in range(3):
             assert (await client.post("/v1/accesses", json=access_event(customer),
                                       headers=tokens.service())).status_code == 201
-        await wait_until_integrated(client, "", 3)
+        await wait_until_integrated(client, "", [customer], tokens.regulator())
         killed = await superuser_value(
             postgres_admin_url, fresh_pg,
             "SELECT count(pg_terminate_backend(pid)) FROM pg_locks WHERE locktype = 'advisory' "
@@ -269,7 +282,7 @@ async def test_the_integrator_survives_losing_its_database_connection(
         for _ in range(3):
             assert (await client.post("/v1/accesses", json=access_event(customer),
                                       headers=tokens.service())).status_code == 201
-        await wait_until_integrated(client, "", 6)
+        await wait_until_integrated(client, "", [customer], tokens.regulator())
         assert_chain_intact(await fetch_chain(client, customer, tokens.regulator()))
 
 
@@ -296,7 +309,7 @@ async def test_connections_the_server_closed_are_never_handed_out(
 
     async for client in serve(app):
         assert set(await traffic(client)) <= {200, 201}
-        await wait_until_integrated(client, "", 9)
+        await wait_until_integrated(client, "", [customer], tokens.regulator())
         closed = await superuser_value(
             postgres_admin_url, fresh_pg,
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
@@ -306,7 +319,7 @@ async def test_connections_the_server_closed_are_never_handed_out(
         for _ in range(3):
             statuses = await traffic(client)
             assert set(statuses) <= {200, 201}, statuses
-        await wait_until_integrated(client, "", 36)
+        await wait_until_integrated(client, "", [customer], tokens.regulator())
         assert_chain_intact(chain := await fetch_chain(client, customer, tokens.regulator()))
         assert len(chain) == 36
 
@@ -338,7 +351,7 @@ async def test_postgresql_crashed_and_restarted(tmp_path: Path) -> None:
         async for client in serve(app):
             for _ in range(3):
                 assert (await record(client)).status_code == 201
-            await wait_until_integrated(client, "", 3)
+            await wait_until_integrated(client, "", [customer], tokens.regulator())
             await asyncio.to_thread(server.crash)
             down = [await record(client),
                     await client.get(f"/v1/customers/{customer}/accesses", headers=tokens.customer(customer)),
@@ -356,7 +369,7 @@ async def test_postgresql_crashed_and_restarted(tmp_path: Path) -> None:
             await asyncio.sleep(0.3)  # the sockets' closing reaches the app's event loop
             for _ in range(3):
                 assert (await record(client)).status_code == 201
-            await wait_until_integrated(client, "", 9)
+            await wait_until_integrated(client, "", [customer], tokens.regulator())
             chain = await fetch_chain(client, customer, tokens.regulator())
             assert_chain_intact(chain)
             recorded = [item["entry"]["event_id"] for item in chain]

@@ -1,0 +1,1 @@
+"""Completeness proofs: a customer's chain head in the customer index the log commits to."""

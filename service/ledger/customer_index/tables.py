@@ -1,0 +1,34 @@
+"""Table models of the customer index: its tree's nodes (the latest state) and its log leaves."""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Column, LargeBinary, SmallInteger
+from sqlmodel import Field, SQLModel
+
+from service.db import tables_of
+
+
+class CustomerIndexNode(SQLModel, table=True):
+    """A non-empty subtree on some key's path, as of the latest index leaf: rewritten when a key
+    below it changes. `prefix` is the keys' first `depth` bits, as an integer, in (depth + 7) // 8
+    big-endian bytes; a subtree that holds one key keeps that key and its value."""
+
+    __tablename__ = "customer_index_nodes"
+
+    depth: int = Field(sa_column=Column(SmallInteger, primary_key=True, autoincrement=False))
+    prefix: bytes = Field(sa_column=Column(LargeBinary(32), primary_key=True))
+    hash: bytes = Field(sa_column=Column(LargeBinary(32), nullable=False))
+    leaf_key: bytes | None = Field(default=None, sa_column=Column(LargeBinary(32)))
+    leaf_value: bytes | None = Field(default=None, sa_column=Column(LargeBinary(32)))
+
+
+class IndexLeaf(SQLModel, table=True):
+    """A log leaf that commits to the index: the RFC 8785 bytes of {"kind": "customer_index", ...}."""
+
+    __tablename__ = "index_leaves"
+
+    log_index: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    canonical: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+index_nodes, index_leaves = tables_of(CustomerIndexNode, IndexLeaf)

@@ -1,0 +1,211 @@
+"""Completeness proofs over HTTP on both backends, checked as a customer checks them offline."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import subprocess
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from service.ledger.checkpoint import Verifier, parse_verifier_key
+from service.main import create_app
+from service.migrate import upgrade
+from service.verify import VerificationError, completeness
+from tests.chains import fetch_chain
+from tests.conftest import Tokens, base_settings, serve
+from tests.factories import access_event
+from tests.servers import seenby_command, wait_until_integrated
+
+
+async def _verifier(client: httpx.AsyncClient) -> Verifier:
+    return parse_verifier_key((await client.get("/v1/log/key")).text.strip())
+
+
+async def _proof(client: httpx.AsyncClient, customer: str, headers: dict[str, str]) -> dict[str, Any]:
+    response = await client.get(f"/v1/customers/{customer}/completeness", headers=headers)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/json"
+    proof: dict[str, Any] = response.json()
+    return proof
+
+
+async def _record(client: httpx.AsyncClient, tokens: Tokens, events: list[dict[str, Any]]) -> None:
+    response = await client.post("/v1/accesses:batch", json={"events": events}, headers=tokens.service())
+    assert response.status_code == 201, response.text
+
+
+async def test_after_concurrent_writers_every_customers_chain_proves_complete(
+    client: httpx.AsyncClient, tokens: Tokens
+) -> None:
+    customers = [f"cust-{uuid.uuid4().hex[:10]}" for _ in range(12)]
+
+    async def writer(worker: int) -> None:
+        for round_ in range(6):
+            await _record(client, tokens, [access_event(customers[(worker + round_ + n) % len(customers)])
+                                           for n in range(7)])
+
+    await asyncio.gather(*(writer(w) for w in range(5)))
+    await wait_until_integrated(client, "", customers, tokens.regulator())
+    verifier = await _verifier(client)
+    total = 0
+    for customer in customers:
+        chain = await fetch_chain(client, customer, tokens.regulator())
+        proof = await _proof(client, customer, tokens.regulator())
+        assert proof["head"]["customer_seq"] == len(chain) - 1
+        assert proof["head"]["entry_hash"] == chain[-1]["entry_hash"]
+        verdict = completeness(proof, chain, verifier, None)
+        assert verdict.startswith(f"complete: {len(chain)} entries up to log size ")
+        total += len(chain)
+    assert total == 5 * 6 * 7
+
+
+async def test_a_chain_shown_without_its_last_entry_fails(
+    client: httpx.AsyncClient, tokens: Tokens, customer_id: str
+) -> None:
+    await _record(client, tokens, [access_event(customer_id) for _ in range(4)])
+    await wait_until_integrated(client, "", [customer_id], tokens.regulator())
+    chain = await fetch_chain(client, customer_id, tokens.regulator())
+    proof = await _proof(client, customer_id, tokens.customer(customer_id))
+    verifier = await _verifier(client)
+    completeness(proof, chain, verifier, None)
+    with pytest.raises(VerificationError, match="ends before the head"):
+        completeness(proof, chain[:-1], verifier, None)
+    # Nor may the operator hide it by pointing the head one entry back: the index holds the real head.
+    earlier = copy.deepcopy(proof)
+    earlier["head"].update(customer_seq=chain[-2]["customer_seq"], entry_hash=chain[-2]["entry_hash"],
+                           log_index=chain[-2]["log_index"])
+    with pytest.raises(VerificationError, match="another head"):
+        completeness(earlier, chain[:-1], verifier, None)
+    # Or by claiming the customer has no entries at all.
+    with pytest.raises(VerificationError):
+        completeness({**proof, "head": None}, [], verifier, customer_id)
+
+
+async def test_a_customer_that_never_had_an_entry_gets_a_valid_absence_proof(
+    client: httpx.AsyncClient, tokens: Tokens, customer_id: str
+) -> None:
+    await _record(client, tokens, [access_event(f"{customer_id}-neighbour")])
+    await wait_until_integrated(client, "", [f"{customer_id}-neighbour"], tokens.regulator())
+    response = await client.get("/v1/me/completeness", headers=tokens.customer(customer_id))
+    assert response.status_code == 200, response.text
+    proof = response.json()
+    assert proof["head"] is None
+    assert proof["proof"]["leaf"] is None or proof["proof"]["leaf"]["key"] != proof["key"]
+    verdict = completeness(proof, [], await _verifier(client), customer_id)
+    assert verdict.startswith("complete: 0 entries up to log size ")
+    with pytest.raises(VerificationError, match="not customer"):  # the key is bound to the id
+        completeness(proof, [], await _verifier(client), f"{customer_id}-other")
+
+
+async def test_tampered_proofs_are_refused(
+    client: httpx.AsyncClient, tokens: Tokens, customer_id: str
+) -> None:
+    await _record(client, tokens, [access_event(customer_id) for _ in range(3)])
+    await wait_until_integrated(client, "", [customer_id], tokens.regulator())
+    chain = await fetch_chain(client, customer_id, tokens.regulator())
+    proof = await _proof(client, customer_id, tokens.regulator())
+    verifier = await _verifier(client)
+
+    def changed(path: str, value: Any) -> dict[str, Any]:
+        edited = copy.deepcopy(proof)
+        *parents, last = path.split(".")
+        target = edited
+        for part in parents:
+            target = target[int(part)] if isinstance(target, list) else target[part]
+        if isinstance(target, list):
+            target[int(last)] = value
+        else:
+            target[last] = value
+        return edited
+
+    flip = "0" * 64
+    tampered = {
+        "checkpoint signature": changed("checkpoint", proof["checkpoint"].replace("\n\n", "\n\nx", 1)),
+        "index leaf bytes": changed("index.canonical", "eyJraW5kIjoibm90ZSJ9"),
+        "index leaf position": changed("index.log_index", proof["index"]["log_index"] - 1),
+        "head value": changed("proof.leaf.value", flip),
+        "head inclusion": changed("head.hashes", [flip] * len(proof["head"]["hashes"])),
+        "the head's position": changed("head.log_index", proof["head"]["log_index"] + 1),
+    }
+    if proof["proof"]["siblings"]:
+        tampered["an index sibling"] = changed("proof.siblings.0", flip[:-1] + "1")
+        tampered["a dropped sibling"] = changed("proof.siblings", proof["proof"]["siblings"][1:])
+    for what, document in tampered.items():
+        with pytest.raises(VerificationError):
+            completeness(document, chain, verifier, None)
+            pytest.fail(f"{what}: accepted")
+
+
+async def test_who_may_read_a_completeness_proof(
+    client: httpx.AsyncClient, tokens: Tokens, customer_id: str
+) -> None:
+    await _record(client, tokens, [access_event(customer_id)])
+    url = f"/v1/customers/{customer_id}/completeness"
+    assert (await client.get(url, headers=tokens.customer(customer_id))).status_code == 200
+    for headers, status in (
+        (tokens.customer(f"{customer_id}-else"), 404),  # another customer: existence is not leaked
+        (tokens.regulator(jurisdiction="FR"), 404),  # outside the regulator's jurisdiction
+        (tokens.service(), 403),
+        (tokens.admin(), 403),
+        ({}, 401),
+    ):
+        response = await client.get(url, headers=headers)
+        assert response.status_code == status, (headers, response.text)
+        assert response.headers["content-type"] == "application/problem+json"
+    assert (await client.get("/v1/me/completeness", headers=tokens.regulator())).status_code == 403
+
+
+@pytest.mark.parametrize("backend_name", ["sqlite", "postgresql"])
+def test_an_empty_log_has_no_index_to_prove_against_yet(
+    backend_name: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    if backend_name == "sqlite":
+        settings = base_settings(tmp_path)
+        upgrade(settings)
+    else:  # a database of its own (fresh_pg migrates it synchronously: no event loop may run here)
+        settings = request.getfixturevalue("fresh_pg").settings
+
+    async def ask() -> httpx.Response:
+        app = create_app(settings)
+        async for client in serve(app):
+            answer = await client.get("/v1/me/completeness", headers=Tokens(app).customer("cust-1"))
+        return answer
+
+    response = asyncio.run(ask())
+    assert response.status_code == 503
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_seenby_verify_completeness_prints_the_verdict_and_exits_1_on_a_fault(
+    tmp_path: Path, client_proof_files: tuple[Path, Path, Path]
+) -> None:
+    proof, chain, key = client_proof_files
+    verified = subprocess.run([*seenby_command(), "verify", "completeness", str(proof), "--chain", str(chain),
+                               "--key", str(key)], capture_output=True, text=True, timeout=60)
+    assert verified.returncode == 0, verified.stderr
+    assert verified.stdout.startswith("OK: complete: 3 entries up to log size ")
+    shortened = tmp_path / "shortened.json"
+    shortened.write_text(json.dumps(json.loads(chain.read_text())["items"][:-1]))
+    failed = subprocess.run([*seenby_command(), "verify", "completeness", str(proof), "--chain",
+                             str(shortened), "--key", str(key)], capture_output=True, text=True, timeout=60)
+    assert failed.returncode == 1
+    assert "FAILED" in failed.stderr and "ends before the head" in failed.stderr
+
+
+@pytest.fixture
+async def client_proof_files(
+    client: httpx.AsyncClient, tokens: Tokens, customer_id: str, tmp_path: Path
+) -> tuple[Path, Path, Path]:
+    await _record(client, tokens, [access_event(customer_id) for _ in range(3)])
+    await wait_until_integrated(client, "", [customer_id], tokens.regulator())
+    paths = tmp_path / "proof.json", tmp_path / "chain.json", tmp_path / "log.key"
+    paths[0].write_text(json.dumps(await _proof(client, customer_id, tokens.customer(customer_id))))
+    paths[1].write_text(json.dumps({"items": await fetch_chain(client, customer_id, tokens.regulator())}))
+    paths[2].write_text((await client.get("/v1/log/key")).text)
+    return paths

@@ -1,0 +1,141 @@
+"""The customer index's tree against the shared known answers and against itself (hypothesis)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from service.ledger.customer_index import tree
+from service.ledger.customer_index.tree import IndexProofError, Lookup
+
+VECTORS = "customer-index/vectors.json"
+
+
+def _cases(testdata_dir: Path) -> list[dict[str, Any]]:
+    cases: list[dict[str, Any]] = json.loads((testdata_dir / VECTORS).read_text())["cases"]
+    return cases
+
+
+def _proof(raw: dict[str, Any]) -> Lookup:
+    leaf = raw["leaf"]
+    return Lookup(
+        None if leaf is None else (bytes.fromhex(leaf["key"]), bytes.fromhex(leaf["value"])),
+        tuple(bytes.fromhex(sibling) for sibling in raw["siblings"]),
+    )
+
+
+def _items(case: dict[str, Any]) -> dict[bytes, bytes]:
+    return {
+        tree.index_key(head["customer_id"]): tree.index_value(head["customer_seq"], head["entry_hash"])
+        for head in case["customers"]
+    }
+
+
+def test_keys_values_and_roots_match_the_vectors(testdata_dir: Path) -> None:
+    cases = _cases(testdata_dir)
+    assert [len(case["customers"]) for case in cases] == [0, 1, 2, 3, 8, 100, 1000]
+    for case in cases:
+        heads = {head["customer_id"]: head for head in case["customers"]}
+        for expected in case["keys"]:
+            head = heads[expected["customer_id"]]
+            assert tree.index_key(head["customer_id"]).hex() == expected["key"]
+            assert tree.index_value(head["customer_seq"], head["entry_hash"]).hex() == expected["value"]
+        root, _ = tree.build(_items(case))
+        assert root.hex() == case["root"]
+        incremental: dict[tree.NodeId, tree.Node] = {}
+        items = list(_items(case).items())
+        for start in range(0, len(items), 7):  # pass after pass, as the integrator builds it
+            update = tree.update_in_memory(incremental, dict(items[start:start + 7]))
+        assert (update.root if items else tree.EMPTY).hex() == case["root"]
+
+
+def test_every_lookup_is_served_and_verifies(testdata_dir: Path) -> None:
+    for case in _cases(testdata_dir):
+        root, nodes = tree.build(_items(case))
+        for expected in case["lookups"]:
+            key = bytes.fromhex(expected["key"])
+            assert tree.index_key(expected["customer_id"]) == key
+            served = tree.lookup(key, nodes, tree.KEY_BITS)
+            assert served == _proof(expected["proof"]), expected["customer_id"]
+            value = tree.verify_lookup(root, key, served)
+            assert (value is not None) == expected["present"]
+
+
+def test_every_invalid_lookup_is_rejected(testdata_dir: Path) -> None:
+    reasons = set()
+    for case in _cases(testdata_dir):
+        root = bytes.fromhex(case["root"])
+        for invalid in case["invalid_lookups"]:
+            reasons.add(invalid["why"])
+            with pytest.raises(IndexProofError):
+                value = tree.verify_lookup(root, bytes.fromhex(invalid["key"]), _proof(invalid["proof"]))
+                # A proof that verifies but says otherwise than the case claims is as wrong.
+                if (value is not None) == invalid["present"]:
+                    raise IndexProofError("verified as claimed")
+    assert len(reasons) >= 4
+
+
+def test_a_leaf_beside_an_empty_sibling_is_not_compact() -> None:
+    key = tree.index_key("only")
+    value = tree.index_value(0, "00" * 32)
+    root = tree.node_hash(tree.leaf_hash(key, value), tree.EMPTY) if key[0] < 0x80 else tree.node_hash(
+        tree.EMPTY, tree.leaf_hash(key, value))
+    with pytest.raises(IndexProofError, match="compact"):
+        tree.verify_lookup(root, key, Lookup((key, value), (tree.EMPTY,)))
+
+
+def test_a_leaf_off_the_keys_path_proves_nothing() -> None:
+    items = {tree.index_key(f"c{n}"): tree.index_value(n, "11" * 32) for n in range(20)}
+    root, nodes = tree.build(items)
+    key = tree.index_key("absent")
+    served = tree.lookup(key, nodes, tree.KEY_BITS)
+    assert served is not None
+    other = next(k for k in items if tree.path_of(k, 1) != tree.path_of(key, 1))
+    with pytest.raises(IndexProofError):
+        tree.verify_lookup(root, key, Lookup((other, items[other]), served.siblings))
+
+
+keys = st.binary(min_size=32, max_size=32)
+values = st.binary(min_size=32, max_size=32)
+passes = st.lists(st.dictionaries(keys, values, max_size=12), min_size=1, max_size=6)
+
+
+@settings(max_examples=150, deadline=None)
+@given(passes=passes, probes=st.lists(keys, max_size=4))
+def test_the_incremental_index_equals_one_built_from_scratch(
+    passes: list[dict[bytes, bytes]], probes: list[bytes]
+) -> None:
+    incremental: dict[tree.NodeId, tree.Node] = {}
+    everything: dict[bytes, bytes] = {}
+    for changes in passes:
+        added = len(changes.keys() - everything.keys())
+        update = tree.update_in_memory(incremental, changes)
+        everything.update(changes)
+        assert update.added == added
+        root, scratch = tree.build(everything)
+        assert update.root == root
+        assert incremental == scratch  # nothing stale is left behind
+    for key in [*everything, *probes]:
+        proof = tree.lookup(key, incremental, tree.KEY_BITS)
+        assert proof is not None
+        assert tree.verify_lookup(root, key, proof) == everything.get(key)
+
+
+@settings(max_examples=50, deadline=None)
+@given(prefix=st.binary(min_size=1, max_size=4), tails=st.lists(st.binary(min_size=28, max_size=28),
+                                                                min_size=2, max_size=6, unique=True))
+def test_keys_sharing_long_prefixes_still_give_compact_verifiable_proofs(
+    prefix: bytes, tails: list[bytes]
+) -> None:
+    items = {(prefix + tail)[:32].ljust(32, b"\0"): bytes(32) for tail in tails}
+    root, nodes = tree.build(items)
+    for key in items:
+        served = tree.lookup(key, nodes, 16)
+        full = tree.lookup(key, nodes, tree.KEY_BITS)
+        assert full is not None and (served is None or served == full)
+        assert tree.verify_lookup(root, key, full) == items[key]
