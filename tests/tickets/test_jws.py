@@ -184,6 +184,60 @@ def test_verify_eddsa_accepts_one_spelling_of_the_signature() -> None:
     assert jws.verify_eddsa(ticket, key.public_key())["clip_id"] == "clip-77a1"
 
 
+EDDSA_HEADER = b'{"alg":"EdDSA"}'
+
+
+@pytest.mark.parametrize("length", [1, 32, 63, 65, 128])
+def test_verify_eddsa_refuses_a_signature_that_is_not_64_bytes(length: int) -> None:
+    key = Ed25519PrivateKey.generate()
+    header, payload, signature = jws.sign_eddsa(claims(), key, typ=TICKET_TYP).split(".")
+    wrong = (b64url_decode(signature) * 3)[:length]
+    with pytest.raises(jws.BadSignature):
+        jws.verify_eddsa(f"{header}.{payload}.{b64url(wrong)}", key.public_key())
+
+
+def test_a_small_order_key_verifies_no_forgery() -> None:
+    # With the identity point as A, R = identity and S = 0 satisfy the cofactorless equation for any
+    # message (OpenSSL accepts it); libsodium refuses small-order keys and R values.
+    identity = bytes([1]) + bytes(31)
+    token = f"{b64url(EDDSA_HEADER)}.{b64url(b'{}')}.{b64url(identity + bytes(32))}"
+    with pytest.raises(jws.BadSignature):
+        jws.verify_eddsa(token, Ed25519PublicKey.from_public_bytes(identity))
+
+
+@pytest.mark.parametrize("payload", [
+    json.dumps(claims()).encode(),  # spaces: the standard library's parser reads it
+    json.dumps(claims(sub="café ☕", purpose="a/b\\c")).encode(),  # non-ASCII as \uXXXX
+    json.dumps(claims(sub="café ☕"), ensure_ascii=False, separators=(",", ":")).encode(),
+    json.dumps(claims(exp=2.5e9, customer_seq=2**70)).encode(),
+    json.dumps(claims()).encode("utf-16"),
+])
+def test_verify_eddsa_reads_a_payload_as_the_standard_library_does(payload: bytes) -> None:
+    key = Ed25519PrivateKey.generate()
+    token = hand_signed(key, {"alg": "EdDSA"}, payload)
+    assert jws.verify_eddsa(token, key.public_key()) == json.loads(payload)
+    assert jws.verify_eddsa(jws.parse_compact(token), key.public_key()) == json.loads(payload)
+
+
+def test_parse_compact_reads_the_header_as_jose_does() -> None:
+    for header in (b'{"alg":"none","alg":"EdDSA"}', b'{"alg": "EdDSA", "n": NaN}', EDDSA_HEADER):
+        token = f"{b64url(header)}.{b64url(b'{}')}.{b64url(bytes(64))}"
+        parsed = jws.parse_compact(token)
+        assert parsed.header["alg"] == "EdDSA"
+        assert str(parsed.header) == str(jose_jws.get_unverified_header(token))  # str: NaN != NaN
+        assert parsed.signing_input == token.rsplit(".", 1)[0].encode()
+
+
+def test_an_unsecured_jws_is_parsed_only_when_asked_and_never_verifies() -> None:
+    unsecured = f"{b64url(EDDSA_HEADER)}.{b64url(b'{}')}."
+    with pytest.raises(jws.MalformedToken):
+        jws.parse_compact(unsecured)
+    parsed = jws.parse_compact(unsecured, unsecured=True)
+    assert parsed.signature == b""
+    with pytest.raises(jws.MalformedToken):
+        jws.verify_eddsa(parsed, Ed25519PrivateKey.generate().public_key())
+
+
 # --- decode (the API tokens): our exceptions, never jose's -------------------------------------
 
 SECRET = "s" * 32
