@@ -34,6 +34,7 @@ from jose import jws as jose_jws
 from jose.backends.base import Key
 from jose.exceptions import ExpiredSignatureError, JOSEError, JWTClaimsError
 from jose.utils import base64url_decode
+from nacl.bindings import crypto_core_ed25519_is_valid_point
 from nacl.exceptions import CryptoError
 from nacl.signing import VerifyKey
 
@@ -307,4 +308,10 @@ def ed25519_from_jwk(key: Mapping[str, Any]) -> Ed25519PublicKey:
     x = key.get("x")
     if not isinstance(x, str) or not re.fullmatch(r"[A-Za-z0-9_-]{43}", x) or not canonical_base64url(x):
         raise ValueError("'x' is not 32 bytes of base64url")
-    return Ed25519PublicKey.from_public_bytes(base64url_decode(x.encode()))
+    raw = base64url_decode(x.encode())
+    # OpenSSL verifies against a small-order key (the identity point, say), for which a "signature"
+    # anyone can make verifies on every message: such a key is no key. libsodium's check also refuses
+    # a point off the curve or outside its prime-order subgroup, which no honest key is.
+    if not crypto_core_ed25519_is_valid_point(raw):
+        raise ValueError("'x' is not an Ed25519 public key of prime order (small order, or off the curve)")
+    return Ed25519PublicKey.from_public_bytes(raw)

@@ -91,6 +91,10 @@ def test_ed25519_from_jwk_reads_back_public_jwk() -> None:
     {"use": "enc"}, {"d": RFC8037_D}, {"x": RFC8037_X + "A"}, {"x": RFC8037_X[:-1]},
     {"x": RFC8037_X[:-1] + "p"},  # the same bytes with a non-zero unused bit: not canonical
     {"x": RFC8037_X + "="}, {"x": 1234},
+    # Small-order points: with one as the key, a forged signature verifies on every message (in
+    # OpenSSL, which API tokens go through): the identity, (0, -1) of order 2, and y = 0 of order 4.
+    *({"x": base64.urlsafe_b64encode(point).rstrip(b"=").decode()}
+      for point in (bytes([1]) + bytes(31), b"\xec" + b"\xff" * 30 + b"\x7f", bytes(32))),
 ])
 def test_ed25519_from_jwk_refuses_every_other_key(change: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
