@@ -242,6 +242,8 @@ def run_all(dep: Deployment, scale: float, smoke: bool, profile: Path | None, wo
         results["completeness_proof"] = loadgen(
             "get", *reader, "--paths", *(f"/v1/customers/{c}/completeness" for c in sample))
         results["customers"] = int(_fetchval(dep.admin_dsn, "SELECT count(*) FROM customer_heads"))
+        results["customer_index_bytes_per_customer"] = round(_fetchval(
+            dep.admin_dsn, "SELECT pg_total_relation_size('customer_index_nodes')") / results["customers"], 1)
         results["consistency_proof"] = loadgen("get", "--url", url, "--concurrency", "2", "--paths",
                                                *consistency)
         results["memory_kib"]["end"], results["memory_kib"]["peak"] = rss_kib(server.pid)
@@ -289,7 +291,8 @@ def markdown(results: dict[str, Any]) -> str:
         ("Consistency proof", f"{results['consistency_proof']['per_second']:,.0f} req/s",
          lat(results["consistency_proof"]), ""),
         ("Completeness proof", f"{results['completeness_proof']['per_second']:,.0f} req/s",
-         lat(results["completeness_proof"]), f"customer index of {results['customers']:,} customers"),
+         lat(results["completeness_proof"]), f"customer index of {results['customers']:,} customers, "
+         f"{results['customer_index_bytes_per_customer']:,.0f} bytes each on disk"),
         *(
             (f"  {label}, one client at a time (wrk)", f"{results[key]['per_second']:,.0f} req/s",
              lat(results[key]), "latency without queueing or a Python client")

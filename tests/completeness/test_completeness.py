@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import copy
+import hashlib
 import json
 import subprocess
 import uuid
@@ -140,6 +142,35 @@ async def test_tampered_proofs_are_refused(
         with pytest.raises(VerificationError):
             completeness(document, chain, verifier, None)
             pytest.fail(f"{what}: accepted")
+
+
+async def test_the_index_leaf_is_an_ordinary_leaf_of_the_log_and_in_no_history_or_export(
+    client: httpx.AsyncClient, tokens: Tokens, customer_id: str
+) -> None:
+    await _record(client, tokens, [access_event(customer_id) for _ in range(2)])
+    await wait_until_integrated(client, "", [customer_id], tokens.regulator())
+    proof = await _proof(client, customer_id, tokens.regulator())
+    position, canonical = proof["index"]["log_index"], base64.b64decode(proof["index"]["canonical"])
+    leaf = json.loads(canonical)
+    assert set(leaf) == {"kind", "covers", "root", "customers"}
+    assert leaf["kind"] == "customer_index" and leaf["covers"] == position and leaf["customers"] >= 1
+    assert canonical == json.dumps(leaf, sort_keys=True, separators=(",", ":")).encode()  # RFC 8785
+    size = int(proof["checkpoint"].split("\n")[1])
+    inclusion = (await client.get("/v1/log/proof/inclusion",
+                                  params={"log_index": position, "tree_size": size})).json()
+    assert inclusion["leaf_hash"] == hashlib.sha256(b"\x00" + canonical).hexdigest()
+    assert inclusion["hashes"] == proof["index"]["hashes"]
+    exported = await client.get("/v1/exports/accesses", headers=tokens.regulator(),
+                                params={"kind": "all", "tree_size": size})
+    assert exported.status_code == 200, exported.text
+    rows = [json.loads(line) for line in exported.content.splitlines()]
+    assert rows and all(row["kind"] != "customer_index" and row["log_index"] != position for row in rows)
+    chain = await fetch_chain(client, customer_id, tokens.customer(customer_id))
+    assert [item["kind"] for item in chain] == ["access", "access"]
+    metrics = (await client.get("/metrics")).text
+    keys = next(line for line in metrics.splitlines() if line.startswith("seenby_customer_index_keys "))
+    assert float(keys.split()[1]) >= 1
+    assert "seenby_customer_index_update_seconds_count" in metrics
 
 
 async def test_who_may_read_a_completeness_proof(

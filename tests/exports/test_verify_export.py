@@ -223,3 +223,29 @@ async def test_a_missing_file_is_named_not_read(exports: dict[str, Path]) -> Non
     result = CliRunner().invoke(cli, ["verify", "export", "nowhere.jsonl", "--key",
                                       str(exports["chain"].parent / "key.txt")])
     assert result.exit_code == 2 and "nowhere.jsonl is not a file" in result.output
+
+
+async def test_a_customers_whole_export_with_its_completeness_proof_is_complete(
+    client: httpx.AsyncClient, tokens: Tokens, exports: dict[str, Path], customer_id: str
+) -> None:
+    response = await client.get(f"/v1/customers/{customer_id}/completeness", headers=tokens.regulator())
+    assert response.status_code == 200, response.text
+    proof = exports["chain"].with_name("complete.json")
+    proof.write_text(response.text)
+
+    def verify_with_proof(data: Path) -> tuple[int, str]:
+        key = str(data.parent / "key.txt")
+        result = CliRunner().invoke(cli, ["verify", "export", str(data), "--key", key,
+                                          "--completeness", str(proof)])
+        return result.exit_code, result.output
+
+    code, output = verify_with_proof(exports["chain"])
+    assert code == 0, output
+    assert "the export is complete: 8 entries up to log size " in output
+    # Only a customer's whole chain can be complete; another customer's proof fits no export of this one.
+    code, output = verify_with_proof(exports["accesses"])
+    assert code == 1 and "applies to one customer's export of every kind" in output
+    other = exports["other"].with_name("other-all.jsonl")
+    await save(client, tokens, other.parent, other.name, customer_id=f"{customer_id}-other", kind="all")
+    code, output = verify_with_proof(other)
+    assert code == 1 and "not customer" in output

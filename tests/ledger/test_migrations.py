@@ -4,7 +4,9 @@ release during a rolling upgrade: they join the log, with the right leaves."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
+import json
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -19,11 +21,16 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from service.ledger import store
 from service.ledger.canonical import canonical_bytes
+from service.ledger.checkpoint import parse_verifier_key
 from service.ledger.merkle import root_from_leaf_hashes
 from service.main import create_app
 from service.migrate import alembic_config, upgrade
 from service.settings import Settings
+from service.verify import completeness
+from tests.chains import fetch_chain
 from tests.conftest import Tokens, _create_database, base_settings, serve
+from tests.factories import access_event
+from tests.servers import wait_until_integrated
 from tests.tlog.test_log import signed_checkpoint
 
 WAITING = 3
@@ -155,6 +162,40 @@ async def test_this_release_migrates_down_and_up_again(
     async for client in serve(app):
         ready = await client.get("/readyz")
         assert ready.status_code == 200, ready.text
+
+
+@pytest.mark.parametrize("backend_name", ["sqlite", "postgresql"])
+async def test_a_log_from_before_the_customer_index_gets_one_with_its_next_entries(
+    backend_name: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    settings = await _unmigrated(backend_name, tmp_path, request)
+    await asyncio.to_thread(upgrade, settings)
+    early, late = [f"cust-early-{n}" for n in range(5)], "cust-late"
+    app = create_app(settings)
+    tokens = Tokens(app)
+    async for client in serve(app):
+        response = await client.post("/v1/accesses:batch", headers=tokens.service(),
+                                     json={"events": [access_event(c) for c in early * 2]})
+        assert response.status_code == 201, response.text
+        await wait_until_integrated(client, "", early, tokens.regulator())
+    # The log as a release before 0010 leaves it: integrated entries, no customer index.
+    config = alembic_config(settings.resolved_migration_database_url)
+    await asyncio.to_thread(command.downgrade, config, "0009")
+    await asyncio.to_thread(upgrade, settings)
+    app = create_app(settings)
+    async for client in serve(app):
+        response = await client.post("/v1/accesses", headers=tokens.service(), json=access_event(late))
+        assert response.status_code == 201, response.text
+        await wait_until_integrated(client, "", [late], tokens.regulator())
+        verifier = parse_verifier_key((await client.get("/v1/log/key")).text.strip())
+        for customer in [*early, late]:
+            proof = (await client.get(f"/v1/customers/{customer}/completeness",
+                                      headers=tokens.regulator())).json()
+            chain = await fetch_chain(client, customer, tokens.regulator())
+            assert proof["head"]["customer_seq"] == len(chain) - 1 == (0 if customer == late else 1)
+            completeness(proof, chain, verifier, None)
+        leaf = json.loads(base64.b64decode(proof["index"]["canonical"]))
+        assert leaf["customers"] == len(early) + 1
 
 
 async def test_a_half_built_index_is_rebuilt_when_0007_runs_again(empty_pg: EmptyPostgres) -> None:

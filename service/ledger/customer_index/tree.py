@@ -107,7 +107,7 @@ class Update:
                     if below:
                         self._pending[child] = below
                 continue
-            merged = {} if node is None else {node.leaf[0]: node.leaf[1]} if node.leaf else {}
+            merged = dict([node.leaf]) if node is not None and node.leaf is not None else {}
             self.added += sum(1 for key in changes if key not in merged)
             merged.update(changes)
             _build(node_id, merged, self.written)
