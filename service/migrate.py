@@ -19,9 +19,17 @@ from service.settings import Settings
 MIGRATIONS_DIR = Path(migrations.__file__).parent
 MUTABLE_TABLES = (
     "customer_heads", "customers", "deletion_requests", "deletion_request_clips", "deletion_tasks",
-    "consents", "troubleshooting_grants", "access_decisions", "customer_index_nodes",
+    "consents", "troubleshooting_grants", "access_decisions",
 )
-QUEUE_TABLES = ("integration_queue",)
+# What the app role may do to each table, and no more.
+APP_PRIVILEGES = {
+    **dict.fromkeys(APPEND_ONLY_TABLES, "SELECT, INSERT"),
+    **dict.fromkeys(MUTABLE_TABLES, "SELECT, INSERT, UPDATE"),
+    "integration_queue": "SELECT, INSERT, DELETE",  # integrated entries leave it
+    # Derived from the log and rewritten in place; a leaf whose depth now holds a branch storage
+    # leaves out is taken away.
+    "customer_index_nodes": "SELECT, INSERT, UPDATE, DELETE",
+}
 
 
 def alembic_config(url: str) -> Config:
@@ -55,15 +63,9 @@ def upgrade(settings: Settings) -> None:
 def grant_statements(role: str) -> list[str]:
     quoted = '"' + role.replace('"', '""') + '"'
     statements = []
-    for table in APPEND_ONLY_TABLES:
+    for table, privileges in APP_PRIVILEGES.items():
         statements.append(f"REVOKE ALL ON {table} FROM {quoted}")
-        statements.append(f"GRANT SELECT, INSERT ON {table} TO {quoted}")
-    for table in MUTABLE_TABLES:
-        statements.append(f"REVOKE ALL ON {table} FROM {quoted}")
-        statements.append(f"GRANT SELECT, INSERT, UPDATE ON {table} TO {quoted}")
-    for table in QUEUE_TABLES:
-        statements.append(f"REVOKE ALL ON {table} FROM {quoted}")
-        statements.append(f"GRANT SELECT, INSERT, DELETE ON {table} TO {quoted}")
+        statements.append(f"GRANT {privileges} ON {table} TO {quoted}")
     statements.append(f"GRANT SELECT ON alembic_version TO {quoted}")
     statements.append(f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {quoted}")
     return statements

@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from service.completeness.check import ChainEntry, CompletenessError
+from service.completeness.check import CompletenessError
 from service.completeness.check import check as check_completeness
 from service.exports.check import open_canonical, shown_faults, verify_export
 from service.ledger import merkle
@@ -142,13 +142,12 @@ def completeness(document: Any, items: Sequence[Any], verifier: Verifier, custom
     """A completeness proof (GET /v1/customers/{id}/completeness) against the customer's saved chain:
     the chain itself first (as `chain` checks it), then the proof in the contract's order."""
     chain(items)
-    entries: dict[int, ChainEntry] = {}
+    entries: dict[int, bytes] = {}
     customers = set()
     for item in items:
         canonical, recorded, _ = _opened(item)
         customers.add(recorded.get("customer_id"))
-        seq = recorded["customer_seq"]
-        entries[seq] = ChainEntry(seq, entry_hash(canonical), canonical)
+        entries[recorded["customer_seq"]] = canonical
     if customer_id is not None:
         customers.add(customer_id)
     if len(customers) != 1:

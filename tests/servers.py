@@ -117,6 +117,15 @@ async def wait_until_integrated(http: httpx.AsyncClient, base: str, customers: I
             await asyncio.sleep(0.1)
 
 
+
+async def record_integrated(http: httpx.AsyncClient, events: list[dict[str, Any]], writer: dict[str, str],
+                            reader: dict[str, str]) -> None:
+    """Record these events as one batch (with the writer's headers) and wait until they are all in
+    the signed log (read with the reader's)."""
+    response = await http.post("/v1/accesses:batch", headers=writer, json={"events": events})
+    assert response.status_code == 201, response.text
+    await wait_until_integrated(http, "", dict.fromkeys(event["customer_id"] for event in events), reader)
+
 class Replicas:
     """`seenby serve` processes on one database, for fault tests: each can be killed with SIGKILL
     and started again, and clients retry what was ambiguous on either of them."""

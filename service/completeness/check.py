@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from service.ledger import merkle
-from service.ledger.canonical import decode
+from service.ledger.canonical import decode, entry_hash
 from service.ledger.checkpoint import Checkpoint, CheckpointError, NoteError, Verifier, open_checkpoint
 from service.ledger.customer_index import tree
 
@@ -24,15 +24,6 @@ INDEX_KIND = "customer_index"
 
 class CompletenessError(ValueError):
     pass
-
-
-@dataclass(frozen=True)
-class ChainEntry:
-    """An entry of the customer's chain as the caller checked it: position, hash and bytes."""
-
-    customer_seq: int
-    entry_hash: str
-    canonical: bytes
 
 
 @dataclass(frozen=True)
@@ -52,9 +43,9 @@ def _entries(count: int) -> str:
 
 
 def check(document: Any, verifier: Verifier, customer_id: str, length: int,
-          chain: Mapping[int, ChainEntry]) -> Complete:
+          chain: Mapping[int, bytes]) -> Complete:
     """For a chain of `length` entries the caller verified dense and linked from customer_seq 0;
-    `chain` maps customer_seq to entry for (at least) the head's."""
+    `chain` maps customer_seq to canonical bytes for (at least) the head's entry."""
     try:
         return _check(document, verifier, customer_id, length, chain)
     except (KeyError, TypeError, AttributeError, binascii.Error) as exc:
@@ -62,7 +53,7 @@ def check(document: Any, verifier: Verifier, customer_id: str, length: int,
 
 
 def _check(document: Any, verifier: Verifier, customer_id: str, length: int,
-           chain: Mapping[int, ChainEntry]) -> Complete:
+           chain: Mapping[int, bytes]) -> Complete:
     try:
         signed = open_checkpoint(document["checkpoint"], verifier)
     except (NoteError, CheckpointError) as exc:
@@ -96,10 +87,10 @@ def _check(document: Any, verifier: Verifier, customer_id: str, length: int,
     if shown is None:
         raise CompletenessError(f"the chain ends before the head (customer_seq {seq}, entry {head_hash}): "
                                 f"{seq + 1 - length} entries are missing")
-    if shown.entry_hash != head_hash:
-        raise CompletenessError(f"the chain's customer_seq {seq} is entry {shown.entry_hash}, not the "
+    if (shown_hash := entry_hash(shown)) != head_hash:
+        raise CompletenessError(f"the chain's customer_seq {seq} is entry {shown_hash}, not the "
                                 f"head {head_hash}")
-    _included(merkle.leaf_hash(shown.canonical), head_index, signed, head["hashes"], "the head")
+    _included(merkle.leaf_hash(shown), head_index, signed, head["hashes"], "the head")
     return Complete(seq + 1, covers, signed, length - seq - 1)
 
 

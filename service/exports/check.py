@@ -20,7 +20,7 @@ from typing import IO, Any
 import orjson
 
 from service.actors import id_commitment
-from service.completeness.check import ChainEntry, CompletenessError
+from service.completeness.check import CompletenessError
 from service.completeness.check import check as check_completeness
 from service.exports import formats
 from service.ledger import merkle
@@ -407,7 +407,7 @@ def _check(manifest: _Manifest, data_file: IO[bytes], verifier: Verifier, verdic
     if completeness_proof is not None and not whole_chain:
         verdict.fault("a completeness proof applies to one customer's export of every kind, with no period")
     head_seq = _head_seq(completeness_proof)
-    at_head: dict[int, ChainEntry] = {}
+    at_head: dict[int, bytes] = {}
     proofs = _Proofs(manifest, verdict)
     digest = hashlib.sha256()
     read = _csv if export_format == "csv" else _jsonl
@@ -438,7 +438,7 @@ def _check(manifest: _Manifest, data_file: IO[bytes], verifier: Verifier, verdic
             for fault in links.follow(recorded, entry_hash(entry.canonical)):
                 verdict.fault(f"{label}: {fault}")
             if head_seq is not None and recorded.get("customer_seq") == head_seq:
-                at_head[head_seq] = ChainEntry(head_seq, entry_hash(entry.canonical), entry.canonical)
+                at_head[head_seq] = entry.canonical
     proofs.finish()
     _check_trailer(manifest.trailer, verdict, digest.hexdigest(), first, last)
     if whole_chain and not links.broken:

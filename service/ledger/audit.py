@@ -143,7 +143,7 @@ class _IndexRebuild:
     """The customer index rebuilt from the entries in log order, checked at every index leaf."""
 
     def __init__(self) -> None:
-        self.nodes: dict[index_tree.NodeId, index_tree.Node] = {}
+        self.nodes: dict[index_tree.NodeId, bytes] = {}
         self.keys = 0
         self.last_leaf: int | None = None
         self._changes: dict[bytes, bytes] = {}
@@ -171,12 +171,14 @@ class _IndexRebuild:
         """The stored index nodes serve proofs against the last index leaf: they must be its index."""
         if self.last_leaf is None:
             return
-        stored = await read_all_nodes(connection)
+        stored, expected = await read_all_nodes(connection), index_tree.stored_part(self.nodes)
         where = f"log_index {self.last_leaf}"
-        for node_id in sorted(stored.keys() | self.nodes.keys()):
-            if stored.get(node_id) != self.nodes.get(node_id):
-                yield Finding(where, f"stored customer index node (depth {node_id[0]}, prefix "
-                                     f"{node_id[1]:x}) does not match the index this leaf commits to")
+        for node_id in sorted(stored.keys() | expected.keys()):
+            if stored.get(node_id) != expected.get(node_id):
+                depth = index_tree.depth_of(node_id)
+                yield Finding(where, f"stored customer index node (depth {depth}, prefix "
+                                     f"{node_id ^ (1 << depth):x}) does not match the index this leaf "
+                                     f"commits to")
 
 
 async def _compare_nodes(

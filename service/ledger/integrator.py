@@ -13,7 +13,9 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import ChainMap
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import text
@@ -47,6 +49,15 @@ class LogIntegrityError(RuntimeError):
     """The stored tree disagrees with the latest signed checkpoint: never sign past it."""
 
 
+@dataclass
+class _WorkingIndex:
+    """The leader's copy of the stored customer index (some 400 bytes a customer), so that a pass
+    costs hashing and one write, and reads nothing of the index."""
+
+    nodes: dict[index_tree.NodeId, bytes]
+    keys: int
+
+
 class Integrator:
     def __init__(
         self,
@@ -55,6 +66,7 @@ class Integrator:
         origin: str,
         *,
         batch_size: int = 2_000,
+        max_batch_size: int = 16_000,
         idle_seconds: float = 0.1,
         pass_interval_seconds: float = 0.05,
     ) -> None:
@@ -62,13 +74,17 @@ class Integrator:
         self.signing_key = signing_key
         self.origin = origin
         self.batch_size = batch_size
+        # While the queue stays full, each pass takes twice as many entries as the last, up to this:
+        # a pass's fixed costs, and the index nodes its customers share, are then paid less often.
+        self.max_batch_size = max(batch_size, max_batch_size)
+        self._limit = batch_size
         self.idle_seconds = idle_seconds
         # After a pass that emptied the queue, the next waits this long at least: each pass is a
         # transaction, an fsync and a signature, and under a stream of small commits (single
         # events) one pass then covers many of them instead of one each.
         self.pass_interval_seconds = pass_interval_seconds
         self._tree: CompactRange | None = None
-        self._index_keys: int | None = None  # with _tree: the customers the index holds
+        self._index: _WorkingIndex | None = None
         self._leader: AsyncConnection | None = None
         self._floor = QueueFloor()
 
@@ -95,8 +111,8 @@ class Integrator:
                         await asyncio.sleep(1.0)
                         continue
                     while True:
-                        integrated = await self.integrate_once()
-                        if integrated < self.batch_size:
+                        limit = self._limit
+                        if await self.integrate_once() < limit:
                             await self._idle()
             except asyncio.CancelledError:
                 raise
@@ -153,10 +169,12 @@ class Integrator:
             tree = await self._current_tree(session)
             floor = 0 if self._leader is None else await self._floor.before_pass(
                 await bulk.asyncpg_connection(session))
-            pending = await tree_store.pending(session, self.batch_size, after=floor)
+            limit = self._limit
+            pending = await tree_store.pending(session, limit, after=floor)
             # With nothing pending there is nothing to sign, but for the size-0 checkpoint of a new log.
             if not pending and (tree.size > 0 or await tree_store.latest_checkpoint(session)):
-                self._floor.after_pass([], self.batch_size)
+                self._floor.after_pass([], limit)
+                self._limit = self.batch_size
                 return 0
             grown = tree.copy()
             new_leaves: list[dict[str, int]] = []
@@ -165,7 +183,7 @@ class Integrator:
                 new_leaves.append({"log_index": grown.size, "entry_id": entry.entry_id})
                 new_nodes += grown.append(entry.leaf_hash)
             if pending:
-                index_leaf = await self._update_index(session, pending, covers=grown.size)
+                index_leaf, index_nodes = await self._update_index(session, pending, covers=grown.size)
                 new_nodes += grown.append(leaf_hash(index_leaf.canonical))
             checkpoint = Checkpoint(self.origin, grown.size, grown.root())
             note = sign_checkpoint(checkpoint, self.signing_key)
@@ -175,46 +193,63 @@ class Integrator:
                 tree_store.StoredCheckpoint(grown.size, checkpoint.root_hash, note), now_us,
             )
         self._tree = grown
-        if pending:
-            self._index_keys = index_leaf.customers
+        if pending and self._index is not None:
+            self._index.nodes.update(index_nodes)
+            self._index.keys = index_leaf.customers
             INDEX_KEYS.set(index_leaf.customers)
-        self._floor.after_pass([entry.entry_id for entry in pending], self.batch_size)  # committed
+        self._floor.after_pass([entry.entry_id for entry in pending], limit)  # committed
+        self._limit = min(limit * 2, self.max_batch_size) if len(pending) == limit else self.batch_size
         CHECKPOINTS_SIGNED.inc()
         TREE_SIZE.set(grown.size)
         for entry in pending:
             INTEGRATION_LAG.observe(max(0, now_us - entry.recorded_at_us) / 1e6)
-        ENTRIES_WAITING.set(0 if len(pending) < self.batch_size else await self._waiting())
+        ENTRIES_WAITING.set(0 if len(pending) < limit else await self._waiting())
         return len(pending)
 
     async def _update_index(
         self, session: AsyncSession, pending: list[tree_store.Pending], covers: int
-    ) -> index_store.IndexLeaf:
-        """Point each customer of the pass at its last entry in it, and write the leaf that commits
-        to the index as of `covers` (that leaf's own log_index)."""
+    ) -> tuple[index_store.IndexLeaf, dict[index_tree.NodeId, bytes]]:
+        """Point each customer of the pass at its last entry in it, store the nodes that changed,
+        and write the leaf that commits to the index as of `covers` (that leaf's own log_index).
+        Returns the leaf and the nodes written, for the working copy once the pass has committed."""
         started = time.perf_counter()
-        keys = self._index_keys
-        if keys is None:
-            latest = await index_store.latest_index_leaf(session)
-            keys = latest.customers if latest else 0
-            if latest is None and covers > len(pending):  # a log from before the index: build it first
-                async for heads in index_store.integrated_heads(session):
-                    keys += (await index_store.apply(session, heads)).added
+        index = await self._current_index(session)
+        written: dict[index_tree.NodeId, bytes] = {}
+        keys = index.keys
+        if keys == 0 and covers > len(pending) and await index_store.latest_index_leaf(session) is None:
+            # A log from before the index (migration 0010): build it from what is integrated first.
+            async for heads in index_store.integrated_heads(session):
+                applied = index_tree.update(ChainMap(written, index.nodes), heads)
+                written.update(applied.written)
+                keys += applied.added
         changes = {}
         for entry in pending:  # in log order: the last entry of a customer is its head
             if entry.customer_id is not None and entry.customer_seq is not None and entry.entry_hash:
                 key = index_tree.index_key(entry.customer_id)
                 changes[key] = index_tree.index_value(entry.customer_seq, entry.entry_hash)
-        update = await index_store.apply(session, changes)
-        canonical = index_store.index_leaf_bytes(covers, update.root, keys + update.added)
+        applied = index_tree.update(ChainMap(written, index.nodes) if written else index.nodes, changes)
+        written.update(applied.written)
+        await index_store.write_nodes(session, written, before=index.nodes)
+        canonical = index_store.index_leaf_bytes(covers, applied.root, keys + applied.added)
         leaf = index_store.IndexLeaf.of(covers, canonical)
         await index_store.insert_index_leaf(session, leaf)
         INDEX_UPDATE_SECONDS.observe(time.perf_counter() - started)
-        return leaf
+        return leaf, written
+
+    async def _current_index(self, session: AsyncSession) -> _WorkingIndex:
+        """The index as the last committed pass left it: held in memory, read whole after a start
+        or an error, so that a pass reads nothing of it from storage."""
+        if self._index is None:
+            latest = await index_store.latest_index_leaf(session)
+            self._index = _WorkingIndex(index_tree.complete(await index_store.read_all_nodes(session)),
+                                        latest.customers if latest else 0)
+        return self._index
 
     def _forget(self) -> None:
         """Drop what this process holds in memory; the next pass reads it from storage."""
         self._tree = None
-        self._index_keys = None
+        self._index = None
+        self._limit = self.batch_size
         self._floor.reset()
 
     async def _waiting(self) -> int:

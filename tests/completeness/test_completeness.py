@@ -22,7 +22,7 @@ from service.verify import VerificationError, completeness
 from tests.chains import fetch_chain
 from tests.conftest import Tokens, base_settings, serve
 from tests.factories import access_event
-from tests.servers import seenby_command, wait_until_integrated
+from tests.servers import record_integrated, seenby_command, wait_until_integrated
 
 
 async def _verifier(client: httpx.AsyncClient) -> Verifier:
@@ -38,8 +38,15 @@ async def _proof(client: httpx.AsyncClient, customer: str, headers: dict[str, st
 
 
 async def _record(client: httpx.AsyncClient, tokens: Tokens, events: list[dict[str, Any]]) -> None:
-    response = await client.post("/v1/accesses:batch", json={"events": events}, headers=tokens.service())
-    assert response.status_code == 201, response.text
+    await record_integrated(client, events, tokens.service(), tokens.regulator())
+
+
+async def _recorded(client: httpx.AsyncClient, tokens: Tokens, customer: str,
+                    count: int) -> tuple[list[dict[str, Any]], dict[str, Any], Verifier]:
+    """`count` accesses to the customer, in the signed log: its chain, its proof and the log's key."""
+    await _record(client, tokens, [access_event(customer) for _ in range(count)])
+    chain = await fetch_chain(client, customer, tokens.regulator())
+    return chain, await _proof(client, customer, tokens.customer(customer)), await _verifier(client)
 
 
 async def test_after_concurrent_writers_every_customers_chain_proves_complete(
@@ -49,8 +56,10 @@ async def test_after_concurrent_writers_every_customers_chain_proves_complete(
 
     async def writer(worker: int) -> None:
         for round_ in range(6):
-            await _record(client, tokens, [access_event(customers[(worker + round_ + n) % len(customers)])
-                                           for n in range(7)])
+            events = [access_event(customers[(worker + round_ + n) % len(customers)]) for n in range(7)]
+            response = await client.post("/v1/accesses:batch", json={"events": events},
+                                         headers=tokens.service())
+            assert response.status_code == 201, response.text
 
     await asyncio.gather(*(writer(w) for w in range(5)))
     await wait_until_integrated(client, "", customers, tokens.regulator())
@@ -70,11 +79,7 @@ async def test_after_concurrent_writers_every_customers_chain_proves_complete(
 async def test_a_chain_shown_without_its_last_entry_fails(
     client: httpx.AsyncClient, tokens: Tokens, customer_id: str
 ) -> None:
-    await _record(client, tokens, [access_event(customer_id) for _ in range(4)])
-    await wait_until_integrated(client, "", [customer_id], tokens.regulator())
-    chain = await fetch_chain(client, customer_id, tokens.regulator())
-    proof = await _proof(client, customer_id, tokens.customer(customer_id))
-    verifier = await _verifier(client)
+    chain, proof, verifier = await _recorded(client, tokens, customer_id, 4)
     completeness(proof, chain, verifier, None)
     with pytest.raises(VerificationError, match="ends before the head"):
         completeness(proof, chain[:-1], verifier, None)
@@ -93,7 +98,6 @@ async def test_a_customer_that_never_had_an_entry_gets_a_valid_absence_proof(
     client: httpx.AsyncClient, tokens: Tokens, customer_id: str
 ) -> None:
     await _record(client, tokens, [access_event(f"{customer_id}-neighbour")])
-    await wait_until_integrated(client, "", [f"{customer_id}-neighbour"], tokens.regulator())
     response = await client.get("/v1/me/completeness", headers=tokens.customer(customer_id))
     assert response.status_code == 200, response.text
     proof = response.json()
@@ -108,11 +112,7 @@ async def test_a_customer_that_never_had_an_entry_gets_a_valid_absence_proof(
 async def test_tampered_proofs_are_refused(
     client: httpx.AsyncClient, tokens: Tokens, customer_id: str
 ) -> None:
-    await _record(client, tokens, [access_event(customer_id) for _ in range(3)])
-    await wait_until_integrated(client, "", [customer_id], tokens.regulator())
-    chain = await fetch_chain(client, customer_id, tokens.regulator())
-    proof = await _proof(client, customer_id, tokens.regulator())
-    verifier = await _verifier(client)
+    chain, proof, verifier = await _recorded(client, tokens, customer_id, 3)
 
     def changed(path: str, value: Any) -> dict[str, Any]:
         edited = copy.deepcopy(proof)
@@ -148,7 +148,6 @@ async def test_the_index_leaf_is_an_ordinary_leaf_of_the_log_and_in_no_history_o
     client: httpx.AsyncClient, tokens: Tokens, customer_id: str
 ) -> None:
     await _record(client, tokens, [access_event(customer_id) for _ in range(2)])
-    await wait_until_integrated(client, "", [customer_id], tokens.regulator())
     proof = await _proof(client, customer_id, tokens.regulator())
     position, canonical = proof["index"]["log_index"], base64.b64decode(proof["index"]["canonical"])
     leaf = json.loads(canonical)
@@ -234,7 +233,6 @@ async def client_proof_files(
     client: httpx.AsyncClient, tokens: Tokens, customer_id: str, tmp_path: Path
 ) -> tuple[Path, Path, Path]:
     await _record(client, tokens, [access_event(customer_id) for _ in range(3)])
-    await wait_until_integrated(client, "", [customer_id], tokens.regulator())
     paths = tmp_path / "proof.json", tmp_path / "chain.json", tmp_path / "log.key"
     paths[0].write_text(json.dumps(await _proof(client, customer_id, tokens.customer(customer_id))))
     paths[1].write_text(json.dumps({"items": await fetch_chain(client, customer_id, tokens.regulator())}))

@@ -13,7 +13,7 @@ from service.verify import VerificationError, completeness
 from tests.chains import fetch_chain
 from tests.conftest import Backend, Tokens, serve
 from tests.factories import access_event
-from tests.servers import wait_until_integrated
+from tests.servers import record_integrated
 from tests.tlog.test_faults import as_insider, recorded_and_integrated, run_audit
 
 
@@ -55,10 +55,8 @@ async def test_a_rewritten_index_node_fails_proofs_and_is_named_by_the_audit(
     app = create_app(fresh_pg.settings)
     tokens = Tokens(app)
     async for client in serve(app):
-        response = await client.post("/v1/accesses:batch", headers=tokens.service(),
-                                     json={"events": [access_event(c) for c in customers * 2]})
-        assert response.status_code == 201, response.text
-        await wait_until_integrated(client, "", customers, tokens.regulator())
+        await record_integrated(client, [access_event(c) for c in customers * 2], tokens.service(),
+                                tokens.regulator())
     proof, shown, verifier = await _proof_and_chain(fresh_pg, customers[0])
     completeness(proof, shown, verifier, None)
     assert proof["proof"]["siblings"], "eight customers: the leaf has siblings"

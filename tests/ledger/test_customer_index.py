@@ -47,11 +47,19 @@ def test_keys_values_and_roots_match_the_vectors(testdata_dir: Path) -> None:
             assert tree.index_value(head["customer_seq"], head["entry_hash"]).hex() == expected["value"]
         root, _ = tree.build(_items(case))
         assert root.hex() == case["root"]
-        incremental: dict[tree.NodeId, tree.Node] = {}
+        incremental: dict[tree.NodeId, bytes] = {}
         items = list(_items(case).items())
         for start in range(0, len(items), 7):  # pass after pass, as the integrator builds it
             update = tree.update_in_memory(incremental, dict(items[start:start + 7]))
         assert (update.root if items else tree.EMPTY).hex() == case["root"]
+
+
+def _as_served(key: bytes, nodes: dict[tree.NodeId, bytes]) -> tree.Lookup | None:
+    """The lookup as the API serves it: from the stored nodes it reads, and nothing else."""
+    stored = tree.stored_part(nodes)
+    read = {node_id: stored[node_id] for node_id in tree.proof_reads(key, range(tree.KEY_BITS + 1))
+            if node_id in stored}
+    return tree.lookup(key, read, tree.KEY_BITS)
 
 
 def test_every_lookup_is_served_and_verifies(testdata_dir: Path) -> None:
@@ -62,6 +70,7 @@ def test_every_lookup_is_served_and_verifies(testdata_dir: Path) -> None:
             assert tree.index_key(expected["customer_id"]) == key
             served = tree.lookup(key, nodes, tree.KEY_BITS)
             assert served == _proof(expected["proof"]), expected["customer_id"]
+            assert _as_served(key, nodes) == served
             value = tree.verify_lookup(root, key, served)
             assert (value is not None) == expected["present"]
 
@@ -110,7 +119,7 @@ passes = st.lists(st.dictionaries(keys, values, max_size=12), min_size=1, max_si
 def test_the_incremental_index_equals_one_built_from_scratch(
     passes: list[dict[bytes, bytes]], probes: list[bytes]
 ) -> None:
-    incremental: dict[tree.NodeId, tree.Node] = {}
+    incremental: dict[tree.NodeId, bytes] = {}
     everything: dict[bytes, bytes] = {}
     for changes in passes:
         added = len(changes.keys() - everything.keys())
@@ -120,10 +129,13 @@ def test_the_incremental_index_equals_one_built_from_scratch(
         root, scratch = tree.build(everything)
         assert update.root == root
         assert incremental == scratch  # nothing stale is left behind
+    stored = tree.stored_part(incremental)
+    assert tree.complete(stored) == incremental  # what storage keeps is enough to have it all again
     for key in [*everything, *probes]:
         proof = tree.lookup(key, incremental, tree.KEY_BITS)
         assert proof is not None
         assert tree.verify_lookup(root, key, proof) == everything.get(key)
+        assert _as_served(key, incremental) == proof
 
 
 @settings(max_examples=50, deadline=None)

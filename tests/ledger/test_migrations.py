@@ -30,7 +30,7 @@ from service.verify import completeness
 from tests.chains import fetch_chain
 from tests.conftest import Tokens, _create_database, base_settings, serve
 from tests.factories import access_event
-from tests.servers import wait_until_integrated
+from tests.servers import record_integrated, wait_until_integrated
 from tests.tlog.test_log import signed_checkpoint
 
 WAITING = 3
@@ -174,10 +174,8 @@ async def test_a_log_from_before_the_customer_index_gets_one_with_its_next_entri
     app = create_app(settings)
     tokens = Tokens(app)
     async for client in serve(app):
-        response = await client.post("/v1/accesses:batch", headers=tokens.service(),
-                                     json={"events": [access_event(c) for c in early * 2]})
-        assert response.status_code == 201, response.text
-        await wait_until_integrated(client, "", early, tokens.regulator())
+        await record_integrated(client, [access_event(c) for c in early * 2], tokens.service(),
+                                tokens.regulator())
     # The log as a release before 0010 leaves it: integrated entries, no customer index.
     config = alembic_config(settings.resolved_migration_database_url)
     await asyncio.to_thread(command.downgrade, config, "0009")

@@ -100,7 +100,7 @@ async def test_after_a_full_pass_the_waiting_gauge_counts_what_is_still_queued(f
     database = Database(settings)
     keys = load_keys(settings)
     recorder = Recorder(database, settings, keys.pseudonym_key)
-    integrator = Integrator(database, keys.signing_key, settings.log_origin, batch_size=4)
+    integrator = Integrator(database, keys.signing_key, settings.log_origin, batch_size=4, max_batch_size=4)
     try:
         async with integrator._leadership() as leading:
             assert leading
@@ -113,6 +113,29 @@ async def test_after_a_full_pass_the_waiting_gauge_counts_what_is_still_queued(f
                 while await integrator.integrate_once() == integrator.batch_size:
                     waiting.append(REGISTRY.get_sample_value("seenby_log_entries_waiting"))
                 assert waiting == [6, 2], f"round {round_}, floor {floor}"
+    finally:
+        await recorder.close()
+        await database.dispose()
+
+
+async def test_while_the_queue_stays_full_each_pass_takes_twice_as_many(fresh_pg: Backend) -> None:
+    """Passes grow under a backlog (up to the maximum) and go back to the batch size once one
+    empties the queue."""
+    settings = fresh_pg.settings
+    database = Database(settings)
+    keys = load_keys(settings)
+    recorder = Recorder(database, settings, keys.pseudonym_key)
+    integrator = Integrator(database, keys.signing_key, settings.log_origin, batch_size=4, max_batch_size=16)
+    try:
+        async with integrator._leadership() as leading:
+            assert leading
+            for backlog, expected in ((40, [4, 8, 16, 12]), (3, [3])):
+                await recorder.record([access_event(f"cust-{backlog}-{n}") for n in range(backlog)],
+                                      recorded_by="clip-store")
+                passes = []
+                while taken := await integrator.integrate_once():
+                    passes.append(taken)
+                assert passes == expected
     finally:
         await recorder.close()
         await database.dispose()

@@ -1,11 +1,10 @@
-"""The customer index in the database: nodes read a depth at a time, written in one upsert a pass,
-and the log leaves that commit to it."""
+"""The customer index in the database: its nodes (read whole by the integrator once, and a path at a
+time for a proof; written in one upsert a pass) and the log leaves that commit to it."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Collection, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import func, select, tuple_
 
@@ -23,14 +22,18 @@ BACKFILL_CHUNK = 5_000
 _FIRST_READ_DEPTH = 32  # a lookup's first query reads this deep; few paths in a big index go deeper
 
 
-def _prefix_bytes(node_id: tree.NodeId) -> bytes:
-    depth, prefix = node_id
-    return prefix.to_bytes((depth + 7) // 8, "big")
+def _row(node_id: tree.NodeId, node: bytes) -> tuple[int, bytes, bytes, bytes | None, bytes | None]:
+    """A node as the table holds it: depth, the prefix in (depth + 7) // 8 bytes, hash, leaf."""
+    depth = tree.depth_of(node_id)
+    prefix = (node_id ^ (1 << depth)).to_bytes((depth + 7) // 8, "big")
+    key, value = tree.leaf_of(node) or (None, None)
+    return depth, prefix, node[:tree.HASH_SIZE], key, value
 
 
-def _node(row: Any) -> tuple[tree.NodeId, tree.Node]:
-    leaf = (bytes(row.leaf_key), bytes(row.leaf_value)) if row.leaf_key is not None else None
-    return (row.depth, int.from_bytes(row.prefix, "big")), tree.Node(bytes(row.hash), leaf)
+def _node(depth: int, prefix: bytes, digest: bytes, key: bytes | None, value: bytes | None
+          ) -> tuple[tree.NodeId, bytes]:
+    node = bytes(digest) if key is None or value is None else bytes(digest) + bytes(key) + bytes(value)
+    return (1 << depth) | int.from_bytes(prefix, "big"), node
 
 
 _READ_BY_ARRAYS = (
@@ -39,60 +42,66 @@ _READ_BY_ARRAYS = (
 )
 
 
-async def read_nodes(session: Executor, wanted: Collection[tree.NodeId]) -> dict[tree.NodeId, tree.Node]:
+async def read_nodes(session: Executor, wanted: Collection[tree.NodeId]) -> dict[tree.NodeId, bytes]:
     """Every wanted node that is stored, in one query (SQLite: one per 10,000)."""
     if not wanted:
         return {}
-    ordered = sorted(wanted)
+    keys = [_row(node_id, tree.EMPTY)[:2] for node_id in sorted(wanted)]
     if bulk.is_postgresql(session):
         driver = await bulk.asyncpg_connection(session)
-        rows = await driver.fetch(_READ_BY_ARRAYS, [depth for depth, _ in ordered],
-                                  [_prefix_bytes(node_id) for node_id in ordered])
-        return dict(_node(_Row(*row)) for row in rows)
-    found: dict[tree.NodeId, tree.Node] = {}
-    for start in range(0, len(ordered), _SQLITE_PAIRS_PER_QUERY):
-        pairs = [(depth, _prefix_bytes((depth, prefix)))
-                 for depth, prefix in ordered[start:start + _SQLITE_PAIRS_PER_QUERY]]
+        rows = await driver.fetch(_READ_BY_ARRAYS, [depth for depth, _ in keys],
+                                  [prefix for _, prefix in keys])
+        return dict(_node(*row) for row in rows)
+    found: dict[tree.NodeId, bytes] = {}
+    for start in range(0, len(keys), _SQLITE_PAIRS_PER_QUERY):
         result = await session.execute(
             select(*(index_nodes.c[name] for name in _COLUMNS))
-            .where(tuple_(index_nodes.c.depth, index_nodes.c.prefix).in_(pairs))
+            .where(tuple_(index_nodes.c.depth, index_nodes.c.prefix)
+                   .in_(keys[start:start + _SQLITE_PAIRS_PER_QUERY]))
         )
-        found.update(_node(row) for row in result)
+        found.update(_node(*row) for row in result)
     return found
 
 
-@dataclass(frozen=True)
-class _Row:
-    depth: int
-    prefix: bytes
-    hash: bytes
-    leaf_key: bytes | None
-    leaf_value: bytes | None
-
-
-async def read_all_nodes(session: Executor) -> dict[tree.NodeId, tree.Node]:
-    """The whole stored index (`seenby audit` compares it with its rebuild)."""
+async def read_all_nodes(session: Executor) -> dict[tree.NodeId, bytes]:
+    """The whole stored index: the integrator's working copy, and what `seenby audit` compares with
+    its rebuild."""
     result = await session.execute(select(*(index_nodes.c[name] for name in _COLUMNS)))
-    return dict(_node(row) for row in result)
+    return dict(_node(*row) for row in result)
 
 
-async def apply(session: Executor, changes: Mapping[bytes, bytes]) -> tree.Update:
-    """Insert or revalue these keys: O(len(changes) * depth) nodes read and written."""
-    update = tree.Update(changes)
-    while wanted := update.wanted():
-        update.feed(await read_nodes(session, wanted))
+async def write_nodes(session: Executor, written: Mapping[tree.NodeId, bytes], before: tree.Nodes) -> None:
+    """Store what an update wrote over the index `before` it: the nodes storage keeps, in one
+    statement, and away with the leaves that became branches at depths storage leaves out."""
     await bulk.upsert_rows(session, index_nodes, _COLUMNS, [
-        (depth, _prefix_bytes((depth, prefix)), node.hash, *(node.leaf or (None, None)))
-        for (depth, prefix), node in update.written.items()
+        _row(node_id, node) for node_id, node in written.items() if tree.is_stored(node_id, node)
     ])
-    return update
+    gone = [_row(node_id, tree.EMPTY)[:2] for node_id, node in written.items()
+            if not tree.is_stored(node_id, node) and (old := before.get(node_id)) is not None
+            and tree.is_stored(node_id, old)]
+    if not gone:
+        return
+    if bulk.is_postgresql(session):
+        driver = await bulk.asyncpg_connection(session)
+        await driver.execute(_DELETE_BY_ARRAYS, [depth for depth, _ in gone], [prefix for _, prefix in gone])
+        return
+    for start in range(0, len(gone), _SQLITE_PAIRS_PER_QUERY):
+        chunk = gone[start:start + _SQLITE_PAIRS_PER_QUERY]
+        await session.execute(index_nodes.delete().where(
+            tuple_(index_nodes.c.depth, index_nodes.c.prefix).in_(chunk)))
+
+
+_DELETE_BY_ARRAYS = (
+    "DELETE FROM customer_index_nodes AS n USING unnest($1::smallint[], $2::bytea[]) AS w(depth, prefix)"
+    " WHERE n.depth = w.depth AND n.prefix = w.prefix"
+)
 
 
 async def lookup(session: Executor, key: bytes) -> tree.Lookup:
     """The key's path in the stored index: found in one query unless the path is unusually deep."""
     read_to = _FIRST_READ_DEPTH
     while True:
-        nodes = await read_nodes(session, tree.path_and_siblings(key, range(read_to + 1)))
+        nodes = await read_nodes(session, tree.proof_reads(key, range(read_to + 1)))
         found = tree.lookup(key, nodes, read_to)
         if found is not None:
             return found

@@ -2,18 +2,26 @@
 
 A subtree that holds no key hashes to 32 zero bytes and one that holds exactly one key hashes to
 that key's leaf: a leaf sits at the shallowest depth where no other key shares its prefix. Only
-non-empty subtrees on some key's path are stored, one `Node` each, named by (depth, prefix) with
-the prefix as the integer of the key's first `depth` bits. Keys are only ever added or given a new
-value, never removed, so no node ever has to be taken out.
+non-empty subtrees on some key's path are stored. Keys are only ever added or given a new value,
+never removed, so no node ever has to be taken out.
 
-`Update` is the batch insert, free of I/O: it says which stored nodes it needs next (one depth at
-a time, so a database answers each depth in one query) and is fed what is stored, until it has
-the nodes to write and the new root. Touching k keys reads and writes O(k * depth) nodes, never
-the whole index.
+A node is named by its heap number: the root is 1 and node n's children are 2n and 2n + 1, so the
+node at depth d whose keys begin with the d bits p is (1 << d) | p. What is kept of it is its hash
+(a branch) or its hash, key and value (a leaf): 32 or 96 bytes. The integrator holds the whole
+index that way in memory, some 400 bytes a customer.
+
+Storage keeps less: every leaf, but branches only at depths that are multiples of STRIDE. A pass
+then writes about a quarter of the branches it changes, and a proof reads, below each stored
+branch on its path, the few stored nodes that the branches between are hashed from.
+
+`update` is the batch insert, free of I/O: touching k keys visits and rewrites O(k * depth) nodes,
+never the whole index, and leaves the nodes it read as they were until the caller has stored
+what it wrote.
 """
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -21,9 +29,13 @@ from dataclasses import dataclass
 KEY_BITS = 256
 HASH_SIZE = 32
 EMPTY = bytes(HASH_SIZE)
+ROOT = 1
+STRIDE = 4  # branches are stored at depths 0, 4, 8, ...
+_LEAF_SIZE = 3 * HASH_SIZE
 _KEY_DOMAIN = b"seenby/customer-index/v1\x00"
 
-NodeId = tuple[int, int]  # (depth, the first `depth` bits of the keys below it, as an integer)
+NodeId = int  # the heap number
+Nodes = Mapping[NodeId, bytes]  # a branch's hash, or a leaf's hash + key + value
 
 
 def index_key(customer_id: str) -> bytes:
@@ -43,120 +55,153 @@ def node_hash(left: bytes, right: bytes) -> bytes:
     return hashlib.sha256(b"\x01" + left + right).digest()
 
 
+def leaf_node(key: bytes, value: bytes) -> bytes:
+    return leaf_hash(key, value) + key + value
+
+
+def leaf_of(node: bytes) -> tuple[bytes, bytes] | None:
+    """A stored node's (key, value) when it is a leaf."""
+    return (node[HASH_SIZE:2 * HASH_SIZE], node[2 * HASH_SIZE:]) if len(node) == _LEAF_SIZE else None
+
+
+def depth_of(node_id: NodeId) -> int:
+    return node_id.bit_length() - 1
+
+
+def is_stored(node_id: NodeId, node: bytes) -> bool:
+    """Whether storage keeps this node: every leaf, and the branches at depths that are multiples of
+    STRIDE (the others are hashed again from those when needed)."""
+    return len(node) == _LEAF_SIZE or depth_of(node_id) % STRIDE == 0
+
+
+def stored_part(nodes: Nodes) -> dict[NodeId, bytes]:
+    return {node_id: node for node_id, node in nodes.items() if is_stored(node_id, node)}
+
+
+def complete(stored: Nodes) -> dict[NodeId, bytes]:
+    """Every node of the index whose stored nodes these are: the branches storage leaves out are
+    hashed from their children, deepest first."""
+    nodes = dict(stored)
+    by_depth: dict[int, set[NodeId]] = {}
+    for node_id in stored:
+        by_depth.setdefault(depth_of(node_id), set()).add(node_id)
+    for depth in range(max(by_depth, default=0), 0, -1):
+        for parent in {node_id >> 1 for node_id in by_depth.get(depth, ())}:
+            if parent not in nodes:
+                nodes[parent] = node_hash(_hash(nodes, parent << 1), _hash(nodes, parent << 1 | 1))
+                by_depth.setdefault(depth - 1, set()).add(parent)
+    return nodes
+
+
 def path_of(key: bytes, depth: int) -> NodeId:
     """The node at `depth` on `key`'s path."""
-    return depth, int.from_bytes(key, "big") >> (KEY_BITS - depth)
-
-
-def sibling_of(node: NodeId) -> NodeId:
-    depth, prefix = node
-    return depth, prefix ^ 1
-
-
-def _children(node: NodeId) -> tuple[NodeId, NodeId]:
-    depth, prefix = node
-    return (depth + 1, prefix << 1), (depth + 1, prefix << 1 | 1)
+    return (1 << depth) | int.from_bytes(key, "big") >> (KEY_BITS - depth)
 
 
 def _bit(key: bytes, depth: int) -> int:
     return (key[depth >> 3] >> (7 - (depth & 7))) & 1
 
 
+def _hash(nodes: Nodes, node_id: NodeId) -> bytes:
+    """The subtree's hash from `nodes`, whole or only the stored part of its top STRIDE levels."""
+    node = nodes.get(node_id)
+    if node is not None:
+        return node[:HASH_SIZE]
+    if depth_of(node_id) % STRIDE == 0:
+        return EMPTY  # storage would hold it
+    left, right = _hash(nodes, node_id << 1), _hash(nodes, node_id << 1 | 1)
+    return EMPTY if left == right == EMPTY else node_hash(left, right)
+
+
+class _Keys:
+    """A batch's keys sorted as integers, with their values: a subtree's keys are a slice of it,
+    and the slice splits at one bisection per branch instead of a pass over its keys per depth."""
+
+    def __init__(self, items: Iterable[tuple[bytes, bytes]]) -> None:
+        ordered = sorted((int.from_bytes(key, "big"), key, value) for key, value in items)
+        self.ints = [number for number, _, _ in ordered]
+        self.keys = [key for _, key, _ in ordered]
+        self.values = [value for _, _, value in ordered]
+
+    def holds(self, key: bytes, lo: int, hi: int) -> bool:
+        number = int.from_bytes(key, "big")
+        at = bisect.bisect_left(self.ints, number, lo, hi)
+        return at < hi and self.ints[at] == number
+
+    def split(self, node_id: NodeId, lo: int, hi: int) -> int:
+        """Where the slice [lo, hi) of keys below `node_id` passes from its left child to its right."""
+        below = KEY_BITS - depth_of(node_id)  # the key bits below the node's prefix
+        return bisect.bisect_left(self.ints, ((node_id << 1 | 1) << (below - 1)) - (1 << KEY_BITS), lo, hi)
+
+
 @dataclass(frozen=True)
-class Node:
-    hash: bytes
-    leaf: tuple[bytes, bytes] | None = None  # (key, value) when the subtree holds exactly one key
+class Applied:
+    """What a batch did: the nodes to write (every one on a changed key's path), the keys that were
+    not in the index before, and the new root."""
+
+    written: dict[NodeId, bytes]
+    added: int
+    root: bytes
 
 
-NodeLookup = Mapping[NodeId, Node]
+def update(nodes: Nodes, changes: Mapping[bytes, bytes]) -> Applied:
+    """Insert or revalue a batch of keys in the index held by `nodes` (left as it is)."""
+    if not changes:
+        return Applied({}, 0, _hash(nodes, ROOT))
+    keys = _Keys(changes.items())
+    written: dict[NodeId, bytes] = {}
+    added = 0
+
+    def descend(node_id: NodeId, lo: int, hi: int) -> bytes:
+        nonlocal added
+        node = nodes.get(node_id)
+        if node is None:
+            added += hi - lo
+            return _build(node_id, keys, lo, hi, written)
+        if len(node) == _LEAF_SIZE:  # the one key stored here, revalued or joined by others
+            stored_key = node[HASH_SIZE:2 * HASH_SIZE]
+            if keys.holds(stored_key, lo, hi):
+                added += hi - lo - 1
+                return _build(node_id, keys, lo, hi, written)
+            added += hi - lo
+            merged = _Keys([(stored_key, node[2 * HASH_SIZE:]),
+                            *zip(keys.keys[lo:hi], keys.values[lo:hi], strict=True)])
+            return _build(node_id, merged, 0, len(merged.keys), written)
+        middle = keys.split(node_id, lo, hi)
+        left, right = node_id << 1, node_id << 1 | 1
+        digest = node_hash(descend(left, lo, middle) if middle > lo else _hash(nodes, left),
+                           descend(right, middle, hi) if hi > middle else _hash(nodes, right))
+        written[node_id] = digest
+        return digest
+
+    root = descend(ROOT, 0, len(keys.ints))
+    return Applied(written, added, root)
 
 
-class Update:
-    """Insert or revalue a batch of keys: `while wanted := u.wanted(): u.feed(read(wanted))`."""
-
-    def __init__(self, changes: Mapping[bytes, bytes]) -> None:
-        self.written: dict[NodeId, Node] = {}
-        self.added = 0  # keys that were not in the index before
-        self._stored: dict[NodeId, Node] = {}
-        self._pending: dict[NodeId, dict[bytes, bytes]] = {(0, 0): dict(changes)} if changes else {}
-        self._wanted: set[NodeId] = {(0, 0)}
-        self._branches: list[NodeId] = []  # touched stored branches, shallowest first
-        self._root: bytes | None = None
-        self._root_only = not changes  # nothing to change: read the root and stop
-
-    def wanted(self) -> set[NodeId]:
-        """The stored nodes to read next; empty when the update is complete."""
-        return self._wanted
-
-    def feed(self, stored: NodeLookup) -> None:
-        """What is stored of `wanted()` (an absent id is an empty subtree)."""
-        self._stored.update((node_id, stored[node_id]) for node_id in self._wanted if node_id in stored)
-        if self._root_only:
-            self._root = self._hash_of((0, 0))
-            self._wanted = set()
-            return
-        pending, self._pending, self._wanted = self._pending, {}, set()
-        for node_id, changes in pending.items():
-            node = self._stored.get(node_id)
-            if node is not None and node.leaf is None:
-                self._branches.append(node_id)
-                self._wanted.update(_children(node_id))
-                depth = node_id[0]
-                for child, bit in zip(_children(node_id), (0, 1), strict=True):
-                    below = {key: value for key, value in changes.items() if _bit(key, depth) == bit}
-                    if below:
-                        self._pending[child] = below
-                continue
-            merged = dict([node.leaf]) if node is not None and node.leaf is not None else {}
-            self.added += sum(1 for key in changes if key not in merged)
-            merged.update(changes)
-            _build(node_id, merged, self.written)
-        if not self._pending:
-            self._wanted = set()
-            for branch in reversed(self._branches):  # deepest first: children are final
-                left, right = _children(branch)
-                self.written[branch] = Node(node_hash(self._hash_of(left), self._hash_of(right)))
-            self._root = self._hash_of((0, 0))
-
-    @property
-    def root(self) -> bytes:
-        if self._root is None:
-            raise RuntimeError("the update has not been fed every node it wants")
-        return self._root
-
-    def _hash_of(self, node_id: NodeId) -> bytes:
-        node = self.written.get(node_id) or self._stored.get(node_id)
-        return node.hash if node else EMPTY
+def _build(node_id: NodeId, keys: _Keys, lo: int, hi: int, out: dict[NodeId, bytes]) -> bytes:
+    """Write the subtree holding exactly the keys [lo, hi) at `node_id` (nothing stored below it)."""
+    if hi - lo == 1:
+        out[node_id] = leaf_node(keys.keys[lo], keys.values[lo])
+        return out[node_id][:HASH_SIZE]
+    middle = keys.split(node_id, lo, hi)
+    left, right = node_id << 1, node_id << 1 | 1
+    digest = node_hash(_build(left, keys, lo, middle, out) if middle > lo else EMPTY,
+                       _build(right, keys, middle, hi, out) if hi > middle else EMPTY)
+    out[node_id] = digest
+    return digest
 
 
-def _build(node_id: NodeId, items: Mapping[bytes, bytes], out: dict[NodeId, Node]) -> bytes:
-    """Write the subtree holding exactly `items` at `node_id` (nothing stored below it yet)."""
-    if len(items) == 1:
-        ((key, value),) = items.items()
-        out[node_id] = Node(leaf_hash(key, value), (key, value))
-        return out[node_id].hash
-    depth = node_id[0]
-    hashes = []
-    for child, bit in zip(_children(node_id), (0, 1), strict=True):
-        below = {key: value for key, value in items.items() if _bit(key, depth) == bit}
-        hashes.append(_build(child, below, out) if below else EMPTY)
-    out[node_id] = Node(node_hash(*hashes))
-    return out[node_id].hash
+def update_in_memory(nodes: dict[NodeId, bytes], changes: Mapping[bytes, bytes]) -> Applied:
+    """Apply `changes` to an index held in a dict, in place (the audit's rebuild, tests)."""
+    applied = update(nodes, changes)
+    nodes.update(applied.written)
+    return applied
 
 
-def update_in_memory(nodes: dict[NodeId, Node], changes: Mapping[bytes, bytes]) -> Update:
-    """Apply `changes` to an index held in a dict (the audit's rebuild, tests)."""
-    update = Update(changes)
-    while wanted := update.wanted():
-        update.feed({node_id: nodes[node_id] for node_id in wanted if node_id in nodes})
-    nodes.update(update.written)
-    return update
-
-
-def build(items: Mapping[bytes, bytes]) -> tuple[bytes, dict[NodeId, Node]]:
+def build(items: Mapping[bytes, bytes]) -> tuple[bytes, dict[NodeId, bytes]]:
     """The root and nodes of an index holding exactly `items`, from scratch."""
-    nodes: dict[NodeId, Node] = {}
-    root = _build((0, 0), items, nodes) if items else EMPTY
+    nodes: dict[NodeId, bytes] = {}
+    root = _build(ROOT, _Keys(items.items()), 0, len(items), nodes) if items else EMPTY
     return root, nodes
 
 
@@ -172,26 +217,45 @@ class Lookup:
     siblings: tuple[bytes, ...]
 
 
-def path_and_siblings(key: bytes, depths: Iterable[int]) -> set[NodeId]:
-    """The nodes a lookup of `key` reads at these depths: the path's and their siblings."""
+def proof_reads(key: bytes, depths: Iterable[int]) -> set[NodeId]:
+    """The stored nodes a lookup of `key` may read at these depths: the path's, their siblings, and
+    below each sibling between stored depths, what its hash is made from."""
     wanted = set()
     for depth in depths:
-        wanted.add(path_of(key, depth))
+        node_id = path_of(key, depth)
+        wanted.add(node_id)
         if depth:
-            wanted.add(sibling_of(path_of(key, depth)))
+            wanted.update(_down_to_stored_depth(node_id ^ 1))
     return wanted
 
 
-def lookup(key: bytes, nodes: NodeLookup, read_to: int) -> Lookup | None:
-    """The lookup of `key` from what `path_and_siblings` read at depths 0 to `read_to`, or None
-    when the path goes deeper than that."""
+def _down_to_stored_depth(node_id: NodeId) -> list[NodeId]:
+    found, level = [], [node_id]
+    depth = depth_of(node_id)
+    while True:
+        found += level
+        if depth % STRIDE == 0:
+            return found
+        level = [child for parent in level for child in (parent << 1, parent << 1 | 1)]
+        depth += 1
+
+
+def lookup(key: bytes, nodes: Nodes, read_to: int) -> Lookup | None:
+    """The lookup of `key` from what `proof_reads` read at depths 0 to `read_to` (a multiple of
+    STRIDE), or None when the path goes deeper than that."""
     depth = 0
-    while (node := nodes.get(path_of(key, depth))) is not None and node.leaf is None:
+    while True:
+        node_id = path_of(key, depth)
+        node = nodes.get(node_id)
+        if node is not None and len(node) == _LEAF_SIZE:
+            break
+        if node is None and _hash(nodes, node_id) == EMPTY:
+            break  # an empty subtree: the key is absent
         depth += 1
         if depth > min(read_to, KEY_BITS):
             return None
-    siblings = (nodes.get(sibling_of(path_of(key, above))) for above in range(depth, 0, -1))
-    return Lookup(node.leaf if node else None, tuple(found.hash if found else EMPTY for found in siblings))
+    siblings = tuple(_hash(nodes, path_of(key, above) ^ 1) for above in range(depth, 0, -1))
+    return Lookup(leaf_of(node) if node else None, siblings)
 
 
 class IndexProofError(ValueError):
