@@ -15,6 +15,7 @@ from service.settings import Settings
 
 if TYPE_CHECKING:
     import httpx
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     from service.ledger.checkpoint import Checkpoint, Verifier
 
@@ -219,6 +220,76 @@ def export(
                 f"({plural(result.count, 'entry', 'entries')}, tree size {result.tree_size}) and "
                 f"{result.manifest}; check them with: seenby verify export {result.data} --manifest "
                 f"{result.manifest} --key <the log's verifier key>", fg=typer.colors.GREEN)
+
+
+witness_app = typer.Typer(
+    help="Run a C2SP tlog-witness: cosign the checkpoints of the logs you name, each only if it is "
+    "consistent with the last one you cosigned for that log. For a regulator or any third party: a "
+    "log whose checkpoints it cosigns can no longer show one history to one reader and another to "
+    "someone else.",
+    no_args_is_help=True,
+)
+app.add_typer(witness_app, name="witness")
+
+WitnessNameOption = Annotated[str, typer.Option(
+    "--name", help="The witness's name, as readers' policies will know it (e.g. witness.example.org/w1).")]
+WitnessKeyOption = Annotated[Path, typer.Option(
+    "--key-file", help="The witness's Ed25519 private key (PEM); generated there on first use.")]
+
+
+@witness_app.command("key")
+def witness_key(name: WitnessNameOption, key_file: WitnessKeyOption = Path("witness-key.pem")) -> None:
+    """Print the witness's verifier key (a tlog-cosignature v1 vkey), for logs' and readers' policies."""
+    typer.echo(_witness_vkey(name, _witness_private_key(key_file)))
+
+
+@witness_app.command("serve")
+def witness_serve(
+    name: WitnessNameOption,
+    logs: Annotated[str, typer.Option(
+        "--logs", help="The logs to witness: a tlog-policy file whose `log <vkey>` lines name them.")],
+    key_file: WitnessKeyOption = Path("witness-key.pem"),
+    state: Annotated[Path, typer.Option(
+        help="SQLite file holding the last checkpoint cosigned for each log.")] = Path("witness.db"),
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8100,
+) -> None:
+    """Serve POST /add-checkpoint (C2SP tlog-witness v1) at http://HOST:PORT, the submission prefix."""
+    import uvicorn
+
+    from service.witness.policy import PolicyError, parse_policy
+    from service.witness.server import WitnessConfig, create_witness_app
+    from service.witness.state import WitnessState
+
+    try:
+        witnessed = parse_policy(_file_text(logs), quorum_required=False).logs
+    except PolicyError as exc:
+        _usage_error(f"{logs}: {exc}")
+    if not witnessed:
+        _usage_error(f"{logs} names no log (`log <vkey>` lines)")
+    private_key = _witness_private_key(key_file)
+    vkey = _witness_vkey(name, private_key)
+    config = WitnessConfig(name, private_key, {log.name: log for log in witnessed}, WitnessState(state))
+    typer.echo(f"witness {vkey} for {', '.join(sorted(config.logs))}", err=True)
+    uvicorn.run(create_witness_app(config), host=host, port=port, server_header=False, log_level="info")
+
+
+def _witness_vkey(name: str, private_key: Ed25519PrivateKey) -> str:
+    from service.ledger.checkpoint import COSIGNATURE_TYPE, raw_public_key, verifier_key
+
+    try:
+        return verifier_key(name, raw_public_key(private_key), COSIGNATURE_TYPE)
+    except ValueError as exc:
+        _usage_error(str(exc))
+
+
+def _witness_private_key(path: Path) -> Ed25519PrivateKey:
+    from service.keys import KeyConfigurationError, key_in_file
+
+    try:
+        return key_in_file(path, f"the witness key {path}")
+    except (KeyConfigurationError, OSError, ValueError) as exc:
+        _usage_error(f"key error: {exc}")
 
 
 verify_app = typer.Typer(

@@ -66,6 +66,11 @@ def load_signing_key(pem: bytes, what: str = "the log signing key") -> Ed25519Pr
     return key
 
 
+def key_in_file(path: Path, what: str) -> Ed25519PrivateKey:
+    """The Ed25519 private key in `path`, generated there (mode 0600) on first use."""
+    return load_signing_key(_create_once(path, new_key_pem()), what)
+
+
 def _private_key_pem(settings: Settings, path: Path | None, dev_file: str, setting: str, what: str) -> bytes:
     """The PEM at `path`; in development, one generated once into the data folder."""
     production = settings.env == "production"

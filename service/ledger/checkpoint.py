@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 HASH_SIZE = 32
 ED25519_TYPE = 0x01  # signed-note "Signature types"
+COSIGNATURE_TYPE = 0x04  # tlog-cosignature v1, Ed25519
 ED25519_KEY_SIZE = 32
 ED25519_SIGNATURE_SIZE = 64
 KEY_ID_SIZE = 4
@@ -87,9 +88,10 @@ def _check_key_name(name: str) -> None:
         raise ValueError(f"invalid note key name {name!r}")
 
 
-def key_id(name: str, public_key_bytes: bytes) -> bytes:
-    # signed-note "Ed25519 signatures": SHA-256(name || 0x0A || 0x01 || public key)[:4].
-    material = name.encode("utf-8") + b"\n" + bytes([ED25519_TYPE]) + public_key_bytes
+def key_id(name: str, public_key_bytes: bytes, key_type: int = ED25519_TYPE) -> bytes:
+    # signed-note "Ed25519 signatures": SHA-256(name || 0x0A || 0x01 || public key)[:4]; a
+    # tlog-cosignature v1 key puts 0x04 in the type's place.
+    material = name.encode("utf-8") + b"\n" + bytes([key_type]) + public_key_bytes
     return hashlib.sha256(material).digest()[:KEY_ID_SIZE]
 
 
@@ -97,13 +99,13 @@ def raw_public_key(private_key: Ed25519PrivateKey) -> bytes:
     return private_key.public_key().public_bytes_raw()
 
 
-def verifier_key(name: str, public_key_bytes: bytes) -> str:
-    """`<name>+<hex key id>+<base64(0x01 || public key)>`, the form Go's note package reads."""
+def verifier_key(name: str, public_key_bytes: bytes, key_type: int = ED25519_TYPE) -> str:
+    """`<name>+<hex key id>+<base64(type || public key)>`, the form Go's note package reads."""
     _check_key_name(name)
     if len(public_key_bytes) != ED25519_KEY_SIZE:
         raise ValueError(f"an Ed25519 public key is {ED25519_KEY_SIZE} bytes")
-    encoded = base64.b64encode(bytes([ED25519_TYPE]) + public_key_bytes).decode("ascii")
-    return f"{name}+{key_id(name, public_key_bytes).hex()}+{encoded}"
+    encoded = base64.b64encode(bytes([key_type]) + public_key_bytes).decode("ascii")
+    return f"{name}+{key_id(name, public_key_bytes, key_type).hex()}+{encoded}"
 
 
 @dataclass(frozen=True)
@@ -111,13 +113,16 @@ class Verifier:
     name: str
     key_id: bytes
     public_key: Ed25519PublicKey
+    key_type: int = ED25519_TYPE  # COSIGNATURE_TYPE for a witness
 
     @classmethod
-    def for_public_key(cls, name: str, public_key_bytes: bytes) -> Verifier:
+    def for_public_key(cls, name: str, public_key_bytes: bytes, key_type: int = ED25519_TYPE) -> Verifier:
         _check_key_name(name)
-        return cls(
-            name, key_id(name, public_key_bytes), Ed25519PublicKey.from_public_bytes(public_key_bytes)
-        )
+        return cls(name, key_id(name, public_key_bytes, key_type),
+                   Ed25519PublicKey.from_public_bytes(public_key_bytes), key_type)
+
+    def text(self) -> str:
+        return verifier_key(self.name, self.public_key.public_bytes_raw(), self.key_type)
 
     def verifies(self, message: bytes, signature: bytes) -> bool:
         return ed25519_verifies(self.public_key, message, signature)
@@ -131,7 +136,7 @@ def ed25519_verifies(public_key: Ed25519PublicKey, message: bytes, signature: by
     return True
 
 
-def parse_verifier_key(text: str) -> Verifier:
+def parse_verifier_key(text: str, key_type: int = ED25519_TYPE) -> Verifier:
     # Split on the first two "+" only: the base64 key data may itself contain "+" (as Go's note does).
     parts = text.split("+", 2)
     if len(parts) != 3:
@@ -141,9 +146,9 @@ def parse_verifier_key(text: str) -> Verifier:
     if not _KEY_ID_HEX.fullmatch(id_hex):
         raise ValueError(f"verifier key id {id_hex!r} is not 8 hex digits")
     key = _decode_base64(key_text, canonical=False)
-    if key is None or len(key) != 1 + ED25519_KEY_SIZE or key[0] != ED25519_TYPE:
-        raise ValueError("verifier key is not 0x01 followed by a 32-byte Ed25519 public key")
-    verifier = Verifier.for_public_key(name, key[1:])
+    if key is None or len(key) != 1 + ED25519_KEY_SIZE or key[0] != key_type:
+        raise ValueError(f"verifier key is not 0x{key_type:02x} followed by a 32-byte Ed25519 public key")
+    verifier = Verifier.for_public_key(name, key[1:], key_type)
     if verifier.key_id != bytes.fromhex(id_hex):
         raise ValueError(f"verifier key id {id_hex} does not match the key and name")
     return verifier
@@ -162,8 +167,19 @@ def sign_note(text: str, name: str, private_key: Ed25519PrivateKey) -> str:
     return f"{text}\n{SIGNATURE_PREFIX}{name} {base64.b64encode(blob).decode('ascii')}\n"
 
 
-def open_note(note: str, verifier: Verifier) -> str:
-    """Return the note's text once a signature by `verifier` checks; NoteError otherwise."""
+@dataclass(frozen=True)
+class NoteSignature:
+    name: str
+    key_id: bytes
+    signature: bytes  # after the key id
+
+    def line(self) -> str:
+        blob = base64.b64encode(self.key_id + self.signature).decode("ascii")
+        return f"{SIGNATURE_PREFIX}{self.name} {blob}\n"
+
+
+def split_note(note: str) -> tuple[str, list[NoteSignature]]:
+    """A note's text and its signature lines, none of them checked yet; NoteError if malformed."""
     _check_note_characters(note)
     # signed-note: the text ends at the last blank line; signature lines follow it.
     split = note.rfind("\n\n")
@@ -175,10 +191,15 @@ def open_note(note: str, verifier: Verifier) -> str:
     lines = signature_block[:-1].split("\n")
     if len(lines) > MAX_SIGNATURES:
         raise NoteError(f"note has more than {MAX_SIGNATURES} signatures")
+    return text, [NoteSignature(*_parse_signature_line(line)) for line in lines]
+
+
+def open_note(note: str, verifier: Verifier) -> str:
+    """Return the note's text once a signature by `verifier` checks; NoteError otherwise."""
+    text, signatures = split_note(note)
     message = text.encode("utf-8")
     verified = False
-    for line in lines:
-        name, signer_id, signature = _parse_signature_line(line)
+    for name, signer_id, signature in ((s.name, s.key_id, s.signature) for s in signatures):
         # signed-note: signatures from unknown keys are ignored, even when only the name or
         # only the key id matches; a known key's signature that fails rejects the note.
         if name != verifier.name or signer_id != verifier.key_id:

@@ -1,0 +1,129 @@
+"""C2SP tlog-policy: the logs a reader accepts, the witnesses it knows, and the quorum of them
+that must have cosigned a checkpoint before it is believed."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass, field
+
+from service.ledger.checkpoint import COSIGNATURE_TYPE, Verifier, parse_verifier_key
+from service.witness.cosignature import cosignatures
+
+NONE = "none"  # the predefined quorum that needs no cosignature
+
+
+class PolicyError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Witness:
+    name: str  # the policy's name for it
+    verifier: Verifier  # its cosignature key (0x04), whose own name is the cosigner's
+    url: str | None  # its submission prefix
+
+
+@dataclass(frozen=True)
+class Group:
+    threshold: int
+    members: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Policy:
+    logs: tuple[Verifier, ...]
+    log_urls: dict[str, str | None]
+    witnesses: dict[str, Witness]
+    groups: dict[str, Group] = field(default_factory=dict)
+    quorum: str = NONE
+
+    def satisfied_by(self, cosigned: Collection[str]) -> bool:
+        """Whether the witnesses (by policy name) that cosigned meet the quorum."""
+        return self._witnessed(self.quorum, cosigned)
+
+    def _witnessed(self, name: str, cosigned: Collection[str]) -> bool:
+        if name == NONE:
+            return True
+        group = self.groups.get(name)
+        if group is None:
+            return name in cosigned
+        return sum(self._witnessed(member, cosigned) for member in group.members) >= group.threshold
+
+    def cosigned(self, note: str) -> dict[str, int]:
+        """The policy's witnesses with a valid cosignature in this note: policy name -> timestamp."""
+        by_cosigner = cosignatures(note, [w.verifier for w in self.witnesses.values()])
+        return {name: by_cosigner[w.verifier.name] for name, w in self.witnesses.items()
+                if w.verifier.name in by_cosigner}
+
+    def log(self, origin: str) -> Verifier | None:
+        return next((log for log in self.logs if log.name == origin), None)
+
+
+def parse_policy(text: str, *, quorum_required: bool = True) -> Policy:
+    """A policy file; a witness's list of the logs it witnesses is one too, its quorum line optional."""
+    logs: list[Verifier] = []
+    log_urls: dict[str, str | None] = {}
+    witnesses: dict[str, Witness] = {}
+    groups: dict[str, Group] = {}
+    quorum: str | None = None
+    keys: set[bytes] = set()
+    for number, raw in enumerate(text.split("\n"), 1):
+        if any(ord(ch) < 0x20 and ch != "\t" for ch in raw) or "\x7f" in raw:
+            raise PolicyError(f"line {number}: a control character")
+        words = raw.replace("\t", " ").split()
+        if not words or words[0].startswith("#"):
+            continue
+        keyword, args = words[0], words[1:]
+        try:
+            if keyword == "log" and len(args) in (1, 2):
+                log = parse_verifier_key(args[0])
+                _unique_key(keys, log)
+                logs.append(log)
+                log_urls[log.name] = args[1] if len(args) == 2 else None
+            elif keyword == "witness" and len(args) in (2, 3):
+                name = _new_name(args[0], witnesses, groups)
+                verifier = parse_verifier_key(args[1], COSIGNATURE_TYPE)
+                _unique_key(keys, verifier)
+                witnesses[name] = Witness(name, verifier, args[2] if len(args) == 3 else None)
+            elif keyword == "group" and len(args) >= 3:
+                name = _new_name(args[0], witnesses, groups)
+                members = tuple(args[2:])
+                for member in members:
+                    if member not in witnesses and member not in groups:
+                        raise PolicyError(f"group {name}: {member} is not defined on an earlier line")
+                if len(set(members)) != len(members):
+                    raise PolicyError(f"group {name} lists a member twice")
+                threshold = {"all": len(members), "any": 1}.get(args[1])
+                if threshold is None:
+                    if not args[1].isdigit() or args[1] != str(int(args[1])):
+                        raise PolicyError(f"group {name}: threshold {args[1]!r} is not all, any or a number")
+                    threshold = int(args[1])
+                if not 1 <= threshold <= len(members):
+                    raise PolicyError(f"group {name}: threshold {threshold} is outside 1..{len(members)}")
+                groups[name] = Group(threshold, members)
+            elif keyword == "quorum" and len(args) == 1:
+                if quorum is not None:
+                    raise PolicyError("a second quorum line")
+                if args[0] != NONE and args[0] not in witnesses and args[0] not in groups:
+                    raise PolicyError(f"quorum {args[0]} is not defined on an earlier line")
+                quorum = args[0]
+            else:
+                raise PolicyError(f"{keyword!r} with {len(args)} arguments is not a policy line")
+        except ValueError as exc:
+            raise PolicyError(f"line {number}: {exc}") from exc
+    if quorum is None and quorum_required:
+        raise PolicyError("the policy has no quorum line")
+    return Policy(tuple(logs), log_urls, witnesses, groups, quorum or NONE)
+
+
+def _new_name(name: str, witnesses: dict[str, Witness], groups: dict[str, Group]) -> str:
+    if name == NONE or name in witnesses or name in groups:
+        raise PolicyError(f"the name {name} is taken")
+    return name
+
+
+def _unique_key(keys: set[bytes], verifier: Verifier) -> None:
+    public = verifier.public_key.public_bytes_raw()
+    if public in keys:
+        raise PolicyError(f"the key of {verifier.name} is listed twice")
+    keys.add(public)

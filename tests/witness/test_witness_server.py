@@ -1,0 +1,176 @@
+"""seenby's tlog-witness over HTTP: every answer C2SP tlog-witness v1 prescribes, the cosignature it
+returns, and the state it keeps (atomic, durable)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import struct
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from service.ledger.checkpoint import COSIGNATURE_TYPE, Verifier, raw_public_key, split_note
+from service.witness.cosignature import cosignatures
+from service.witness.server import WitnessConfig, create_witness_app
+from service.witness.state import WitnessState
+from tests.witness.logs import TestLog, submission
+
+NAME = "witness.example/w1"
+
+
+class Witness:
+    def __init__(self, state: Path, log: TestLog) -> None:
+        self.key = Ed25519PrivateKey.generate()
+        self.verifier = Verifier.for_public_key(NAME, raw_public_key(self.key), COSIGNATURE_TYPE)
+        self.state, self.log = state, log
+
+    def app(self) -> httpx.AsyncClient:
+        config = WitnessConfig(NAME, self.key, {self.log.origin: self.log.verifier}, WitnessState(self.state))
+        return httpx.AsyncClient(transport=httpx.ASGITransport(create_witness_app(config)),
+                                 base_url="http://witness")
+
+
+@pytest.fixture
+def log() -> TestLog:
+    return TestLog()
+
+
+@pytest.fixture
+def witness(tmp_path: Path, log: TestLog) -> Witness:
+    return Witness(tmp_path / "witness.db", log)
+
+
+@pytest.fixture
+async def client(witness: Witness) -> AsyncIterator[httpx.AsyncClient]:
+    async with witness.app() as http:
+        yield http
+
+
+async def _submit(client: httpx.AsyncClient, body: bytes) -> httpx.Response:
+    return await client.post("/add-checkpoint", content=body)
+
+
+async def test_cosigns_a_consistent_checkpoint_with_a_timestamped_ed25519_cosignature(
+    client: httpx.AsyncClient, witness: Witness, log: TestLog
+) -> None:
+    first = log.grow(5)
+    response = await _submit(client, submission(0, [], first))
+    assert response.status_code == 200, response.text
+    line = response.text
+    assert line.startswith(f"\u2014 {NAME} ") and line.endswith("\n") and line.count("\n") == 1
+    # tlog-cosignature v1 read from its text alone: key id, u64 timestamp, Ed25519 signature over
+    # "cosignature/v1\ntime <t>\n" and the checkpoint's body.
+    blob = base64.b64decode(line.split(" ")[-1])
+    assert len(blob) == 4 + 8 + 64
+    expected_id = hashlib.sha256(NAME.encode() + b"\n\x04" + raw_public_key(witness.key)).digest()[:4]
+    assert blob[:4] == expected_id
+    (timestamp,) = struct.unpack(">Q", blob[4:12])
+    body, _ = split_note(first)
+    witness.key.public_key().verify(blob[12:], f"cosignature/v1\ntime {timestamp}\n{body}".encode())
+    assert cosignatures(first + line, [witness.verifier]) == {NAME: timestamp}
+
+    second = log.grow(6)
+    response = await _submit(client, submission(5, log.proof(5), second))
+    assert response.status_code == 200, response.text
+    assert NAME in cosignatures(second + response.text, [witness.verifier])
+    # The same checkpoint again (old size = its size, no proof) is cosigned again.
+    assert (await _submit(client, submission(11, [], second))).status_code == 200
+
+
+async def test_an_old_size_other_than_the_last_cosigned_gets_409_with_that_size(
+    client: httpx.AsyncClient, log: TestLog
+) -> None:
+    assert (await _submit(client, submission(0, [], log.grow(4)))).status_code == 200
+    later = log.grow(3)
+    for stale in (0, 2):
+        response = await _submit(client, submission(stale, log.proof(stale), later))
+        assert response.status_code == 409
+        assert response.headers["content-type"] == "text/x.tlog.size"
+        assert response.text == "4\n"
+
+
+async def test_inconsistent_checkpoints_get_422_and_are_not_cosigned(
+    client: httpx.AsyncClient, log: TestLog
+) -> None:
+    assert (await _submit(client, submission(0, [], log.grow(4)))).status_code == 200
+    honest = log.grow(4)
+    forked = log.checkpoint(root=hashlib.sha256(b"another history").digest())
+    wrong_proof = [hashlib.sha256(b"x").digest()] * len(log.proof(4))
+    for body in (
+        submission(4, log.proof(4), forked),  # a root the proof does not lead to
+        submission(4, wrong_proof, honest),
+        submission(4, [], honest),  # no proof at all
+    ):
+        assert (await _submit(client, body)).status_code == 422
+    # A different root at the size it cosigned is a fork too.
+    fork = TestLog(log.origin, key=log.key, salt=b"fork")
+    assert (await _submit(client, submission(4, [], fork.grow(4)))).status_code == 422
+    # None of that moved the witness on: the honest checkpoint is still the next one it takes.
+    assert (await _submit(client, submission(4, log.proof(4), honest))).status_code == 200
+
+
+async def test_a_first_checkpoint_must_start_from_zero_without_a_proof(
+    client: httpx.AsyncClient, log: TestLog
+) -> None:
+    checkpoint = log.grow(3)
+    assert (await _submit(client, submission(0, [bytes(32)], checkpoint))).status_code == 422
+    empty = TestLog(log.origin, key=log.key)
+    not_empty_root = empty.checkpoint(root=bytes(32))  # size 0 must have SHA-256("") as its root
+    assert (await _submit(client, submission(0, [], not_empty_root))).status_code == 422
+    assert (await _submit(client, submission(0, [], empty.checkpoint()))).status_code == 200
+
+
+@pytest.mark.parametrize("body, status", [
+    pytest.param(b"old 01\n\nx", 400, id="a leading zero"),
+    pytest.param(b"old -1\n\nx", 400, id="negative"),
+    pytest.param(b"new 0\n\nx", 400, id="not old"),
+    pytest.param(b"old 0\n", 400, id="no blank line"),
+    pytest.param(b"old 0\nnot*base64\n\nx", 400, id="proof not base64"),
+    pytest.param(b"old 0\n" + b"AAAA\n" * 64 + b"\nx", 400, id="64 proof lines"),
+    pytest.param(b"\xff\xfe", 400, id="not UTF-8"),
+    pytest.param(b"old 0\n\n" + b"x" * 70_000, 413, id="oversized"),
+])
+async def test_malformed_submissions_get_a_4xx(client: httpx.AsyncClient, body: bytes, status: int) -> None:
+    assert (await _submit(client, body)).status_code == status
+
+
+async def test_unknown_logs_404_and_checkpoints_not_signed_by_the_log_403(
+    client: httpx.AsyncClient, log: TestLog
+) -> None:
+    log.grow(2)
+    other = TestLog("log.example/unknown")
+    assert (await _submit(client, submission(0, [], other.grow(2)))).status_code == 404
+    impostor = log.checkpoint(key=Ed25519PrivateKey.generate())  # the log's name, another key
+    assert (await _submit(client, submission(0, [], impostor))).status_code == 403
+    genuine = log.checkpoint()
+    forged = genuine[:-10] + ("A" if genuine[-10] != "A" else "B") + genuine[-9:]  # signature altered
+    assert (await _submit(client, submission(0, [], forged))).status_code in (400, 403)
+    too_far = submission(3, [], genuine)  # old size past the checkpoint's
+    assert (await _submit(client, too_far)).status_code == 400
+
+
+async def test_concurrent_submissions_from_one_state_are_cosigned_once(
+    client: httpx.AsyncClient, log: TestLog
+) -> None:
+    assert (await _submit(client, submission(0, [], log.grow(2)))).status_code == 200
+    bodies = []
+    for _ in range(6):
+        checkpoint = log.grow(1)
+        bodies.append(submission(2, log.proof(2), checkpoint))
+    answers = await asyncio.gather(*(_submit(client, body) for body in bodies))
+    statuses = sorted(answer.status_code for answer in answers)
+    assert statuses.count(200) == 1 and statuses.count(409) == 5, statuses
+
+
+async def test_what_it_cosigned_survives_a_restart(witness: Witness, log: TestLog) -> None:
+    async with witness.app() as first:
+        assert (await _submit(first, submission(0, [], log.grow(7)))).status_code == 200
+    async with witness.app() as restarted:
+        response = await _submit(restarted, submission(0, [], log.grow(1)))
+        assert (response.status_code, response.text) == (409, "7\n")
+        assert (await _submit(restarted, submission(7, log.proof(7), log.checkpoint()))).status_code == 200
