@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     from service.ledger.checkpoint import Checkpoint, Verifier
+    from service.witness.policy import Policy
 
 app = typer.Typer(
     help="seenby: an append-only, verifiable record of every access to customers' camera clips.\n\n"
@@ -53,12 +54,18 @@ def serve(
 
     from service.keys import KeyConfigurationError, load_keys
     from service.migrate import upgrade
+    from service.witness.policy import PolicyError, load_policy
 
     settings = _settings()
     try:
         load_keys(settings)
     except (KeyConfigurationError, OSError, ValueError) as exc:
         typer.secho(f"key error: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from exc
+    try:
+        load_policy(settings.witness_policy_file)
+    except PolicyError as exc:
+        typer.secho(f"witness policy error: {exc}", fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from exc
     if settings.env == "development":
         upgrade(settings)
@@ -303,6 +310,9 @@ app.add_typer(verify_app, name="verify")
 
 KeyOption = Annotated[str, typer.Option(
     "--key", help="The log's note verifier key (GET /v1/log/key), as a file or as the key text itself.")]
+PolicyOption = Annotated[str | None, typer.Option(
+    "--policy", help="A C2SP tlog-policy file: also require valid cosignatures by its quorum of witnesses "
+                     "on the checkpoint.")]
 # <name>+<8 hex key id>+<base64 key>: what `--key` takes as text rather than as a file name
 VERIFIER_KEY_TEXT = re.compile(r"[^\s+]+\+[0-9a-fA-F]{8}\+\S+")
 
@@ -348,6 +358,24 @@ def _verifier(key: str) -> Verifier:
         return verify.load_verifier(_key_text(key))
     except verify.VerificationError as exc:
         _usage_error(f"{key}: {exc}")
+
+
+def _policy(name: str | None) -> Policy | None:
+    from service.witness.policy import PolicyError, parse_policy
+
+    if name is None:
+        return None
+    try:
+        return parse_policy(_file_text(name))
+    except PolicyError as exc:
+        _usage_error(f"{name}: {exc}")
+
+
+def _witnessed(verdict: str, note: Callable[[], str], policy: Policy | None) -> str:
+    """The verdict, once `--policy`'s quorum has cosigned the checkpoint it rests on."""
+    from service import verify
+
+    return verdict if policy is None else f"{verdict}; {verify.witnessed(note(), policy)}"
 
 
 def _server_get(url: str, path: str, params: dict[str, int] | None = None) -> httpx.Response:
@@ -404,12 +432,14 @@ def verify_checkpoint(
     note: Annotated[str, typer.Argument(help="A checkpoint as served by GET /v1/log/checkpoint, saved to a "
                                              "file (or - for stdin).")],
     key: KeyOption,
+    policy: PolicyOption = None,
 ) -> None:
-    """Check a checkpoint's signature: the log's operator really signed this tree size and root."""
+    """Check a checkpoint's signature: the log's operator really signed this tree size and root (and,
+    with --policy, its witnesses saw the same)."""
     from service import verify
 
-    verifier, text = _verifier(key), _file_text(note)
-    _verdict(lambda: _described(verify.checkpoint(text, verifier)))
+    verifier, text, quorum = _verifier(key), _file_text(note), _policy(policy)
+    _verdict(lambda: _witnessed(_described(verify.checkpoint(text, verifier)), lambda: text, quorum))
 
 
 @verify_app.command("entry")
@@ -417,14 +447,16 @@ def verify_entry(
     document: Annotated[str, typer.Argument(help="An entry as served by GET /v1/customers/{id}/entries/"
                                                  "{entry_hash} (or /v1/me/entries/...), saved to a file.")],
     key: KeyOption,
+    policy: PolicyOption = None,
 ) -> None:
     """Check one entry: its hash, every field shown against its canonical bytes, and its inclusion in
     the signed checkpoint it carries."""
     from service import verify
 
-    verifier, body = _verifier(key), _json_file(document)
-    _verdict(lambda: f"entry {body['entry_hash']} is leaf {body['log_index']} of the signed tree of "
-                     f"{verify.entry(body, verifier).size}")
+    verifier, body, quorum = _verifier(key), _json_file(document), _policy(policy)
+    _verdict(lambda: _witnessed(f"entry {body['entry_hash']} is leaf {body['log_index']} of the signed "
+                                f"tree of {verify.entry(body, verifier).size}",
+                                lambda: body["proof"]["checkpoint"], quorum))
 
 
 @verify_app.command("consistency")
@@ -501,6 +533,7 @@ def verify_completeness(
     key: KeyOption,
     customer: Annotated[str | None, typer.Option(
         help="The customer's id; needed only when its chain is empty (a proof of absence).")] = None,
+    policy: PolicyOption = None,
 ) -> None:
     """Check that a customer's chain is everything the log holds about it, up to a signed size: the
     checkpoint's signature, the index leaf's inclusion, the index proof for the customer's key, the
@@ -513,7 +546,9 @@ def verify_completeness(
     items = body.get("items") if isinstance(body, dict) else body
     if not isinstance(items, list):
         _usage_error(f"{chain} is neither a list of entries nor {{\"items\": [...]}}")
-    _verdict(lambda: verify.completeness(document, items, verifier, customer))
+    quorum = _policy(policy)
+    _verdict(lambda: _witnessed(verify.completeness(document, items, verifier, customer),
+                                lambda: document["checkpoint"], quorum))
 
 
 @verify_app.command("export")
@@ -526,6 +561,7 @@ def verify_export(
         help="A completeness proof for the export's customer (GET /v1/customers/{id}/completeness): "
              "for one customer's export of every kind, then also checks that the export is complete.")]
     = None,
+    policy: PolicyOption = None,
 ) -> None:
     """Check an export offline: the checkpoint's signature, every entry's hash, shown fields and
     inclusion, the count and digest, and for one customer's export of every kind, the whole chain
@@ -533,6 +569,7 @@ def verify_export(
     from rich.progress import Progress
 
     from service import verify
+    from service.exports.check import manifest_checkpoint
 
     verifier = _verifier(key)
     data_path = Path(data)
@@ -541,11 +578,13 @@ def verify_export(
         if not path.is_file():
             _usage_error(f"{path} is not a file")
     proof = _json_file(completeness) if completeness is not None else None
+    quorum = _policy(policy)
     size = data_path.stat().st_size
     with Progress(transient=True, disable=size < 50_000_000) as progress:
         task = progress.add_task("verifying", total=size)
-        _verdict(lambda: verify.export(data_path, manifest_path, verifier,
-                                       lambda n: progress.advance(task, n), proof))
+        _verdict(lambda: _witnessed(
+            verify.export(data_path, manifest_path, verifier, lambda n: progress.advance(task, n), proof),
+            lambda: manifest_checkpoint(manifest_path), quorum))
 
 
 def _described(checkpoint: Checkpoint) -> str:

@@ -42,6 +42,9 @@ from service.tickets.routes import REQUEST as TICKET_REQUEST
 from service.tickets.routes import router as tickets_router
 from service.tickets.service import TicketIssuer
 from service.tlog.routes import router as log_router
+from service.tlog.service import Witnessing
+from service.witness.policy import load_policy
+from service.witness.submitter import Submitter
 
 # The collector's thresholds, young to old. A full collection walks every object that requests still
 # hold (a waiting 1,000-event batch is tens of thousands), about 15 ms each; by default one runs
@@ -83,6 +86,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.recorder = Recorder(database, settings, keys.pseudonym_key)
         app.state.ticket_issuer = TicketIssuer(app.state.recorder, settings, keys)
         task = asyncio.create_task(integrator.run(), name="seenby-integrator")
+        submitter = None
+        if app.state.witnessing.policy is not None:
+            submitter = Submitter(database, app.state.witnessing.policy, settings.witness_timeout_seconds)
+            submitting = asyncio.create_task(submitter.run(integrator.leading), name="seenby-witnesses")
         # Everything alive now (modules, app, tables) lives as long as the process: out of the
         # collector's sight, a full collection walks only what requests allocate, so a pause of
         # tens of milliseconds does not land in some request's latency.
@@ -95,9 +102,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             gc.set_threshold(*thresholds)
             await app.state.recorder.close()
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            for background in (task, *([submitting] if submitter else [])):
+                background.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await background
+            if submitter is not None:
+                await submitter.close()
             await database.dispose()
 
     docs = settings.docs_enabled
@@ -112,6 +122,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.keys = keys
+    app.state.witnessing = Witnessing(load_policy(settings.witness_policy_file), settings.witness_fail_open)
     app.state.authenticator = Authenticator(settings, keys)
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
     app.state.schema_head = head_revision()

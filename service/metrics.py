@@ -87,3 +87,27 @@ INDEX_UPDATE_SECONDS = Histogram(
     "seenby_customer_index_update_seconds", "Updating the customer index in one integration pass.",
     registry=REGISTRY, buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
 )
+WITNESS_COSIGNED_SIZE = Gauge(
+    "seenby_witness_cosigned_size",
+    "The largest tree size each witness has cosigned, as far as the log knows.",
+    ["witness"], registry=REGISTRY,
+)
+WITNESS_FAILURES = Counter(
+    "seenby_witness_failures_total",
+    "Submissions to a witness that got no cosignature, by kind (timeout, unreachable, http_<status>, "
+    "bad_cosignature).", ["witness", "kind"], registry=REGISTRY,
+)
+WITNESS_CONFLICTS = Counter(
+    "seenby_witness_conflicts_total",
+    "422 answers: the witness holds a checkpoint inconsistent with this log's (a split view).",
+    ["witness"], registry=REGISTRY,
+)
+WITNESS_SECONDS = Histogram(
+    "seenby_witness_request_seconds", "One add-checkpoint request to a witness.", ["witness"],
+    registry=REGISTRY, buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+WITNESSED_CHECKPOINT_LAG = Gauge(
+    "seenby_witnessed_checkpoint_lag_entries",
+    "Entries the newest signed checkpoint holds beyond the newest one that meets the witness quorum.",
+    registry=REGISTRY,
+)

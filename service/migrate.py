@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 import migrations
 from service.ledger.tables import APPEND_ONLY_TABLES
 from service.settings import Settings
+from service.witness.tables import APPEND_ONLY_WITNESS_TABLES
 
 MIGRATIONS_DIR = Path(migrations.__file__).parent
 MUTABLE_TABLES = (
@@ -23,7 +24,7 @@ MUTABLE_TABLES = (
 )
 # What the app role may do to each table, and no more.
 APP_PRIVILEGES = {
-    **dict.fromkeys(APPEND_ONLY_TABLES, "SELECT, INSERT"),
+    **dict.fromkeys((*APPEND_ONLY_TABLES, *APPEND_ONLY_WITNESS_TABLES), "SELECT, INSERT"),
     **dict.fromkeys(MUTABLE_TABLES, "SELECT, INSERT, UPDATE"),
     "integration_queue": "SELECT, INSERT, DELETE",  # integrated entries leave it
     # Derived from the log and rewritten in place; a leaf whose depth now holds a branch storage

@@ -42,6 +42,12 @@ class Settings(BaseSettings):
     ticket_ttl_seconds: int = Field(300, ge=1, le=3600)
     tickets_enforce: bool = True  # false: monitor only, tickets issued with their flags
 
+    # Witnesses (CONTRACT "Witnesses"): a C2SP tlog-policy file; without one, nothing changes.
+    witness_policy_file: Path | None = None
+    witness_timeout_seconds: float = Field(5.0, gt=0, le=60)
+    # Rollout only: serve the newest signed checkpoint while none has met the quorum yet.
+    witness_fail_open: bool = False
+
     deletion_services: Annotated[list[str], NoDecode] = []
     deletion_due_days: int = Field(30, ge=1)
     troubleshooting_grant_days: int = Field(30, ge=1)

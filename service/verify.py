@@ -22,6 +22,7 @@ from service.ledger.checkpoint import (
     open_checkpoint,
     parse_verifier_key,
 )
+from service.witness.policy import Policy
 
 SHOWN_FAULTS = 50
 
@@ -35,6 +36,18 @@ def load_verifier(key_text: str) -> Verifier:
         return parse_verifier_key(key_text.strip())
     except ValueError as exc:
         raise VerificationError(f"not a note verifier key: {exc}") from exc
+
+
+def witnessed(note: str, policy: Policy) -> str:
+    """`--policy`: the note carries valid cosignatures by the policy's quorum of witnesses."""
+    try:
+        cosigned = policy.cosigned(note)
+    except NoteError as exc:
+        raise VerificationError(f"a witness cosignature does not verify: {exc}") from exc
+    if not policy.satisfied_by(cosigned):
+        raise VerificationError(f"the checkpoint lacks the policy's witness quorum ({policy.quorum}); "
+                                f"cosigned by: {', '.join(sorted(cosigned)) or 'no witness of the policy'}")
+    return f"witnessed by {', '.join(sorted(cosigned)) or 'no witness (quorum none)'}"
 
 
 def checkpoint(note: str, verifier: Verifier) -> Checkpoint:

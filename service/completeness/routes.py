@@ -11,6 +11,7 @@ from service.db import SnapshotSessionDep
 from service.errors import problem_responses
 from service.responses import JSONBody
 from service.tenancy import ensure_readable
+from service.tlog.service import WitnessingDep
 from service.vocabulary import CustomerId
 
 router = APIRouter(prefix="/v1", tags=["completeness"])
@@ -29,13 +30,14 @@ _DESCRIPTION = (
                                         "customer's, or outside a regulator's jurisdiction).", s503=_NOT_YET),
             summary="Proof that a customer's chain is complete", description=_DESCRIPTION)
 async def customer_completeness(customer_id: CustomerId, principal: ReaderPrincipal,
-                                session: SnapshotSessionDep) -> JSONBody:
+                                session: SnapshotSessionDep, witnessing: WitnessingDep) -> JSONBody:
     await ensure_readable(session, principal, customer_id)
-    return JSONBody(await service.completeness(session, customer_id))
+    return JSONBody(await service.completeness(session, customer_id, witnessing))
 
 
 @router.get("/me/completeness", response_model=CompletenessProof,
             responses=problem_responses(503, s503=_NOT_YET),
             summary="Proof that the calling customer's chain is complete", description=_DESCRIPTION)
-async def my_completeness(principal: CustomerPrincipal, session: SnapshotSessionDep) -> JSONBody:
-    return JSONBody(await service.completeness(session, principal.subject))
+async def my_completeness(principal: CustomerPrincipal, session: SnapshotSessionDep,
+                          witnessing: WitnessingDep) -> JSONBody:
+    return JSONBody(await service.completeness(session, principal.subject, witnessing))

@@ -14,11 +14,12 @@ from service.ledger.customer_index import tree
 from service.tlog import service as tlog
 
 
-async def completeness(session: AsyncSession, customer_id: str) -> dict[str, Any]:
+async def completeness(session: AsyncSession, customer_id: str,
+                       witnessing: tlog.Witnessing) -> dict[str, Any]:
     """Every read here must see one state (`snapshot_sessions`): the stored index is the latest
     one only, and must be the one the chosen index leaf commits to. Served as stored, never
     checked here: a stored index that does not match its leaf is for the customer to catch."""
-    checkpoint = await tlog.latest(session)
+    checkpoint = await tlog.served(session, witnessing)
     index_leaf = await index_store.latest_index_leaf(session, below=checkpoint.tree_size)
     if index_leaf is None:
         raise ServiceUnavailable("the log has not committed to a customer index yet (it does with its "

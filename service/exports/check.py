@@ -142,6 +142,16 @@ _ABSENT: Any = object()
 # --- The manifest ---------------------------------------------------------------------------
 
 
+def manifest_checkpoint(path: Path) -> str:
+    """The signed checkpoint a manifest names (empty if it names none)."""
+    with path.open("rb") as file:
+        try:
+            checkpoint = _Manifest(file).head.get("checkpoint")
+        except ManifestError:
+            return ""
+    return checkpoint if isinstance(checkpoint, str) else ""
+
+
 class _Manifest:
     """The manifest's head, its proofs one at a time, and its trailer once the proofs are read.
 

@@ -17,6 +17,7 @@ from service.errors import problem_responses
 from service.exports import formats, service
 from service.exports.schemas import Manifest
 from service.exports.service import ExportFilter
+from service.tlog.service import WitnessingDep
 from service.types import Period
 from service.vocabulary import MAX_INDEX, NO_NUL, RecordedSince, RecordedUntil
 
@@ -86,11 +87,11 @@ _EXPORT_RESPONSES: dict[int | str, dict[str, Any]] = {
 @router.get("/accesses", response_class=StreamingResponse, responses=_EXPORT_RESPONSES,
             summary="Export entries in log order, cut against a signed checkpoint")
 async def export_accesses(
-    principal: RegulatorPrincipal, database: DatabaseDep, wanted: Filter, tree_size: TreeSize = None,
-    after_log_index: Annotated[int | None, Query(ge=0, le=MAX_INDEX, description=(
+    principal: RegulatorPrincipal, database: DatabaseDep, wanted: Filter, witnessing: WitnessingDep,
+    tree_size: TreeSize = None, after_log_index: Annotated[int | None, Query(ge=0, le=MAX_INDEX, description=(
         "Resume a download: only entries after this log_index (and, in CSV, no header row)."))] = None,
 ) -> StreamingResponse:
-    cut = await service.cut(database, principal, wanted, tree_size)
+    cut = await service.cut(database, principal, wanted, tree_size, witnessing)
     return _ClosingStream(
         service.export_bytes(database, principal, wanted, cut, after_log_index),
         media_type=formats.MEDIA_TYPES[wanted.format],
@@ -108,9 +109,10 @@ async def export_accesses(
     summary="The manifest of the export with the same parameters",
 )
 async def export_manifest(
-    principal: RegulatorPrincipal, database: DatabaseDep, wanted: Filter, tree_size: TreeSize = None,
+    principal: RegulatorPrincipal, database: DatabaseDep, wanted: Filter, witnessing: WitnessingDep,
+    tree_size: TreeSize = None,
 ) -> StreamingResponse:
-    cut = await service.cut(database, principal, wanted, tree_size)
+    cut = await service.cut(database, principal, wanted, tree_size, witnessing)
     return _ClosingStream(
         service.manifest_bytes(database, principal, wanted, cut), media_type="application/json",
         headers={TREE_SIZE_HEADER: str(cut.tree_size), "Content-Disposition":

@@ -25,6 +25,7 @@ from service.ledger.merkle import NodeId
 from service.tenancy import ensure_readable, jurisdiction_customers
 from service.tlog import service as tlog
 from service.types import Period
+from service.witness import store as witness_store
 
 BATCH = 1_000
 NODES_PER_QUERY = 4_000  # SQLite allows 32,766 bound values in one statement, asyncpg 32,767
@@ -58,18 +59,22 @@ class Cut:
 
 
 async def cut(database: Database, principal: Principal, wanted: ExportFilter,
-              tree_size: int | None) -> Cut:
-    """Check the request and pick its checkpoint: the latest, or the one signed at `tree_size`."""
+              tree_size: int | None, witnessing: tlog.Witnessing) -> Cut:
+    """Check the request and pick its checkpoint: the one served (witnessed, with a policy), or the
+    one signed at `tree_size` with whatever cosignatures it has."""
     async with database.read_sessions() as session:
         if wanted.customer_id is not None:
             await ensure_readable(session, principal, wanted.customer_id)
+        served = await tlog.served(session, witnessing)
+        if tree_size is None or tree_size == served.tree_size:
+            return Cut(served.tree_size, served.note)
         latest = await tlog.latest(session)
-        if tree_size is None or tree_size == latest.tree_size:
-            return Cut(latest.tree_size, latest.note)
         if tree_size > latest.tree_size:
             raise _invalid("tree_size",
                            f"tree_size {tree_size} is beyond the latest checkpoint ({latest.tree_size})")
         stored = await tree_store.checkpoint_at(session, tree_size)
+        if stored is not None and witnessing.policy is not None:
+            stored = await witness_store.with_cosignatures(session, stored, witnessing.policy)
     if stored is None:
         raise _invalid("tree_size", f"no checkpoint was signed at tree size {tree_size}; pin a size "
                                     "from a Seenby-Tree-Size header or /v1/log/checkpoint")

@@ -15,6 +15,7 @@ from service.ledger.reads import AccessFilters
 from service.paging import Page, page_response
 from service.responses import JSONBody
 from service.tenancy import ensure_readable, sees_identities
+from service.tlog.service import Witnessing, WitnessingDep
 from service.types import Period
 from service.vocabulary import (
     Action,
@@ -80,10 +81,10 @@ async def _entries(session: ReadSessionDep, principal: Principal, customer_id: s
 
 
 async def _entry(session: ReadSessionDep, principal: Principal, customer_id: str,
-                 entry_hash: str) -> JSONBody:
+                 entry_hash: str, witnessing: Witnessing) -> JSONBody:
     await ensure_readable(session, principal, customer_id)
     return JSONBody(await service.get_entry(
-        session, customer_id, entry_hash, regulator=sees_identities(principal)
+        session, customer_id, entry_hash, regulator=sees_identities(principal), witnessing=witnessing
     ))
 
 
@@ -112,9 +113,9 @@ async def customer_entries(customer_id: CustomerId, principal: ReaderPrincipal,
 
 @router.get("/customers/{customer_id}/entries/{entry_hash}", response_model=EntryDetail,
             responses=_ENTRY, summary="One entry of a customer's chain")
-async def customer_entry(customer_id: CustomerId, entry_hash: EntryHash,
-                         principal: ReaderPrincipal, session: ReadSessionDep) -> JSONBody:
-    return await _entry(session, principal, customer_id, entry_hash)
+async def customer_entry(customer_id: CustomerId, entry_hash: EntryHash, principal: ReaderPrincipal,
+                         session: ReadSessionDep, witnessing: WitnessingDep) -> JSONBody:
+    return await _entry(session, principal, customer_id, entry_hash, witnessing)
 
 
 @router.get("/me/accesses", response_model=Page[AccessView], summary="The calling customer's accesses")
@@ -140,5 +141,5 @@ async def my_entries(principal: CustomerPrincipal, session: ReadSessionDep, limi
             responses=problem_responses(404, s404="No such entry in the caller's chain."),
             summary="One entry of the calling customer's chain")
 async def my_entry(entry_hash: EntryHash, principal: CustomerPrincipal,
-                   session: ReadSessionDep) -> JSONBody:
-    return await _entry(session, principal, principal.subject, entry_hash)
+                   session: ReadSessionDep, witnessing: WitnessingDep) -> JSONBody:
+    return await _entry(session, principal, principal.subject, entry_hash, witnessing)

@@ -45,13 +45,13 @@ def _page(rows: Sequence[Any], limit: int, item: Callable[[Any], dict[str, Any]]
 
 
 async def get_entry(
-    session: AsyncSession, customer_id: str, entry_hash: str, *, regulator: bool
+    session: AsyncSession, customer_id: str, entry_hash: str, *, regulator: bool, witnessing: tlog.Witnessing
 ) -> dict[str, Any]:
     row = await reads.customer_entry(session, customer_id, entry_hash, regulator=regulator)
     if row is None:
         raise NotFound(f"no entry {entry_hash} for customer {customer_id}")
     item = chain_item(_view(row, regulator), row.canonical)
-    item["proof"] = await tlog.entry_proof(session, row.log_index)
+    item["proof"] = await tlog.entry_proof(session, row.log_index, witnessing)
     return item
 
 

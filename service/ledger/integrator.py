@@ -88,6 +88,10 @@ class Integrator:
         self._leader: AsyncConnection | None = None
         self._floor = QueueFloor()
 
+    def leading(self) -> bool:
+        """Whether this process integrates (and so submits checkpoints to witnesses)."""
+        return self.database.sqlite or self._leader is not None
+
     async def sign_empty_log(self) -> None:
         """Persist the size-0 checkpoint if the log has none, so one is served from the first request.
 

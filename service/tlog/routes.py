@@ -18,17 +18,20 @@ from service.vocabulary import LogIndex, TreeSize
 router = APIRouter(prefix="/v1/log", tags=["log"])
 
 _TEXT = {"content": {"text/plain": {"schema": {"type": "string"}}}}
-_NOT_SIGNED_YET = problem_responses(503, s503="The log has not signed its first checkpoint yet, or the "
+_NOT_SIGNED_YET = problem_responses(503, s503="The log has not signed its first checkpoint yet (with a "
+                                              "witness policy: none has met its quorum yet), or the "
                                               "database cannot be reached; retry after Retry-After.")
 
 
 @router.get("/checkpoint", response_class=PlainTextResponse,
             responses={200: {**_TEXT, "description": "The signed note, as C2SP tlog-checkpoint."},
                        **_NOT_SIGNED_YET},
-            summary="The latest signed checkpoint (C2SP tlog-checkpoint in a signed note)")
-async def checkpoint(session: ReadSessionDep) -> PlainTextResponse:
-    latest = await service.latest(session)
-    return PlainTextResponse(latest.note, headers={"Cache-Control": "no-cache"})
+            summary="The latest signed checkpoint (C2SP tlog-checkpoint in a signed note); with a "
+                    "witness policy, the latest its quorum cosigned, cosignatures after the log's "
+                    "signature")
+async def checkpoint(session: ReadSessionDep, witnessing: service.WitnessingDep) -> PlainTextResponse:
+    served = await service.served(session, witnessing)
+    return PlainTextResponse(served.note, headers={"Cache-Control": "no-cache"})
 
 
 @router.get("/key", response_class=PlainTextResponse,

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Annotated, Any
 
+from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.errors import NotFound, ServiceUnavailable, Unprocessable
 from service.ledger import merkle, tree_store
 from service.ledger.tree_store import StoredCheckpoint
+from service.witness import store as witness_store
+from service.witness.policy import Policy
 
 
 def _out_of_range(field: str, message: str) -> Unprocessable:
@@ -20,6 +24,32 @@ async def latest(session: AsyncSession) -> StoredCheckpoint:
     if checkpoint is None:
         raise ServiceUnavailable("the log has not signed its first checkpoint yet; retry shortly")
     return checkpoint
+
+
+@dataclass(frozen=True)
+class Witnessing:
+    policy: Policy | None  # SEENBY_WITNESS_POLICY_FILE, parsed
+    fail_open: bool = False
+
+
+def witnessing(request: Request) -> Witnessing:
+    return request.app.state.witnessing  # type: ignore[no-any-return]
+
+
+WitnessingDep = Annotated[Witnessing, Depends(witnessing)]
+
+
+async def served(session: AsyncSession, witnessing: Witnessing) -> StoredCheckpoint:
+    """The checkpoint readers are given: with a witness policy, the newest that meets its quorum,
+    cosignatures included (or, failing open during a rollout, the newest signed while none does)."""
+    if witnessing.policy is None:
+        return await latest(session)
+    witnessed = await witness_store.witnessed_checkpoint(session, witnessing.policy)
+    if witnessed is not None:
+        return witnessed
+    if witnessing.fail_open:
+        return await latest(session)
+    raise ServiceUnavailable("no checkpoint has been cosigned by the witness quorum yet; retry shortly")
 
 
 # The largest signed size this process has read, per database. The log only grows, so a size at
@@ -65,12 +95,16 @@ async def consistency(session: AsyncSession, first: int, second: int) -> dict[st
     }
 
 
-async def entry_proof(session: AsyncSession, log_index: int | None) -> dict[str, Any] | None:
-    """An entry's inclusion in the latest checkpoint, or None until it is in the log."""
+async def entry_proof(session: AsyncSession, log_index: int | None,
+                      witnessing: Witnessing) -> dict[str, Any] | None:
+    """An entry's inclusion in the served checkpoint, or None until it is in (a witnessed) one."""
     if log_index is None:
         return None
-    checkpoint = await tree_store.latest_checkpoint(session)
-    if checkpoint is None or log_index >= checkpoint.tree_size:
+    try:
+        checkpoint = await served(session, witnessing)
+    except ServiceUnavailable:
+        return None
+    if log_index >= checkpoint.tree_size:
         return None
     proof = await inclusion(session, log_index, checkpoint.tree_size)
     return {"tree_size": checkpoint.tree_size, "leaf_hash": proof["leaf_hash"],

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from service.ledger.checkpoint import COSIGNATURE_TYPE, Verifier, parse_verifier_key
 from service.witness.cosignature import cosignatures
@@ -57,6 +58,21 @@ class Policy:
 
     def log(self, origin: str) -> Verifier | None:
         return next((log for log in self.logs if log.name == origin), None)
+
+
+def load_policy(path: Path | None) -> Policy | None:
+    """SEENBY_WITNESS_POLICY_FILE: its policy, which must name at least one witness to submit to."""
+    if path is None:
+        return None
+    try:
+        policy = parse_policy(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PolicyError(f"{path} cannot be read: {exc}") from exc
+    except PolicyError as exc:
+        raise PolicyError(f"{path}: {exc}") from exc
+    if not any(witness.url for witness in policy.witnesses.values()):
+        raise PolicyError(f"{path} gives no witness a URL to submit checkpoints to")
+    return policy
 
 
 def parse_policy(text: str, *, quorum_required: bool = True) -> Policy:

@@ -1,0 +1,206 @@
+"""seenby with a witness policy, against real `seenby witness serve` processes: checkpoints are
+submitted, cosigned and served only once the quorum has cosigned them; a witness that holds another
+history is caught; `seenby verify ... --policy` checks the quorum."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import re
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from service.keys import load_keys
+from service.ledger.checkpoint import (
+    COSIGNATURE_TYPE,
+    Checkpoint,
+    raw_public_key,
+    sign_checkpoint,
+    verifier_key,
+)
+from service.main import create_app
+from service.migrate import upgrade
+from service.settings import Settings
+from service.verify import VerificationError, witnessed
+from service.witness.policy import parse_policy
+from tests.chains import fetch_chain
+from tests.conftest import Tokens, base_settings, serve
+from tests.factories import access_event
+from tests.pg import free_port
+from tests.servers import record_integrated, seenby_command, serving
+from tests.witness.logs import submission
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    if request.param == "sqlite":
+        settings = base_settings(tmp_path / "seenby")
+        upgrade(settings)
+        return settings
+    fresh: Settings = request.getfixturevalue("fresh_pg").settings
+    return fresh
+
+
+@contextlib.contextmanager
+def witness_process(folder: Path, name: str, log_vkey: str) -> Iterator[tuple[str, str]]:
+    """`seenby witness serve` for this log: its URL and verifier key."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "logs.txt").write_text(f"log {log_vkey}\n")
+    key = Ed25519PrivateKey.generate()
+    (folder / "w.pem").write_bytes(_pem(key))
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SEENBY_")}
+    command = [*seenby_command(), "witness", "serve", "--name", name, "--logs", "logs.txt",
+               "--key-file", "w.pem", "--state", "w.db", "--port", str(port)]
+    with serving(command, env, folder, port, ready_path="/add-checkpoint", ready_status=405) as url:
+        yield url, verifier_key(name, raw_public_key(key), COSIGNATURE_TYPE)
+
+
+def _pem(key: Ed25519PrivateKey) -> bytes:
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+
+
+async def _served_with(client: httpx.AsyncClient, at_least: int, witnesses: set[str],
+                       within: float = 20.0) -> str:
+    """Wait until /v1/log/checkpoint serves a tree of at least `at_least` cosigned by these."""
+    deadline = time.monotonic() + within
+    while True:
+        response = await client.get("/v1/log/checkpoint")
+        if response.status_code == 200:
+            note = response.text
+            size = int(note.split("\n")[1])
+            if size >= at_least and all(f"\u2014 {name} " in note for name in witnesses):
+                return note
+        assert time.monotonic() < deadline, f"never served a tree of {at_least} cosigned by {witnesses}"
+        await asyncio.sleep(0.1)
+
+
+def _verify_cli(tmp_path: Path, what: str, path: Path, key: str, policy: Path, *more: str
+                ) -> subprocess.CompletedProcess[str]:
+    (tmp_path / "log.key").write_text(key)
+    return subprocess.run([*seenby_command(), "verify", what, str(path), "--key", str(tmp_path / "log.key"),
+                           "--policy", str(policy), *more], capture_output=True, text=True, timeout=60)
+
+
+async def test_checkpoints_are_served_once_the_quorum_cosigned_them(settings: Settings,
+                                                                    tmp_path: Path) -> None:
+    log_key = load_keys(settings).signing_key
+    log_vkey = verifier_key(settings.log_origin, raw_public_key(log_key))
+    with witness_process(tmp_path / "w1", "w1.example/witness", log_vkey) as (url1, vkey1), \
+            witness_process(tmp_path / "w2", "w2.example/witness", log_vkey) as (url2, vkey2):
+        policy_file = tmp_path / "policy.txt"
+        policy_file.write_text(f"log {log_vkey}\nwitness W1 {vkey1} {url1}\nwitness W2 {vkey2} {url2}\n"
+                               "group both all W1 W2\nquorum both\n")
+        app = create_app(settings.model_copy(update={"witness_policy_file": policy_file}))
+        tokens = Tokens(app)
+        customer = "cust-witnessed"
+        async for client in serve(app):
+            await record_integrated(client, [access_event(customer) for _ in range(3)], tokens.service(),
+                                    tokens.regulator())
+            chain = await fetch_chain(client, customer, tokens.regulator())
+            note = await _served_with(client, chain[-1]["log_index"] + 1,
+                                      {"w1.example/witness", "w2.example/witness"})
+            policy = parse_policy(policy_file.read_text())
+            assert witnessed(note, policy).startswith("witnessed by W1, W2")
+            # An entry's proof, an export and a completeness proof rest on the witnessed checkpoint.
+            entry = (await client.get(f"/v1/me/entries/{chain[-1]['entry_hash']}",
+                                      headers=tokens.customer(customer))).json()
+            assert entry["proof"]["checkpoint"].count("\u2014 ") == 3
+            (tmp_path / "entry.json").write_text(json.dumps(entry))
+            (tmp_path / "checkpoint.txt").write_text(note)
+            for what, path in (("checkpoint", tmp_path / "checkpoint.txt"),
+                               ("entry", tmp_path / "entry.json")):
+                verified = _verify_cli(tmp_path, what, path, log_vkey, policy_file)
+                assert verified.returncode == 0, verified.stdout + verified.stderr
+                assert "witnessed by W1, W2" in verified.stdout
+            proof = (await client.get("/v1/me/completeness", headers=tokens.customer(customer))).json()
+            assert witnessed(proof["checkpoint"], policy)
+            # The log's signature alone is not the quorum.
+            unwitnessed = note[:note.index("\u2014 w1.example")]
+            with pytest.raises(VerificationError, match="quorum"):
+                witnessed(unwitnessed, policy)
+            (tmp_path / "bare.txt").write_text(unwitnessed)
+            refused = _verify_cli(tmp_path, "checkpoint", tmp_path / "bare.txt", log_vkey, policy_file)
+            assert refused.returncode == 1 and "quorum" in refused.stderr
+            metrics = (await client.get("/metrics")).text
+            assert 'seenby_witness_cosigned_size{witness="W1"}' in metrics
+
+
+async def test_without_the_quorum_the_last_witnessed_checkpoint_stays_served(
+    settings: Settings, tmp_path: Path
+) -> None:
+    log_vkey = verifier_key(settings.log_origin, raw_public_key(load_keys(settings).signing_key))
+    with witness_process(tmp_path / "w1", "w1.example/witness", log_vkey) as (url1, vkey1):
+        down = f"http://127.0.0.1:{free_port()}"  # a witness nobody runs
+        policy_file = tmp_path / "policy.txt"
+        silent = Ed25519PrivateKey.generate()
+        vkey2 = verifier_key("w2.example/witness", raw_public_key(silent), COSIGNATURE_TYPE)
+        policy_file.write_text(f"witness W1 {vkey1} {url1}\nwitness W2 {vkey2} {down}\n"
+                               "group both all W1 W2\nquorum both\n")
+        for fail_open, status in ((False, 503), (True, 200)):
+            app = create_app(settings.model_copy(update={"witness_policy_file": policy_file,
+                                                        "witness_fail_open": fail_open}))
+            tokens = Tokens(app)
+            async for client in serve(app):
+                unreachable = 'seenby_witness_failures_total{kind="unreachable",witness="W2"}'
+                before = _metric(await client.get("/metrics"), unreachable)
+                await record_integrated(client, [access_event("cust-unwitnessed")], tokens.service(),
+                                        tokens.regulator())
+                await asyncio.sleep(1.0)  # rounds of submissions, W2 unreachable
+                response = await client.get("/v1/log/checkpoint")
+                assert response.status_code == status, response.text
+                if fail_open:
+                    assert "\u2014 w2.example" not in response.text
+                assert _metric(await client.get("/metrics"), unreachable) > before
+
+
+async def test_a_witness_holding_another_history_is_caught_and_its_evidence_kept(
+    settings: Settings, tmp_path: Path
+) -> None:
+    log_key = load_keys(settings).signing_key
+    log_vkey = verifier_key(settings.log_origin, raw_public_key(log_key))
+    with witness_process(tmp_path / "w1", "w1.example/witness", log_vkey) as (url1, vkey1):
+        # Someone with the log's key showed this witness a different tree of one entry.
+        fork = sign_checkpoint(Checkpoint(settings.log_origin, 1, bytes(range(32))), log_key)
+        async with httpx.AsyncClient() as http:
+            shown = await http.post(f"{url1}/add-checkpoint", content=submission(0, [], fork))
+        assert shown.status_code == 200
+        policy_file = tmp_path / "policy.txt"
+        policy_file.write_text(f"witness W1 {vkey1} {url1}\nquorum W1\n")
+        app = create_app(settings.model_copy(update={"witness_policy_file": policy_file}))
+        tokens = Tokens(app)
+        async for client in serve(app):
+            sample = 'seenby_witness_conflicts_total{witness="W1"}'
+            before = _metric(await client.get("/metrics"), sample)  # one registry for every test
+            await record_integrated(client, [access_event("cust-split") for _ in range(2)], tokens.service(),
+                                    tokens.regulator())
+            deadline = time.monotonic() + 20
+            while _metric(await client.get("/metrics"), sample) <= before:
+                assert time.monotonic() < deadline, "the conflict was never reported"
+                await asyncio.sleep(0.1)
+            assert (await client.get("/v1/log/checkpoint")).status_code == 503  # never cosigned
+    # The evidence: what was sent (the log's checkpoint and proof) and what the witness answered.
+    engine = create_async_engine(settings.resolved_database_url)
+    async with engine.connect() as connection:
+        rows = (await connection.execute(
+            text("SELECT witness, request, status, response FROM witness_conflicts"))).all()
+    await engine.dispose()
+    assert rows and rows[0].witness == "W1" and rows[0].status == 422
+    assert rows[0].request.startswith("old 1\n") and "inconsistent" in rows[0].response
+
+
+def _metric(response: httpx.Response, sample: str) -> float:
+    found = re.search(re.escape(sample) + r" ([0-9.e+]+)", response.text)
+    return float(found.group(1)) if found else 0.0
