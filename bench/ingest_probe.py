@@ -68,13 +68,15 @@ def main(
     statements: Annotated[bool, typer.Option(help="Load pg_stat_statements and list the top ones.")] = False,
     single: Annotated[int, typer.Option(help="Instead of batches: seconds of single events (wrk).")] = 0,
     ledger: Annotated[int, typer.Option(help="Entries recorded first (warm-up), in batches.")] = 5_000,
+    customers: Annotated[int, typer.Option(help="Customers the batches spread over.")] = 2_000,
 ) -> None:
     options = "-c shared_preload_libraries=pg_stat_statements" if statements else ""
     with tempfile.TemporaryDirectory(prefix="seenby-probe-") as workdir, \
             deployment(Path(workdir), postgres_options=options) as dep:
         token = dep.token("service", "bench-probe")
         with seenby_server(dep, workers=workers) as (url, _):
-            batch = ("batch", "--url", url, "--token", token, "--concurrency", "4")
+            batch = ("batch", "--url", url, "--token", token, "--concurrency", "4",
+                     "--customers", str(customers))
             loadgen(*batch, "--events", str(ledger))
             wait_integrated(dep.admin_dsn, ledger, timeout=600)
             if statements:

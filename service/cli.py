@@ -229,14 +229,17 @@ def export(
                 f"{result.manifest} --key <the log's verifier key>", fg=typer.colors.GREEN)
 
 
-witness_app = typer.Typer(
-    help="Run a C2SP tlog-witness: cosign the checkpoints of the logs you name, each only if it is "
-    "consistent with the last one you cosigned for that log. For a regulator or any third party: a "
+def _command_group(name: str, help: str) -> typer.Typer:
+    group = typer.Typer(help=help, no_args_is_help=True)
+    app.add_typer(group, name=name)
+    return group
+
+
+witness_app = _command_group(
+    "witness", "Run a C2SP tlog-witness: cosign the checkpoints of the logs you name, each only if it "
+    "is consistent with the last one you cosigned for that log. For a regulator or any third party: a "
     "log whose checkpoints it cosigns can no longer show one history to one reader and another to "
-    "someone else.",
-    no_args_is_help=True,
-)
-app.add_typer(witness_app, name="witness")
+    "someone else.")
 
 WitnessNameOption = Annotated[str, typer.Option(
     "--name", help="The witness's name, as readers' policies will know it (e.g. witness.example.org/w1).")]
@@ -299,14 +302,11 @@ def _witness_private_key(path: Path) -> Ed25519PrivateKey:
         _usage_error(f"key error: {exc}")
 
 
-verify_app = typer.Typer(
-    help="Check what seenby served, offline, with only the log's verifier key (GET /v1/log/key).\n\n"
+verify_app = _command_group(
+    "verify", "Check what seenby served, offline, with only the log's verifier key (GET /v1/log/key).\n\n"
     "Each command prints OK and exits 0, or prints FAILED with every fault it found (naming the "
     "entries and fields at fault) and exits 1; a file that cannot be read, or a server that cannot "
-    "be reached, exits 2.",
-    no_args_is_help=True,
-)
-app.add_typer(verify_app, name="verify")
+    "be reached, exits 2.")
 
 KeyOption = Annotated[str, typer.Option(
     "--key", help="The log's note verifier key (GET /v1/log/key), as a file or as the key text itself.")]

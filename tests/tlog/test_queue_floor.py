@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -16,6 +18,7 @@ from service.ledger.integrator import Integrator
 from service.ledger.queue_floor import QueueFloor
 from service.main import create_app
 from service.metrics import REGISTRY
+from service.settings import Settings
 from tests.conftest import Backend, Tokens, serve
 from tests.factories import access_event
 
@@ -94,48 +97,44 @@ async def test_an_entry_held_between_its_ids_and_its_commit_joins_the_log(
             assert await floor_reaches(app.state.integrator._floor, 602, within=5), "it moves up when settled"
 
 
-async def test_after_a_full_pass_the_waiting_gauge_counts_what_is_still_queued(fresh_pg: Backend) -> None:
-    """The leader counts the queue from its floor; whatever the floor, the count is what waits."""
-    settings = fresh_pg.settings
+@contextlib.asynccontextmanager
+async def _leading(settings: Settings, **sizes: int) -> AsyncIterator[tuple[Recorder, Integrator]]:
+    """A recorder, and an integrator holding the leader's lock, on these settings' database."""
     database = Database(settings)
     keys = load_keys(settings)
     recorder = Recorder(database, settings, keys.pseudonym_key)
-    integrator = Integrator(database, keys.signing_key, settings.log_origin, batch_size=4, max_batch_size=4)
+    integrator = Integrator(database, keys.signing_key, settings.log_origin, **sizes)
     try:
         async with integrator._leadership() as leading:
             assert leading
-            for round_ in range(3):
-                await recorder.record([access_event(f"cust-{round_}-{n}") for n in range(10)],
-                                      recorded_by="clip-store")
-                floor = integrator._floor.floor
-                assert (floor > 0) == (round_ > 0), "later rounds read from a floor above zero"
-                waiting = []
-                while await integrator.integrate_once() == integrator.batch_size:
-                    waiting.append(REGISTRY.get_sample_value("seenby_log_entries_waiting"))
-                assert waiting == [6, 2], f"round {round_}, floor {floor}"
+            yield recorder, integrator
     finally:
         await recorder.close()
         await database.dispose()
+
+
+async def test_after_a_full_pass_the_waiting_gauge_counts_what_is_still_queued(fresh_pg: Backend) -> None:
+    """The leader counts the queue from its floor; whatever the floor, the count is what waits."""
+    async with _leading(fresh_pg.settings, batch_size=4, max_batch_size=4) as (recorder, integrator):
+        for round_ in range(3):
+            await recorder.record([access_event(f"cust-{round_}-{n}") for n in range(10)],
+                                  recorded_by="clip-store")
+            floor = integrator._floor.floor
+            assert (floor > 0) == (round_ > 0), "later rounds read from a floor above zero"
+            waiting = []
+            while await integrator.integrate_once() == integrator.batch_size:
+                waiting.append(REGISTRY.get_sample_value("seenby_log_entries_waiting"))
+            assert waiting == [6, 2], f"round {round_}, floor {floor}"
 
 
 async def test_while_the_queue_stays_full_each_pass_takes_twice_as_many(fresh_pg: Backend) -> None:
     """Passes grow under a backlog (up to the maximum) and go back to the batch size once one
     empties the queue."""
-    settings = fresh_pg.settings
-    database = Database(settings)
-    keys = load_keys(settings)
-    recorder = Recorder(database, settings, keys.pseudonym_key)
-    integrator = Integrator(database, keys.signing_key, settings.log_origin, batch_size=4, max_batch_size=16)
-    try:
-        async with integrator._leadership() as leading:
-            assert leading
-            for backlog, expected in ((40, [4, 8, 16, 12]), (3, [3])):
-                await recorder.record([access_event(f"cust-{backlog}-{n}") for n in range(backlog)],
-                                      recorded_by="clip-store")
-                passes = []
-                while taken := await integrator.integrate_once():
-                    passes.append(taken)
-                assert passes == expected
-    finally:
-        await recorder.close()
-        await database.dispose()
+    async with _leading(fresh_pg.settings, batch_size=4, max_batch_size=16) as (recorder, integrator):
+        for backlog, expected in ((40, [4, 8, 16, 12]), (3, [3])):
+            await recorder.record([access_event(f"cust-{backlog}-{n}") for n in range(backlog)],
+                                  recorded_by="clip-store")
+            passes = []
+            while taken := await integrator.integrate_once():
+                passes.append(taken)
+            assert passes == expected
