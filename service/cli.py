@@ -235,17 +235,17 @@ def _command_group(name: str, help: str) -> typer.Typer:
     return group
 
 
-witness_app = _command_group(
-    "witness", "Run a C2SP tlog-witness: cosign the checkpoints of the logs you name, each only if it "
-    "is consistent with the last one you cosigned for that log. For a regulator or any third party: a "
-    "log whose checkpoints it cosigns can no longer show one history to one reader and another to "
-    "someone else.")
-
 WitnessNameOption = Annotated[str, typer.Option(
     "--name", help="The witness's name, as readers' policies will know it (e.g. witness.example.org/w1).")]
 WitnessKeyOption = Annotated[Path, typer.Option(
     "--key-file", help="The witness's Ed25519 private key (PEM); generated there on first use.")]
 
+
+witness_app = _command_group(
+    "witness", "Run a C2SP tlog-witness: cosign the checkpoints of the logs you name, each only if it "
+    "is consistent with the last one you cosigned for that log. For a regulator or any third party: a "
+    "log whose checkpoints it cosigns can no longer show one history to one reader and another to "
+    "someone else.")
 
 @witness_app.command("key")
 def witness_key(name: WitnessNameOption, key_file: WitnessKeyOption = Path("witness-key.pem")) -> None:

@@ -6,6 +6,7 @@ import asyncio
 import base64
 import copy
 import hashlib
+import itertools
 import json
 import subprocess
 import uuid
@@ -16,6 +17,7 @@ import httpx
 import pytest
 
 from service.ledger.checkpoint import Verifier, parse_verifier_key
+from service.ledger.customer_index.tree import index_key
 from service.main import create_app
 from service.migrate import upgrade
 from service.verify import VerificationError, completeness
@@ -238,3 +240,29 @@ async def client_proof_files(
     paths[1].write_text(json.dumps({"items": await fetch_chain(client, customer_id, tokens.regulator())}))
     paths[2].write_text((await client.get("/v1/log/key")).text)
     return paths
+
+
+def _customers_sharing_a_long_key_prefix(bits: int = 26) -> tuple[str, str]:
+    """Two customer ids whose index keys share their first `bits` bits (a birthday search)."""
+    seen: dict[int, str] = {}
+    for n in itertools.count():
+        customer = f"cust-deep-{n}"
+        prefix = int.from_bytes(index_key(customer)[:4], "big") >> (32 - bits)
+        if prefix in seen:
+            return seen[prefix], customer
+        seen[prefix] = customer
+    raise AssertionError("unreachable")
+
+
+async def test_customers_deeper_than_a_proofs_first_read_still_prove_complete(
+    client: httpx.AsyncClient, tokens: Tokens
+) -> None:
+    """Their leaves sit below the depth a proof reads in its first query: it reads on."""
+    pair = _customers_sharing_a_long_key_prefix()
+    await _record(client, tokens, [access_event(customer) for customer in pair for _ in range(2)])
+    verifier = await _verifier(client)
+    for customer in pair:
+        chain = await fetch_chain(client, customer, tokens.regulator())
+        proof = await _proof(client, customer, tokens.customer(customer))
+        assert len(proof["proof"]["siblings"]) > 26
+        assert completeness(proof, chain, verifier, None).startswith("complete: 2 entries")
