@@ -427,13 +427,12 @@ def _verdict(check: Callable[[], str]) -> None:
     typer.secho(f"OK: {message}", fg=typer.colors.GREEN)
 
 
+SavedCheckpoint = Annotated[str, typer.Argument(
+    help="A checkpoint as served by GET /v1/log/checkpoint, saved to a file (or - for stdin).")]
+
+
 @verify_app.command("checkpoint")
-def verify_checkpoint(
-    note: Annotated[str, typer.Argument(help="A checkpoint as served by GET /v1/log/checkpoint, saved to a "
-                                             "file (or - for stdin).")],
-    key: KeyOption,
-    policy: PolicyOption = None,
-) -> None:
+def verify_checkpoint(note: SavedCheckpoint, key: KeyOption, policy: PolicyOption = None) -> None:
     """Check a checkpoint's signature: the log's operator really signed this tree size and root (and,
     with --policy, its witnesses saw the same)."""
     from service import verify
