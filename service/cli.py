@@ -263,8 +263,11 @@ def witness_serve(
         help="SQLite file holding the last checkpoint cosigned for each log.")] = Path("witness.db"),
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8100,
+    rate: Annotated[float, typer.Option(
+        min=0, help="Submissions a second from one address (bursts of twice that); 0: no limit.")] = 20.0,
 ) -> None:
-    """Serve POST /add-checkpoint (C2SP tlog-witness v1) at http://HOST:PORT, the submission prefix."""
+    """Serve POST /add-checkpoint (C2SP tlog-witness v1) at http://HOST:PORT, the submission prefix,
+    and GET /<SHA-256 of a log's origin>/checkpoint, the last checkpoint cosigned for monitors."""
     import uvicorn
 
     from service.witness.policy import PolicyError, parse_policy
@@ -279,7 +282,7 @@ def witness_serve(
         _usage_error(f"{logs} names no log (`log <vkey>` lines)")
     private_key = _witness_private_key(key_file)
     vkey = _witness_vkey(name, private_key)
-    config = WitnessConfig(name, private_key, {log.name: log for log in witnessed}, WitnessState(state))
+    config = WitnessConfig(name, private_key, {log.name: log for log in witnessed}, WitnessState(state), rate)
     typer.echo(f"witness {vkey} for {', '.join(sorted(config.logs))}", err=True)
     uvicorn.run(create_witness_app(config), host=host, port=port, server_header=False, log_level="info")
 

@@ -106,8 +106,9 @@ WITNESS_SECONDS = Histogram(
     "seenby_witness_request_seconds", "One add-checkpoint request to a witness.", ["witness"],
     registry=REGISTRY, buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
-WITNESSED_CHECKPOINT_LAG = Gauge(
-    "seenby_witnessed_checkpoint_lag_entries",
-    "Entries the newest signed checkpoint holds beyond the newest one that meets the witness quorum.",
+WITNESSED_CHECKPOINT_AGE = Gauge(
+    "seenby_witnessed_checkpoint_age_seconds",
+    "How much older the served checkpoint (the newest the witness quorum cosigned) is than the newest "
+    "signed one; it grows while the quorum is missed.",
     registry=REGISTRY,
 )

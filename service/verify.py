@@ -44,10 +44,12 @@ def witnessed(note: str, policy: Policy) -> str:
         cosigned = policy.cosigned(note)
     except NoteError as exc:
         raise VerificationError(f"a witness cosignature does not verify: {exc}") from exc
+    signed = ", ".join(sorted(cosigned)) or "none"
+    missing = ", ".join(sorted(policy.witnesses.keys() - cosigned.keys())) or "none"
     if not policy.satisfied_by(cosigned):
-        raise VerificationError(f"the checkpoint lacks the policy's witness quorum ({policy.quorum}); "
-                                f"cosigned by: {', '.join(sorted(cosigned)) or 'no witness of the policy'}")
-    return f"witnessed by {', '.join(sorted(cosigned)) or 'no witness (quorum none)'}"
+        raise VerificationError(f"the checkpoint lacks the policy's witness quorum ({policy.quorum}): "
+                                f"cosigned by {signed}; missing {missing}")
+    return f"witnessed by {signed} (quorum {policy.quorum}; missing {missing})"
 
 
 def checkpoint(note: str, verifier: Verifier) -> Checkpoint:

@@ -27,17 +27,19 @@ async def completeness(session: AsyncSession, customer_id: str,
     key = tree.index_key(customer_id)
     found = await index_store.lookup(session, key)
     head = await reads.customer_head(session, customer_id, below=index_leaf.log_index)
+    proven = [index_leaf.log_index] + ([] if head is None else [head.log_index])
+    index_hashes, *head_hashes = await tlog.inclusion_hashes(session, proven, checkpoint.tree_size)
     return {
         "checkpoint": checkpoint.note,
         "index": {
             "log_index": index_leaf.log_index,
             "canonical": base64.b64encode(index_leaf.canonical).decode(),
-            "hashes": await _inclusion(session, index_leaf.log_index, checkpoint.tree_size),
+            "hashes": index_hashes,
         },
         "key": key.hex(),
         "head": None if head is None else {
             "customer_seq": head.customer_seq, "entry_hash": head.entry_hash, "log_index": head.log_index,
-            "hashes": await _inclusion(session, head.log_index, checkpoint.tree_size),
+            "hashes": head_hashes[0],
         },
         "proof": {
             "leaf": None if found.leaf is None else {"key": found.leaf[0].hex(),
@@ -45,8 +47,3 @@ async def completeness(session: AsyncSession, customer_id: str,
             "siblings": [sibling.hex() for sibling in found.siblings],
         },
     }
-
-
-async def _inclusion(session: AsyncSession, log_index: int, tree_size: int) -> list[str]:
-    hashes: list[str] = (await tlog.inclusion(session, log_index, tree_size))["hashes"]
-    return hashes

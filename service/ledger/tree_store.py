@@ -60,6 +60,13 @@ async def checkpoint_at(session: Executor, tree_size: int) -> StoredCheckpoint |
     return StoredCheckpoint(row.tree_size, row.root_hash, row.note) if row else None
 
 
+async def signed_at_us(session: Executor, sizes: Collection[int]) -> dict[int, int]:
+    """When the checkpoints of these tree sizes were signed (microseconds since the epoch)."""
+    rows = await session.execute(select(checkpoints.c.tree_size, checkpoints.c.signed_at_us)
+                                 .where(checkpoints.c.tree_size.in_(list(sizes))))
+    return {size: signed for size, signed in rows}
+
+
 @per_dialect
 def _nodes_query(dialect: str) -> Select[Any]:
     query = select(nodes.c.level, nodes.c.node_index, nodes.c.hash)

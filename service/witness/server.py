@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse, Response
 
+from service.errors import TooManyRequests
 from service.ledger import merkle
 from service.ledger.checkpoint import (
     CheckpointError,
@@ -23,6 +24,7 @@ from service.ledger.checkpoint import (
     parse_checkpoint,
     split_note,
 )
+from service.ratelimit import RateLimiter
 from service.witness.cosignature import cosign
 from service.witness.state import Witnessed, WitnessState
 
@@ -40,6 +42,7 @@ class WitnessConfig:
     key: Ed25519PrivateKey
     logs: dict[str, Verifier]  # origin -> the log's checkpoint key
     state: WitnessState
+    submissions_per_second: float = 20.0  # per client address, bursts of twice that; 0: no limit
 
 
 class _Refusal(Exception):
@@ -57,9 +60,15 @@ class _Submission:
 
 def create_witness_app(config: WitnessConfig) -> FastAPI:
     app = FastAPI(title="seenby witness", docs_url=None, redoc_url=None, openapi_url=None)
+    limiter = RateLimiter(config.submissions_per_second, config.submissions_per_second * 2)
+    by_origin_hash = {hashlib.sha256(origin.encode()).hexdigest(): origin for origin in config.logs}
 
     @app.post("/add-checkpoint")
     async def add_checkpoint(request: Request) -> Response:
+        try:
+            limiter.check(request.client.host if request.client else "unknown")
+        except TooManyRequests as exc:
+            return PlainTextResponse(f"{exc}\n", status_code=429, headers=exc.headers)
         body = await request.body()
         try:
             if len(body) > MAX_BODY_BYTES:
@@ -67,6 +76,16 @@ def create_witness_app(config: WitnessConfig) -> FastAPI:
             return _cosigned(config, _parse(body))
         except _Refusal as refusal:
             return PlainTextResponse(refusal.reason + "\n", status_code=refusal.status)
+
+    @app.get("/{origin_hash}/checkpoint")
+    async def monitored(origin_hash: str) -> Response:
+        """tlog-witness "Monitor Retrieval": the latest checkpoint cosigned for the log whose origin
+        hashes (SHA-256, lowercase hex) to this."""
+        origin = by_origin_hash.get(origin_hash)
+        note = config.state.cosigned_note(origin) if origin else None
+        if note is None:
+            return PlainTextResponse("this witness has cosigned no checkpoint of that log\n", status_code=404)
+        return PlainTextResponse(note, media_type="text/plain; charset=utf-8")
 
     return app
 
@@ -119,8 +138,8 @@ def _cosigned(config: WitnessConfig, submission: _Submission) -> Response:
             return Response(f"{current}\n", status_code=409, headers={"content-type": SIZE_MEDIA_TYPE})
         _check_consistent(submission, checkpoint.size, checkpoint.root_hash, latest)
         now = int(time.time())
-        advance(checkpoint.size, checkpoint.root_hash, submission.note, now)
-    line = cosign(text, config.name, config.key, now).line()
+        line = cosign(text, config.name, config.key, now).line()
+        advance(checkpoint.size, checkpoint.root_hash, submission.note, line, now)
     logger.info("cosigned %s at size %d", origin, checkpoint.size)
     return PlainTextResponse(line, media_type="text/plain; charset=utf-8")
 

@@ -17,6 +17,7 @@ CREATE TABLE IF NOT EXISTS witnessed (
     size TEXT NOT NULL,       -- decimal: a tree size may reach 2**64 - 1, past SQLite's integers
     root_hash BLOB NOT NULL,
     checkpoint TEXT NOT NULL, -- the note as submitted, the log's signature with it
+    cosignature TEXT NOT NULL, -- the line this witness answered with
     cosigned_at INTEGER NOT NULL
 )
 """
@@ -49,6 +50,14 @@ class WitnessState:
         with self._connection() as connection:
             return _read(connection, origin)
 
+    def cosigned_note(self, origin: str) -> str | None:
+        """For monitors: the last checkpoint cosigned for the log, as submitted, with this witness's
+        cosignature after the signatures it came with."""
+        with self._connection() as connection:
+            row = connection.execute("SELECT checkpoint, cosignature FROM witnessed WHERE origin = ?",
+                                     (origin,)).fetchone()
+        return str(row[0]) + str(row[1]) if row else None
+
     @contextlib.contextmanager
     def advancing(self, origin: str) -> Iterator[tuple[Witnessed | None, _Advance]]:
         """The log's latest witnessed state, under the write lock until the block ends; whatever the
@@ -67,12 +76,13 @@ class _Advance:
     def __init__(self, connection: sqlite3.Connection, origin: str) -> None:
         self._connection, self._origin = connection, origin
 
-    def __call__(self, size: int, root_hash: bytes, checkpoint: str, now: int) -> None:
+    def __call__(self, size: int, root_hash: bytes, checkpoint: str, cosignature: str, now: int) -> None:
         self._connection.execute(
-            "INSERT INTO witnessed (origin, size, root_hash, checkpoint, cosigned_at) VALUES (?, ?, ?, ?, ?)"
-            " ON CONFLICT (origin) DO UPDATE SET size = excluded.size, root_hash = excluded.root_hash,"
-            " checkpoint = excluded.checkpoint, cosigned_at = excluded.cosigned_at",
-            (self._origin, str(size), root_hash, checkpoint, now),
+            "INSERT INTO witnessed (origin, size, root_hash, checkpoint, cosignature, cosigned_at)"
+            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (origin) DO UPDATE SET size = excluded.size,"
+            " root_hash = excluded.root_hash, checkpoint = excluded.checkpoint,"
+            " cosignature = excluded.cosignature, cosigned_at = excluded.cosigned_at",
+            (self._origin, str(size), root_hash, checkpoint, cosignature, now),
         )
 
 

@@ -28,7 +28,7 @@ from service.metrics import (
     WITNESS_COSIGNED_SIZE,
     WITNESS_FAILURES,
     WITNESS_SECONDS,
-    WITNESSED_CHECKPOINT_LAG,
+    WITNESSED_CHECKPOINT_AGE,
 )
 from service.tlog import service as tlog
 from service.witness import store
@@ -79,7 +79,13 @@ class Submitter:
         await self._submit(witness, newest)
         async with self.database.read_sessions() as session:
             served = await store.witnessed_checkpoint(session, self.policy)
-        WITNESSED_CHECKPOINT_LAG.set(newest.tree_size - (served.tree_size if served else 0))
+            sizes = [newest.tree_size] + ([served.tree_size] if served else [])
+            signed_at = await tree_store.signed_at_us(session, sizes)
+        if served is not None:
+            WITNESSED_CHECKPOINT_AGE.set(
+                max(0, signed_at[newest.tree_size] - signed_at[served.tree_size]) / 1e6)
+        else:  # none yet: as old as the newest signed checkpoint is
+            WITNESSED_CHECKPOINT_AGE.set(max(0, clock.now_us() - signed_at[newest.tree_size]) / 1e6)
 
     async def _submit(self, witness: Witness, checkpoint: StoredCheckpoint) -> None:
         for _ in range(2):  # once more from the size a 409 names

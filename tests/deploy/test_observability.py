@@ -24,7 +24,8 @@ from tests.factories import access_event
 DASHBOARD = CHART / "dashboards" / "seenby.json"
 REQUIRED_ALERTS = {
     "SeenbyIntegrationLagHigh", "SeenbyEntriesWaitingGrowing", "SeenbyHighErrorRatio",
-    "SeenbyDeletionRequestsOverdue", "SeenbyCheckpointStalled",
+    "SeenbyDeletionRequestsOverdue", "SeenbyCheckpointStalled", "SeenbyWitnessConflict",
+    "SeenbyWitnessQuorumMissed",
 }
 # Grafana's variables, given values so that the queries parse as PromQL.
 GRAFANA_VARIABLES = {"$__rate_interval": "5m", "$namespace": NAMESPACE, "$job": RELEASE}
@@ -40,7 +41,8 @@ def metrics_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 
 @pytest.fixture(scope="module")
 async def exported_series(metrics_settings: Settings) -> AsyncIterator[set[str]]:
-    """Every sample name /metrics serves, once an access has been recorded and integrated."""
+    """Every sample name /metrics serves, once an access has been recorded and integrated (and the
+    counters it declares that no label has been counted under yet, such as witness conflicts)."""
     app = create_app(metrics_settings)
     async for client in serve(app):
         tokens = Tokens(app)
@@ -49,7 +51,12 @@ async def exported_series(metrics_settings: Settings) -> AsyncIterator[set[str]]
         assert response.status_code == 201
         await app.state.integrator.integrate_once()
         text = (await client.get("/metrics")).text
-        yield {sample.name for family in text_string_to_metric_families(text) for sample in family.samples}
+        names = set()
+        for family in text_string_to_metric_families(text):
+            names |= {sample.name for sample in family.samples}
+            if family.type == "counter" and not family.samples:  # labelled, none counted yet
+                names.add(f"{family.name}_total")
+        yield names
 
 
 def metric_names(expression: str) -> set[str]:
@@ -177,6 +184,12 @@ ALERT_CASES: list[tuple[str, list[dict[str, str]], str, list[dict[str, str]]]] =
                                  series("seenby_log_checkpoints_signed_total", "7x40")], "30m", []),
     ("SeenbyMetricsAbsent", [], "30m", [{"severity": "warning", "job": RELEASE, "namespace": NAMESPACE}]),
     ("SeenbyMetricsAbsent", [series("seenby_log_tree_size", "3x40")], "30m", []),
+    ("SeenbyWitnessConflict", [series("seenby_witness_conflicts_total", "0x10 1x30", witness="W1")], "15m",
+     [{"severity": "critical", "witness": "W1"}]),
+    ("SeenbyWitnessConflict", [series("seenby_witness_conflicts_total", "0x40", witness="W1")], "15m", []),
+    ("SeenbyWitnessQuorumMissed", [series("seenby_witnessed_checkpoint_age_seconds", "0.4x5 60+60x30")],
+     "20m", FIRES),
+    ("SeenbyWitnessQuorumMissed", [series("seenby_witnessed_checkpoint_age_seconds", "0.4x40")], "20m", []),
 ]
 
 

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from service.ledger.checkpoint import COSIGNATURE_TYPE, Verifier, raw_public_key, split_note
+from service.ledger.checkpoint import COSIGNATURE_TYPE, NoteError, Verifier, raw_public_key, split_note
 from service.witness.cosignature import cosignatures
 from service.witness.server import WitnessConfig, create_witness_app
 from service.witness.state import WitnessState
@@ -29,8 +29,9 @@ class Witness:
         self.verifier = Verifier.for_public_key(NAME, raw_public_key(self.key), COSIGNATURE_TYPE)
         self.state, self.log = state, log
 
-    def app(self) -> httpx.AsyncClient:
-        config = WitnessConfig(NAME, self.key, {self.log.origin: self.log.verifier}, WitnessState(self.state))
+    def app(self, rate: float = 0) -> httpx.AsyncClient:
+        config = WitnessConfig(NAME, self.key, {self.log.origin: self.log.verifier}, WitnessState(self.state),
+                               rate)
         return httpx.AsyncClient(transport=httpx.ASGITransport(create_witness_app(config)),
                                  base_url="http://witness")
 
@@ -174,3 +175,42 @@ async def test_what_it_cosigned_survives_a_restart(witness: Witness, log: TestLo
         response = await _submit(restarted, submission(0, [], log.grow(1)))
         assert (response.status_code, response.text) == (409, "7\n")
         assert (await _submit(restarted, submission(7, log.proof(7), log.checkpoint()))).status_code == 200
+
+
+async def test_monitors_get_the_last_cosigned_checkpoint_with_its_signatures(
+    client: httpx.AsyncClient, witness: Witness, log: TestLog
+) -> None:
+    path = f"/{hashlib.sha256(log.origin.encode()).hexdigest()}/checkpoint"
+    assert (await client.get(path)).status_code == 404  # nothing cosigned yet
+    checkpoint = log.grow(3)
+    cosignature = (await _submit(client, submission(0, [], checkpoint))).text
+    served = await client.get(path)
+    assert served.status_code == 200
+    assert served.text == checkpoint + cosignature  # the log's signature, then the witness's
+    assert cosignatures(served.text, [witness.verifier]) == cosignatures(checkpoint + cosignature,
+                                                                          [witness.verifier])
+    assert (await client.get(f"/{hashlib.sha256(b'other').hexdigest()}/checkpoint")).status_code == 404
+
+
+async def test_submissions_are_rate_limited_per_address(witness: Witness, log: TestLog) -> None:
+    async with witness.app(rate=1) as limited:
+        statuses = [(await _submit(limited, submission(0, [], log.grow(1)))).status_code for _ in range(4)]
+    assert statuses[:2] == [200, 409] and 429 in statuses[2:]
+
+
+def test_a_cosignature_laid_out_from_the_spec_by_hand_verifies() -> None:
+    """tlog-cosignature v1 built here from its byte layout alone, checked by the project's code."""
+    log = TestLog()
+    checkpoint = log.grow(4)
+    body, _ = split_note(checkpoint)
+    key = Ed25519PrivateKey.generate()
+    public = raw_public_key(key)
+    key_id = hashlib.sha256(NAME.encode() + b"\n\x04" + public).digest()[:4]
+    timestamp = 1_700_000_123
+    signature = key.sign(b"cosignature/v1\ntime 1700000123\n" + body.encode())
+    line = f"\u2014 {NAME} " + base64.b64encode(key_id + struct.pack(">Q", timestamp) + signature).decode()
+    verifier = Verifier.for_public_key(NAME, public, COSIGNATURE_TYPE)
+    assert cosignatures(checkpoint + line + "\n", [verifier]) == {NAME: timestamp}
+    tampered = checkpoint + line[:-6] + ("AAAA" if line[-6:-2] != "AAAA" else "BBBB") + line[-2:] + "\n"
+    with pytest.raises(NoteError):
+        cosignatures(tampered, [verifier])

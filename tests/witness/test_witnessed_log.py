@@ -35,7 +35,7 @@ from service.settings import Settings
 from service.verify import VerificationError, witnessed
 from service.witness.policy import parse_policy
 from tests.chains import fetch_chain
-from tests.conftest import Tokens, base_settings, serve
+from tests.conftest import Backend, Tokens, base_settings, serve
 from tests.factories import access_event
 from tests.pg import free_port
 from tests.servers import record_integrated, seenby_command, serving
@@ -57,9 +57,13 @@ def witness_process(folder: Path, name: str, log_vkey: str) -> Iterator[tuple[st
     """`seenby witness serve` for this log: its URL and verifier key."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "logs.txt").write_text(f"log {log_vkey}\n")
-    key = Ed25519PrivateKey.generate()
-    (folder / "w.pem").write_bytes(_pem(key))
-    port = free_port()
+    if not (folder / "w.pem").exists():  # a restarted witness keeps its key and its state
+        (folder / "w.pem").write_bytes(_pem(Ed25519PrivateKey.generate()))
+    key = serialization.load_pem_private_key((folder / "w.pem").read_bytes(), password=None)
+    assert isinstance(key, Ed25519PrivateKey)
+    port_file = folder / "port"
+    port = int(port_file.read_text()) if port_file.exists() else free_port()
+    port_file.write_text(str(port))
     env = {k: v for k, v in os.environ.items() if not k.startswith("SEENBY_")}
     command = [*seenby_command(), "witness", "serve", "--name", name, "--logs", "logs.txt",
                "--key-file", "w.pem", "--state", "w.db", "--port", str(port)]
@@ -134,6 +138,7 @@ async def test_checkpoints_are_served_once_the_quorum_cosigned_them(settings: Se
             (tmp_path / "bare.txt").write_text(unwitnessed)
             refused = _verify_cli(tmp_path, "checkpoint", tmp_path / "bare.txt", log_vkey, policy_file)
             assert refused.returncode == 1 and "quorum" in refused.stderr
+            assert "cosigned by none; missing W1, W2" in refused.stderr
             metrics = (await client.get("/metrics")).text
             assert 'seenby_witness_cosigned_size{witness="W1"}' in metrics
 
@@ -204,3 +209,51 @@ async def test_a_witness_holding_another_history_is_caught_and_its_evidence_kept
 def _metric(response: httpx.Response, sample: str) -> float:
     found = re.search(re.escape(sample) + r" ([0-9.e+]+)", response.text)
     return float(found.group(1)) if found else 0.0
+
+
+async def test_two_of_three_witnesses_keep_it_published_and_it_catches_up_after_an_outage(
+    fresh_pg: Backend, tmp_path: Path
+) -> None:
+    settings = fresh_pg.settings
+    log_vkey = verifier_key(settings.log_origin, raw_public_key(load_keys(settings).signing_key))
+    names = [f"w{n}.example/witness" for n in (1, 2, 3)]
+    running: dict[int, contextlib.ExitStack] = {}
+    urls, vkeys = {}, {}
+    for n in (1, 2, 3):
+        running[n] = contextlib.ExitStack()
+        urls[n], vkeys[n] = running[n].enter_context(
+            witness_process(tmp_path / f"w{n}", names[n - 1], log_vkey))
+    policy_file = tmp_path / "policy.txt"
+    policy_file.write_text("".join(f"witness W{n} {vkeys[n]} {urls[n]}\n" for n in (1, 2, 3))
+                           + "group two-of-three 2 W1 W2 W3\nquorum two-of-three\n")
+    policy = parse_policy(policy_file.read_text())
+    app = create_app(settings.model_copy(update={"witness_policy_file": policy_file}))
+    tokens = Tokens(app)
+    try:
+        async for client in serve(app):
+            size = await _recorded_to(client, tokens, "cust-2of3-a")
+            note = await _served_with(client, size, set())
+            assert len(policy.cosigned(note)) >= 2 and policy.satisfied_by(policy.cosigned(note))
+            running.pop(3).close()  # one witness down: still published
+            size = await _recorded_to(client, tokens, "cust-2of3-b")
+            note = await _served_with(client, size, set())
+            assert policy.satisfied_by(policy.cosigned(note))
+            running.pop(2).close()  # two down: the served checkpoint stops advancing
+            stuck_at = int((await client.get("/v1/log/checkpoint")).text.split("\n")[1])
+            size = await _recorded_to(client, tokens, "cust-2of3-c")
+            await asyncio.sleep(1.5)
+            assert int((await client.get("/v1/log/checkpoint")).text.split("\n")[1]) == stuck_at < size
+            assert _metric(await client.get("/metrics"), "seenby_witnessed_checkpoint_age_seconds") > 0
+            running[2] = contextlib.ExitStack()  # back, from its state file: caught up, no restart
+            running[2].enter_context(witness_process(tmp_path / "w2", names[1], log_vkey))
+            note = await _served_with(client, size, set())
+            assert policy.satisfied_by(policy.cosigned(note))
+    finally:
+        for stack in running.values():
+            stack.close()
+
+
+async def _recorded_to(client: httpx.AsyncClient, tokens: Tokens, customer: str) -> int:
+    """Record one access; the tree size that holds it."""
+    await record_integrated(client, [access_event(customer)], tokens.service(), tokens.regulator())
+    return int((await fetch_chain(client, customer, tokens.regulator()))[-1]["log_index"]) + 1
