@@ -3,6 +3,7 @@ consistent with the last one it cosigned for that log, and remembers it before a
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
@@ -43,6 +44,7 @@ class WitnessConfig:
     logs: dict[str, Verifier]  # origin -> the log's checkpoint key
     state: WitnessState
     submissions_per_second: float = 20.0  # per client address, bursts of twice that; 0: no limit
+    read_timeout_seconds: float = 10.0  # for a submission's body to arrive whole
 
 
 class _Refusal(Exception):
@@ -69,11 +71,10 @@ def create_witness_app(config: WitnessConfig) -> FastAPI:
             limiter.check(request.client.host if request.client else "unknown")
         except TooManyRequests as exc:
             return PlainTextResponse(f"{exc}\n", status_code=429, headers=exc.headers)
-        body = await request.body()
         try:
-            if len(body) > MAX_BODY_BYTES:
-                raise _Refusal(413, f"a submission is at most {MAX_BODY_BYTES} bytes")
-            return _cosigned(config, _parse(body))
+            submission = _parse(await _body(request, within=config.read_timeout_seconds))
+            # SQLite and its fsync off the event loop; its write lock keeps submissions atomic.
+            return await asyncio.to_thread(_cosigned, config, submission)
         except _Refusal as refusal:
             return PlainTextResponse(refusal.reason + "\n", status_code=refusal.status)
 
@@ -88,6 +89,22 @@ def create_witness_app(config: WitnessConfig) -> FastAPI:
         return PlainTextResponse(note, media_type="text/plain; charset=utf-8")
 
     return app
+
+
+async def _body(request: Request, *, within: float) -> bytes:
+    """The submission, read no further than MAX_BODY_BYTES and for no longer than `within` seconds: the
+    protocol has no authentication, so a client may be hostile or merely slow."""
+    chunks, size = [], 0
+    try:
+        async with asyncio.timeout(within):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > MAX_BODY_BYTES:
+                    raise _Refusal(413, f"a submission is at most {MAX_BODY_BYTES} bytes")
+                chunks.append(chunk)
+    except TimeoutError as exc:
+        raise _Refusal(408, f"the submission took over {within:g} s to arrive") from exc
+    return b"".join(chunks)
 
 
 def _parse(body: bytes) -> _Submission:
@@ -137,7 +154,8 @@ def _cosigned(config: WitnessConfig, submission: _Submission) -> Response:
             # Exactly this media type, without the charset Starlette would add to a text/* one.
             return Response(f"{current}\n", status_code=409, headers={"content-type": SIZE_MEDIA_TYPE})
         _check_consistent(submission, checkpoint.size, checkpoint.root_hash, latest)
-        now = int(time.time())
+        # Never older than the last cosignature for the log, should the clock go backwards.
+        now = max(int(time.time()), latest.cosigned_at if latest else 0)
         line = cosign(text, config.name, config.key, now).line()
         advance(checkpoint.size, checkpoint.root_hash, submission.note, line, now)
     logger.info("cosigned %s at size %d", origin, checkpoint.size)

@@ -27,6 +27,7 @@ CREATE TABLE IF NOT EXISTS witnessed (
 class Witnessed:
     size: int
     root_hash: bytes
+    cosigned_at: int  # the timestamp of the cosignature it answered with
 
 
 class WitnessState:
@@ -87,5 +88,6 @@ class _Advance:
 
 
 def _read(connection: sqlite3.Connection, origin: str) -> Witnessed | None:
-    row = connection.execute("SELECT size, root_hash FROM witnessed WHERE origin = ?", (origin,)).fetchone()
-    return Witnessed(int(row[0]), bytes(row[1])) if row else None
+    row = connection.execute("SELECT size, root_hash, cosigned_at FROM witnessed WHERE origin = ?",
+                             (origin,)).fetchone()
+    return Witnessed(int(row[0]), bytes(row[1]), int(row[2])) if row else None

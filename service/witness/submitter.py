@@ -39,6 +39,11 @@ logger = logging.getLogger("seenby.witness")
 
 PACE_SECONDS = 0.25
 SIZE_MEDIA_TYPE = "text/x.tlog.size"
+MAX_ANSWER_BYTES = 64 * 1024  # cosignature lines, or a size: a few hundred bytes
+
+
+class _TooLarge(Exception):
+    pass
 
 
 class Submitter:
@@ -48,7 +53,8 @@ class Submitter:
         self.policy = policy
         self.witnesses = [w for w in policy.witnesses.values() if w.url]
         self._sizes: dict[str, int] = {}  # per witness: the size it last cosigned, once known
-        self._http = httpx.AsyncClient(timeout=timeout, transport=transport)
+        self.timeout = timeout  # for a whole exchange, however slowly a witness answers
+        self._http = httpx.AsyncClient(timeout=timeout, transport=transport, follow_redirects=False)
 
     async def close(self) -> None:
         await self._http.aclose()
@@ -95,28 +101,42 @@ class Submitter:
             body = await self._submission(old, checkpoint)
             started = time.perf_counter()
             try:
-                response = await self._http.post(f"{(witness.url or '').rstrip('/')}/add-checkpoint",
-                                                 content=body)
-            except httpx.TimeoutException:
+                response = await self._post(f"{(witness.url or '').rstrip('/')}/add-checkpoint", body)
+            except (TimeoutError, httpx.TimeoutException):
                 WITNESS_FAILURES.labels(witness.name, "timeout").inc()
+                return
+            except _TooLarge:
+                WITNESS_FAILURES.labels(witness.name, "answer_too_large").inc()
                 return
             except httpx.HTTPError:
                 WITNESS_FAILURES.labels(witness.name, "unreachable").inc()
                 return
             finally:
                 WITNESS_SECONDS.labels(witness.name).observe(time.perf_counter() - started)
-            if response.status_code == 200:
-                await self._keep(witness, checkpoint, response.text)
+            status, media_type, text = response
+            if status == 200:
+                await self._keep(witness, checkpoint, text)
                 return
-            if response.status_code == 409 and response.headers.get("content-type", "").startswith(
-                    SIZE_MEDIA_TYPE) and response.text.strip().isdigit():
-                self._sizes[witness.name] = int(response.text.strip())
+            if status == 409 and media_type.startswith(SIZE_MEDIA_TYPE) and text.strip().isdigit():
+                self._sizes[witness.name] = int(text.strip())
                 continue
-            if response.status_code == 422:
-                await self._conflict(witness, body, response)
+            if status == 422:
+                await self._conflict(witness, body, status, text)
                 return
-            WITNESS_FAILURES.labels(witness.name, f"http_{response.status_code}").inc()
+            WITNESS_FAILURES.labels(witness.name, f"http_{status}").inc()
             return
+
+    async def _post(self, url: str, body: bytes) -> tuple[int, str, str]:
+        """The witness's status, media type and answer, read whole within the timeout and no
+        further than MAX_ANSWER_BYTES: its answer is untrusted input."""
+        async with asyncio.timeout(self.timeout), self._http.stream("POST", url, content=body) as response:
+            answer = bytearray()
+            async for chunk in response.aiter_bytes():
+                answer += chunk
+                if len(answer) > MAX_ANSWER_BYTES:
+                    raise _TooLarge
+            return (response.status_code, response.headers.get("content-type", ""),
+                    answer.decode("utf-8", errors="replace"))
 
     async def _submission(self, old: int, checkpoint: StoredCheckpoint) -> bytes:
         proof: list[str] = []
@@ -145,10 +165,9 @@ class Submitter:
         self._sizes[witness.name] = checkpoint.tree_size
         WITNESS_COSIGNED_SIZE.labels(witness.name).set(checkpoint.tree_size)
 
-    async def _conflict(self, witness: Witness, body: bytes, response: httpx.Response) -> None:
+    async def _conflict(self, witness: Witness, body: bytes, status: int, answer: str) -> None:
         logger.error("witness %s refused checkpoint as inconsistent with its view (422): %s; "
-                     "evidence kept in witness_conflicts", witness.name, response.text.strip()[:500])
+                     "evidence kept in witness_conflicts", witness.name, answer.strip()[:500])
         async with self.database.sessions() as session, session.begin():
-            await store.keep_conflict(session, witness.name, clock.now_us(), body.decode(),
-                                      response.status_code, response.text)
+            await store.keep_conflict(session, witness.name, clock.now_us(), body.decode(), status, answer)
         WITNESS_CONFLICTS.labels(witness.name).inc()  # once the evidence is kept

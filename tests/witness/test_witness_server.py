@@ -214,3 +214,35 @@ def test_a_cosignature_laid_out_from_the_spec_by_hand_verifies() -> None:
     tampered = checkpoint + line[:-6] + ("AAAA" if line[-6:-2] != "AAAA" else "BBBB") + line[-2:] + "\n"
     with pytest.raises(NoteError):
         cosignatures(tampered, [verifier])
+
+
+async def test_a_client_that_sends_its_submission_too_slowly_gets_408(witness: Witness, log: TestLog) -> None:
+    config = WitnessConfig(NAME, witness.key, {log.origin: log.verifier}, WitnessState(witness.state),
+                           read_timeout_seconds=0.2)
+    checkpoint = log.grow(2)
+
+    async def trickle() -> AsyncIterator[bytes]:
+        yield b"old 0\n"
+        await asyncio.sleep(1.0)
+        yield b"\n" + checkpoint.encode()
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(create_witness_app(config)),
+                                 base_url="http://witness") as slow:
+        response = await slow.post("/add-checkpoint", content=trickle())
+    assert response.status_code == 408
+    assert WitnessState(witness.state).latest(log.origin) is None  # nothing recorded
+
+
+async def test_a_clock_that_goes_backwards_cosigns_no_older_time_and_no_smaller_tree(
+    client: httpx.AsyncClient, witness: Witness, log: TestLog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("service.witness.server.time.time", lambda: 1_800_000_000.0)
+    first = log.grow(3)
+    answer = await _submit(client, submission(0, [], first))
+    monkeypatch.setattr("service.witness.server.time.time", lambda: 1_700_000_000.0)  # years back
+    second = log.grow(2)
+    later = await _submit(client, submission(3, log.proof(3), second))
+    assert cosignatures(second + later.text, [witness.verifier])[NAME] >= \
+        cosignatures(first + answer.text, [witness.verifier])[NAME] == 1_800_000_000
+    # Nor does the earlier clock make it take the smaller tree again.
+    assert (await _submit(client, submission(3, log.proof(3), first))).status_code == 409

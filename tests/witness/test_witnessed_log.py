@@ -11,8 +11,9 @@ import os
 import re
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -33,7 +34,10 @@ from service.main import create_app
 from service.migrate import upgrade
 from service.settings import Settings
 from service.verify import VerificationError, witnessed
+from service.witness import store as witness_store
+from service.witness.cosignature import cosign
 from service.witness.policy import parse_policy
+from service.witness.submitter import Submitter
 from tests.chains import fetch_chain
 from tests.conftest import Backend, Tokens, base_settings, serve
 from tests.factories import access_event
@@ -257,3 +261,55 @@ async def _recorded_to(client: httpx.AsyncClient, tokens: Tokens, customer: str)
     """Record one access; the tree size that holds it."""
     await record_integrated(client, [access_event(customer)], tokens.service(), tokens.regulator())
     return int((await fetch_chain(client, customer, tokens.regulator()))[-1]["log_index"]) + 1
+
+
+async def test_a_slow_huge_malformed_or_forging_witness_delays_nothing_past_its_timeout_and_is_not_kept(
+    settings: Settings,
+) -> None:
+    """A witness's answer is untrusted input: read within the timeout and a size cap, and kept only
+    once its cosignature verifies for the policy's key."""
+    honest_key = Ed25519PrivateKey.generate()
+    vkey = verifier_key("w1.example/witness", raw_public_key(honest_key), COSIGNATURE_TYPE)
+    policy = parse_policy(f"witness W1 {vkey} http://w1.example\nquorum W1\n")
+
+    async def trickle() -> AsyncIterator[bytes]:
+        for _ in range(20):  # a byte every 0.1 s: no single read times out, the exchange does
+            yield b"x"
+            await asyncio.sleep(0.1)
+
+    forged = Ed25519PrivateKey.generate()
+    answers = {
+        "timeout": lambda body: httpx.Response(200, content=trickle()),
+        "answer_too_large": lambda body: httpx.Response(200, text="\u2014 w1.example/witness " * 10_000),
+        "bad_cosignature": lambda body: httpx.Response(200, text="\u2014 w1.example/witness not-base64\n"),
+        "forged": lambda body: httpx.Response(200, text=cosign(_body_of(body), "w1.example/witness", forged,
+                                                                int(time.time())).line()),
+        "http_500": lambda body: httpx.Response(500, text="oops"),
+    }
+    app = create_app(settings)
+    tokens = Tokens(app)
+    async for client in serve(app):
+        await record_integrated(client, [access_event("cust-hostile")], tokens.service(), tokens.regulator())
+        for kind, answer in answers.items():
+
+            async def handler(request: httpx.Request, answer: Any = answer) -> httpx.Response:
+                return answer(request.content)
+
+            submitter = Submitter(app.state.database, policy, timeout=0.5,
+                                  transport=httpx.MockTransport(handler))
+            expected = "bad_cosignature" if kind == "forged" else kind
+            sample = f'seenby_witness_failures_total{{kind="{expected}",witness="W1"}}'
+            before = _metric(await client.get("/metrics"), sample)
+            started = time.monotonic()
+            await submitter.submit_newest(policy.witnesses["W1"])
+            assert time.monotonic() - started < 1.5, kind
+            await submitter.close()
+            assert _metric(await client.get("/metrics"), sample) == before + 1, kind
+            async with app.state.database.read_sessions() as session:
+                assert await witness_store.witnessed_checkpoint(session, policy) is None, kind
+
+
+def _body_of(submitted: bytes) -> str:
+    """The checkpoint body inside an add-checkpoint request (after the blank line, before signatures)."""
+    note = submitted.decode().split("\n\n", 1)[1]
+    return note[:note.index("\n\n") + 1]
