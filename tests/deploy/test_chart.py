@@ -28,9 +28,10 @@ from tests.deploy.conftest import inline_secret_values, new_signing_key_pem
 ERROR = 3
 
 
-@pytest.mark.parametrize("values_file", [None, PRODUCTION_VALUES], ids=["default", "production"])
-def test_helm_lint_reports_no_errors(values_file) -> None:
-    values = load_values(values_file) if values_file else None
+@pytest.mark.parametrize("which", ["default", "production", "witnessed"])
+def test_helm_lint_reports_no_errors(which: str) -> None:
+    values = {"default": None, "production": load_values(PRODUCTION_VALUES),
+              "witnessed": {"witnesses": {"policy": WITNESS_POLICY}}}[which]
     report = helm_python.lint(CHART, values, strict=True, namespace="ledger")
     errors = [m for m in report["messages"] if m["severity"] >= ERROR] + report["errors"]
     assert report["total_charts_linted"] == 1
@@ -175,6 +176,41 @@ def test_ticket_settings_are_rendered(default_render: Rendered, production_rende
     assert production["SEENBY_TICKETS_ENFORCE"] == "true"
 
 
+WITNESS_POLICY = (
+    "log seenby.example.com/log+01234567+AbCdEfGhIjKlMnOpQrStUvWxYz0123456789abcdefghi=\n"
+    "witness W1 w1.example/witness+89abcdef+AbCdEfGhIjKlMnOpQrStUvWxYz0123456789abcdefghi= "
+    "https://w1.example\n"
+    "quorum W1\n"
+)
+
+
+def test_a_witness_policy_is_mounted_as_a_file_and_reached_through_the_network_policy(
+    default_render: Rendered,
+) -> None:
+    assert "SEENBY_WITNESS_POLICY_FILE" not in default_render.one("ConfigMap", RELEASE)["data"]
+    rendered = render({"witnesses": {"policy": WITNESS_POLICY, "timeoutSeconds": 2, "failOpen": True}})
+    config = rendered.one("ConfigMap", RELEASE)["data"]
+    deployment = rendered.one("Deployment")
+    mount = {m["name"]: m for m in container(deployment)["volumeMounts"]}["witness-policy"]
+    assert mount["readOnly"] is True
+    assert config["SEENBY_WITNESS_POLICY_FILE"] == mount["mountPath"] + "/policy.txt"
+    volume = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}["witness-policy"]
+    policy_map = rendered.one("ConfigMap", volume["configMap"]["name"])
+    assert policy_map["data"]["policy.txt"] == WITNESS_POLICY
+    # As the service parses them.
+    pod_settings = Settings(env="development",
+                            witness_timeout_seconds=config["SEENBY_WITNESS_TIMEOUT_SECONDS"],
+                            witness_fail_open=config["SEENBY_WITNESS_FAIL_OPEN"])
+    assert pod_settings.witness_timeout_seconds == 2 and pod_settings.witness_fail_open is True
+    # A new policy rolls the pods.
+    def checksum(deployment: dict[str, Any]) -> str:
+        return str(deployment["spec"]["template"]["metadata"]["annotations"]["checksum/config"])
+
+    assert checksum(deployment) != checksum(default_render.one("Deployment"))
+    egress = rendered.one("NetworkPolicy", RELEASE)["spec"]["egress"]
+    assert {"port": 443, "protocol": "TCP"} in [p for rule in egress for p in rule["ports"]]
+
+
 SAME_KEY = {
     "the signing key's value": lambda pem: {
         "secrets": {"signingKey": {"value": pem}, "ticketKey": {"value": pem}}},
@@ -267,6 +303,8 @@ BAD_VALUES = {  # values, and the path Helm's schema check names
     "a ticket lifetime of 0": ({"config": {"ticketTtlSeconds": 0}}, "/config/ticketTtlSeconds"),
     "a ticket lifetime over an hour": ({"config": {"ticketTtlSeconds": 3601}}, "/config/ticketTtlSeconds"),
     "ticket enforcement as text": ({"config": {"ticketsEnforce": "no"}}, "/config/ticketsEnforce"),
+    "a witness timeout of 0": ({"witnesses": {"timeoutSeconds": 0}}, "/witnesses/timeoutSeconds"),
+    "fail-open as text": ({"witnesses": {"failOpen": "yes"}}, "/witnesses/failOpen"),
     "a secret in extraEnv": ({"config": {"extraEnv": {"SEENBY_JWT_SECRET": "x" * 40}}}, "SEENBY_JWT_SECRET"),
 }
 
@@ -306,7 +344,7 @@ def readme_helm_commands() -> list[list[str]]:
 
 def test_the_readme_helm_commands_render() -> None:
     commands = readme_helm_commands()
-    assert [c[1] for c in commands] == ["install", "upgrade", "upgrade"]
+    assert [c[1] for c in commands] == ["install", "upgrade", "upgrade", "upgrade"]
     installed: dict[str, Any] = {}
     for command in commands:
         values = copy.deepcopy(installed) if "--reuse-values" in command else {}
@@ -314,6 +352,13 @@ def test_the_readme_helm_commands_render() -> None:
             if flag == "--set":
                 argument = argument.replace("sha256:...", "sha256:" + "0" * 64)
                 values = merged(values, helm_python.parse_set_string(argument))
+            elif flag == "--set-file":  # the README's policy.txt, as a file of that form
+                name, _ = argument.split("=", 1)
+                values = merged(values, helm_python.parse_set_string(f"{name}=x"))
+                values["witnesses"]["policy"] = WITNESS_POLICY
+        if "witnesses" in values:
+            policy = render(values).one("ConfigMap", f"{RELEASE}-witness-policy")
+            assert policy["data"]["policy.txt"] == WITNESS_POLICY
         rendered = render(values)
         if command[1] == "install":
             installed = values

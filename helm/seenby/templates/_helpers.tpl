@@ -119,6 +119,7 @@ job="{{ include "seenby.fullname" . }}",namespace="{{ .Release.Namespace }}"
 {{- define "seenby.signingKeyDir" -}}/etc/seenby/signing-key{{- end }}
 {{- define "seenby.ticketKeyDir" -}}/etc/seenby/ticket-key{{- end }}
 {{- define "seenby.jwksDir" -}}/etc/seenby/jwks{{- end }}
+{{- define "seenby.witnessPolicyDir" -}}/etc/seenby/witness-policy{{- end }}
 
 {{/* Egress every seenby pod needs: PostgreSQL and DNS. */}}
 {{- define "seenby.egressRules" -}}
