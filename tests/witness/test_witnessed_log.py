@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -22,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from service.keys import load_keys
+from service.keys import DEV_SIGNING_KEY_FILE, load_keys
 from service.ledger.checkpoint import (
     COSIGNATURE_TYPE,
     Checkpoint,
@@ -201,11 +202,7 @@ async def test_a_witness_holding_another_history_is_caught_and_its_evidence_kept
                 await asyncio.sleep(0.1)
             assert (await client.get("/v1/log/checkpoint")).status_code == 503  # never cosigned
     # The evidence: what was sent (the log's checkpoint and proof) and what the witness answered.
-    engine = create_async_engine(settings.resolved_database_url)
-    async with engine.connect() as connection:
-        rows = (await connection.execute(
-            text("SELECT witness, request, status, response FROM witness_conflicts"))).all()
-    await engine.dispose()
+    rows = await _conflicts(settings)
     assert rows and rows[0].witness == "W1" and rows[0].status == 422
     assert rows[0].request.startswith("old 1\n") and "inconsistent" in rows[0].response
 
@@ -252,9 +249,92 @@ async def test_two_of_three_witnesses_keep_it_published_and_it_catches_up_after_
             running[2].enter_context(witness_process(tmp_path / "w2", names[1], log_vkey))
             note = await _served_with(client, size, set())
             assert policy.satisfied_by(policy.cosigned(note))
+            # The restarted witness remembers what it cosigned: a fork of that tree gets 422.
+            await _refuses_a_fork(urls[2], settings, int(note.split("\n")[1]))
     finally:
         for stack in running.values():
             stack.close()
+
+
+async def _refuses_a_fork(url: str, settings: Settings, size: int) -> None:
+    """Someone with the log's key shows the witness another tree of the size it holds: 422."""
+    fork = sign_checkpoint(Checkpoint(settings.log_origin, size, bytes(32)), load_keys(settings).signing_key)
+    async with httpx.AsyncClient() as http:
+        answer = await http.post(f"{url}/add-checkpoint", content=submission(size, [], fork))
+        if answer.status_code == 409:  # the log advanced it meanwhile: fork the size it now holds
+            held = int(answer.text)
+            fork = sign_checkpoint(Checkpoint(settings.log_origin, held, bytes(32)),
+                                   load_keys(settings).signing_key)
+            answer = await http.post(f"{url}/add-checkpoint", content=submission(held, [], fork))
+    assert answer.status_code == 422, answer.text
+    assert "inconsistent" in answer.text
+
+
+async def _conflicts(settings: Settings) -> list[Any]:
+    engine = create_async_engine(settings.resolved_database_url)
+    try:
+        async with engine.connect() as connection:
+            return list((await connection.execute(
+                text("SELECT witness, request, status, response FROM witness_conflicts"))).all())
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture
+def fork_settings(settings: Settings, tmp_path: Path) -> Settings:
+    """A second seenby on a database of its own (SQLite), with the first one's origin and key."""
+    fork = base_settings(tmp_path / "fork", log_origin=settings.log_origin,
+                         signing_key_file=settings.data_dir / DEV_SIGNING_KEY_FILE)
+    upgrade(fork)
+    return fork
+
+
+async def test_a_second_log_with_the_same_key_and_another_database_is_caught_by_the_witness(
+    settings: Settings, fork_settings: Settings, tmp_path: Path
+) -> None:
+    """A split view: the operator runs a second seenby with the log's key on a database that says
+    other things. The witness that cosigned the first log's tree answers the second 422; the second
+    keeps the evidence and serves no witnessed checkpoint; the first goes on being cosigned."""
+    log_vkey = verifier_key(settings.log_origin, raw_public_key(load_keys(settings).signing_key))
+    assert load_keys(fork_settings).signing_key.private_bytes_raw() == \
+        load_keys(settings).signing_key.private_bytes_raw()
+    with witness_process(tmp_path / "w1", "w1.example/witness", log_vkey) as (url1, vkey1):
+        policy_file = tmp_path / "policy.txt"
+        policy_file.write_text(f"witness W1 {vkey1} {url1}\nquorum W1\n")
+
+        async def run(log_settings: Settings, customer: str, entries: int) -> tuple[int, httpx.Response]:
+            app = create_app(log_settings.model_copy(update={"witness_policy_file": policy_file}))
+            tokens = Tokens(app)
+            async for client in serve(app):
+                await record_integrated(client, [access_event(customer) for _ in range(entries)],
+                                        tokens.service(), tokens.regulator())
+                size = int((await fetch_chain(client, customer, tokens.regulator()))[-1]["log_index"]) + 1
+                if log_settings is fork_settings:
+                    deadline = time.monotonic() + 20
+                    while not await _conflicts(fork_settings):
+                        assert time.monotonic() < deadline, "the witness never refused the fork"
+                        await asyncio.sleep(0.1)
+                    return size, await client.get("/v1/log/checkpoint")
+                await _served_with(client, size, {"w1.example/witness"})
+                return size, await client.get("/v1/log/checkpoint")
+            raise AssertionError("unreachable")
+
+        first_size, first = await run(settings, "cust-honest", 2)
+        fork_size, forked = await run(fork_settings, "cust-forked", 6)
+        assert fork_size > first_size
+        assert forked.status_code == 503  # the fork has no witnessed checkpoint to show anyone
+        (conflict,) = await _conflicts(fork_settings)
+        assert conflict.witness == "W1" and conflict.status == 422
+        # What the fork sent: a proof from the size the witness holds (learnt from its 409).
+        assert conflict.request.startswith(f"old {first.text.split(chr(10))[1]}\n")
+        # The first log is unaffected: it goes on, cosigned, and holds no conflict.
+        later_size, later = await run(settings, "cust-honest", 2)
+        assert later.status_code == 200 and later_size > first_size
+        assert not await _conflicts(settings)
+        async with httpx.AsyncClient() as http:
+            origin_hash = hashlib.sha256(settings.log_origin.encode()).hexdigest()
+            held = (await http.get(f"{url1}/{origin_hash}/checkpoint")).text
+        assert held.split("\n")[2] == later.text.split("\n")[2]  # the witness holds the first log's root
 
 
 async def _recorded_to(client: httpx.AsyncClient, tokens: Tokens, customer: str) -> int:
