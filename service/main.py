@@ -89,6 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         submitter = None
         if app.state.witnessing.policy is not None:
             submitter = Submitter(database, app.state.witnessing.policy, settings.witness_timeout_seconds)
+            integrator.on_signed = submitter.wake
             submitting = asyncio.create_task(submitter.run(integrator.leading), name="seenby-witnesses")
         # Everything alive now (modules, app, tables) lives as long as the process: out of the
         # collector's sight, a full collection walks only what requests allocate, so a pause of

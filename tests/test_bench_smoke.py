@@ -93,3 +93,15 @@ def test_floor_times_every_step() -> None:
     assert figures["events"] == 2000 and len(figures["us_per_event"]) == 6
     assert all(micros > 0 for micros in figures["us_per_event"].values())
     assert figures["total_us_per_event"] > 0 and figures["events_per_second_per_core"] > 0
+
+
+def test_witness_lag_covers_every_entry_with_a_cosigned_checkpoint() -> None:
+    result = subprocess.run([sys.executable, "-m", "bench.witness_lag", "--seconds", "2", "--rate", "500"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    figures = json.loads(result.stdout)
+    assert figures["cosigned_and_served"]["entries"] == figures["signed"]["entries"] == 1000
+    served, signed = figures["cosigned_and_served"], figures["signed"]
+    assert 0 < served["p50_s"] <= served["p99_s"] <= served["max_s"]
+    assert served["p50_s"] >= signed["p50_s"]  # a cosignature comes after the signature
+    assert set(figures["exchange_mean_s"]) == {"W1", "W2", "W3"}

@@ -14,7 +14,7 @@ import contextlib
 import logging
 import time
 from collections import ChainMap
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -87,6 +87,7 @@ class Integrator:
         self._index: _WorkingIndex | None = None
         self._leader: AsyncConnection | None = None
         self._floor = QueueFloor()
+        self.on_signed: Callable[[], None] = lambda: None  # after a pass's checkpoint is committed
 
     def leading(self) -> bool:
         """Whether this process integrates (and so submits checkpoints to witnesses)."""
@@ -204,6 +205,7 @@ class Integrator:
         self._floor.after_pass([entry.entry_id for entry in pending], limit)  # committed
         self._limit = min(limit * 2, self.max_batch_size) if len(pending) == limit else self.batch_size
         CHECKPOINTS_SIGNED.inc()
+        self.on_signed()
         TREE_SIZE.set(grown.size)
         for entry in pending:
             INTEGRATION_LAG.observe(max(0, now_us - entry.recorded_at_us) / 1e6)

@@ -1,9 +1,11 @@
 """The log's side of tlog-witness: the integration leader submits its newest checkpoint to every
 witness of the policy, in parallel, and keeps each cosignature once it has checked it.
 
-Pacing: one submission in flight per witness, always of the newest checkpoint, and one at most
-every PACE_SECONDS (plus the answer's time), so a witness sees a few requests a second however fast
-the log grows: the checkpoints signed meanwhile are covered by the next one's consistency proof.
+Pacing: one submission in flight per witness, always of the newest checkpoint, started at most
+every PACE_SECONDS, so a witness sees a few requests a second however fast the log grows: the
+checkpoints signed meanwhile are covered by the next one's consistency proof. A newly signed
+checkpoint wakes the submitter (`wake`); without one it looks again every IDLE_SECONDS (another
+leader's checkpoints, a witness that was down).
 Each witness's last cosigned size is remembered; a 409 tells it, and the submission is made again
 from there.
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -38,6 +41,7 @@ from service.witness.policy import Policy, Witness
 logger = logging.getLogger("seenby.witness")
 
 PACE_SECONDS = 0.25
+IDLE_SECONDS = 1.0
 SIZE_MEDIA_TYPE = "text/x.tlog.size"
 MAX_ANSWER_BYTES = 64 * 1024  # cosignature lines, or a size: a few hundred bytes
 
@@ -55,6 +59,12 @@ class Submitter:
         self._sizes: dict[str, int] = {}  # per witness: the size it last cosigned, once known
         self.timeout = timeout  # for a whole exchange, however slowly a witness answers
         self._http = httpx.AsyncClient(timeout=timeout, transport=transport, follow_redirects=False)
+        self._signed = {witness.name: asyncio.Event() for witness in self.witnesses}
+
+    def wake(self) -> None:
+        """A checkpoint was signed: submit it once the pace allows."""
+        for event in self._signed.values():
+            event.set()
 
     async def close(self) -> None:
         await self._http.aclose()
@@ -64,10 +74,25 @@ class Submitter:
         a slow or dead one holds up no other."""
         async with self.database.read_sessions() as session:
             self._sizes.update(await store.last_cosigned_sizes(session))
-        await asyncio.gather(*(self._keep_up(witness, leading) for witness in self.witnesses))
+        await asyncio.gather(self._report_age(leading),
+                             *(self._keep_up(witness, leading) for witness in self.witnesses))
+
+    async def _report_age(self, leading: Callable[[], bool]) -> None:
+        while True:
+            try:
+                if leading():
+                    await self.report_age()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("reading the witnessed checkpoint's age failed")
+            await asyncio.sleep(IDLE_SECONDS)
 
     async def _keep_up(self, witness: Witness, leading: Callable[[], bool]) -> None:
+        signed = self._signed[witness.name]
         while True:
+            started = time.monotonic()
+            signed.clear()  # a checkpoint signed from here on gets the next round
             try:
                 if leading():
                     await self.submit_newest(witness)
@@ -75,7 +100,10 @@ class Submitter:
                 raise
             except Exception:  # a database error: the next round starts over
                 logger.exception("submitting to witness %s failed", witness.name)
-            await asyncio.sleep(PACE_SECONDS)
+            await asyncio.sleep(max(0.0, started + PACE_SECONDS - time.monotonic()))
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(IDLE_SECONDS):
+                    await signed.wait()
 
     async def submit_newest(self, witness: Witness) -> None:
         async with self.database.read_sessions() as session:
@@ -83,7 +111,14 @@ class Submitter:
         if newest is None or newest.tree_size == 0 or self._sizes.get(witness.name, -1) >= newest.tree_size:
             return
         await self._submit(witness, newest)
+
+    async def report_age(self) -> None:
+        """seenby_witnessed_checkpoint_age_seconds: how much older the served checkpoint is than the
+        newest signed one."""
         async with self.database.read_sessions() as session:
+            newest = await tree_store.latest_checkpoint(session)
+            if newest is None:
+                return
             served = await store.witnessed_checkpoint(session, self.policy)
             sizes = [newest.tree_size] + ([served.tree_size] if served else [])
             signed_at = await tree_store.signed_at_us(session, sizes)
