@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import platform
 import random
 import re
+import secrets
 import shutil
 import subprocess
 import sys
@@ -24,6 +26,7 @@ import typer
 from bench import baselines
 from bench.harness import Deployment, deployment, rss_kib, seenby_server
 from service.paging import encode_cursor
+from tests.pg import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 app = typer.Typer(add_completion=False)
@@ -254,7 +257,32 @@ def run_all(dep: Deployment, scale: float, smoke: bool, profile: Path | None, wo
     seconds = time.perf_counter() - started
     results["audit"] = {"entries": size, "seconds": round(seconds, 2), "passed": audit.returncode == 0,
                         "entries_per_second": round(size / seconds, 1)}
+    results["notices"] = notices_overhead(dep, service_token, workers, rounds=1 if smoke else 2,
+                                          events=max(2_000, int(100_000 * scale)))
     return results
+
+
+def notices_overhead(dep: Deployment, token: str, workers: int, *, events: int,
+                     rounds: int) -> dict[str, Any]:
+    """Batch ingest with notices on, sent to a receiver that is down (every delivery refused), side
+    by side with the same ingest without notices: runs in the order A B B A, each on a server of
+    its own, on the same database."""
+    dead_receiver = {"SEENBY_WEBHOOK_URL": f"http://127.0.0.1:{free_port()}/hooks/seenby",
+                     "SEENBY_WEBHOOK_SECRET": "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()}
+    runs: dict[str, list[float]] = {"without": [], "dead_receiver": []}
+    for _ in range(rounds):
+        for name in ("without", "dead_receiver", "dead_receiver", "without"):
+            env = dead_receiver if name == "dead_receiver" else None
+            with seenby_server(dep, workers=workers, env=env) as (url, _):
+                batch = loadgen("batch", "--url", url, "--token", token, "--events", str(events),
+                                "--batch", "1000", "--concurrency", "4")
+            runs[name].append(batch["events_per_second"])
+    pending = int(_fetchval(dep.admin_dsn, "SELECT count(*) FROM notices"))
+    mean = {name: sum(values) / len(values) for name, values in runs.items()}
+    return {"events_per_run": events, "runs_per_second": runs,
+            "without_per_second": round(mean["without"], 1),
+            "dead_receiver_per_second": round(mean["dead_receiver"], 1),
+            "ratio": round(mean["dead_receiver"] / mean["without"], 4), "notices_written": pending}
 
 
 def markdown(results: dict[str, Any]) -> str:
@@ -304,6 +332,15 @@ def markdown(results: dict[str, Any]) -> str:
         ),
         ("seenby audit", f"{results['audit']['entries_per_second']:,.0f} entries/s", "",
          "passed" if results["audit"]["passed"] else "FAILED"),
+        *(
+            (f"Batch ingest, notices to a dead receiver ({n['events_per_run']:,}/run)",
+             f"{n['dead_receiver_per_second']:,.0f} events/s", "",
+             f"{n['ratio']:.3f}x the same without notices ({n['without_per_second']:,.0f} events/s); runs "
+             + ", ".join(f"{a:,.0f}/{b:,.0f}" for a, b in zip(
+                 n["runs_per_second"]["without"], n["runs_per_second"]["dead_receiver"], strict=True))
+             + f"; {n['notices_written']:,} notices kept")
+            for n in [results["notices"]] if results.get("notices")
+        ),
     ]
     mem = results["memory_kib"]
     lines = [

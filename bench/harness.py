@@ -102,13 +102,15 @@ def deployment(workdir: Path, *, postgres_options: str = "") -> Iterator[Deploym
 
 
 @contextlib.contextmanager
-def seenby_server(deployment: Deployment, *, workers: int = 1) -> Iterator[tuple[str, subprocess.Popen]]:
+def seenby_server(deployment: Deployment, *, workers: int = 1,
+                  env: dict[str, str] | None = None) -> Iterator[tuple[str, subprocess.Popen]]:
+    """`seenby serve` on the deployment (with `env` on top of its settings), until it is ready."""
     port = free_port()
     clean = {k: v for k, v in os.environ.items() if not k.startswith("SEENBY_")}
     log = (deployment.workdir / f"serve-{port}.log").open("w")
     process = subprocess.Popen(
         [sys.executable, "-m", "service.cli", "serve", "--port", str(port), "--workers", str(workers)],
-        env={**clean, **deployment.env}, stdout=log, stderr=subprocess.STDOUT,
+        env={**clean, **deployment.env, **(env or {})}, stdout=log, stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
     try:

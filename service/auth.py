@@ -38,6 +38,7 @@ class Principal:
     subject: str
     roles: frozenset[Role]
     jurisdiction: str | None = None
+    expires_at: float | None = None  # the token's exp: a long-lived stream ends there
 
     def has(self, role: Role) -> bool:
         return role in self.roles
@@ -239,7 +240,9 @@ def _principal_from(claims: dict[str, Any]) -> Principal:
         isinstance(jurisdiction, str) and JURISDICTION.fullmatch(jurisdiction)
     ):
         raise Forbidden("the 'jurisdiction' claim must be an ISO 3166-1 alpha-2 code")
-    return Principal(subject=subject, roles=roles, jurisdiction=jurisdiction)
+    expires_at = claims.get("exp")
+    return Principal(subject=subject, roles=roles, jurisdiction=jurisdiction,
+                     expires_at=float(expires_at) if isinstance(expires_at, int | float) else None)
 
 
 def mint_token(

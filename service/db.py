@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlmodel import SQLModel
 
+from service.notices.outbox import OUTBOX_KEY, Outbox, wrote_notices
 from service.settings import Settings
 
 T = TypeVar("T")
@@ -81,7 +82,12 @@ class Database:
     def __init__(self, settings: Settings) -> None:
         self.url = settings.resolved_database_url
         self.engine = make_engine(self.url, pool_size=settings.db_pool_size)
-        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        # With webhooks on, every session carries the outbox: entries appended in it write their
+        # notices in the same transaction (service.notices.outbox).
+        self.outbox = (Outbox(frozenset(settings.webhook_types), settings.webhook_retry_seconds)
+                       if settings.webhook_url else None)
+        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False,
+                                           info={OUTBOX_KEY: self.outbox} if self.outbox else None)
         self.sqlite = is_sqlite(self.url)
         # The read handles: everything that only reads opens one of these, never `engine` or
         # `sessions`. On SQLite they begin without the write lock (in WAL mode a reader reads a
@@ -108,6 +114,10 @@ class Database:
         self._sqlite_write_lock = asyncio.Lock()
         # Set after every commit that appended entries: wakes this process's integrator early.
         self.appended = asyncio.Event()
+        # Set after every commit that wrote notices: wakes this process's deliverer.
+        self.noticed = asyncio.Event()
+        # Called after every commit that appended entries, with the customers written (event streams).
+        self.on_commit: list[Callable[[set[str]], None]] = []
 
     @contextlib.asynccontextmanager
     async def write(self, customer_ids: Iterable[str]) -> AsyncIterator[AsyncSession]:
@@ -120,15 +130,20 @@ class Database:
             await stack.enter_async_context(session.begin())
             await self.lock(session, customer_ids)
             yield session
-        if session.info.get(_LOCKED_CUSTOMERS):
+        written = session.info.get(_LOCKED_CUSTOMERS)
+        if written:
             self.appended.set()
+            for callback in self.on_commit:
+                callback(written)
+        if wrote_notices(session):
+            self.noticed.set()
 
     async def lock(self, session: AsyncSession, customer_ids: Iterable[str]) -> None:
         """Take the chain locks of these customers, in the `write` transaction of `session`."""
         customer_ids = list(customer_ids)
         if not customer_ids:
             return
-        session.info[_LOCKED_CUSTOMERS] = True
+        session.info.setdefault(_LOCKED_CUSTOMERS, set()).update(customer_ids)
         if not self.sqlite:
             await lock_customers(session, customer_ids)
 
@@ -136,7 +151,7 @@ class Database:
         await self.engine.dispose()
 
 
-_LOCKED_CUSTOMERS = "seenby.locked_customers"  # a session.info key: this transaction appends
+_LOCKED_CUSTOMERS = "seenby.locked_customers"  # a session.info key: the customers it appends to
 _LOCK_CUSTOMERS = text(
     "SELECT pg_advisory_xact_lock(k) FROM ("
     " SELECT DISTINCT hashtextextended(c, 0) AS k FROM unnest(CAST(:ids AS text[])) AS c ORDER BY k"

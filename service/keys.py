@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import secrets
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ DEV_JWT_SECRET_FILE = "jwt-secret"
 DEV_PSEUDONYM_SECRET_FILE = "pseudonym-secret"
 DEV_SIGNING_KEY_FILE = "log-signing-key.pem"
 DEV_TICKET_KEY_FILE = "ticket-key.pem"
+DEV_WEBHOOK_SECRET_FILE = "webhook-secret"
 
 
 class KeyConfigurationError(RuntimeError):
@@ -29,6 +31,7 @@ class Keys:
     signing_key: Ed25519PrivateKey
     ticket_key: Ed25519PrivateKey
     retired_ticket_keys: tuple[Ed25519PublicKey, ...] = ()
+    webhook_secret: str = ""  # with SEENBY_WEBHOOK_URL: signs notices (Standard Webhooks)
 
 
 def _create_once(path: Path, make: bytes) -> bytes:
@@ -117,10 +120,17 @@ def load_keys(settings: Settings) -> Keys:
             raise KeyConfigurationError("production needs SEENBY_PSEUDONYM_SECRET")
         pseudonym_secret = _dev_secret(settings, DEV_PSEUDONYM_SECRET_FILE)
 
+    webhook_secret = settings.webhook_secret
+    if settings.webhook_url and not webhook_secret:
+        if production:
+            raise KeyConfigurationError("production needs SEENBY_WEBHOOK_SECRET")
+        webhook_secret = dev_webhook_secret(settings)
+
     if production:
-        dev_files = [settings.data_dir / DEV_JWT_SECRET_FILE, settings.data_dir / DEV_PSEUDONYM_SECRET_FILE]
+        dev_files = [settings.data_dir / name for name in
+                     (DEV_JWT_SECRET_FILE, DEV_PSEUDONYM_SECRET_FILE, DEV_WEBHOOK_SECRET_FILE)]
         dev_values = {p.read_text().strip() for p in dev_files if p.exists()}
-        if {jwt_secret, pseudonym_secret} & dev_values:
+        if {jwt_secret, pseudonym_secret, webhook_secret} & dev_values:
             raise KeyConfigurationError("production refuses development secrets")
 
     signing_key = load_signing_key(signing_pem)
@@ -134,4 +144,11 @@ def load_keys(settings: Settings) -> Keys:
         signing_key=signing_key,
         ticket_key=ticket_key,
         retired_ticket_keys=tuple(_public_key(path) for path in settings.ticket_retired_key_files),
+        webhook_secret=webhook_secret,
     )
+
+
+def dev_webhook_secret(settings: Settings) -> str:
+    """The development webhook secret, generated once into the data folder: give it to the receiver."""
+    made = ("whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()).encode()
+    return _create_once(settings.data_dir / DEV_WEBHOOK_SECRET_FILE, made).decode().strip()

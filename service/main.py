@@ -28,12 +28,17 @@ from service.db import Database
 from service.deletions.routes import router as deletions_router
 from service.docs import install_docs
 from service.errors import Problem, install_error_handlers, problem_responses
+from service.events.hub import EventHub
+from service.events.routes import router as events_router
 from service.exports.routes import router as exports_router
 from service.history.routes import router as history_router
 from service.keys import load_keys
 from service.ledger.integrator import Integrator
 from service.middleware import BodySizeLimit, RequestMetrics
 from service.migrate import head_revision
+from service.notices.deliverer import Deliverer
+from service.notices.routes import router as notices_router
+from service.objections.routes import router as objections_router
 from service.operations import router as operations_router
 from service.ratelimit import RateLimiter
 from service.reports.routes import router as reports_router
@@ -69,7 +74,7 @@ Every `/v1` endpoint takes `Authorization: Bearer <JWT>` with a `roles` claim
 
 ROUTERS = (operations_router, accesses_router, history_router, log_router, exports_router,
            reports_router, customers_router, deletions_router, consent_router, tickets_router,
-           completeness_router)
+           completeness_router, objections_router, notices_router, events_router)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -91,6 +96,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             submitter = Submitter(database, app.state.witnessing.policy, settings.witness_timeout_seconds)
             integrator.on_signed = submitter.wake
             submitting = asyncio.create_task(submitter.run(integrator.leading), name="seenby-witnesses")
+        deliverer = None
+        if settings.webhook_url:
+            deliverer = Deliverer(database, settings, keys.webhook_secret)
+            delivering = asyncio.create_task(deliverer.run(integrator.leading), name="seenby-notices")
+        app.state.event_hub = EventHub(database, settings)
+        watching = asyncio.create_task(app.state.event_hub.run(), name="seenby-event-streams")
         # Everything alive now (modules, app, tables) lives as long as the process: out of the
         # collector's sight, a full collection walks only what requests allocate, so a pause of
         # tens of milliseconds does not land in some request's latency.
@@ -103,12 +114,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             gc.set_threshold(*thresholds)
             await app.state.recorder.close()
-            for background in (task, *([submitting] if submitter else [])):
+            for background in (task, watching, *([submitting] if submitter else []),
+                               *([delivering] if deliverer else [])):
                 background.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await background
             if submitter is not None:
                 await submitter.close()
+            if deliverer is not None:
+                await deliverer.close()
             await database.dispose()
 
     docs = settings.docs_enabled

@@ -112,3 +112,28 @@ WITNESSED_CHECKPOINT_AGE = Gauge(
     "signed one; it grows while the quorum is missed.",
     registry=REGISTRY,
 )
+NOTICES_PENDING = Gauge(
+    "seenby_notices_pending", "Notices written and not yet delivered (nor dead-lettered).", registry=REGISTRY,
+)
+NOTICE_OLDEST_PENDING_AGE = Gauge(
+    "seenby_notice_oldest_pending_age_seconds",
+    "How long ago the oldest notice still pending was written (0 with none pending).", registry=REGISTRY,
+)
+NOTICE_DELIVERIES = Counter(
+    "seenby_notice_deliveries_total",
+    "Attempts to deliver a notice, by type and outcome (delivered, failed, dead_lettered).",
+    ["type", "outcome"], registry=REGISTRY,
+)
+NOTICES_DEAD = Gauge(
+    "seenby_notices_dead_letters",
+    "Notices dead-lettered: they failed for longer than SEENBY_WEBHOOK_RETRY_SECONDS; an admin can "
+    "replay them.", registry=REGISTRY,
+)
+NOTICE_SECONDS = Histogram(
+    "seenby_notice_delivery_seconds", "One webhook request to the receiver.",
+    registry=REGISTRY, buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+EVENT_STREAMS = Gauge(
+    "seenby_event_streams", "Server-Sent Event streams (GET /v1/me/events) open in this process.",
+    registry=REGISTRY,
+)

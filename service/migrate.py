@@ -14,17 +14,19 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 import migrations
 from service.ledger.tables import APPEND_ONLY_TABLES
+from service.objections.tables import APPEND_ONLY_OBJECTION_TABLES
 from service.settings import Settings
 from service.witness.tables import APPEND_ONLY_WITNESS_TABLES
 
 MIGRATIONS_DIR = Path(migrations.__file__).parent
 MUTABLE_TABLES = (
     "customer_heads", "customers", "deletion_requests", "deletion_request_clips", "deletion_tasks",
-    "consents", "troubleshooting_grants", "access_decisions",
+    "consents", "troubleshooting_grants", "access_decisions", "notices",
 )
 # What the app role may do to each table, and no more.
 APP_PRIVILEGES = {
-    **dict.fromkeys((*APPEND_ONLY_TABLES, *APPEND_ONLY_WITNESS_TABLES), "SELECT, INSERT"),
+    **dict.fromkeys((*APPEND_ONLY_TABLES, *APPEND_ONLY_WITNESS_TABLES, *APPEND_ONLY_OBJECTION_TABLES),
+                    "SELECT, INSERT"),
     **dict.fromkeys(MUTABLE_TABLES, "SELECT, INSERT, UPDATE"),
     "integration_queue": "SELECT, INSERT, DELETE",  # integrated entries leave it
     # Derived from the log and rewritten in place; a leaf whose depth now holds a branch storage

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
@@ -9,7 +11,10 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from service.notices.types import NOTICE_TYPES
+
 MIN_SECRET_BYTES = 32
+DAY_SECONDS = 86_400
 HMAC_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})
 ASYMMETRIC_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "EdDSA", "Ed25519"})
 
@@ -48,6 +53,26 @@ class Settings(BaseSettings):
     # Rollout only: serve the newest signed checkpoint while none has met the quorum yet.
     witness_fail_open: bool = False
 
+    # Notices (CONTRACT "Notices and objections"): webhooks to the operator's notification service.
+    # Without a URL no notice is written.
+    webhook_url: str = ""
+    webhook_secret: str = ""  # whsec_<base64 of 24 to 64 bytes>; generated in development
+    webhook_types: Annotated[list[str], NoDecode] = list(NOTICE_TYPES)
+    webhook_timeout_seconds: float = Field(10.0, gt=0, le=60)
+    # A failing notice is retried this long after it was written, then dead-lettered.
+    webhook_retry_seconds: int = Field(DAY_SECONDS, ge=1)
+    # The first retry's delay; it doubles (with jitter) up to the maximum.
+    webhook_backoff_seconds: float = Field(1.0, gt=0, le=3600)
+    webhook_backoff_max_seconds: float = Field(300.0, gt=0, le=86_400)
+    webhook_concurrency: int = Field(8, ge=1, le=64)  # customers delivered to at once
+    # Live streams (GET /v1/me/events) a process serves at once, and one customer may hold.
+    event_streams_per_process: int = Field(1000, ge=1)
+    event_streams_per_customer: int = Field(5, ge=1)
+    event_stream_keepalive_seconds: float = Field(15.0, gt=0, le=300)
+    # A stream ends after this long (or at its token's expiry), and the client reconnects with
+    # Last-Event-ID: connections are spread again across replicas, and none lives forever.
+    event_stream_max_seconds: float = Field(3600.0, gt=0, le=86_400)
+
     deletion_services: Annotated[list[str], NoDecode] = []
     deletion_due_days: int = Field(30, ge=1)
     troubleshooting_grant_days: int = Field(30, ge=1)
@@ -62,7 +87,8 @@ class Settings(BaseSettings):
     docs_enabled: bool = True
     db_pool_size: int = Field(10, ge=1)
 
-    @field_validator("jwt_algorithms", "deletion_services", "ticket_retired_key_files", mode="before")
+    @field_validator("jwt_algorithms", "deletion_services", "ticket_retired_key_files", "webhook_types",
+                     mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
@@ -81,6 +107,28 @@ class Settings(BaseSettings):
         if set(algorithms) & HMAC_ALGORITHMS and set(algorithms) & ASYMMETRIC_ALGORITHMS:
             raise ValueError("HMAC and asymmetric JWT algorithms cannot both be allowed")
         return algorithms
+
+    @field_validator("webhook_types")
+    @classmethod
+    def _known_notice_types(cls, types: list[str]) -> list[str]:
+        unknown = set(types) - set(NOTICE_TYPES)
+        if unknown:
+            raise ValueError(f"unknown notice types {sorted(unknown)}; known: {', '.join(NOTICE_TYPES)}")
+        return types
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        if url and not url.startswith(("http://", "https://")):
+            raise ValueError("SEENBY_WEBHOOK_URL must be an http:// or https:// URL")
+        return url
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _standard_webhooks_secret(cls, secret: str) -> str:
+        if secret:
+            check_webhook_secret(secret)
+        return secret
 
     @model_validator(mode="after")
     def _production_needs_explicit_secrets(self) -> Settings:
@@ -105,6 +153,10 @@ class Settings(BaseSettings):
             missing.append("SEENBY_PSEUDONYM_SECRET")
         if self.jwt_issuer == "seenby-dev":
             missing.append("SEENBY_JWT_ISSUER (not the development default)")
+        if self.webhook_url and not self.webhook_secret:
+            missing.append("SEENBY_WEBHOOK_SECRET (with SEENBY_WEBHOOK_URL)")
+        if self.webhook_url and self.webhook_retry_seconds < DAY_SECONDS:
+            missing.append(f"SEENBY_WEBHOOK_RETRY_SECONDS of at least {DAY_SECONDS} (24 hours)")
         if missing:
             raise ValueError("production refuses development defaults; set " + ", ".join(missing))
         return self
@@ -124,6 +176,17 @@ class Settings(BaseSettings):
     @property
     def resolved_migration_database_url(self) -> str:
         return self.migration_database_url or self.resolved_database_url
+
+
+def check_webhook_secret(secret: str) -> None:
+    """A Standard Webhooks secret: `whsec_` and the base64 of 24 to 64 random bytes."""
+    encoded = secret.removeprefix("whsec_")
+    try:
+        raw = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ValueError("SEENBY_WEBHOOK_SECRET must be whsec_ followed by base64") from exc
+    if encoded == secret or not 24 <= len(raw) <= 64:
+        raise ValueError("SEENBY_WEBHOOK_SECRET must be whsec_ followed by the base64 of 24 to 64 bytes")
 
 
 @lru_cache

@@ -37,6 +37,9 @@ def test_benchmark_smoke_run_produces_every_figure(tmp_path: Path) -> None:
     assert figures["audit"]["passed"] and figures["audit"]["entries_per_second"] > 0
     assert figures["ledger_size"] >= figures["batch_ingest"]["requests"]
     assert set(figures["memory_kib"]) >= {"start", "after_batch", "after_all", "end", "peak"}
+    notices = figures["notices"]  # the dead-receiver run really wrote notices (2 runs of 2,000 events)
+    assert len(notices["runs_per_second"]["without"]) == len(notices["runs_per_second"]["dead_receiver"]) == 2
+    assert notices["notices_written"] > 2_000 and notices["ratio"] > 0
     table = out.with_suffix(".md").read_text()
     assert "| Batch ingest" in table and "x COPY" in table and "| Completeness proof" in table
     assert figures["customers"] > 0

@@ -93,10 +93,19 @@ async def file_request(
         due = now + settings.deletion_due_days * clock.DAY_US
         # With no service holding clips there is nothing to wait for.
         status = DeletionStatus.PENDING if services else DeletionStatus.COMPLETED
+        body: dict[str, Any] = {"request_id": request_id, "due_at": format_micros(due), "services": services}
+        body.update({"clip_ids": clip_ids} if clip_ids else {"scope": "all"})
+        new_entries = [store.NewEntry(customer_id=customer_id, kind="deletion_requested",
+                                      recorded_by=customer_id, body=body)]
+        if not services:
+            new_entries.append(store.NewEntry(customer_id=customer_id, kind="deletion_completed",
+                                              recorded_by=SYSTEM, body={"request_id": request_id}))
+        requested, *_ = await store.append(session, new_entries, now)
         await session.execute(requests.insert(), [{
             "id": request_id, "customer_id": customer_id, "scope": "clips" if clip_ids else "all",
             "status": status, "filed_at_us": now, "due_at_us": due,
             "completed_at_us": None if services else now, "rejected_at_us": None, "reject_reason": None,
+            "requested_seq": requested.customer_seq,
         }])
         if clip_ids:
             await session.execute(request_clips.insert(), [
@@ -108,14 +117,6 @@ async def file_request(
                  "created_at_us": now, "evidence": None, "completed_at_us": None}
                 for service in services
             ])
-        body: dict[str, Any] = {"request_id": request_id, "due_at": format_micros(due), "services": services}
-        body.update({"clip_ids": clip_ids} if clip_ids else {"scope": "all"})
-        new_entries = [store.NewEntry(customer_id=customer_id, kind="deletion_requested",
-                                      recorded_by=customer_id, body=body)]
-        if not services:
-            new_entries.append(store.NewEntry(customer_id=customer_id, kind="deletion_completed",
-                                              recorded_by=SYSTEM, body={"request_id": request_id}))
-        await store.append(session, new_entries, now)
         [view] = await _views(session, [await _request_row(session, request_id)])
     return view
 

@@ -20,6 +20,7 @@ class DeletionRequest(SQLModel, table=True):
     completed_at_us: int | None = Field(default=None, sa_column=Column(BigInteger))
     rejected_at_us: int | None = Field(default=None, sa_column=Column(BigInteger))
     reject_reason: str | None = Field(default=None, sa_column=Column(String(1000)))
+    requested_seq: int | None = Field(default=None, sa_column=Column(BigInteger))  # its entry's
 
 
 class DeletionRequestClip(SQLModel, table=True):

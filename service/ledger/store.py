@@ -20,6 +20,8 @@ from service.ledger.canonical import GENESIS_HASH, canonical_bytes, entry_hash
 from service.ledger.merkle import leaf_hash
 from service.ledger.tables import FILTER_COLUMNS
 from service.metrics import ENTRIES_RECORDED
+from service.notices import tables as notice_tables
+from service.notices.outbox import mark_written, notice_rows, outbox_of
 from service.types import format_micros
 
 
@@ -67,6 +69,8 @@ async def append(
     queued: list[tuple[int, bytes, int]] = []
     identities: list[tuple[str, str, str]] = []
     appended: list[AppendedEntry] = []
+    outbox = outbox_of(session)
+    notices: list[tuple[int, ...]] = []
     for entry_id, new, nonce in zip(ids, new_entries, nonces, strict=True):
         seq, prev = heads.get(new.customer_id, (-1, GENESIS_HASH))
         seq += 1
@@ -82,11 +86,16 @@ async def append(
             employee_id, salt = new.identity
             identities.append((digest, employee_id, salt))
         appended.append(AppendedEntry(new.customer_id, seq, digest, recorded_at, canonical))
+        if outbox:
+            notices += notice_rows(outbox, entry_id, new.kind, new.body, new.flags, recorded_at_us)
 
     await bulk.insert_rows(session, tables.entries, ENTRY_COLUMNS, rows)
     await bulk.insert_rows(session, tables.queue, QUEUE_COLUMNS, queued)
     await bulk.insert_rows(session, tables.identities, IDENTITY_COLUMNS, identities)
     await _write_heads(session, heads, touched={e.customer_id for e in new_entries})
+    if notices:
+        await bulk.insert_rows(session, notice_tables.notices, notice_tables.NOTICE_COLUMNS, notices)
+        mark_written(session)
     _count_after_commit(session, Counter(new.kind for new in new_entries))
     return appended
 

@@ -32,7 +32,15 @@ class DeletionCounts(BaseModel):
     median_days_to_complete: float | None = Field(description="Of those completed; null if none.")
 
 
+class ObjectionCounts(BaseModel):
+    total: int = Field(description="Objections filed in the period.")
+    by_purpose: dict[str, int] = Field(description="By the objected access's purpose.")
+    by_organization: dict[str, int] = Field(description="By the objected access's actor organization "
+                                                        "(accesses with none are left out).")
+
+
 class TransparencyReport(BaseModel):
     period: Period
     accesses: AccessCounts
     deletion_requests: DeletionCounts
+    objections: ObjectionCounts

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from service.auth import Principal
 from service.deletions.tables import requests
 from service.ledger import reads
+from service.objections.tables import objections
 from service.tenancy import jurisdiction_customers
 from service.types import Period
 from service.vocabulary import OPEN_DELETION_STATUSES, DeletionStatus
@@ -30,7 +31,24 @@ async def transparency(session: AsyncSession, principal: Principal, period: Peri
         "period": period.bounds(),
         "accesses": await reads.access_report(session, period, scope, REPORTED_FLAGS),
         "deletion_requests": await _deletion_requests(session, filed),
+        "objections": await _objections(session, period, scope),
     }
+
+
+async def _objections(session: AsyncSession, period: Period, scope: Any) -> dict[str, Any]:
+    """Objections filed in the period, by the objected access's purpose and organization."""
+    where = period.conditions(objections.c.filed_at_us)
+    if scope is not None:
+        where.append(objections.c.customer_id.in_(scope))
+
+    async def counted(column: Any) -> dict[str, int]:
+        rows = await session.execute(select(column, func.count()).where(*where, column.is_not(None))
+                                     .group_by(column).order_by(column))
+        return {name: count for name, count in rows.all()}
+
+    total = await session.scalar(select(func.count()).select_from(objections).where(*where)) or 0
+    return {"total": total, "by_purpose": await counted(objections.c.purpose),
+            "by_organization": await counted(objections.c.organization)}
 
 
 async def _deletion_requests(session: AsyncSession, scope: list[ColumnElement[bool]]) -> dict[str, Any]:

@@ -211,6 +211,34 @@ def test_a_witness_policy_is_mounted_as_a_file_and_reached_through_the_network_p
     assert {"port": 443, "protocol": "TCP"} in [p for rule in egress for p in rule["ports"]]
 
 
+def test_notices_are_configured_signed_with_a_secret_and_reached_through_the_network_policy(
+    default_render: Rendered,
+) -> None:
+    assert "SEENBY_WEBHOOK_URL" not in default_render.one("ConfigMap", RELEASE)["data"]
+    default_env = {e["name"] for e in container(default_render.one("Deployment"))["env"]}
+    assert "SEENBY_WEBHOOK_SECRET" not in default_env
+    secret = "whsec_" + base64.b64encode(b"k" * 32).decode()
+    rendered = render({"notices": {"webhookUrl": "https://notify.example/hooks", "types": "access.human",
+                                   "retrySeconds": 172800},
+                       "secrets": {"webhookSecret": {"value": secret}},
+                       "networkPolicy": {"enabled": True, "egress": {"notices": {"ports": [8443]}}}})
+    config = rendered.one("ConfigMap", RELEASE)["data"]
+    env = {e["name"]: e for e in container(rendered.one("Deployment"))["env"]}
+    reference = env["SEENBY_WEBHOOK_SECRET"]["valueFrom"]["secretKeyRef"]
+    stored = rendered.one("Secret", reference["name"])["data"][reference["key"]]
+    assert base64.b64decode(stored).decode() == secret
+    # As the service parses them.
+    pod_settings = Settings(env="development", webhook_url=config["SEENBY_WEBHOOK_URL"],
+                            webhook_secret=secret,
+                            webhook_types=config["SEENBY_WEBHOOK_TYPES"],
+                            webhook_retry_seconds=config["SEENBY_WEBHOOK_RETRY_SECONDS"],
+                            webhook_timeout_seconds=config["SEENBY_WEBHOOK_TIMEOUT_SECONDS"],
+                            webhook_concurrency=config["SEENBY_WEBHOOK_CONCURRENCY"])
+    assert pod_settings.webhook_types == ["access.human"] and pod_settings.webhook_retry_seconds == 172800
+    egress = rendered.one("NetworkPolicy", RELEASE)["spec"]["egress"]
+    assert {"port": 8443, "protocol": "TCP"} in [p for rule in egress for p in rule["ports"]]
+
+
 SAME_KEY = {
     "the signing key's value": lambda pem: {
         "secrets": {"signingKey": {"value": pem}, "ticketKey": {"value": pem}}},
@@ -260,8 +288,9 @@ def test_network_policy_admits_the_api_port_and_reaches_only_postgres_and_dns(
     assert ingress["ports"] == [{"port": "http", "protocol": "TCP"}]
     egress_ports = sorted((p["port"], p["protocol"]) for rule in policy["spec"]["egress"]
                           for p in rule["ports"])
-    # PostgreSQL, DNS, and the JWKS URL that the production values configure.
-    assert egress_ports == [(53, "TCP"), (53, "UDP"), (443, "TCP"), (5432, "TCP")]
+    # PostgreSQL, DNS, and the JWKS URL and the notification service that the production values
+    # configure (both on 443).
+    assert egress_ports == [(53, "TCP"), (53, "UDP"), (443, "TCP"), (443, "TCP"), (5432, "TCP")]
     migration = production_render.one("NetworkPolicy", f"{RELEASE}-migration")
     assert "pre-install" in migration["metadata"]["annotations"]["helm.sh/hook"]
     assert not migration["spec"].get("ingress")
@@ -305,6 +334,11 @@ BAD_VALUES = {  # values, and the path Helm's schema check names
     "ticket enforcement as text": ({"config": {"ticketsEnforce": "no"}}, "/config/ticketsEnforce"),
     "a witness timeout of 0": ({"witnesses": {"timeoutSeconds": 0}}, "/witnesses/timeoutSeconds"),
     "fail-open as text": ({"witnesses": {"failOpen": "yes"}}, "/witnesses/failOpen"),
+    "a webhook URL that is not HTTP": ({"notices": {"webhookUrl": "ftp://x"}}, "/notices/webhookUrl"),
+    "an unknown notice type": ({"notices": {"types": "access.human,access.seen"}}, "/notices/types"),
+    "notices retried less than a day": ({"notices": {"retrySeconds": 3600}}, "/notices/retrySeconds"),
+    "a webhook secret without whsec_": (
+        {"secrets": {"webhookSecret": {"value": "x" * 40}}}, "/secrets/webhookSecret/value"),
     "a secret in extraEnv": ({"config": {"extraEnv": {"SEENBY_JWT_SECRET": "x" * 40}}}, "SEENBY_JWT_SECRET"),
 }
 

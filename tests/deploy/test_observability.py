@@ -190,6 +190,12 @@ ALERT_CASES: list[tuple[str, list[dict[str, str]], str, list[dict[str, str]]]] =
     ("SeenbyWitnessQuorumMissed", [series("seenby_witnessed_checkpoint_age_seconds", "0.4x5 60+60x30")],
      "20m", FIRES),
     ("SeenbyWitnessQuorumMissed", [series("seenby_witnessed_checkpoint_age_seconds", "0.4x40")], "20m", []),
+    ("SeenbyNoticeBacklogOld", [series("seenby_notice_oldest_pending_age_seconds", "0x5 0+60x30")], "30m",
+     WARNS),
+    ("SeenbyNoticeBacklogOld", [series("seenby_notice_oldest_pending_age_seconds", "0 30 0 12 0x30")], "30m",
+     []),
+    ("SeenbyNoticeDeadLetters", [series("seenby_notices_dead_letters", "0x10 3x30")], "20m", FIRES),
+    ("SeenbyNoticeDeadLetters", [series("seenby_notices_dead_letters", "0x40")], "20m", []),
 ]
 
 

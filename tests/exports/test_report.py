@@ -18,6 +18,7 @@ from fastapi import FastAPI
 
 from service.deletions.tables import DeletionRequest
 from service.ledger import store
+from service.objections.tables import Objection
 from service.types import format_micros, to_micros
 from tests.conftest import Tokens
 from tests.exports.support import lines, set_countries
@@ -117,6 +118,18 @@ async def test_report_numbers_match_independent_counts(
     late = dict(rows[0], id=str(uuid.uuid4()), filed_at_us=since_us + 2 * DAY_US)  # outside the period
     async with database.write([]) as session:
         await session.execute(DeletionRequest.__table__.insert(), [*rows, late])
+    # Objections, by the objected access's purpose and organization; one just before the period.
+    objected = [(de1, "quality_review", "Vendor B"), (de2, "customer_support", "Support desk"),
+                (fr, "quality_review", "Vendor B"), (nowhere, "quality_review", None)]
+    filed_at = [since_us + 5_000 + position for position in range(len(objected))]
+    async with database.write([]) as session:
+        await session.execute(Objection.__table__.insert(), [
+            {"customer_id": customer, "objected_entry_hash": uuid.uuid4().hex * 2,
+             "entry_hash": uuid.uuid4().hex * 2, "filed_at_us": at, "reason": None, "purpose": purpose,
+             "organization": organization}
+            for at, (customer, purpose, organization) in zip(
+                [*filed_at, since_us - 1], [*objected, (de1, "security", "Vendor X")], strict=True)
+        ])
 
     period = {"since": format_micros(since_us), "until": format_micros(since_us + DAY_US)}
     report = (await client.get(REPORT, params=period, headers=tokens.regulator())).json()
@@ -124,6 +137,8 @@ async def test_report_numbers_match_independent_counts(
         "period": period,
         "accesses": expected_accesses(specs),
         "deletion_requests": expected_deletions(rows, now_us),
+        "objections": {"total": 4, "by_purpose": {"customer_support": 1, "quality_review": 3},
+                       "by_organization": {"Support desk": 1, "Vendor B": 2}},
     }
     assert report["deletion_requests"]["median_days_to_complete"] == 4.25
     assert report["deletion_requests"]["overdue"] == 1
@@ -134,6 +149,8 @@ async def test_report_numbers_match_independent_counts(
     assert berlin["deletion_requests"] == expected_deletions([r for r in rows if r["customer_id"] in german],
                                                              now_us)
     assert berlin["deletion_requests"]["median_days_to_complete"] == 3.5
+    assert berlin["objections"] == {"total": 2, "by_purpose": {"customer_support": 1, "quality_review": 1},
+                                    "by_organization": {"Support desk": 1, "Vendor B": 1}}
     paris = (await client.get(REPORT, params=period, headers=tokens.regulator(jurisdiction="FR"))).json()
     assert paris["accesses"]["total"] == 2 and paris["deletion_requests"]["filed"] == 3
     nobody = (await client.get(REPORT, params=period, headers=tokens.regulator(jurisdiction="JP"))).json()

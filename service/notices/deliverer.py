@@ -1,0 +1,251 @@
+"""Delivering the outbox to SEENBY_WEBHOOK_URL: at least once, in order per customer.
+
+One deliverer per database: the process that leads integration. It sweeps the pending notices in
+entry order, a page at a time; a page's customers are delivered to concurrently, each customer's
+notices one after the other. A notice that fails waits (exponential backoff with jitter), and so
+do its customer's later ones: a customer never gets a notice before an earlier one. A notice still
+failing past its `retry_until` is dead-lettered and its customer's next ones go on.
+
+A receiver that is down fails every customer at once. After a run of failures the deliverer stops
+sweeping for a while (the same backoff, kept for the receiver as a whole), so a dead receiver costs
+a few requests per backoff period, not one per pending notice; the first sweep after the pause is
+the probe. Delivery never touches the recording path: ingest only writes outbox rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import httpx
+from sqlalchemy import and_, func, or_, select, tuple_, update
+
+from service import clock
+from service.db import Database
+from service.ledger.tables import entries, leaves
+from service.metrics import (
+    NOTICE_DELIVERIES,
+    NOTICE_OLDEST_PENDING_AGE,
+    NOTICE_SECONDS,
+    NOTICES_DEAD,
+    NOTICES_PENDING,
+)
+from service.notices.overdue import notice_overdue_requests
+from service.notices.tables import notices
+from service.notices.types import DEAD, DELIVERED, PENDING
+from service.notices.webhook import Notice, Signer
+from service.settings import Settings
+
+logger = logging.getLogger("seenby.notices")
+
+PAGE_SIZE = 500
+IDLE_SECONDS = 1.0
+PERIODIC_SECONDS = 5.0
+FAILURES_BEFORE_PAUSE = 5  # failures in a row, across customers, that say the receiver is down
+MAX_ANSWER_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Outcome:
+    notice: Notice
+    delivered: bool
+    error: str = ""
+
+
+class Deliverer:
+    def __init__(self, database: Database, settings: Settings, secret: str,
+                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self.database = database
+        self.url = settings.webhook_url
+        self.signer = Signer(secret)
+        self.timeout = settings.webhook_timeout_seconds
+        self.backoff = settings.webhook_backoff_seconds
+        self.backoff_max = settings.webhook_backoff_max_seconds
+        self.concurrency = settings.webhook_concurrency
+        self._http = httpx.AsyncClient(timeout=self.timeout, transport=transport, follow_redirects=False)
+        self._failures_in_row = 0
+        self._pauses = 0  # pauses in a row: the receiver's own backoff
+        self._paused_until = 0.0  # monotonic
+        self._periodic_at = 0.0
+        self._soonest_retry_us: int | None = None  # of the notices backing off, seen in the last sweep
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    async def run(self, leading: Callable[[], bool]) -> None:
+        """Deliver until cancelled, while this process leads."""
+        while True:
+            try:
+                if not leading():
+                    await asyncio.sleep(IDLE_SECONDS)
+                    continue
+                await self._every_few_seconds()
+                if time.monotonic() < self._paused_until:
+                    await asyncio.sleep(min(IDLE_SECONDS, self._paused_until - time.monotonic()))
+                    continue
+                if not await self.sweep():
+                    await self._idle(self._soonest_retry_us)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a database error: start the sweep over
+                logger.exception("delivering notices failed; retrying")
+                await asyncio.sleep(IDLE_SECONDS)
+
+    async def _idle(self, soonest_retry_us: int | None) -> None:
+        """Until a new notice, the next retry that is due, or IDLE_SECONDS."""
+        self.database.noticed.clear()
+        wait = IDLE_SECONDS
+        if soonest_retry_us is not None:
+            wait = min(wait, max(0.0, (soonest_retry_us - clock.now_us()) / 1e6))
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(wait):
+                await self.database.noticed.wait()
+
+    async def sweep(self) -> bool:
+        """One pass over the pending notices; whether any delivery was attempted."""
+        after = (0, 0)
+        waiting: set[str] = set()  # customers with an earlier notice not delivered in this sweep
+        attempted = False
+        self._soonest_retry_us = None
+        while time.monotonic() >= self._paused_until:
+            page = await self._page(after)
+            if not page:
+                break
+            after = (page[-1].entry_id, page[-1].type)
+            now = clock.now_us()
+            queues: dict[str, list[Notice]] = {}
+            for notice in page:
+                if notice.customer_id in waiting:
+                    continue
+                if notice.next_attempt_at_us > now:  # backing off: its customer waits too
+                    waiting.add(notice.customer_id)
+                    self._soonest_retry_us = min(self._soonest_retry_us or notice.next_attempt_at_us,
+                                                 notice.next_attempt_at_us)
+                    continue
+                queues.setdefault(notice.customer_id, []).append(notice)
+            if queues:
+                attempted = True
+                outcomes = await self._deliver_all(queues)
+                waiting |= {o.notice.customer_id for o in outcomes if not o.delivered}
+                await self._record(outcomes)
+        return attempted
+
+    async def _page(self, after: tuple[int, int]) -> list[Notice]:
+        query = (
+            select(notices.c.entry_id, notices.c.type, notices.c.created_at_us, notices.c.attempts,
+                   notices.c.next_attempt_at_us, notices.c.retry_until_us, entries.c.customer_id,
+                   entries.c.customer_seq, entries.c.entry_hash, entries.c.canonical, leaves.c.log_index)
+            .join(entries, entries.c.id == notices.c.entry_id)
+            .outerjoin(leaves, leaves.c.entry_id == notices.c.entry_id)
+            .where(notices.c.state == PENDING,
+                   or_(notices.c.entry_id > after[0],
+                       and_(notices.c.entry_id == after[0], notices.c.type > after[1])))
+            .order_by(notices.c.entry_id, notices.c.type)
+            .limit(PAGE_SIZE)
+        )
+        async with self.database.read_sessions() as session:
+            return [Notice(*row) for row in await session.execute(query)]
+
+    async def _deliver_all(self, queues: dict[str, list[Notice]]) -> list[Outcome]:
+        gate = asyncio.Semaphore(self.concurrency)
+        outcomes: list[Outcome] = []
+
+        async def deliver_in_order(queue: list[Notice]) -> None:
+            async with gate:
+                for notice in queue:
+                    if time.monotonic() < self._paused_until:
+                        return  # the receiver is down: what is left waits for the probe
+                    outcome = await self._deliver(notice)
+                    outcomes.append(outcome)
+                    if not outcome.delivered:
+                        return  # its customer's later notices wait for it
+
+        await asyncio.gather(*(deliver_in_order(queue) for queue in queues.values()))
+        return outcomes
+
+    async def _deliver(self, notice: Notice) -> Outcome:
+        body = notice.body()
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(self.timeout), self._http.stream(
+                "POST", self.url, content=body, headers=self.signer.headers(notice, body)
+            ) as response:
+                answer = bytearray()
+                async for chunk in response.aiter_bytes():
+                    answer += chunk
+                    if len(answer) >= MAX_ANSWER_BYTES:
+                        break
+            status = response.status_code
+            error = "" if 200 <= status < 300 else f"HTTP {status}: {answer[:200].decode(errors='replace')}"
+        except (TimeoutError, httpx.TimeoutException):
+            error = f"no answer within {self.timeout:g} s"
+        except httpx.HTTPError as exc:
+            error = f"unreachable: {exc!r}"[:300]
+        finally:
+            NOTICE_SECONDS.observe(time.perf_counter() - started)
+        if not error:
+            self._failures_in_row = self._pauses = 0
+            return Outcome(notice, True)
+        self._failures_in_row += 1
+        if self._failures_in_row >= FAILURES_BEFORE_PAUSE and time.monotonic() >= self._paused_until:
+            self._pauses += 1
+            pause = self._delay(self._pauses)
+            self._paused_until = time.monotonic() + pause
+            logger.warning("the webhook receiver failed %d times in a row (%s); pausing %.1f s",
+                           self._failures_in_row, error, pause)
+        return Outcome(notice, False, error)
+
+    def _delay(self, attempt: int) -> float:
+        """Exponential backoff with jitter: between half and all of backoff * 2^(attempt-1)."""
+        ceiling = min(self.backoff_max, self.backoff * 2.0 ** min(attempt - 1, 40))
+        return float(ceiling * random.uniform(0.5, 1.0))
+
+    async def _record(self, outcomes: Sequence[Outcome]) -> None:
+        now = clock.now_us()
+        delivered = [o.notice for o in outcomes if o.delivered]
+        failed = [o for o in outcomes if not o.delivered]
+        async with self.database.sessions() as session, session.begin():
+            if delivered:
+                await session.execute(
+                    update(notices)
+                    .where(tuple_(notices.c.entry_id, notices.c.type).in_(
+                        [(n.entry_id, n.type) for n in delivered]))
+                    .values(state=DELIVERED, attempts=notices.c.attempts + 1, delivered_at_us=now,
+                            last_error=None))
+            for outcome in failed:
+                notice, dead = outcome.notice, now >= outcome.notice.retry_until_us
+                await session.execute(
+                    update(notices)
+                    .where(notices.c.entry_id == notice.entry_id, notices.c.type == notice.type)
+                    .values(state=DEAD if dead else PENDING, attempts=notice.attempts + 1,
+                            last_error=outcome.error,
+                            next_attempt_at_us=now + int(self._delay(notice.attempts + 1) * 1e6)))
+                if dead:
+                    logger.error("notice %s dead-lettered after %d attempts: %s", notice.webhook_id,
+                                 notice.attempts + 1, outcome.error)
+        for notice in delivered:
+            NOTICE_DELIVERIES.labels(notice.type_name, "delivered").inc()
+        for outcome in failed:
+            dead = now >= outcome.notice.retry_until_us
+            NOTICE_DELIVERIES.labels(outcome.notice.type_name, "dead_lettered" if dead else "failed").inc()
+
+    async def _every_few_seconds(self) -> None:
+        """Overdue deletion requests' notices, and the outbox's gauges."""
+        if time.monotonic() < self._periodic_at:
+            return
+        self._periodic_at = time.monotonic() + PERIODIC_SECONDS
+        if self.database.outbox is not None:
+            await notice_overdue_requests(self.database, self.database.outbox)
+        query = (select(notices.c.state, func.count(), func.min(notices.c.created_at_us))
+                 .where(notices.c.state != DELIVERED).group_by(notices.c.state))
+        async with self.database.read_sessions() as session:
+            by_state = {state: (count, oldest) for state, count, oldest in await session.execute(query)}
+        pending, oldest = by_state.get(PENDING, (0, None))
+        NOTICES_PENDING.set(pending)
+        NOTICE_OLDEST_PENDING_AGE.set(max(0, clock.now_us() - oldest) / 1e6 if oldest else 0)
+        NOTICES_DEAD.set(by_state.get(DEAD, (0, None))[0])

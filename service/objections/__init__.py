@@ -1,0 +1,1 @@
+"""Objections: a customer says, on the record, that it disagrees with an access."""

@@ -1,0 +1,75 @@
+"""A webhook receiver as the operator's notification service would run it: a process of its own that
+checks every request's signature with the `standardwebhooks` package and records what it got.
+
+python -m tests.notices.receiver --port P --secret-file F --log L [--fail-first N] [--delay S]
+
+Each request is a JSON line in L: its webhook-id, whether the signature verified, the status
+answered, and the body. The first N requests are answered 500; a request whose signature does not
+verify gets 400. `--delay` holds each answer that long.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from standardwebhooks import Webhook, WebhookVerificationError
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--secret-file", required=True)
+    parser.add_argument("--log", required=True)
+    parser.add_argument("--fail-first", type=int, default=0)
+    parser.add_argument("--delay", type=float, default=0.0)
+    args = parser.parse_args()
+    webhook = Webhook(Path(args.secret_file).read_text().strip())
+    lock = threading.Lock()
+    received = [0]
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("content-length", 0)))
+            headers = {name.lower(): value for name, value in self.headers.items()}
+            try:
+                webhook.verify(body, headers)
+                verified = True
+            except WebhookVerificationError:
+                verified = False
+            with lock:
+                received[0] += 1
+                status = 400 if not verified else 500 if received[0] <= args.fail_first else 200
+            time.sleep(args.delay)
+            signed = {k: v for k, v in headers.items() if k.startswith("webhook-")}
+            record: dict[str, Any] = {"webhook_id": headers.get("webhook-id"), "verified": verified,
+                                      "status": status, "body": body.decode(errors="replace"),
+                                      "headers": signed}
+            with lock:
+                log.write(json.dumps(record) + "\n")
+                log.flush()
+            self.send_response(status)
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+        def do_GET(self) -> None:  # readiness
+            self.send_response(204)
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+    with Path(args.log).open("a") as log:
+        ThreadingHTTPServer(("127.0.0.1", args.port), Handler).serve_forever(poll_interval=0.05)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,86 @@
+"""Webhook settings: Standard Webhooks secrets only, a development secret generated once, and
+production's refusals (no secret, the development secret, retries for less than a day)."""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from service.keys import DEV_WEBHOOK_SECRET_FILE, KeyConfigurationError, load_keys, new_key_pem
+from service.settings import Settings
+from tests.notices.harness import new_secret
+
+URL = "https://notify.example/hooks/seenby"
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith("SEENBY_"):
+            monkeypatch.delenv(name)
+
+
+def _settings(**values: Any) -> Settings:
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+def _production(tmp_path: Path, **overrides: Any) -> dict[str, Any]:
+    for name in ("log.pem", "ticket.pem"):
+        if not (tmp_path / name).exists():
+            (tmp_path / name).write_bytes(new_key_pem())
+    return {"env": "production", "data_dir": tmp_path / "data",
+            "database_url": "postgresql+asyncpg://app@db.internal/seenby",
+            "jwt_secret": secrets.token_hex(32), "pseudonym_secret": secrets.token_hex(32),
+            "signing_key_file": tmp_path / "log.pem", "ticket_key_file": tmp_path / "ticket.pem",
+            "jwt_issuer": "https://id.example.com", "webhook_url": URL, **overrides}
+
+
+@pytest.mark.parametrize("secret", [
+    "a plain password of some length", "whsec_", "whsec_!!!!",
+    "whsec_" + base64.b64encode(b"x" * 16).decode(),
+    "whsec_" + base64.b64encode(b"x" * 65).decode(), new_secret().removeprefix("whsec_"),
+])
+def test_only_standard_webhooks_secrets_are_taken(secret: str) -> None:
+    with pytest.raises(ValueError, match="SEENBY_WEBHOOK_SECRET"):
+        _settings(webhook_url=URL, webhook_secret=secret)
+
+
+def test_unknown_types_and_urls_are_refused() -> None:
+    with pytest.raises(ValueError, match=r"access\.seen"):
+        _settings(webhook_types="access.human,access.seen")
+    for url in ("notify.example/hooks", "ftp://notify.example/hooks"):
+        with pytest.raises(ValueError, match="SEENBY_WEBHOOK_URL"):
+            _settings(webhook_url=url)
+    chosen = _settings(webhook_types=" access.human , objection.filed")
+    assert chosen.webhook_types == ["access.human", "objection.filed"]
+
+
+def test_development_generates_the_secret_once_into_the_data_folder(tmp_path: Path) -> None:
+    settings = _settings(data_dir=tmp_path, webhook_url=URL)
+    first = load_keys(settings).webhook_secret
+    assert first.startswith("whsec_") and len(base64.b64decode(first.removeprefix("whsec_"))) == 32
+    written = tmp_path / DEV_WEBHOOK_SECRET_FILE
+    assert written.read_text().strip() == first and written.stat().st_mode & 0o077 == 0
+    assert load_keys(settings).webhook_secret == first
+    assert not (tmp_path / "other").exists()
+    # Without a URL nothing is generated.
+    assert load_keys(_settings(data_dir=tmp_path / "other")).webhook_secret == ""
+    assert not (tmp_path / "other" / DEV_WEBHOOK_SECRET_FILE).exists()
+
+
+def test_production_needs_its_own_secret_and_a_day_of_retries(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="SEENBY_WEBHOOK_SECRET"):
+        _settings(**_production(tmp_path))
+    with pytest.raises(ValueError, match="SEENBY_WEBHOOK_RETRY_SECONDS"):
+        _settings(**_production(tmp_path, webhook_secret=new_secret(), webhook_retry_seconds=3600))
+    accepted = _settings(**_production(tmp_path, webhook_secret=new_secret()))
+    assert load_keys(accepted).webhook_secret == accepted.webhook_secret
+    # The secret development generated is not a production secret.
+    development = load_keys(_settings(data_dir=tmp_path / "data", webhook_url=URL)).webhook_secret
+    with pytest.raises(KeyConfigurationError, match="development secrets"):
+        load_keys(_settings(**_production(tmp_path, webhook_secret=development)))
