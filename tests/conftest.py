@@ -210,6 +210,25 @@ def fresh_pg(postgres_admin_url: str, tmp_path: Path) -> Backend:
     return Backend("postgresql", settings, owner_url=owner_url)
 
 
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No SEENBY_ variable from the environment: settings as given, and only those."""
+    for name in list(os.environ):
+        if name.startswith("SEENBY_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    """A migrated database of the test's own, on each backend in turn."""
+    if request.param == "sqlite":
+        settings = base_settings(tmp_path / "seenby")
+        upgrade(settings)
+        return settings
+    fresh: Settings = request.getfixturevalue("fresh_pg").settings
+    return fresh
+
+
 def superuser_url(admin_url: str, backend: Backend) -> str:
     """The superuser, connected to the backend's database: what an insider with root would use."""
     return admin_url.rsplit("/", 1)[0] + "/" + backend.settings.resolved_database_url.rsplit("/", 1)[1]

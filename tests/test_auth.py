@@ -7,7 +7,6 @@ import base64
 import hashlib
 import hmac
 import json
-import os
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable
@@ -624,13 +623,6 @@ async def test_a_role_the_endpoint_allows_gets_through(
 
 
 # --- settings refuse unsafe configurations at start-up --------------------------------------------
-
-@pytest.fixture
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith("SEENBY_"):
-            monkeypatch.delenv(name)
-
 
 def _settings(**values: Any) -> Settings:
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

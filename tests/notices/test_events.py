@@ -13,25 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-import pytest
 
-from service.migrate import upgrade
 from service.settings import Settings
-from tests.conftest import Tokens, base_settings
+from tests.conftest import Tokens
 from tests.factories import access_event
 from tests.servers import running_server, settings_env
 
 LIMITS = {"SEENBY_EVENT_STREAMS_PER_CUSTOMER": "2", "SEENBY_EVENT_STREAM_KEEPALIVE_SECONDS": "1"}
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
-    if request.param == "sqlite":
-        settings = base_settings(tmp_path / "seenby")
-        upgrade(settings)
-        return settings
-    fresh: Settings = request.getfixturevalue("fresh_pg").settings
-    return fresh
 
 
 @contextlib.contextmanager

@@ -9,13 +9,11 @@ import uuid
 from pathlib import Path
 
 import httpx
-import pytest
 
 from service.main import create_app
-from service.migrate import upgrade
 from service.settings import Settings
 from tests.chains import fetch_chain
-from tests.conftest import Backend, Tokens, base_settings, serve
+from tests.conftest import Backend, Tokens, serve
 from tests.factories import access_event
 from tests.notices.harness import (
     Receiver,
@@ -25,16 +23,6 @@ from tests.notices.harness import (
     webhook_settings,
 )
 from tests.servers import Replicas, settings_env
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
-    if request.param == "sqlite":
-        settings = base_settings(tmp_path / "seenby")
-        upgrade(settings)
-        return settings
-    fresh: Settings = request.getfixturevalue("fresh_pg").settings
-    return fresh
 
 REPLAY = "/v1/notices/dead-letters/replay"
 

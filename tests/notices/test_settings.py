@@ -4,7 +4,6 @@ production's refusals (no secret, the development secret, retries for less than 
 from __future__ import annotations
 
 import base64
-import os
 import secrets
 from pathlib import Path
 from typing import Any
@@ -18,11 +17,7 @@ from tests.notices.harness import new_secret
 URL = "https://notify.example/hooks/seenby"
 
 
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith("SEENBY_"):
-            monkeypatch.delenv(name)
+pytestmark = pytest.mark.usefixtures("clean_env")
 
 
 def _settings(**values: Any) -> Settings:

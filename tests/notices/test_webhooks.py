@@ -12,23 +12,12 @@ import pytest
 
 from service import clock
 from service.main import create_app
-from service.migrate import upgrade
 from service.notices import deliverer
 from service.settings import Settings
 from tests.chains import fetch_chain
-from tests.conftest import Tokens, base_settings, serve
+from tests.conftest import Tokens, serve
 from tests.factories import access_event, algorithm_actor
 from tests.notices.harness import customer_order_holds, receiver, webhook_settings
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
-    if request.param == "sqlite":
-        settings = base_settings(tmp_path / "seenby")
-        upgrade(settings)
-        return settings
-    fresh: Settings = request.getfixturevalue("fresh_pg").settings
-    return fresh
 
 
 async def _post(client: httpx.AsyncClient, url: str, body: dict, headers: dict, status: int = 201) -> dict:

@@ -47,16 +47,6 @@ from tests.servers import record_integrated, seenby_command, serving
 from tests.witness.logs import submission
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
-    if request.param == "sqlite":
-        settings = base_settings(tmp_path / "seenby")
-        upgrade(settings)
-        return settings
-    fresh: Settings = request.getfixturevalue("fresh_pg").settings
-    return fresh
-
-
 @contextlib.contextmanager
 def witness_process(folder: Path, name: str, log_vkey: str) -> Iterator[tuple[str, str]]:
     """`seenby witness serve` for this log: its URL and verifier key."""
