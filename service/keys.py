@@ -31,7 +31,9 @@ class Keys:
     signing_key: Ed25519PrivateKey
     ticket_key: Ed25519PrivateKey
     retired_ticket_keys: tuple[Ed25519PublicKey, ...] = ()
-    webhook_secret: str = ""  # with SEENBY_WEBHOOK_URL: signs notices (Standard Webhooks)
+    # With SEENBY_WEBHOOK_URL: sign notices (Standard Webhooks), each notice with every one, the
+    # newest first (several while receivers move to a new secret).
+    webhook_secrets: tuple[str, ...] = ()
 
 
 def _create_once(path: Path, make: bytes) -> bytes:
@@ -120,17 +122,17 @@ def load_keys(settings: Settings) -> Keys:
             raise KeyConfigurationError("production needs SEENBY_PSEUDONYM_SECRET")
         pseudonym_secret = _dev_secret(settings, DEV_PSEUDONYM_SECRET_FILE)
 
-    webhook_secret = settings.webhook_secret
-    if settings.webhook_url and not webhook_secret:
+    webhook_secrets = settings.webhook_secrets
+    if settings.webhook_url and not webhook_secrets:
         if production:
             raise KeyConfigurationError("production needs SEENBY_WEBHOOK_SECRET")
-        webhook_secret = dev_webhook_secret(settings)
+        webhook_secrets = (dev_webhook_secret(settings),)
 
     if production:
         dev_files = [settings.data_dir / name for name in
                      (DEV_JWT_SECRET_FILE, DEV_PSEUDONYM_SECRET_FILE, DEV_WEBHOOK_SECRET_FILE)]
         dev_values = {p.read_text().strip() for p in dev_files if p.exists()}
-        if {jwt_secret, pseudonym_secret, webhook_secret} & dev_values:
+        if {jwt_secret, pseudonym_secret, *webhook_secrets} & dev_values:
             raise KeyConfigurationError("production refuses development secrets")
 
     signing_key = load_signing_key(signing_pem)
@@ -144,7 +146,7 @@ def load_keys(settings: Settings) -> Keys:
         signing_key=signing_key,
         ticket_key=ticket_key,
         retired_ticket_keys=tuple(_public_key(path) for path in settings.ticket_retired_key_files),
-        webhook_secret=webhook_secret,
+        webhook_secrets=webhook_secrets,
     )
 
 

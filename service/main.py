@@ -98,7 +98,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             submitting = asyncio.create_task(submitter.run(integrator.leading), name="seenby-witnesses")
         deliverer = None
         if settings.webhook_url:
-            deliverer = Deliverer(database, settings, keys.webhook_secret)
+            deliverer = Deliverer(database, settings, keys.webhook_secrets)
             delivering = asyncio.create_task(deliverer.run(integrator.leading), name="seenby-notices")
         app.state.event_hub = EventHub(database, settings)
         watching = asyncio.create_task(app.state.event_hub.run(), name="seenby-event-streams")

@@ -20,7 +20,8 @@ ASYMMETRIC_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "ES256", "ES384", 
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="SEENBY_", extra="ignore")
+    # hide_input_in_errors: a refused secret must not be printed in the start-up error.
+    model_config = SettingsConfigDict(env_prefix="SEENBY_", extra="ignore", hide_input_in_errors=True)
 
     env: Literal["development", "production"] = "development"
     data_dir: Path = Path(".seenby")
@@ -56,7 +57,9 @@ class Settings(BaseSettings):
     # Notices (CONTRACT "Notices and objections"): webhooks to the operator's notification service.
     # Without a URL no notice is written.
     webhook_url: str = ""
-    webhook_secret: str = ""  # whsec_<base64 of 24 to 64 bytes>; generated in development
+    # whsec_<base64 of 24 to 64 bytes>; generated in development. Several, separated by whitespace
+    # (the newest first), while receivers move from one to the next: each notice is signed with all.
+    webhook_secret: str = ""
     webhook_types: Annotated[list[str], NoDecode] = list(NOTICE_TYPES)
     webhook_timeout_seconds: float = Field(10.0, gt=0, le=60)
     # A failing notice is retried this long after it was written, then dead-lettered.
@@ -125,10 +128,13 @@ class Settings(BaseSettings):
 
     @field_validator("webhook_secret")
     @classmethod
-    def _standard_webhooks_secret(cls, secret: str) -> str:
-        if secret:
-            check_webhook_secret(secret)
-        return secret
+    def _standard_webhooks_secrets(cls, value: str) -> str:
+        secrets = value.split()
+        for position, secret in enumerate(secrets, 1):
+            check_webhook_secret(secret, f"secret {position} of {len(secrets)}" if len(secrets) > 1 else "")
+        if len(set(secrets)) < len(secrets):
+            raise ValueError("SEENBY_WEBHOOK_SECRET names the same secret twice")
+        return " ".join(secrets)
 
     @model_validator(mode="after")
     def _production_needs_explicit_secrets(self) -> Settings:
@@ -166,6 +172,11 @@ class Settings(BaseSettings):
         return self.ticket_issuer or self.log_origin
 
     @property
+    def webhook_secrets(self) -> tuple[str, ...]:
+        """The newest first: every notice is signed with each."""
+        return tuple(self.webhook_secret.split())
+
+    @property
     def uses_hmac(self) -> bool:
         return bool(set(self.jwt_algorithms) & HMAC_ALGORITHMS)
 
@@ -178,15 +189,19 @@ class Settings(BaseSettings):
         return self.migration_database_url or self.resolved_database_url
 
 
-def check_webhook_secret(secret: str) -> None:
-    """A Standard Webhooks secret: `whsec_` and the base64 of 24 to 64 random bytes."""
+def check_webhook_secret(secret: str, which: str = "") -> None:
+    """A Standard Webhooks secret: `whsec_` and the base64 of 24 to 64 random bytes. `which` names
+    it among several (never its value: the message may be logged)."""
+    name = f"SEENBY_WEBHOOK_SECRET ({which})" if which else "SEENBY_WEBHOOK_SECRET"
+    if not secret.startswith("whsec_"):
+        raise ValueError(f"{name} must start with whsec_ (several secrets are separated by spaces)")
     encoded = secret.removeprefix("whsec_")
     try:
         raw = base64.b64decode(encoded, validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise ValueError("SEENBY_WEBHOOK_SECRET must be whsec_ followed by base64") from exc
-    if encoded == secret or not 24 <= len(raw) <= 64:
-        raise ValueError("SEENBY_WEBHOOK_SECRET must be whsec_ followed by the base64 of 24 to 64 bytes")
+        raise ValueError(f"{name} must be whsec_ followed by base64") from exc
+    if not 24 <= len(raw) <= 64:
+        raise ValueError(f"{name} must be whsec_ followed by the base64 of 24 to 64 bytes")
 
 
 @lru_cache

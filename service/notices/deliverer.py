@@ -58,11 +58,11 @@ class Outcome:
 
 
 class Deliverer:
-    def __init__(self, database: Database, settings: Settings, secret: str,
+    def __init__(self, database: Database, settings: Settings, secrets: Sequence[str],
                  transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.database = database
         self.url = settings.webhook_url
-        self.signer = Signer(secret)
+        self.signer = Signer(secrets)
         self.timeout = settings.webhook_timeout_seconds
         self.backoff = settings.webhook_backoff_seconds
         self.backoff_max = settings.webhook_backoff_max_seconds

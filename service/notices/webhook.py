@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -53,8 +54,14 @@ class Notice:
 
 
 class Signer:
-    def __init__(self, secret: str) -> None:
-        self._webhook = Webhook(secret)
+    """Signs with every secret, the newest first: while a secret is rotated, a receiver that holds
+    either the old or the new one verifies (Standard Webhooks: `webhook-signature` is a
+    space-delimited list, and a receiver accepts any signature in it that it can check)."""
+
+    def __init__(self, secrets: Sequence[str]) -> None:
+        if not secrets:
+            raise ValueError("a webhook signer needs at least one secret")
+        self._webhooks = [Webhook(secret) for secret in secrets]
 
     def headers(self, notice: Notice, body: bytes, now: datetime | None = None) -> dict[str, str]:
         """webhook-id, webhook-timestamp (this attempt's) and webhook-signature (v1, HMAC-SHA256)."""
@@ -63,5 +70,6 @@ class Signer:
             "content-type": "application/json",
             "webhook-id": notice.webhook_id,
             "webhook-timestamp": str(int(moment.timestamp())),
-            "webhook-signature": self._webhook.sign(notice.webhook_id, moment, body),
+            "webhook-signature": " ".join(webhook.sign(notice.webhook_id, moment, body)
+                                          for webhook in self._webhooks),
         }

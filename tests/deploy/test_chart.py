@@ -217,7 +217,8 @@ def test_notices_are_configured_signed_with_a_secret_and_reached_through_the_net
     assert "SEENBY_WEBHOOK_URL" not in default_render.one("ConfigMap", RELEASE)["data"]
     default_env = {e["name"] for e in container(default_render.one("Deployment"))["env"]}
     assert "SEENBY_WEBHOOK_SECRET" not in default_env
-    secret = "whsec_" + base64.b64encode(b"k" * 32).decode()
+    # While it is rotated: the new secret and the old one (README, "Rotating the secret").
+    secret = " ".join("whsec_" + base64.b64encode(key * 32).decode() for key in (b"n", b"o"))
     rendered = render({"notices": {"webhookUrl": "https://notify.example/hooks", "types": "access.human",
                                    "retrySeconds": 172800},
                        "secrets": {"webhookSecret": {"value": secret}},
@@ -235,6 +236,7 @@ def test_notices_are_configured_signed_with_a_secret_and_reached_through_the_net
                             webhook_timeout_seconds=config["SEENBY_WEBHOOK_TIMEOUT_SECONDS"],
                             webhook_concurrency=config["SEENBY_WEBHOOK_CONCURRENCY"])
     assert pod_settings.webhook_types == ["access.human"] and pod_settings.webhook_retry_seconds == 172800
+    assert pod_settings.webhook_secrets == tuple(secret.split(" "))
     egress = rendered.one("NetworkPolicy", RELEASE)["spec"]["egress"]
     assert {"port": 8443, "protocol": "TCP"} in [p for rule in egress for p in rule["ports"]]
 
@@ -339,6 +341,12 @@ BAD_VALUES = {  # values, and the path Helm's schema check names
     "notices retried less than a day": ({"notices": {"retrySeconds": 3600}}, "/notices/retrySeconds"),
     "a webhook secret without whsec_": (
         {"secrets": {"webhookSecret": {"value": "x" * 40}}}, "/secrets/webhookSecret/value"),
+    "two webhook secrets, one without whsec_": (
+        {"secrets": {"webhookSecret": {"value": "whsec_" + "a" * 44 + " " + "b" * 44}}},
+        "/secrets/webhookSecret/value"),
+    "two webhook secrets separated by a comma": (
+        {"secrets": {"webhookSecret": {"value": "whsec_" + "a" * 44 + ",whsec_" + "b" * 44}}},
+        "/secrets/webhookSecret/value"),
     "a secret in extraEnv": ({"config": {"extraEnv": {"SEENBY_JWT_SECRET": "x" * 40}}}, "SEENBY_JWT_SECRET"),
 }
 

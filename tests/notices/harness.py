@@ -68,6 +68,11 @@ class Receiver:
             assert time.monotonic() < deadline, "the receiver never answered"
             time.sleep(0.05)
 
+    def use_secret(self, secret: str) -> None:
+        """The secret it verifies with from its next start: a receiver moved to a rotated secret."""
+        self.secret = secret
+        (self.folder / "secret").write_text(secret)
+
     def stop(self) -> None:
         if self._process is not None:
             self._process.kill()

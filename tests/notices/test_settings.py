@@ -57,14 +57,14 @@ def test_unknown_types_and_urls_are_refused() -> None:
 
 def test_development_generates_the_secret_once_into_the_data_folder(tmp_path: Path) -> None:
     settings = _settings(data_dir=tmp_path, webhook_url=URL)
-    first = load_keys(settings).webhook_secret
+    [first] = load_keys(settings).webhook_secrets
     assert first.startswith("whsec_") and len(base64.b64decode(first.removeprefix("whsec_"))) == 32
     written = tmp_path / DEV_WEBHOOK_SECRET_FILE
     assert written.read_text().strip() == first and written.stat().st_mode & 0o077 == 0
-    assert load_keys(settings).webhook_secret == first
+    assert load_keys(settings).webhook_secrets == (first,)
     assert not (tmp_path / "other").exists()
     # Without a URL nothing is generated.
-    assert load_keys(_settings(data_dir=tmp_path / "other")).webhook_secret == ""
+    assert load_keys(_settings(data_dir=tmp_path / "other")).webhook_secrets == ()
     assert not (tmp_path / "other" / DEV_WEBHOOK_SECRET_FILE).exists()
 
 
@@ -74,8 +74,25 @@ def test_production_needs_its_own_secret_and_a_day_of_retries(tmp_path: Path) ->
     with pytest.raises(ValueError, match="SEENBY_WEBHOOK_RETRY_SECONDS"):
         _settings(**_production(tmp_path, webhook_secret=new_secret(), webhook_retry_seconds=3600))
     accepted = _settings(**_production(tmp_path, webhook_secret=new_secret()))
-    assert load_keys(accepted).webhook_secret == accepted.webhook_secret
-    # The secret development generated is not a production secret.
-    development = load_keys(_settings(data_dir=tmp_path / "data", webhook_url=URL)).webhook_secret
-    with pytest.raises(KeyConfigurationError, match="development secrets"):
-        load_keys(_settings(**_production(tmp_path, webhook_secret=development)))
+    assert load_keys(accepted).webhook_secrets == (accepted.webhook_secret,)
+    # The secret development generated is not a production secret, not even as the old one of two.
+    [development] = load_keys(_settings(data_dir=tmp_path / "data", webhook_url=URL)).webhook_secrets
+    for secret in (development, f"{new_secret()} {development}"):
+        with pytest.raises(KeyConfigurationError, match="development secrets"):
+            load_keys(_settings(**_production(tmp_path, webhook_secret=secret)))
+
+
+def test_several_secrets_the_newest_first_each_a_standard_webhooks_secret() -> None:
+    new, old = new_secret(), new_secret()
+    rotating = _settings(webhook_url=URL, webhook_secret=f"  {new}\n\t{old} ")
+    assert rotating.webhook_secrets == (new, old)
+    assert rotating.webhook_secret == f"{new} {old}"
+    for refused, says in (
+        (f"{new} {old.removeprefix('whsec_')}", r"\(secret 2 of 2\) must start with whsec_"),
+        (f"{new},{old}", "must be whsec_ followed by base64"),
+        (f"{new} whsec_{base64.b64encode(b'x' * 8).decode()}", r"\(secret 2 of 2\)"),
+        (f"{new} {new}", "the same secret twice"),
+    ):
+        with pytest.raises(ValueError, match=says) as refusal:
+            _settings(webhook_url=URL, webhook_secret=refused)
+        assert new not in str(refusal.value) and old not in str(refusal.value)  # never printed

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from standardwebhooks import Webhook, WebhookVerificationError
 
 from service import clock
 from service.main import create_app
@@ -17,7 +18,7 @@ from service.settings import Settings
 from tests.chains import fetch_chain
 from tests.conftest import Tokens, serve
 from tests.factories import access_event, algorithm_actor
-from tests.notices.harness import customer_order_holds, receiver, webhook_settings
+from tests.notices.harness import Receiver, customer_order_holds, new_secret, receiver, webhook_settings
 
 
 async def _post(client: httpx.AsyncClient, url: str, body: dict, headers: dict, status: int = 201) -> dict:
@@ -140,3 +141,36 @@ async def test_a_request_past_its_due_date_is_noticed_once(
     assert overdue.body["type"] == "deletion.overdue"
     assert overdue.body["data"]["entry_hash"] == requested["entry_hash"]
     assert overdue.body["data"]["entry"]["request_id"] == late["id"]
+
+
+async def test_while_the_secret_is_rotated_a_receiver_with_either_the_old_or_the_new_verifies(
+    settings: Settings, tmp_path: Path
+) -> None:
+    old, new = new_secret(), new_secret()
+    hooks = Receiver(tmp_path / "receiver", secret=old)
+    hooks.start()
+    app = create_app(webhook_settings(settings, hooks, webhook_secret=f"{new} {old}",
+                                      webhook_types=["access.human"]))
+    tokens = Tokens(app)
+    try:
+        async for client in serve(app):
+            before = await _post(client, "/v1/accesses", access_event("cust-rotation"), tokens.service())
+            await hooks.wait_for(1)
+            hooks.stop()
+            hooks.use_secret(new)  # the receiver moves to the new secret
+            hooks.start()
+            after = await _post(client, "/v1/accesses", access_event("cust-rotation"), tokens.service())
+            delivered = await hooks.wait_for(2)
+    finally:
+        hooks.stop()
+    # The receiver process verified the first notice with the old secret only, the second with
+    # the new one only; nothing it got failed.
+    assert all(d.verified and d.status == 200 for d in hooks.deliveries())
+    assert [d.body["data"]["entry_hash"] for d in delivered] == [before["entry_hash"], after["entry_hash"]]
+    for delivery in delivered:
+        signatures = delivery.headers["webhook-signature"].split(" ")
+        assert len(signatures) == 2 and all(s.startswith("v1,") for s in signatures)
+        for secret in (old, new):  # either receiver would take either notice
+            assert Webhook(secret).verify(delivery.raw, delivery.headers) == delivery.body
+        with pytest.raises(WebhookVerificationError):
+            Webhook(new_secret()).verify(delivery.raw, delivery.headers)
