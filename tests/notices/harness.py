@@ -33,6 +33,7 @@ class Delivery:
     body: dict[str, Any]
     headers: dict[str, str]
     raw: str
+    answer_bytes: int = 0  # with --answer: how much of its endless answer the receiver sent
 
 
 class Receiver:
@@ -51,11 +52,18 @@ class Receiver:
         self._deliveries: list[Delivery] = []
         self._read_to = 0  # bytes of the log read into _deliveries
 
-    def start(self, *, fail_first: int = 0, delay: float = 0.0) -> None:
+    def start(self, *, fail_first: int = 0, delay: float = 0.0, redirect: tuple[int, str] | None = None,
+              answer: str | None = None) -> None:
+        """`redirect`: (status, URL) answered to every request; `answer`: "huge" or "endless", a 200
+        whose body goes on until seenby hangs up."""
         assert self._process is None
         command = [sys.executable, "-m", "tests.notices.receiver", "--port", str(self.port),
                    "--secret-file", str(self.folder / "secret"), "--log", str(self.log),
                    "--fail-first", str(fail_first), "--delay", str(delay)]
+        if redirect:
+            command += ["--redirect-status", str(redirect[0]), "--redirect-to", redirect[1]]
+        if answer:
+            command += ["--answer", answer]
         with (self.folder / "receiver.out").open("a") as output:
             self._process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT,
                                              cwd=Path(__file__).resolve().parents[2])
@@ -90,7 +98,8 @@ class Receiver:
             record = json.loads(line)
             self._deliveries.append(Delivery(
                 record["webhook_id"], record["verified"], record["status"],
-                json.loads(record["body"]) if record["verified"] else {}, record["headers"], record["body"]))
+                json.loads(record["body"]) if record["verified"] else {}, record["headers"], record["body"],
+                record.get("answer_bytes", 0)))
             self._read_to += len(line) + 1
         return list(self._deliveries)
 

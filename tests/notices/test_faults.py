@@ -1,5 +1,6 @@
 """Notices when things go wrong: a receiver that fails, one that is down for a minute under load,
-seenby killed mid-delivery, notices that fail past their retry period (dead letters)."""
+seenby killed mid-delivery, notices that fail past their retry period (dead letters), a receiver
+that redirects, one whose answer never ends."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ import uuid
 from pathlib import Path
 
 import httpx
+import pytest
 
 from service.main import create_app
+from service.notices.deliverer import MAX_ANSWER_BYTES
 from service.settings import Settings
 from tests.chains import fetch_chain
 from tests.conftest import Backend, Tokens, serve
@@ -178,3 +181,58 @@ async def test_notices_failing_past_their_retry_period_are_dead_letters_an_admin
         hooks.stop()
     assert left["items"] == []
     assert sorted(d.webhook_id for d in hooks.accepted()) == sorted(d["webhook_id"] for d in dead)
+
+
+@pytest.mark.parametrize("status", [302, 307])
+async def test_a_redirect_is_a_failed_delivery_retried_and_its_target_gets_nothing(
+    settings: Settings, tmp_path: Path, status: int
+) -> None:
+    with receiver(tmp_path / "target") as target:
+        hooks = Receiver(tmp_path / "redirecting")
+        hooks.start(redirect=(status, target.url))
+        app = create_app(webhook_settings(settings, hooks, webhook_types=["access.human"]))
+        tokens = Tokens(app)
+        try:
+            async for client in serve(app):
+                recorded = (await client.post("/v1/accesses", json=access_event("cust-redirected"),
+                                              headers=tokens.service())).json()
+                deadline = time.monotonic() + 30
+                while len(hooks.deliveries()) < 3:
+                    assert time.monotonic() < deadline, hooks.deliveries()
+                    await asyncio.sleep(0.05)
+                hooks.stop()
+                hooks.start()  # it answers 200 itself now
+                [accepted] = await hooks.wait_for(1)
+        finally:
+            hooks.stop()
+        taken_by_target = target.deliveries()
+    webhook_id = f"access.human:{recorded['entry_hash']}"
+    redirected = [d for d in hooks.deliveries() if d.status == status]
+    assert len(redirected) >= 3  # each a failure, retried
+    assert {d.webhook_id for d in hooks.deliveries()} == {webhook_id} == {accepted.webhook_id}
+    assert all(d.verified for d in hooks.deliveries())
+    assert taken_by_target == []
+
+
+@pytest.mark.parametrize("answer", ["huge", "endless"])
+async def test_an_answer_is_read_no_further_than_64_kib(settings: Settings, tmp_path: Path,
+                                                        answer: str) -> None:
+    with receiver(tmp_path / "receiver", answer=answer) as hooks:
+        # A timeout far beyond the test's wait: reading such an answer to its end would show.
+        app = create_app(webhook_settings(settings, hooks, webhook_types=["access.human"],
+                                          webhook_timeout_seconds=60))
+        tokens = Tokens(app)
+        async for client in serve(app):
+            started = time.monotonic()
+            recorded = [(await client.post("/v1/accesses", json=access_event("cust-flooded"),
+                                           headers=tokens.service())).json() for _ in range(3)]
+            delivered = await hooks.wait_for(3, within=15)
+            elapsed = time.monotonic() - started
+    attempts = hooks.deliveries()
+    # Each taken at its first attempt, in order: seenby hung up after reading a little of each
+    # answer and counted it delivered (a 200); none waited for its timeout or was sent again.
+    assert [a.status for a in attempts] == [200, 200, 200]
+    assert [d.body["data"]["entry_hash"] for d in delivered] == [r["entry_hash"] for r in recorded]
+    assert elapsed < 15
+    # What the receiver got out before seenby hung up: the cap, plus what the sockets' buffers held.
+    assert all(MAX_ANSWER_BYTES <= a.answer_bytes < 64 * 2**20 for a in attempts), attempts
