@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query
 
 from service.auth import CustomerPrincipal, Principal, ReaderPrincipal
 from service.db import ReadSessionDep
 from service.errors import problem_responses
 from service.history import service
-from service.history.schemas import AccessView, ChainItem, EntryDetail, Summary
+from service.history.schemas import AccessView, EntryDetail, ListedChainItem, Summary
 from service.ledger.reads import AccessFilters
 from service.paging import Page, page_response
 from service.responses import JSONBody
@@ -18,6 +18,7 @@ from service.tenancy import ensure_readable, sees_identities
 from service.tlog.service import Witnessing, WitnessingDep
 from service.types import Period
 from service.vocabulary import (
+    MAX_INDEX,
     Action,
     ActorType,
     ClipFilter,
@@ -32,8 +33,14 @@ from service.vocabulary import (
 
 router = APIRouter(prefix="/v1", tags=["history"])
 
-_CUSTOMER = problem_responses(404, s404="No such customer for this caller (another customer's, or "
-                                        "outside a regulator's jurisdiction).")
+_CUSTOMER_404 = ("No such customer for this caller (another customer's, or outside a regulator's "
+                 "jurisdiction).")
+_CUSTOMER = problem_responses(404, s404=_CUSTOMER_404)
+ProofTreeSize = Annotated[int | None, Query(ge=1, le=MAX_INDEX, description=(
+    "With a signed tree size (at most the latest checkpoint's; beyond it: 422), each item carries "
+    "`inclusion`: its inclusion proof in that tree, or null while it is not in it."))]
+_ENTRIES = problem_responses(404, 422, s404=_CUSTOMER_404,
+                             s422="Schema errors, or a tree_size beyond the latest checkpoint.")
 _ENTRY = problem_responses(404, s404="No such entry in the customer's chain, or no such customer for "
                                      "this caller.")
 
@@ -73,10 +80,11 @@ async def _summary(session: ReadSessionDep, principal: Principal, customer_id: s
 
 
 async def _entries(session: ReadSessionDep, principal: Principal, customer_id: str, limit: int,
-                   cursor: str | None) -> JSONBody:
+                   cursor: str | None, tree_size: int | None) -> JSONBody:
     await ensure_readable(session, principal, customer_id)
     return page_response(await service.list_entries(
-        session, customer_id, limit=limit, cursor=cursor, regulator=sees_identities(principal)
+        session, customer_id, limit=limit, cursor=cursor, regulator=sees_identities(principal),
+        tree_size=tree_size,
     ))
 
 
@@ -103,12 +111,12 @@ async def customer_summary(customer_id: CustomerId, principal: ReaderPrincipal,
     return await _summary(session, principal, customer_id, filters)
 
 
-@router.get("/customers/{customer_id}/entries", response_model=Page[ChainItem], responses=_CUSTOMER,
+@router.get("/customers/{customer_id}/entries", response_model=Page[ListedChainItem], responses=_ENTRIES,
             summary="A customer's whole chain, oldest first, with canonical bytes")
 async def customer_entries(customer_id: CustomerId, principal: ReaderPrincipal,
                            session: ReadSessionDep, limit: Limit = 50,
-                           cursor: Cursor = None) -> JSONBody:
-    return await _entries(session, principal, customer_id, limit, cursor)
+                           cursor: Cursor = None, tree_size: ProofTreeSize = None) -> JSONBody:
+    return await _entries(session, principal, customer_id, limit, cursor, tree_size)
 
 
 @router.get("/customers/{customer_id}/entries/{entry_hash}", response_model=EntryDetail,
@@ -131,10 +139,12 @@ async def my_summary(principal: CustomerPrincipal, session: ReadSessionDep,
     return await _summary(session, principal, principal.subject, filters)
 
 
-@router.get("/me/entries", response_model=Page[ChainItem], summary="The calling customer's whole chain")
+@router.get("/me/entries", response_model=Page[ListedChainItem], summary="The calling customer's whole chain",
+            responses=problem_responses(422, s422="Schema errors, or a tree_size beyond the latest "
+                                                  "checkpoint."))
 async def my_entries(principal: CustomerPrincipal, session: ReadSessionDep, limit: Limit = 50,
-                     cursor: Cursor = None) -> JSONBody:
-    return await _entries(session, principal, principal.subject, limit, cursor)
+                     cursor: Cursor = None, tree_size: ProofTreeSize = None) -> JSONBody:
+    return await _entries(session, principal, principal.subject, limit, cursor, tree_size)
 
 
 @router.get("/me/entries/{entry_hash}", response_model=EntryDetail,

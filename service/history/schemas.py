@@ -84,6 +84,12 @@ class ChainItem(EntryView):
     canonical: str = Field(description="Base64 of the entry's canonical (RFC 8785) bytes.")
 
 
+class ListedChainItem(ChainItem):
+    inclusion: list[Hash] | None = Field(default=None, description=(
+        "Only with `tree_size`: the entry's inclusion proof in the tree of that size (lowercase hex), "
+        "or null while the entry is not in it."))
+
+
 class EntryProof(BaseModel):
     tree_size: int = Field(ge=1)
     leaf_hash: Hash

@@ -30,12 +30,24 @@ async def list_accesses(
 
 
 async def list_entries(
-    session: AsyncSession, customer_id: str, *, limit: int, cursor: str | None, regulator: bool
+    session: AsyncSession, customer_id: str, *, limit: int, cursor: str | None, regulator: bool,
+    tree_size: int | None = None,
 ) -> Page[dict[str, Any]]:
-    """The whole chain, every kind, oldest first."""
+    """The whole chain, every kind, oldest first; with a signed `tree_size`, each entry's inclusion
+    proof in that tree (null for entries not in it yet), so a reader checks a page from one answer."""
     rows = await reads.customer_chain(session, customer_id, after_seq=decode_seq_cursor(cursor),
                                       limit=limit + 1, regulator=regulator)
-    return _page(rows, limit, lambda r: chain_item(_view(r, regulator), r.canonical))
+    page = _page(rows, limit, lambda r: chain_item(_view(r, regulator), r.canonical))
+    if tree_size is not None:
+        included = [item for item in page.items
+                    if item["log_index"] is not None and item["log_index"] < tree_size]
+        proofs = await tlog.signed_inclusion_hashes(
+            session, [item["log_index"] for item in included], tree_size)
+        for item in page.items:
+            item["inclusion"] = None
+        for item, hashes in zip(included, proofs, strict=True):
+            item["inclusion"] = hashes
+    return page
 
 
 def _page(rows: Sequence[Any], limit: int, item: Callable[[Any], dict[str, Any]]) -> Page[dict[str, Any]]:

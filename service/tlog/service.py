@@ -67,6 +67,13 @@ async def _within_latest(session: AsyncSession, tree_size: int, field: str) -> N
         raise _out_of_range(field, f"{field} {tree_size} is beyond the latest checkpoint ({size})")
 
 
+async def signed_inclusion_hashes(session: AsyncSession, indexes: list[int],
+                                  tree_size: int) -> list[list[str]]:
+    """Inclusion proofs of these leaves in a tree of `tree_size`, which must be signed (else 422)."""
+    await _within_latest(session, tree_size, "tree_size")
+    return await inclusion_hashes(session, indexes, tree_size)
+
+
 async def inclusion_hashes(session: AsyncSession, indexes: list[int], tree_size: int) -> list[list[str]]:
     """Inclusion proofs of these leaves in a tree the caller knows is signed, from one read."""
     wanted = set().union(*(merkle.nodes_for_inclusion(index, tree_size) for index in indexes))

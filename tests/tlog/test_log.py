@@ -175,3 +175,39 @@ async def test_log_metrics_are_exported(client: httpx.AsyncClient) -> None:
     for name in ("seenby_log_tree_size", "seenby_log_entries_waiting",
                  "seenby_log_integration_lag_seconds_bucket", "seenby_log_checkpoints_signed_total"):
         assert name in text
+
+
+async def test_a_chain_page_carries_inclusion_proofs_in_a_signed_tree(
+    client: httpx.AsyncClient, tokens: Tokens, customer_id: str
+) -> None:
+    events = [access_event(customer_id) for _ in range(30)]
+    await client.post("/v1/accesses:batch", json={"events": events}, headers=tokens.service())
+    await wait_for_log_index(client, customer_id, tokens.customer(customer_id), 30)
+    signed = await signed_checkpoint(client)
+    proven: list[dict] = []
+    cursor = None
+    while True:  # pages of 7: proofs on every page, not only the first
+        page = (await client.get("/v1/me/entries", headers=tokens.customer(customer_id), params={
+            "limit": 7, "tree_size": signed.size, **({"cursor": cursor} if cursor else {})})).json()
+        proven += page["items"]
+        if not (cursor := page["next_cursor"]):
+            break
+    assert [i["customer_seq"] for i in proven] == list(range(30))
+    for item in proven:
+        leaf = merkle.leaf_hash(base64.b64decode(item["canonical"]))
+        hashes = [bytes.fromhex(h) for h in item["inclusion"]]
+        merkle.verify_inclusion(leaf, item["log_index"], signed.size, hashes, signed.root_hash)
+        with pytest.raises(merkle.ProofError):
+            merkle.verify_inclusion(leaf, item["log_index"] ^ 1, signed.size, hashes, signed.root_hash)
+
+    # Without tree_size the answer is as before; a size never signed is 422 and a tree too small for
+    # the entries gives them a null proof.
+    plain = (await client.get("/v1/me/entries", headers=tokens.customer(customer_id))).json()
+    assert "inclusion" not in plain["items"][0]
+    beyond = await client.get("/v1/me/entries", headers=tokens.customer(customer_id),
+                              params={"tree_size": signed.size + 1000})
+    assert beyond.status_code == 422 and beyond.headers["content-type"] == "application/problem+json"
+    first = min(i["log_index"] for i in proven)
+    small = (await client.get(f"/v1/customers/{customer_id}/entries", headers=tokens.regulator(),
+                              params={"tree_size": first + 1, "limit": 500})).json()["items"]
+    assert small[0]["inclusion"] is not None and all(i["inclusion"] is None for i in small[1:])
