@@ -12,11 +12,13 @@ MAX_TRACKED_CALLERS = 100_000
 
 
 class RateLimiter:
-    """`rate` requests a second on average, bursts of `burst`; 0 turns the limit off."""
+    """`rate` requests a second on average, bursts of `burst`; 0 turns the limit off. `limit` says
+    what is exceeded in the 429's detail."""
 
-    def __init__(self, rate: float, burst: float) -> None:
+    def __init__(self, rate: float, burst: float, limit: str = "") -> None:
         self.rate = rate
         self.burst = max(burst, 1.0)
+        self.limit = limit or f"more than {rate:g} requests a second"
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
 
     def check(self, caller: str) -> None:
@@ -28,7 +30,7 @@ class RateLimiter:
         if tokens < 1.0:
             self._buckets[caller] = (tokens, now)
             raise TooManyRequests(
-                f"more than {self.rate:g} requests a second from {caller}; slow down",
+                f"{self.limit} from {caller}; slow down",
                 retry_after_seconds=max(1, math.ceil((1.0 - tokens) / self.rate)),
             )
         self._buckets[caller] = (tokens - 1.0, now)

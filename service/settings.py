@@ -75,6 +75,9 @@ class Settings(BaseSettings):
     # A stream ends after this long (or at its token's expiry), and the client reconnects with
     # Last-Event-ID: connections are spread again across replicas, and none lives forever.
     event_stream_max_seconds: float = Field(3600.0, gt=0, le=86_400)
+    # Objections a customer may file a minute, in each process (an objection writes to the
+    # ledger: SECURITY.md); 0: no limit.
+    objections_per_minute: int = Field(30, ge=0)
 
     deletion_services: Annotated[list[str], NoDecode] = []
     deletion_due_days: int = Field(30, ge=1)

@@ -1,5 +1,6 @@
 """Objections over HTTP on both backends: a customer objects to one of its accesses, the objection is
-an entry in its chain, regulators list them within their jurisdiction, the report counts them."""
+an entry in its chain, regulators list them within their jurisdiction, the report counts them, and
+a customer objecting too fast is told to wait."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ import uuid
 
 import httpx
 
+from service.main import create_app
+from service.settings import Settings
 from tests.chains import assert_chain_intact, fetch_chain
-from tests.conftest import Tokens
+from tests.conftest import Tokens, serve
 from tests.exports.support import lines, set_countries, settled
 from tests.factories import access_event, human_actor
 
@@ -136,3 +139,35 @@ async def test_regulators_list_objections_in_their_jurisdiction_and_the_report_c
     csv = (await client.get(REPORT, params={"format": "csv"},
                             headers=tokens.regulator("DE"))).text
     assert f"objections,by_organization,{vendor},1" in csv
+
+
+async def test_a_customer_objecting_faster_than_its_rate_gets_429_with_retry_after(
+    settings: Settings,
+) -> None:
+    app = create_app(settings.model_copy(update={"objections_per_minute": 3}))
+    tokens = Tokens(app)
+    customer, neighbour = f"cust-{uuid.uuid4().hex[:8]}", f"cust-{uuid.uuid4().hex[:8]}"
+    async for client in serve(app):
+        watched = [await _access(client, tokens, customer) for _ in range(5)]
+        theirs = await _access(client, tokens, neighbour)
+        statuses = []
+        for n, entry_hash in enumerate(watched[:4]):  # both routes share the customer's rate
+            url = _objections(customer) if n % 2 else "/v1/me/objections"
+            response = await client.post(url, headers=tokens.customer(customer),
+                                         json={"entry_hash": entry_hash, "reason": "No."})
+            statuses.append(response.status_code)
+        assert statuses == [201, 201, 201, 429], statuses
+        assert response.headers["content-type"] == "application/problem+json"
+        assert 1 <= int(response.headers["retry-after"]) <= 20  # a token every 20 s at 3 a minute
+        assert "more than 3 objections a minute" in response.json()["detail"]
+        again = await client.post(_objections(customer), headers=tokens.customer(customer),
+                                  json={"entry_hash": watched[4]})
+        assert again.status_code == 429
+        # The refusals wrote nothing; another customer, and reading, are not held back.
+        chain = await fetch_chain(client, customer, tokens.customer(customer))
+        assert [e["kind"] for e in chain].count("objection") == 3
+        other = await client.post("/v1/me/objections", headers=tokens.customer(neighbour),
+                                  json={"entry_hash": theirs})
+        assert other.status_code == 201, other.text
+        listed = await client.get("/v1/me/objections", headers=tokens.customer(customer))
+        assert listed.status_code == 200 and len(listed.json()["items"]) == 3
