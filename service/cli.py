@@ -96,11 +96,20 @@ def token(
     jurisdiction: Annotated[
         str | None, typer.Option(help="Regulators only: ISO 3166-1 alpha-2 country.")
     ] = None,
+    open_page: Annotated[bool, typer.Option(
+        "--open", help="Customers only: print the customer page's URL with the token and the log's "
+                       "verifier key in its fragment, as a host app would open it.")] = False,
+    url: Annotated[str, typer.Option(help="With --open: where seenby serves.")] = "http://127.0.0.1:8000",
+    lang: Annotated[str | None, typer.Option(help="With --open: the page's language (en, de).")] = None,
 ) -> None:
     """Mint a development token (HS256, signed with the configured or generated secret) and print it;
     send it as `Authorization: Bearer <token>`."""
+    import base64
+    from urllib.parse import urlencode
+
     from service.auth import Role, mint_token
     from service.keys import load_keys
+    from service.ledger.checkpoint import raw_public_key, verifier_key
 
     if role not in {r.value for r in Role}:
         raise typer.BadParameter(f"unknown role {role!r}", param_hint="--role")
@@ -108,9 +117,20 @@ def token(
     if not settings.uses_hmac:
         typer.secho("tokens can only be minted for HS256 configurations", fg="red", err=True)
         raise typer.Exit(2)
+    if open_page and role != "customer":
+        raise typer.BadParameter("the customer page is for customers: use --role customer",
+                                 param_hint="--open")
     keys = load_keys(settings)
-    typer.echo(mint_token(settings, keys, role=role, subject=sub, ttl_seconds=ttl,
-                          jurisdiction=jurisdiction))
+    minted = mint_token(settings, keys, role=role, subject=sub, ttl_seconds=ttl, jurisdiction=jurisdiction)
+    if not open_page:
+        typer.echo(minted)
+        return
+    # The fragment never reaches a server; the page moves it to sessionStorage and clears it.
+    fragment = {"token": minted, "key": verifier_key(settings.log_origin, raw_public_key(keys.signing_key)),
+                **({"lang": lang} if lang else {})}
+    if settings.witness_policy_file:
+        fragment["policy"] = base64.urlsafe_b64encode(settings.witness_policy_file.read_bytes()).decode()
+    typer.echo(f"{url.rstrip('/')}/app/#{urlencode(fragment)}")
 
 
 @app.command()

@@ -40,6 +40,7 @@ from service.notices.deliverer import Deliverer
 from service.notices.routes import router as notices_router
 from service.objections.routes import router as objections_router
 from service.operations import router as operations_router
+from service.page.routes import PageFiles
 from service.ratelimit import RateLimiter
 from service.reports.routes import router as reports_router
 from service.settings import Settings, get_settings
@@ -146,6 +147,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         install_docs(app, app.openapi_url)
     for router in ROUTERS:
         app.include_router(router)
+    if settings.page_enabled:
+        app.mount("/app", PageFiles(settings.page_frame_ancestors), name="customer-page")
     # Outermost first: metrics see every answer, including the body limit's 413.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMetrics)

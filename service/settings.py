@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
@@ -14,6 +15,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from service.notices.types import NOTICE_TYPES
 
 MIN_SECRET_BYTES = 32
+FRAME_SOURCE = re.compile(r"'self'|https?://(\*\.)?[A-Za-z0-9.-]+(:[0-9]{1,5})?")
 DAY_SECONDS = 86_400
 HMAC_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})
 ASYMMETRIC_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "EdDSA", "Ed25519"})
@@ -91,10 +93,13 @@ class Settings(BaseSettings):
     rate_limit_per_second: float = Field(2000.0, ge=0)  # per token subject and process; 0: off
     rate_limit_burst: float = Field(4000.0, ge=1)
     docs_enabled: bool = True
+    # The customer page at /app/: off, or who may frame it (CSP frame-ancestors; empty: nobody).
+    page_enabled: bool = True
+    page_frame_ancestors: Annotated[list[str], NoDecode] = []
     db_pool_size: int = Field(10, ge=1)
 
     @field_validator("jwt_algorithms", "deletion_services", "ticket_retired_key_files", "webhook_types",
-                     mode="before")
+                     "page_frame_ancestors", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
@@ -121,6 +126,15 @@ class Settings(BaseSettings):
         if unknown:
             raise ValueError(f"unknown notice types {sorted(unknown)}; known: {', '.join(NOTICE_TYPES)}")
         return types
+
+    @field_validator("page_frame_ancestors")
+    @classmethod
+    def _frame_sources(cls, sources: list[str]) -> list[str]:
+        bad = [source for source in sources if not FRAME_SOURCE.fullmatch(source)]
+        if bad:
+            raise ValueError(f"SEENBY_PAGE_FRAME_ANCESTORS takes 'self' or origins such as "
+                             f"https://app.example.com, comma-separated; not {bad}")
+        return sources
 
     @field_validator("webhook_url")
     @classmethod

@@ -1,0 +1,179 @@
+// The history: accesses and refused attempts, newest first, a page at a time as the reader scrolls.
+
+import { clear, countryName, el } from "./dom.js";
+import { formatDate, language, t, word } from "./i18n.js";
+import { checkShown } from "./shown.js";
+
+const PAGE = 50;
+// Flags that ask for the customer's attention (the "only what needs your attention" filter).
+const ATTENTION = new Set(["unconsented", "access_after_deletion", "authorization_invalid", "needs_review"]);
+
+export class HistoryView {
+  constructor(api, elements, onObject) {
+    this.api = api;
+    this.list = elements.list;
+    this.end = elements.end;
+    this.sentinel = elements.sentinel;
+    this.form = elements.form;
+    this.onObject = onObject;
+    this.rows = new Map(); // entry_hash -> {item, element}
+    this.objected = new Set();
+    this.verified = null; // entry_hash -> canonical JSON text, once the check has run
+    this.cursor = undefined;
+    this.loading = null;
+    this.generation = 0;
+    this.observer = new IntersectionObserver((seen) => {
+      if (seen.some((entry) => entry.isIntersecting)) this.more();
+    }, { rootMargin: "600px" });
+    this.observer.observe(this.sentinel);
+    this.form.addEventListener("input", () => this.restart());
+    this.form.addEventListener("submit", (event) => event.preventDefault());
+  }
+
+  filters() {
+    const data = new FormData(this.form);
+    return {
+      clip_id: (data.get("clip_id") || "").trim(),
+      purpose: data.get("purpose") || "",
+      actor_type: data.get("actor_type") || "",
+      flagged: data.get("flagged") === "on",
+    };
+  }
+
+  async restart() {
+    this.generation += 1;
+    this.cursor = undefined;
+    this.rows.clear();
+    clear(this.list);
+    this.end.textContent = "";
+    this.loading = null;
+    await this.more();
+  }
+
+  /** Load pages until one adds a visible row (the flagged filter hides rows) or there are no more. */
+  more() {
+    if (this.loading || this.cursor === null) return this.loading;
+    const generation = this.generation;
+    this.loading = (async () => {
+      this.list.setAttribute("aria-busy", "true");
+      try {
+        let added = 0;
+        while (added === 0 && this.cursor !== null && generation === this.generation) {
+          added += await this.loadPage(generation);
+        }
+      } finally {
+        if (generation === this.generation) {
+          this.loading = null;
+          this.list.setAttribute("aria-busy", "false");
+          this.showEnd();
+        }
+      }
+    })();
+    return this.loading;
+  }
+
+  async loadPage(generation) {
+    const { flagged, ...query } = this.filters();
+    const page = await this.api.get("/v1/me/accesses", { ...query, limit: PAGE, cursor: this.cursor });
+    if (generation !== this.generation) return 1;
+    this.cursor = page.next_cursor;
+    let added = 0;
+    for (const item of page.items) {
+      if (flagged && !item.flags.some((flag) => ATTENTION.has(flag))) continue;
+      if (this.rows.has(item.entry_hash)) continue;
+      const element = this.renderRow(item);
+      this.rows.set(item.entry_hash, { item, element });
+      this.list.append(element);
+      this.mark(item.entry_hash);
+      added += 1;
+    }
+    return added;
+  }
+
+  showEnd() {
+    if (this.cursor !== null) return;
+    this.end.textContent = this.rows.size ? t("history.end") : t("history.empty");
+  }
+
+  /** A new entry from the live stream: on top, if the filters let it through. */
+  prepend(item) {
+    if (item.kind !== "access" && item.kind !== "access_refused") return;
+    if (this.rows.has(item.entry_hash) || !this.passes(item)) return;
+    const element = this.renderRow(item);
+    element.classList.add("entry--new");
+    this.rows.set(item.entry_hash, { item, element });
+    this.list.prepend(element);
+    this.mark(item.entry_hash);
+  }
+
+  passes(item) {
+    const f = this.filters();
+    return (!f.clip_id || item.clip_id === f.clip_id) && (!f.purpose || item.purpose === f.purpose)
+      && (!f.actor_type || item.actor?.type === f.actor_type)
+      && (!f.flagged || item.flags.some((flag) => ATTENTION.has(flag)));
+  }
+
+  setObjected(entryHashes) {
+    for (const hash of entryHashes) {
+      this.objected.add(hash);
+      const row = this.rows.get(hash);
+      if (row) row.element.replaceWith(row.element = this.renderRow(row.item));
+      if (row) this.mark(hash);
+    }
+  }
+
+  /** The browser check's result: every shown row is compared with the verified canonical bytes. */
+  setVerified(verified) {
+    this.verified = verified;
+    for (const hash of this.rows.keys()) this.mark(hash);
+  }
+
+  mark(hash) {
+    const row = this.rows.get(hash);
+    if (!row) return;
+    const status = row.element.querySelector(".entry__check");
+    const verdict = this.verified ? checkShown(row.item, this.verified) : { state: "checking" };
+    row.element.dataset.check = verdict.state;
+    status.textContent = t(`check.${verdict.state}`, { field: verdict.field || "" });
+  }
+
+  renderRow(item) {
+    const refused = item.kind === "access_refused";
+    const actor = item.actor || {};
+    const lang = language();
+    const who = actor.type === "human"
+      ? t("who.human", { pseudonym: shortPseudonym(actor.pseudonym), role: actor.role })
+      : t("who.algorithm", { role: actor.role, id: actor.id || "", version: actor.version || "" });
+    const where = [actor.organization, countryName(actor.country, lang)].filter(Boolean).join(", ");
+    const media = (item.media || []).map((m) => word("media", m)).join(", ");
+    const flags = item.flags.map((flag) => el("li", { class: `flag flag--${ATTENTION.has(flag) ? "attention" : "info"}` },
+      word("flag", flag)));
+    const canObject = item.kind === "access";
+    const objected = this.objected.has(item.entry_hash);
+    return el("li", { class: `entry${refused ? " entry--refused" : ""}`, dataset: { hash: item.entry_hash } },
+      el("div", { class: "entry__head" },
+        el("span", { class: `entry__icon entry__icon--${actor.type || "unknown"}`, "aria-hidden": "true" }),
+        el("p", { class: "entry__who" }, el("strong", { title: actor.pseudonym || null }, who), where ? el("span", {}, ` · ${where}`) : null),
+        el("time", { class: "entry__when", datetime: item.occurred_at }, formatDate(item.occurred_at))),
+      refused ? el("p", { class: "entry__refused" }, t("history.refused")) : null,
+      el("p", { class: "entry__what" },
+        refused
+          ? t("what.tried", { verb: word("verb", item.action), clip: item.clip_id })
+          : t("what.did", { action: word("action", item.action), clip: item.clip_id }),
+        media ? el("span", { class: "entry__media" }, ` (${media})`) : null),
+      el("p", { class: "entry__why" }, el("span", {}, `${t("history.why")} ${word("purpose", item.purpose)}`),
+        item.justification ? el("q", { class: "entry__justification" }, item.justification) : null),
+      flags.length ? el("ul", { class: "entry__flags", "aria-label": t("history.flags") }, flags) : null,
+      el("div", { class: "entry__foot" },
+        el("span", { class: "entry__check", role: "status" }),
+        canObject && !objected
+          ? el("button", { type: "button", class: "link", onclick: () => this.onObject(item) }, t("objection.open"))
+          : null,
+        objected ? el("span", { class: "entry__objected" }, t("objection.filed")) : null));
+  }
+}
+
+/** "psn_cab2d564d558..." -> "cab2d564": enough to tell people apart at a glance; the full one is its title. */
+function shortPseudonym(pseudonym) {
+  return pseudonym ? pseudonym.replace(/^psn_/, "").slice(0, 8) : "?";
+}
