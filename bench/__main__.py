@@ -1,4 +1,5 @@
-"""python -m bench [--scale S] [--smoke]: seenby against the physical limit, one run, one table."""
+"""python -m bench [--scale S] [--smoke] [--only notices]: seenby against the physical limit, one run,
+one table."""
 
 from __future__ import annotations
 
@@ -369,11 +370,28 @@ def main(
     ROOT / "bench" / "out" / "results.json",
     profile: Annotated[Path | None, typer.Option(help="py-spy profile of the server during ingest.")] = None,
     workers: Annotated[int, typer.Option(help="seenby serve worker processes (one per core).")] = 2,
+    only: Annotated[str | None, typer.Option(
+        help="Run one scenario alone, on a fresh database: `notices` (batch ingest with notices to a "
+             "dead receiver, side by side with none; --scale sets the events of a run, --rounds the "
+             "A B B A rounds).")] = None,
+    rounds: Annotated[int, typer.Option(help="With --only notices: A B B A rounds.")] = 2,
 ) -> None:
     """Run every scenario against a throwaway PostgreSQL and a production-configured seenby."""
     if smoke:
         scale = 0.004
+    if only not in (None, "notices"):
+        raise typer.BadParameter(f"no scenario {only!r}; known: notices", param_hint="--only")
     with tempfile.TemporaryDirectory(prefix="seenby-bench-") as workdir, deployment(Path(workdir)) as dep:
+        if only == "notices":
+            results = {"machine": machine(), "scale": scale, "workers": workers,
+                       "postgres": postgres_settings(dep.admin_dsn),
+                       "notices": notices_overhead(dep, dep.token("service", "bench-ingest"), workers,
+                                                   rounds=rounds, events=max(2_000, int(100_000 * scale)))}
+            out = out.with_name("notices.json") if out == ROOT / "bench" / "out" / "results.json" else out
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(json.dumps(results, indent=2) + "\n")
+            typer.echo(json.dumps(results["notices"], indent=2))
+            return
         results = run_all(dep, scale, smoke, profile, workers)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")

@@ -46,6 +46,11 @@ logger = logging.getLogger("seenby.notices")
 PAGE_SIZE = 500
 IDLE_SECONDS = 1.0
 PERIODIC_SECONDS = 5.0
+# Counting the backlog reads all of it: every PERIODIC_SECONDS while it is small, and only every
+# COUNT_LARGE_SECONDS once it passes LARGE_BACKLOG (a receiver down for long), so that a backlog of
+# millions is not read end to end every few seconds on the machine that is recording.
+LARGE_BACKLOG = 10_000
+COUNT_LARGE_SECONDS = 60.0
 FAILURES_BEFORE_PAUSE = 5  # failures in a row, across customers, that say the receiver is down
 MAX_ANSWER_BYTES = 64 * 1024
 
@@ -74,6 +79,7 @@ class Deliverer:
         self._pauses = 0  # pauses in a row: the receiver's own backoff
         self._paused_until = 0.0  # monotonic
         self._periodic_at = 0.0
+        self._count_at = 0.0
         self._soonest_retry_us: int | None = None  # of the notices backing off, seen in the last sweep
 
     async def close(self) -> None:
@@ -246,11 +252,20 @@ class Deliverer:
         self._periodic_at = time.monotonic() + PERIODIC_SECONDS
         if self.database.outbox is not None:
             await notice_overdue_requests(self.database, self.database.outbox)
-        query = (select(notices.c.state, func.count(), func.min(notices.c.created_at_us))
-                 .where(notices.c.state != DELIVERED).group_by(notices.c.state))
+        # The oldest pending notice, from the first page in delivery order (the undelivered index,
+        # a page of rows): a notice is written with its entry, so entry order is nearly creation
+        # order (a deletion.overdue notice, written late for an old entry, is the exception).
+        first_page = (select(notices.c.created_at_us).where(notices.c.state == PENDING)
+                      .order_by(notices.c.entry_id, notices.c.type).limit(PAGE_SIZE).subquery())
         async with self.database.read_sessions() as session:
-            by_state = {state: (count, oldest) for state, count, oldest in await session.execute(query)}
-        pending, oldest = by_state.get(PENDING, (0, None))
-        NOTICES_PENDING.set(pending)
+            oldest = await session.scalar(select(func.min(first_page.c.created_at_us)))
+            if time.monotonic() >= self._count_at:
+                counts = await session.execute(select(notices.c.state, func.count())
+                                               .where(notices.c.state != DELIVERED).group_by(notices.c.state))
+                by_state: dict[int, int] = {state: count for state, count in counts}
+                pending = by_state.get(PENDING, 0)
+                NOTICES_PENDING.set(pending)
+                NOTICES_DEAD.set(by_state.get(DEAD, 0))
+                self._count_at = time.monotonic() + (
+                    COUNT_LARGE_SECONDS if pending >= LARGE_BACKLOG else PERIODIC_SECONDS)
         NOTICE_OLDEST_PENDING_AGE.set(max(0, clock.now_us() - oldest) / 1e6 if oldest else 0)
-        NOTICES_DEAD.set(by_state.get(DEAD, (0, None))[0])

@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from service.main import create_app
+from service.notices import deliverer
 from service.notices.deliverer import MAX_ANSWER_BYTES
 from service.settings import Settings
 from tests.chains import fetch_chain
@@ -25,6 +26,7 @@ from tests.notices.harness import (
     webhook_env,
     webhook_settings,
 )
+from tests.pg import free_port
 from tests.servers import Replicas, settings_env
 
 REPLAY = "/v1/notices/dead-letters/replay"
@@ -236,3 +238,25 @@ async def test_an_answer_is_read_no_further_than_64_kib(settings: Settings, tmp_
     assert elapsed < 15
     # What the receiver got out before seenby hung up: the cap, plus what the sockets' buffers held.
     assert all(MAX_ANSWER_BYTES <= a.answer_bytes < 64 * 2**20 for a in attempts), attempts
+
+
+async def test_the_backlog_gauges_under_a_dead_receiver(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(deliverer, "PERIODIC_SECONDS", 0.2)
+    hooks = Receiver(tmp_path / "receiver")  # never started: nobody listens on its port
+    app = create_app(webhook_settings(settings, hooks, webhook_url=f"http://127.0.0.1:{free_port()}/hooks"))
+    tokens = Tokens(app)
+    async for client in serve(app):
+        for _ in range(3):  # a human access, unconsented: access.human and access.flagged
+            response = await client.post("/v1/accesses", json=access_event("cust-backlog"),
+                                         headers=tokens.service())
+            assert response.status_code == 201, response.text
+        await asyncio.sleep(1.5)
+        metrics = (await client.get("/metrics")).text
+    gauges = {line.split()[0]: float(line.split()[1]) for line in metrics.splitlines()
+              if line.startswith(("seenby_notices_pending ", "seenby_notice_oldest_pending_age_seconds ",
+                                  "seenby_notices_dead_letters "))}
+    assert gauges["seenby_notices_pending"] == 6
+    assert 1.0 <= gauges["seenby_notice_oldest_pending_age_seconds"] < 10
+    assert gauges["seenby_notices_dead_letters"] == 0
