@@ -3,7 +3,8 @@
 It passes everything through (the page too, so the page's origin is the proxy's) except, by mode:
 - "flip": one byte of one entry's canonical bytes in the chain the page checks;
 - "drop": one entry left out of a page of the chain;
-- "key": checkpoints signed by another key under the log's name.
+- "key": checkpoints signed by another key under the log's name;
+- "shown": one history row (not the chain) showing another organization than the entry says.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from starlette.routing import Route
 from service.ledger.checkpoint import parse_checkpoint, sign_checkpoint, split_note
 from tests.pg import free_port
 
-MODES = ("flip", "drop", "key")
+MODES = ("flip", "drop", "key", "shown")
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "content-encoding"}
 
 
@@ -85,6 +86,8 @@ class LyingProxy:
             return lambda body: resign(body.decode()).encode()
         if self.mode == "key" and path == "/v1/me/completeness":
             return self._completeness
+        if self.mode == "shown" and path == "/v1/me/accesses":
+            return self._history_page
         return None
 
     def _chain_page(self, body: bytes) -> bytes:
@@ -97,6 +100,13 @@ class LyingProxy:
                 item["canonical"] = flip_one_byte(item["canonical"])
             kept.append(item)
         page["items"] = kept
+        return orjson.dumps(page)
+
+    def _history_page(self, body: bytes) -> bytes:
+        page = orjson.loads(body)
+        for item in page["items"]:
+            if item["customer_seq"] == self.target_seq:
+                item["actor"]["organization"] = "Your vendor's own support team"
         return orjson.dumps(page)
 
     def _completeness(self, body: bytes) -> bytes:

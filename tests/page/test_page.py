@@ -223,7 +223,7 @@ async def test_a_new_entry_appears_live_and_is_checked(site: Site) -> None:
 
 
 @pytest.mark.parametrize(("mode", "named"), [
-    ("flip", "entry_hash"), ("drop", "chain"), ("key", "checkpoint_signature")])
+    ("flip", "entry_hash"), ("drop", "chain"), ("key", "checkpoint_signature"), ("shown", "fields")])
 async def test_a_lying_server_is_caught_and_the_page_says_what_failed(site: Site, mode: str,
                                                                       named: str) -> None:
     customer = f"page-{uuid.uuid4()}"
@@ -242,6 +242,11 @@ async def test_a_lying_server_is_caught_and_the_page_says_what_failed(site: Site
                 assert "entry 2" in failures
             if mode == "drop":  # and where the chain has its gap
                 assert "where 2 was expected" in failures
+            # The row the lie was about is marked; with a forged signature, nothing is vouched for.
+            marked = {row["check"] for row in await rows(page) if row["text"].find("clip-3") >= 0}
+            unbacked = [row for row in await rows(page) if row["check"] in ("failed", "missing")]
+            assert marked == {"failed" if mode == "shown" else "missing"}
+            assert len(unbacked) == (5 if mode == "key" else 1)
             await shoot(page, f"lying-{mode}")
         assert proxy.tampered > 0, "the proxy changed nothing: the test would prove nothing"
 
@@ -273,11 +278,15 @@ async def test_the_page_talks_to_nobody_else_and_never_shows_its_token(site: Sit
         context = await chromium.new_context()
         context.on("request", lambda request: requests.append(request))
         page = await context.new_page()
-        url = site.url(customer, lang="de")
+        url = site.url(customer, lang="de", accent="#7a1fa2", background="url(https://evil.example/x)")
         token = url.split("token=")[1].split("&")[0]
         await page.goto(url)
         assert await verdict(page) == "verified"
         assert await page.inner_text("#badge-title") == "Geprüft"
+        # The host app's theme: a color is taken, anything that is not one is not.
+        style = "getComputedStyle(document.documentElement).getPropertyValue"
+        assert await page.evaluate(f"{style}('--seenby-accent')") == "#7a1fa2"
+        assert "evil" not in await page.evaluate(f"{style}('--seenby-background')")
         await page.click("#tab-pictures")
         await page.click("#tab-privacy")
         await page.wait_for_selector("#grants li")

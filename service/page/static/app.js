@@ -104,7 +104,7 @@ async function main() {
   let openObjection = () => {};
   const history = new HistoryView(api, {
     list: $("history"), end: $("history-end"), sentinel: $("history-more"), form: $("filters"),
-  }, (item) => openObjection(item));
+  }, (item) => openObjection(item), (item, verdict) => badge.flagShown(item, verdict));
   openObjection = objectionDialog(api, report, history);
   const privacy = new PrivacyView(api, { grants: $("grants"), grantForm: $("grant-form") }, report);
   const deletions = new DeletionsView(api, { list: $("deletions"), form: $("deletion-form") }, report);

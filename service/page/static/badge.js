@@ -55,6 +55,7 @@ export class VerificationBadge {
   report(result) {
     this.progress.hidden = true;
     clear(this.failures);
+    this.flagged = new Set();
     this.root.dataset.seconds = result.seconds?.toFixed(3) ?? "";
     if (result.ok) {
       const parts = [t("verify.ok_detail", { entries: formatNumber(result.entries), size: formatNumber(result.treeSize) })];
@@ -75,6 +76,20 @@ export class VerificationBadge {
     if (result.failures.length > 20) {
       this.failures.append(el("li", {}, t("verify.more_failures", { count: result.failures.length - 20 })));
     }
+  }
+
+  /** A history row that the verified bytes do not back: the whole page is then not verified. */
+  flagShown(item, verdict) {
+    this.flagged ??= new Set();
+    if (this.flagged.has(item.entry_hash)) return;
+    this.flagged.add(item.entry_hash);
+    if (this.root.dataset.state === "verified") {
+      this.show("failed", t("verify.failed"), t("verify.failed_detail"));
+    }
+    const check = verdict.state === "missing" ? "shown_missing" : "fields";
+    this.failures.append(el("li", { dataset: { check } },
+      el("strong", {}, t(`verify.check.${check}`)), ` (${t("verify.at_entry", { seq: item.customer_seq })})`,
+      verdict.field ? el("span", { class: "badge__why" }, `: ${verdict.field}`) : null));
   }
 
   show(state, title, detail) {

@@ -9,13 +9,14 @@ const PAGE = 50;
 const ATTENTION = new Set(["unconsented", "access_after_deletion", "authorization_invalid", "needs_review"]);
 
 export class HistoryView {
-  constructor(api, elements, onObject) {
+  constructor(api, elements, onObject, onMismatch = () => {}) {
     this.api = api;
     this.list = elements.list;
     this.end = elements.end;
     this.sentinel = elements.sentinel;
     this.form = elements.form;
     this.onObject = onObject;
+    this.onMismatch = onMismatch; // (item, verdict): a shown row the verified bytes do not back
     this.rows = new Map(); // entry_hash -> {item, element}
     this.objected = new Set();
     this.verified = null; // entry_hash -> canonical JSON text, once the check has run
@@ -134,6 +135,7 @@ export class HistoryView {
     const status = row.element.querySelector(".entry__check");
     const verdict = this.verified ? checkShown(row.item, this.verified) : { state: "checking" };
     row.element.dataset.check = verdict.state;
+    if (verdict.state === "failed" || verdict.state === "missing") this.onMismatch(row.item, verdict);
     status.textContent = t(`check.${verdict.state}`, { field: verdict.field || "" });
   }
 

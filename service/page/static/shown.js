@@ -22,7 +22,7 @@ export function checkShown(item, verified) {
   if (text === undefined) {
     // Older than the last entry the check saw, yet not among what it verified: shown but not real.
     const missed = verified && item.customer_seq <= verified.lastSeq;
-    return { state: missed ? "failed" : "pending", field: missed ? "entry_hash" : undefined };
+    return missed ? { state: "missing" } : { state: "pending" };
   }
   const canonical = JSON.parse(text);
   for (const [field, value] of Object.entries(item)) {
