@@ -38,6 +38,8 @@ NOT_IN_ANY_SCHEMA = {
     "/v1/exports/accesses/manifest": {"query.tree_size", "query.since"},
     "/v1/reports/transparency": {"query.since"},
     "/v1/admin/customers": {"body.customers"},
+    "/v1/customers/{customer_id}/entries": {"query.tree_size"},
+    "/v1/me/entries": {"query.tree_size"},
     **{path: {"query.since"} for path in ("/v1/customers/{customer_id}/accesses", "/v1/me/accesses",
                                           "/v1/customers/{customer_id}/accesses/summary",
                                           "/v1/me/accesses/summary")},
