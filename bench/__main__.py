@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import platform
@@ -16,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -162,6 +164,49 @@ def machine() -> dict[str, Any]:
             "commit": commit or "unknown", "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")}
 
 
+def completeness_latency(dep: Deployment, url: str, regulator: str, requests: int) -> dict[str, Any]:
+    """Completeness proofs for customers drawn at random, two at a time, and the index's size."""
+    sample = _fetchval(dep.admin_dsn, f"SELECT array_agg(customer_id) FROM (SELECT customer_id FROM "
+                                      f"customer_heads ORDER BY random() LIMIT {requests}) AS sampled")
+    proofs = loadgen("get", "--url", url, "--token", regulator, "--concurrency", "2",
+                     "--paths", *(f"/v1/customers/{c}/completeness" for c in sample))
+    customers = int(_fetchval(dep.admin_dsn, "SELECT count(*) FROM customer_heads"))
+    index_bytes = _fetchval(dep.admin_dsn, "SELECT pg_total_relation_size('customer_index_nodes')")
+    return {"completeness_proof": proofs, "customers": customers,
+            "customer_index_bytes_per_customer": round(index_bytes / customers, 1)}
+
+
+def completeness_alone(dep: Deployment, scale: float, workers: int, requests: int,
+                       profile: Path | None) -> dict[str, Any]:
+    """The completeness scenario of a full run on its own: a ledger of 1M entries (at scale 1) over
+    100,000 customers, then the proofs (profiled with py-spy when `profile` names a file)."""
+    events = max(2_000, int(1_000_000 * scale))
+    customers = max(1_000, int(100_000 * scale))
+    with seenby_server(dep, workers=workers) as (url, server):
+        loadgen("batch", "--url", url, "--token", dep.token("service", "bench-ingest"),
+                "--events", str(events), "--batch", "1000", "--concurrency", "4",
+                "--customers", str(customers))
+        wait_integrated(dep.admin_dsn, events, timeout=600)
+        time.sleep(1)  # the last index leaf, and a checkpoint over it
+        with py_spy(server.pid, profile, seconds=10):
+            return completeness_latency(dep, url, dep.token("regulator", "bench-regulator"), requests)
+
+
+@contextlib.contextmanager
+def py_spy(pid: int, profile: Path | None, *, seconds: int) -> Iterator[None]:
+    """A speedscope profile of the server and its workers for the first `seconds` of the block."""
+    executable = shutil.which("py-spy") or shutil.which("py-spy", path=str(Path(sys.executable).parent))
+    if profile is None or executable is None:
+        yield
+        return
+    spy = subprocess.Popen([executable, "record", "-o", str(profile), "-p", str(pid), "-d", str(seconds),
+                            "-r", "50", "-f", "speedscope", "--subprocesses"])
+    try:
+        yield
+    finally:
+        spy.wait()
+
+
 def run_all(dep: Deployment, scale: float, smoke: bool, profile: Path | None, workers: int) -> dict[str, Any]:
     results: dict[str, Any] = {"machine": machine(), "scale": scale, "smoke": smoke, "workers": workers,
                                "postgres": postgres_settings(dep.admin_dsn)}
@@ -175,18 +220,12 @@ def run_all(dep: Deployment, scale: float, smoke: bool, profile: Path | None, wo
                                          naive_rows=max(200, int(3_000 * scale)))
     with seenby_server(dep, workers=workers) as (url, server):
         results["memory_kib"] = {"start": rss_kib(server.pid)[0]}
-        spy = None
-        py_spy = shutil.which("py-spy") or shutil.which("py-spy", path=str(Path(sys.executable).parent))
-        if profile and py_spy:
-            spy = subprocess.Popen([py_spy, "record", "-o", str(profile), "-p", str(server.pid),
-                                    "-d", "30", "-r", "50", "-f", "speedscope", "--subprocesses"])
-        batch = loadgen("batch", "--url", url, "--token", service_token, "--events", str(batch_events),
-                        "--batch", "1000", "--concurrency", "4", "--hot", "cust-hot",
-                        "--hot-events", str(hot_events))
-        waiting = batch_events - entries_in_log(dep.admin_dsn)
-        drain = wait_integrated(dep.admin_dsn, batch_events, timeout=300)
-        if spy:
-            spy.wait()
+        with py_spy(server.pid, profile, seconds=30):
+            batch = loadgen("batch", "--url", url, "--token", service_token, "--events", str(batch_events),
+                            "--batch", "1000", "--concurrency", "4", "--hot", "cust-hot",
+                            "--hot-events", str(hot_events))
+            waiting = batch_events - entries_in_log(dep.admin_dsn)
+            drain = wait_integrated(dep.admin_dsn, batch_events, timeout=300)
         lag = integration_lag(dep.admin_dsn)
         batch.update({"waiting_at_end": max(0, waiting), "drain_seconds": round(drain, 2),
                       "integration_lag_p50_s": lag["p50_s"], "integration_lag_p99_s": lag["p99_s"],
@@ -241,13 +280,7 @@ def run_all(dep: Deployment, scale: float, smoke: bool, profile: Path | None, wo
         consistency = [f"/v1/log/proof/consistency?first={rng.randrange(1, size)}&second={size}"
                        for _ in range(requests)]
         results["inclusion_proof"] = loadgen("get", "--url", url, "--concurrency", "2", "--paths", *inclusion)
-        sample = _fetchval(dep.admin_dsn, f"SELECT array_agg(customer_id) FROM (SELECT customer_id FROM "
-                                          f"customer_heads ORDER BY random() LIMIT {requests}) AS sampled")
-        results["completeness_proof"] = loadgen(
-            "get", *reader, "--paths", *(f"/v1/customers/{c}/completeness" for c in sample))
-        results["customers"] = int(_fetchval(dep.admin_dsn, "SELECT count(*) FROM customer_heads"))
-        results["customer_index_bytes_per_customer"] = round(_fetchval(
-            dep.admin_dsn, "SELECT pg_total_relation_size('customer_index_nodes')") / results["customers"], 1)
+        results.update(completeness_latency(dep, url, regulator, requests))
         results["consistency_proof"] = loadgen("get", "--url", url, "--concurrency", "2", "--paths",
                                                *consistency)
         results["memory_kib"]["end"], results["memory_kib"]["peak"] = rss_kib(server.pid)
@@ -368,19 +401,22 @@ def main(
     smoke: Annotated[bool, typer.Option(help="A tiny run (well under a minute) for CI.")] = False,
     out: Annotated[Path, typer.Option(help="Where to write the JSON with every figure.")] =
     ROOT / "bench" / "out" / "results.json",
-    profile: Annotated[Path | None, typer.Option(help="py-spy profile of the server during ingest.")] = None,
+    profile: Annotated[Path | None, typer.Option(
+        help="py-spy profile of the server during ingest (with --only completeness: during the proofs)."
+    )] = None,
     workers: Annotated[int, typer.Option(help="seenby serve worker processes (one per core).")] = 2,
     only: Annotated[str | None, typer.Option(
         help="Run one scenario alone, on a fresh database: `notices` (batch ingest with notices to a "
              "dead receiver, side by side with none; --scale sets the events of a run, --rounds the "
-             "A B B A rounds).")] = None,
+             "A B B A rounds) or `completeness` (proofs at 1M entries over 100,000 customers at "
+             "scale 1).")] = None,
     rounds: Annotated[int, typer.Option(help="With --only notices: A B B A rounds.")] = 2,
 ) -> None:
     """Run every scenario against a throwaway PostgreSQL and a production-configured seenby."""
     if smoke:
         scale = 0.004
-    if only not in (None, "notices"):
-        raise typer.BadParameter(f"no scenario {only!r}; known: notices", param_hint="--only")
+    if only not in (None, "notices", "completeness"):
+        raise typer.BadParameter(f"no scenario {only!r}; known: notices, completeness", param_hint="--only")
     with tempfile.TemporaryDirectory(prefix="seenby-bench-") as workdir, deployment(Path(workdir)) as dep:
         if only == "notices":
             results = {"machine": machine(), "scale": scale, "workers": workers,
@@ -391,6 +427,15 @@ def main(
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(json.dumps(results, indent=2) + "\n")
             typer.echo(json.dumps(results["notices"], indent=2))
+            return
+        if only == "completeness":
+            results = {"machine": machine(), "scale": scale, "workers": workers,
+                       **completeness_alone(dep, scale, workers, 3_000, profile)}
+            if out == ROOT / "bench" / "out" / "results.json":
+                out = out.with_name("completeness.json")
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(json.dumps(results, indent=2) + "\n")
+            typer.echo(json.dumps(results, indent=2))
             return
         results = run_all(dep, scale, smoke, profile, workers)
     out.parent.mkdir(parents=True, exist_ok=True)
