@@ -395,6 +395,16 @@ def markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _write_alone(out: Path, scenario: str, results: dict[str, Any], *, shown: dict[str, Any]) -> None:
+    """A scenario run alone: its JSON (to bench/out/<scenario>.json unless --out says otherwise), and
+    `shown` printed."""
+    if out == ROOT / "bench" / "out" / "results.json":
+        out = out.with_name(f"{scenario}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    typer.echo(json.dumps(shown, indent=2))
+
+
 @app.command()
 def main(
     scale: Annotated[float, typer.Option(help="1.0: 500k batch events, 1M-entry ledger.")] = 1.0,
@@ -423,19 +433,12 @@ def main(
                        "postgres": postgres_settings(dep.admin_dsn),
                        "notices": notices_overhead(dep, dep.token("service", "bench-ingest"), workers,
                                                    rounds=rounds, events=max(2_000, int(100_000 * scale)))}
-            out = out.with_name("notices.json") if out == ROOT / "bench" / "out" / "results.json" else out
-            out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text(json.dumps(results, indent=2) + "\n")
-            typer.echo(json.dumps(results["notices"], indent=2))
+            _write_alone(out, "notices", results, shown=results["notices"])
             return
         if only == "completeness":
             results = {"machine": machine(), "scale": scale, "workers": workers,
                        **completeness_alone(dep, scale, workers, 3_000, profile)}
-            if out == ROOT / "bench" / "out" / "results.json":
-                out = out.with_name("completeness.json")
-            out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text(json.dumps(results, indent=2) + "\n")
-            typer.echo(json.dumps(results, indent=2))
+            _write_alone(out, "completeness", results, shown=results)
             return
         results = run_all(dep, scale, smoke, profile, workers)
     out.parent.mkdir(parents=True, exist_ok=True)
