@@ -8,7 +8,6 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.errors import ServiceUnavailable
-from service.ledger import reads
 from service.ledger.customer_index import store as index_store
 from service.ledger.customer_index import tree
 from service.tlog import service as tlog
@@ -20,13 +19,12 @@ async def completeness(session: AsyncSession, customer_id: str,
     one only, and must be the one the chosen index leaf commits to. Served as stored, never
     checked here: a stored index that does not match its leaf is for the customer to catch."""
     checkpoint = await tlog.served(session, witnessing)
-    index_leaf = await index_store.latest_index_leaf(session, below=checkpoint.tree_size)
+    index_leaf, head = await index_store.index_leaf_and_head(session, customer_id, below=checkpoint.tree_size)
     if index_leaf is None:
         raise ServiceUnavailable("the log has not committed to a customer index yet (it does with its "
                                  "first entries); retry shortly")
     key = tree.index_key(customer_id)
     found = await index_store.lookup(session, key)
-    head = await reads.customer_head(session, customer_id, below=index_leaf.log_index)
     proven = [index_leaf.log_index] + ([] if head is None else [head.log_index])
     index_hashes, *head_hashes = await tlog.inclusion_hashes(session, proven, checkpoint.tree_size)
     return {

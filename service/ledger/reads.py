@@ -158,18 +158,6 @@ async def access_summary(session: AsyncSession, customer_id: str, filters: Acces
     return summary
 
 
-async def customer_head(session: AsyncSession, customer_id: str, *, below: int) -> Row[Any] | None:
-    """The customer's last entry at a log_index below `below`: the head a customer index leaf at
-    `below` holds for it (customer_seq, entry_hash, log_index)."""
-    query: Select[Any] = (
-        select(entries.c.customer_seq, entries.c.entry_hash, leaves.c.log_index)
-        .join(leaves, leaves.c.entry_id == entries.c.id)
-        .where(entries.c.customer_id == customer_id, leaves.c.log_index < below)
-        .order_by(entries.c.customer_seq.desc()).limit(1)
-    )
-    row: Row[Any] | None = (await session.execute(query)).first()
-    return row
-
 # --- Exports: entries in log order ------------------------------------------------------------
 
 

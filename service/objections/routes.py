@@ -31,7 +31,7 @@ _FILE = problem_responses(
 _FILE_SUMMARY = "Object to an access: an `objection` entry in the customer's chain, citing it"
 
 
-def _objection_rate(request: Request) -> RateLimiter:
+async def _objection_rate(request: Request) -> RateLimiter:
     """The app's limit on objections per customer, made on first use from its settings."""
     state = request.app.state
     limiter: RateLimiter | None = getattr(state, "objection_rate", None)

@@ -32,7 +32,7 @@ class Witnessing:
     fail_open: bool = False
 
 
-def witnessing(request: Request) -> Witnessing:
+async def witnessing(request: Request) -> Witnessing:
     return request.app.state.witnessing  # type: ignore[no-any-return]
 
 

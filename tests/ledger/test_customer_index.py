@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from service.ledger.customer_index import store as index_store
 from service.ledger.customer_index import tree
 from service.ledger.customer_index.tree import IndexProofError, Lookup
 
@@ -151,3 +152,14 @@ def test_keys_sharing_long_prefixes_still_give_compact_verifiable_proofs(
         full = tree.lookup(key, nodes, tree.KEY_BITS)
         assert full is not None and (served is None or served == full)
         assert tree.verify_lookup(root, key, full) == items[key]
+
+
+@settings(max_examples=100, deadline=None)
+@given(key=keys, read_to=st.sampled_from([24, 48, 96, 192, 256]))
+def test_a_proofs_prefix_ranges_read_exactly_the_nodes_a_lookup_wants(key: bytes, read_to: int) -> None:
+    covered = set()
+    for depth, low, high in index_store.path_ranges(key, read_to):
+        first, last = int.from_bytes(low, "big"), int.from_bytes(high, "big")
+        assert len(low) == len(high) == (depth + 7) // 8
+        covered.update((1 << depth) | prefix for prefix in range(first, last + 1))
+    assert covered == tree.proof_reads(key, range(read_to + 1))

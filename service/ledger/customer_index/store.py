@@ -3,13 +3,14 @@ time for a proof; written in one upsert a pass) and the log leaves that commit t
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Collection, Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import CompoundSelect, and_, bindparam, cast, func, null, or_, select, tuple_, union_all
 
 from service import bulk
-from service.db import Executor
+from service.db import Executor, per_dialect
 from service.ledger.canonical import canonical_bytes, decode
 from service.ledger.customer_index import tree
 from service.ledger.customer_index.tables import index_leaves, index_nodes
@@ -39,33 +40,6 @@ def _node(depth: int, prefix: bytes, digest: bytes, key: bytes | None, value: by
           ) -> tuple[tree.NodeId, bytes]:
     node = bytes(digest) if key is None or value is None else bytes(digest) + bytes(key) + bytes(value)
     return (1 << depth) | int.from_bytes(prefix, "big"), node
-
-
-_READ_BY_ARRAYS = (
-    "SELECT n.depth, n.prefix, n.hash, n.leaf_key, n.leaf_value FROM customer_index_nodes AS n"
-    " JOIN unnest($1::smallint[], $2::bytea[]) AS w(depth, prefix) USING (depth, prefix)"
-)
-
-
-async def read_nodes(session: Executor, wanted: Collection[tree.NodeId]) -> dict[tree.NodeId, bytes]:
-    """Every wanted node that is stored, in one query (SQLite: one per 10,000)."""
-    if not wanted:
-        return {}
-    keys = [_key(node_id) for node_id in sorted(wanted)]
-    if bulk.is_postgresql(session):
-        driver = await bulk.asyncpg_connection(session)
-        rows = await driver.fetch(_READ_BY_ARRAYS, [depth for depth, _ in keys],
-                                  [prefix for _, prefix in keys])
-        return dict(_node(*row) for row in rows)
-    found: dict[tree.NodeId, bytes] = {}
-    for start in range(0, len(keys), _SQLITE_PAIRS_PER_QUERY):
-        result = await session.execute(
-            select(*(index_nodes.c[name] for name in _COLUMNS))
-            .where(tuple_(index_nodes.c.depth, index_nodes.c.prefix)
-                   .in_(keys[start:start + _SQLITE_PAIRS_PER_QUERY]))
-        )
-        found.update(_node(*row) for row in result)
-    return found
 
 
 async def read_all_nodes(session: Executor) -> dict[tree.NodeId, bytes]:
@@ -102,12 +76,48 @@ _DELETE_BY_ARRAYS = (
 )
 
 
+def path_ranges(key: bytes, read_to: int) -> list[tuple[int, bytes, bytes]]:
+    """What `tree.proof_reads` wants down to `read_to`, as (depth, low, high) prefix ranges: below
+    the path's node at each stored depth D, every node at depths D + 1 to D + STRIDE (the path's,
+    and what its siblings' hashes are made from), plus the root."""
+    ranges = [(0, b"", b"")]
+    for depth in range(1, read_to + 1):
+        below = depth % tree.STRIDE or tree.STRIDE
+        first = tree.path_of(key, depth - below) << below
+        ranges.append((depth, _key(first)[1], _key(first | ((1 << below) - 1))[1]))
+    return ranges
+
+
+# OFFSET 0 fences each depth into its own index range scan: unfenced, PostgreSQL hash-joins the table.
+_READ_BY_RANGES = (
+    "SELECT n.depth, n.prefix, n.hash, n.leaf_key, n.leaf_value"
+    " FROM unnest($1::smallint[], $2::bytea[], $3::bytea[]) AS w(depth, low, high)"
+    " CROSS JOIN LATERAL (SELECT * FROM customer_index_nodes AS c"
+    "  WHERE c.depth = w.depth AND c.prefix BETWEEN w.low AND w.high"
+    "  OFFSET 0) AS n"
+)
+
+
+async def _read_path(session: Executor, key: bytes, read_to: int) -> dict[tree.NodeId, bytes]:
+    """The stored nodes a lookup of `key` reads down to `read_to`: one range scan a depth."""
+    ranges = path_ranges(key, read_to)
+    if bulk.is_postgresql(session):
+        driver = await bulk.asyncpg_connection(session)
+        rows = await driver.fetch(_READ_BY_RANGES, *(list(column) for column in zip(*ranges, strict=True)))
+    else:
+        rows = (await session.execute(
+            select(*(index_nodes.c[name] for name in _COLUMNS))
+            .where(or_(*(and_(index_nodes.c.depth == depth, index_nodes.c.prefix.between(low, high))
+                         for depth, low, high in ranges)))
+        )).all()
+    return dict(_node(*row) for row in rows)
+
+
 async def lookup(session: Executor, key: bytes) -> tree.Lookup:
     """The key's path in the stored index: found in one query unless the path is unusually deep."""
     read_to = _FIRST_READ_DEPTH
     while True:
-        nodes = await read_nodes(session, tree.proof_reads(key, range(read_to + 1)))
-        found = tree.lookup(key, nodes, read_to)
+        found = tree.lookup(key, await _read_path(session, key, read_to), read_to)
         if found is not None:
             return found
         if read_to >= tree.KEY_BITS:
@@ -144,6 +154,51 @@ async def latest_index_leaf(session: Executor, *, below: int | None = None) -> I
         query = query.where(index_leaves.c.log_index < below)
     row = (await session.execute(query.order_by(index_leaves.c.log_index.desc()).limit(1))).first()
     return IndexLeaf.of(row.log_index, bytes(row.canonical)) if row else None
+
+
+@dataclass(frozen=True)
+class Head:
+    """A customer's last entry that an index leaf covers: what the index holds for it."""
+    customer_seq: int
+    entry_hash: str
+    log_index: int
+
+
+def _build_leaf_and_head(dialect: str) -> CompoundSelect[Any]:
+    # One statement for both. The index leaf's position comes from a subquery, not a parameter, so
+    # PostgreSQL keeps one generic plan (with the bound as a parameter it planned anew every time).
+    leaf_at = (select(func.max(index_leaves.c.log_index))
+               .where(index_leaves.c.log_index < bindparam("below")).scalar_subquery())
+    head = (
+        select(leaves.c.log_index, cast(null(), index_leaves.c.canonical.type), entries.c.customer_seq,
+               entries.c.entry_hash)
+        .join(leaves, leaves.c.entry_id == entries.c.id)
+        .where(entries.c.customer_id == bindparam("customer_id"), leaves.c.log_index < leaf_at)
+        .order_by(entries.c.customer_seq.desc()).limit(1).subquery()
+    )
+    return union_all(
+        select(index_leaves.c.log_index, index_leaves.c.canonical, cast(null(), entries.c.customer_seq.type),
+               cast(null(), entries.c.entry_hash.type))
+        .where(index_leaves.c.log_index == leaf_at),
+        select(head),
+    )
+
+
+_leaf_and_head = per_dialect(_build_leaf_and_head)
+
+
+async def index_leaf_and_head(session: Executor, customer_id: str, *, below: int
+                              ) -> tuple[IndexLeaf | None, Head | None]:
+    """The last index leaf at a log_index below `below` (a checkpoint's size), and the customer's
+    head in it: its last entry before that leaf, or None for a customer the index does not hold."""
+    index_leaf = head = None
+    for log_index, canonical, customer_seq, entry_hash in await session.execute(
+            _leaf_and_head(session), {"below": below, "customer_id": customer_id}):
+        if canonical is not None:
+            index_leaf = IndexLeaf.of(log_index, bytes(canonical))
+        else:
+            head = Head(customer_seq, entry_hash, log_index)
+    return index_leaf, head
 
 
 async def insert_index_leaf(session: Executor, leaf: IndexLeaf) -> None:

@@ -102,15 +102,21 @@ def _bit(key: bytes, depth: int) -> int:
     return (key[depth >> 3] >> (7 - (depth & 7))) & 1
 
 
-def _hash(nodes: Nodes, node_id: NodeId) -> bytes:
-    """The subtree's hash from `nodes`, whole or only the stored part of its top STRIDE levels."""
+def _hash(nodes: Nodes, node_id: NodeId, memo: dict[NodeId, bytes] | None = None) -> bytes:
+    """The subtree's hash from `nodes`, whole or only the stored part of its top STRIDE levels;
+    `memo` keeps the branches hashed, for a caller that asks for nested subtrees."""
     node = nodes.get(node_id)
     if node is not None:
         return node[:HASH_SIZE]
     if depth_of(node_id) % STRIDE == 0:
         return EMPTY  # storage would hold it
-    left, right = _hash(nodes, node_id << 1), _hash(nodes, node_id << 1 | 1)
-    return EMPTY if left == right == EMPTY else node_hash(left, right)
+    if memo is not None and (known := memo.get(node_id)) is not None:
+        return known
+    left, right = _hash(nodes, node_id << 1, memo), _hash(nodes, node_id << 1 | 1, memo)
+    digest = EMPTY if left == right == EMPTY else node_hash(left, right)
+    if memo is not None:
+        memo[node_id] = digest
+    return digest
 
 
 class _Keys:
@@ -243,18 +249,19 @@ def _down_to_stored_depth(node_id: NodeId) -> list[NodeId]:
 def lookup(key: bytes, nodes: Nodes, read_to: int) -> Lookup | None:
     """The lookup of `key` from what `proof_reads` read at depths 0 to `read_to` (a multiple of
     STRIDE), or None when the path goes deeper than that."""
+    memo: dict[NodeId, bytes] = {}  # the path's branches hold its siblings' subtrees: hash each once
     depth = 0
     while True:
         node_id = path_of(key, depth)
         node = nodes.get(node_id)
         if node is not None and len(node) == _LEAF_SIZE:
             break
-        if node is None and _hash(nodes, node_id) == EMPTY:
+        if node is None and _hash(nodes, node_id, memo) == EMPTY:
             break  # an empty subtree: the key is absent
         depth += 1
         if depth > min(read_to, KEY_BITS):
             return None
-    siblings = tuple(_hash(nodes, path_of(key, above) ^ 1) for above in range(depth, 0, -1))
+    siblings = tuple(_hash(nodes, path_of(key, above) ^ 1, memo) for above in range(depth, 0, -1))
     return Lookup(leaf_of(node) if node else None, siblings)
 
 
