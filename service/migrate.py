@@ -32,6 +32,7 @@ APP_PRIVILEGES = {
     # Derived from the log and rewritten in place; a leaf whose depth now holds a branch storage
     # leaves out is taken away.
     "customer_index_nodes": "SELECT, INSERT, UPDATE, DELETE",
+    "notice_batches": "SELECT, INSERT, DELETE",  # unpacked into notices rows
 }
 
 

@@ -21,7 +21,7 @@ from service.ledger.merkle import leaf_hash
 from service.ledger.tables import FILTER_COLUMNS
 from service.metrics import ENTRIES_RECORDED
 from service.notices import tables as notice_tables
-from service.notices.outbox import mark_written, notice_rows, outbox_of
+from service.notices.outbox import mark_written, notices_of, outbox_of, pack
 from service.types import format_micros
 
 
@@ -70,7 +70,7 @@ async def append(
     identities: list[tuple[str, str, str]] = []
     appended: list[AppendedEntry] = []
     outbox = outbox_of(session)
-    notices: list[tuple[int, ...]] = []
+    notices: list[tuple[int, int]] = []
     for entry_id, new, nonce in zip(ids, new_entries, nonces, strict=True):
         seq, prev = heads.get(new.customer_id, (-1, GENESIS_HASH))
         seq += 1
@@ -87,14 +87,16 @@ async def append(
             identities.append((digest, employee_id, salt))
         appended.append(AppendedEntry(new.customer_id, seq, digest, recorded_at, canonical))
         if outbox:
-            notices += notice_rows(outbox, entry_id, new.kind, new.body, new.flags, recorded_at_us)
+            notices += notices_of(outbox, entry_id, new.kind, new.body, new.flags)
 
     await bulk.insert_rows(session, tables.entries, ENTRY_COLUMNS, rows)
     await bulk.insert_rows(session, tables.queue, QUEUE_COLUMNS, queued)
     await bulk.insert_rows(session, tables.identities, IDENTITY_COLUMNS, identities)
     await _write_heads(session, heads, touched={e.customer_id for e in new_entries})
     if notices:
-        await bulk.insert_rows(session, notice_tables.notices, notice_tables.NOTICE_COLUMNS, notices)
+        await session.execute(notice_tables.notice_batches.insert(), [{
+            "first_entry_id": notices[0][0], "created_at_us": recorded_at_us, "notices": len(notices),
+            "packed": pack(notices)}])
         mark_written(session)
     _count_after_commit(session, Counter(new.kind for new in new_entries))
     return appended

@@ -10,6 +10,12 @@ A receiver that is down fails every customer at once. After a run of failures th
 sweeping for a while (the same backoff, kept for the receiver as a whole), so a dead receiver costs
 a few requests per backoff period, not one per pending notice; the first sweep after the pause is
 the probe. Delivery never touches the recording path: ingest only writes outbox rows.
+
+Recording writes each transaction's notices packed in one batch row. Before each sweep the
+deliverer unpacks batches, oldest first, until UNPACK_AHEAD notices are pending as rows: a live
+receiver drains them and gets more at the next sweep, while for a receiver that is down the
+backlog stays packed. Per-customer order holds across batches: a customer's later batch was
+written after its earlier one committed (its chain lock), so it has higher entry ids throughout.
 """
 
 from __future__ import annotations
@@ -23,9 +29,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import httpx
-from sqlalchemy import and_, func, or_, select, tuple_, update
+from sqlalchemy import and_, delete, func, or_, select, tuple_, update
 
-from service import clock
+from service import bulk, clock
 from service.db import Database
 from service.ledger.tables import entries, leaves
 from service.metrics import (
@@ -35,8 +41,9 @@ from service.metrics import (
     NOTICES_DEAD,
     NOTICES_PENDING,
 )
+from service.notices.outbox import notice_rows, unpack
 from service.notices.overdue import notice_overdue_requests
-from service.notices.tables import notices
+from service.notices.tables import NOTICE_COLUMNS, notice_batches, notices
 from service.notices.types import DEAD, DELIVERED, PENDING
 from service.notices.webhook import Notice, Signer
 from service.settings import Settings
@@ -44,6 +51,7 @@ from service.settings import Settings
 logger = logging.getLogger("seenby.notices")
 
 PAGE_SIZE = 500
+UNPACK_AHEAD = 2 * PAGE_SIZE  # notices kept pending as rows, ahead of the receiver
 IDLE_SECONDS = 1.0
 PERIODIC_SECONDS = 5.0
 # Counting the backlog reads all of it: every PERIODIC_SECONDS while it is small, and only every
@@ -96,6 +104,7 @@ class Deliverer:
                 if time.monotonic() < self._paused_until:
                     await asyncio.sleep(min(IDLE_SECONDS, self._paused_until - time.monotonic()))
                     continue
+                await self.unpack()
                 if not await self.sweep():
                     await self._idle(self._soonest_retry_us)
             except asyncio.CancelledError:
@@ -113,6 +122,36 @@ class Deliverer:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(wait):
                 await self.database.noticed.wait()
+
+    async def unpack(self) -> int:
+        """Unpack batches, oldest first, until UNPACK_AHEAD notices are pending as rows; how many."""
+        outbox = self.database.outbox
+        if outbox is None:
+            return 0
+        async with self.database.read_sessions() as session:
+            pending = await session.scalar(select(func.count()).select_from(
+                select(notices.c.entry_id).where(notices.c.state == PENDING).limit(UNPACK_AHEAD).subquery()))
+            if (wanted := UNPACK_AHEAD - (pending or 0)) <= 0:
+                return 0
+            oldest = await session.execute(select(notice_batches.c.first_entry_id, notice_batches.c.notices)
+                                           .order_by(notice_batches.c.first_entry_id).limit(UNPACK_AHEAD))
+            taken = []
+            for first_entry_id, count in oldest:
+                if wanted <= 0:
+                    break
+                taken.append(first_entry_id)
+                wanted -= count
+        if not taken:
+            return 0
+        # Taken away and unpacked in one transaction: by one deliverer only, should two ever run.
+        async with self.database.write(()) as session:
+            claimed = await session.execute(
+                delete(notice_batches).where(notice_batches.c.first_entry_id.in_(taken))
+                .returning(notice_batches.c.created_at_us, notice_batches.c.packed))
+            rows = [row for created_at_us, packed in claimed
+                    for row in notice_rows(outbox, unpack(bytes(packed)), created_at_us)]
+            await bulk.insert_rows(session, notices, NOTICE_COLUMNS, rows)
+        return len(rows)
 
     async def sweep(self) -> bool:
         """One pass over the pending notices; whether any delivery was attempted."""
@@ -255,15 +294,21 @@ class Deliverer:
         # The oldest pending notice, from the first page in delivery order (the undelivered index,
         # a page of rows): a notice is written with its entry, so entry order is nearly creation
         # order (a deletion.overdue notice, written late for an old entry, is the exception).
+        # Batches are still older than any row unpacked after them, except for a customer's.
         first_page = (select(notices.c.created_at_us).where(notices.c.state == PENDING)
                       .order_by(notices.c.entry_id, notices.c.type).limit(PAGE_SIZE).subquery())
+        first_batches = (select(notice_batches.c.created_at_us).order_by(notice_batches.c.first_entry_id)
+                         .limit(PAGE_SIZE).subquery())
         async with self.database.read_sessions() as session:
-            oldest = await session.scalar(select(func.min(first_page.c.created_at_us)))
+            oldest = min((at for at in [await session.scalar(select(func.min(first_page.c.created_at_us))),
+                                        await session.scalar(select(func.min(first_batches.c.created_at_us)))]
+                          if at is not None), default=None)
             if time.monotonic() >= self._count_at:
                 counts = await session.execute(select(notices.c.state, func.count())
                                                .where(notices.c.state != DELIVERED).group_by(notices.c.state))
                 by_state: dict[int, int] = {state: count for state, count in counts}
-                pending = by_state.get(PENDING, 0)
+                packed = await session.scalar(select(func.coalesce(func.sum(notice_batches.c.notices), 0)))
+                pending = by_state.get(PENDING, 0) + int(packed or 0)
                 NOTICES_PENDING.set(pending)
                 NOTICES_DEAD.set(by_state.get(DEAD, 0))
                 self._count_at = time.monotonic() + (

@@ -1,8 +1,10 @@
-"""The outbox: one row per notice, written in the transaction of the entry it announces."""
+"""The outbox. A recording transaction writes one `notice_batches` row holding all its notices;
+the deliverer unpacks batches into `notices` rows, one per notice, as fast as the receiver takes
+them (so a receiver that is down leaves the backlog packed, and ingest pays one row a batch)."""
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Index, Integer, SmallInteger, Text, text
+from sqlalchemy import BigInteger, Column, Index, Integer, LargeBinary, SmallInteger, Text, text
 from sqlmodel import Field, SQLModel
 
 from service.db import tables_of
@@ -31,6 +33,19 @@ class Notice(SQLModel, table=True):
     delivered_at_us: int | None = Field(default=None, sa_column=Column(BigInteger))
 
 
-(notices,) = tables_of(Notice)
+class NoticeBatch(SQLModel, table=True):
+    """The notices of one recording transaction, not yet unpacked: `packed` holds, for each, its
+    entry id (8 bytes, big-endian) and type (1 byte), in entry order. Unpacked in order of
+    `first_entry_id`, the smallest entry id in it; `created_at_us` is the entries' recording time."""
+
+    __tablename__ = "notice_batches"
+
+    first_entry_id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    created_at_us: int = Field(sa_column=Column(BigInteger, nullable=False))
+    notices: int = Field(sa_column=Column(Integer, nullable=False))
+    packed: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+notices, notice_batches = tables_of(Notice, NoticeBatch)
 NOTICE_COLUMNS = ("entry_id", "type", "created_at_us", "state", "attempts", "next_attempt_at_us",
                   "retry_until_us")

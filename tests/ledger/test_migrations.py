@@ -30,6 +30,8 @@ from service.verify import completeness
 from tests.chains import fetch_chain
 from tests.conftest import Tokens, _create_database, base_settings, serve
 from tests.factories import access_event
+from tests.notices.harness import Receiver, webhook_settings
+from tests.pg import free_port
 from tests.servers import record_integrated, wait_until_integrated
 from tests.tlog.test_log import signed_checkpoint
 
@@ -308,3 +310,35 @@ async def test_0009_waits_for_a_long_reader_without_holding_up_the_ledger(empty_
         assert remaining == 0
     finally:
         await other.close()
+
+
+@pytest.mark.parametrize("backend_name", ["sqlite", "postgresql"])
+async def test_notices_still_packed_become_rows_when_0013_is_undone(
+    backend_name: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    settings = await _unmigrated(backend_name, tmp_path, request)
+    await asyncio.to_thread(upgrade, settings)
+    nobody = Receiver(tmp_path / "receiver")  # never started: every delivery fails
+    app = create_app(webhook_settings(settings, nobody, webhook_url=f"http://127.0.0.1:{free_port()}/hooks"))
+    tokens = Tokens(app)
+    async for client in serve(app):
+        for batch in range(2):  # human accesses, unconsented: two notices each
+            events = [access_event(f"cust-packed-{batch}-{n % 5}") for n in range(600)]
+            response = await client.post("/v1/accesses:batch", json={"events": events},
+                                         headers=tokens.service())
+            assert response.status_code == 201, response.text
+    engine = create_async_engine(settings.resolved_migration_database_url)
+    try:
+        async with engine.connect() as connection:
+            packed = await connection.scalar(text("SELECT coalesce(sum(notices), 0) FROM notice_batches"))
+        assert packed > 0
+        config = alembic_config(settings.resolved_migration_database_url)
+        await asyncio.to_thread(command.downgrade, config, "0012")
+        async with engine.connect() as connection:
+            rows = (await connection.execute(text(
+                "SELECT count(*), count(DISTINCT entry_id), min(retry_until_us - created_at_us),"
+                " max(state) FROM notices"))).one()
+    finally:
+        await engine.dispose()
+    assert rows == (2400, 1200, 86_400 * 1_000_000, 0)
+    await asyncio.to_thread(upgrade, settings)

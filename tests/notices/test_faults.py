@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import text
 
 from service.main import create_app
 from service.notices import deliverer
@@ -240,7 +241,7 @@ async def test_an_answer_is_read_no_further_than_64_kib(settings: Settings, tmp_
     assert all(MAX_ANSWER_BYTES <= a.answer_bytes < 64 * 2**20 for a in attempts), attempts
 
 
-async def test_the_backlog_gauges_under_a_dead_receiver(
+async def test_the_backlog_gauges_under_a_dead_receiver_and_the_backlog_stays_packed(
     settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(deliverer, "PERIODIC_SECONDS", 0.2)
@@ -252,11 +253,22 @@ async def test_the_backlog_gauges_under_a_dead_receiver(
             response = await client.post("/v1/accesses", json=access_event("cust-backlog"),
                                          headers=tokens.service())
             assert response.status_code == 201, response.text
+        for batch in range(3):  # 1,200 notices a transaction
+            events = [access_event(f"cust-backlog-{batch}-{n % 7}") for n in range(600)]
+            response = await client.post("/v1/accesses:batch", json={"events": events},
+                                         headers=tokens.service())
+            assert response.status_code == 201, response.text
         await asyncio.sleep(1.5)
         metrics = (await client.get("/metrics")).text
+        async with app.state.database.read_sessions() as session:
+            rows = await session.scalar(text("SELECT count(*) FROM notices"))
+            packed = await session.scalar(text("SELECT sum(notices) FROM notice_batches"))
     gauges = {line.split()[0]: float(line.split()[1]) for line in metrics.splitlines()
               if line.startswith(("seenby_notices_pending ", "seenby_notice_oldest_pending_age_seconds ",
                                   "seenby_notices_dead_letters "))}
-    assert gauges["seenby_notices_pending"] == 6
+    assert gauges["seenby_notices_pending"] == 6 + 3 * 1200
     assert 1.0 <= gauges["seenby_notice_oldest_pending_age_seconds"] < 10
     assert gauges["seenby_notices_dead_letters"] == 0
+    # Unpacked no further than a page or two ahead of a receiver that takes nothing.
+    assert rows + packed == 6 + 3 * 1200
+    assert rows <= deliverer.UNPACK_AHEAD + 1200 and packed >= 1200
