@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlmodel import SQLModel
 
+from service.errors import AheadOfThisDatabase
 from service.notices.outbox import OUTBOX_KEY, Outbox, wrote_notices
 from service.settings import Settings
 
@@ -102,6 +103,15 @@ class Database:
             self.read_engine if self.sqlite else self.engine.execution_options(isolation_level="AUTOCOMMIT"),
             expire_on_commit=False,
         )
+        # The reads a standby may serve (CONTRACT "Reads from a standby"): on the standby's engine
+        # when SEENBY_READ_DATABASE_URL names one, else the same as `read_sessions`/`read_engine`.
+        self.standby_url = settings.read_database_url or None
+        self.standby_engine = (make_engine(self.standby_url, pool_size=settings.db_pool_size)
+                               if self.standby_url else None)
+        self.replica_engine = self.standby_engine or self.read_engine
+        self.replica_sessions = async_sessionmaker(
+            self.standby_engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False,
+        ) if self.standby_engine else self.read_sessions
         # For a read whose statements must all see one state of the database (a completeness proof
         # reads the index and the log that commits to it): REPEATABLE READ on PostgreSQL; on SQLite
         # a read transaction already reads one snapshot.
@@ -147,8 +157,22 @@ class Database:
         if not self.sqlite:
             await lock_customers(session, customer_ids)
 
+    async def on_replica(self, read: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        """`read` on the standby, and again on the primary when it asks for a tree size the standby
+        has not replayed yet: a checkpoint a client was just served is always provable."""
+        async with self.replica_sessions() as session:
+            try:
+                return await read(session)
+            except AheadOfThisDatabase:
+                if self.standby_engine is None:
+                    raise
+        async with self.read_sessions() as session:
+            return await read(session)
+
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self.standby_engine is not None:
+            await self.standby_engine.dispose()
 
 
 _LOCKED_CUSTOMERS = "seenby.locked_customers"  # a session.info key: the customers it appends to
@@ -212,6 +236,11 @@ async def get_read_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
+async def get_replica_session(request: Request) -> AsyncIterator[AsyncSession]:
+    async with request.app.state.database.replica_sessions() as session:
+        yield session
+
+
 async def get_snapshot_session(request: Request) -> AsyncIterator[AsyncSession]:
     async with request.app.state.database.snapshot_sessions() as session:
         yield session
@@ -221,3 +250,5 @@ DatabaseDep = Annotated[Database, Depends(get_database)]
 # Requests that write go through Database.write (or the Recorder); this session only reads.
 ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session)]
 SnapshotSessionDep = Annotated[AsyncSession, Depends(get_snapshot_session)]
+# Reads a standby may serve, possibly a little behind the primary (README "Reads from a standby").
+ReplicaSessionDep = Annotated[AsyncSession, Depends(get_replica_session)]

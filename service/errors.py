@@ -101,6 +101,19 @@ class Unprocessable(SeenbyError):
         return cls(detail, errors=[{"field": field, "message": message or detail, "type": kind}])
 
 
+class AheadOfThisDatabase(SeenbyError):
+    """Asked for a tree size (or a tile of one) beyond the latest checkpoint this database holds:
+    on a standby, possibly one the primary has signed and the standby has not replayed yet."""
+
+
+class BeyondLatestCheckpoint(Unprocessable, AheadOfThisDatabase):
+    pass
+
+
+class TileBeyondLatestCheckpoint(NotFound, AheadOfThisDatabase):
+    pass
+
+
 class TooManyRequests(SeenbyError):
     status, title, slug = 429, "Too Many Requests", "rate-limited"
 
@@ -121,7 +134,7 @@ class ServiceUnavailable(SeenbyError):
 # socket layer (refused, a name that does not resolve, a timeout); asyncpg raises connection
 # (08) and operator-intervention (57P: shutting down, starting up) errors itself, inside a COPY;
 # SQLAlchemy wraps the same in a DBAPIError. Other DBAPIErrors are bugs: a 500.
-_DATABASE_ERRORS = (OSError, asyncpg.PostgresConnectionError, asyncpg.OperatorInterventionError, DBAPIError)
+DATABASE_ERRORS = (OSError, asyncpg.PostgresConnectionError, asyncpg.OperatorInterventionError, DBAPIError)
 _UNREACHABLE_SQLSTATES = ("08", "57P", "53300")  # 53300: too many connections
 
 
@@ -246,7 +259,7 @@ def install_error_handlers(
 
     # Handlers for these classes, not checks in the catch-all below: Starlette answers with the
     # catch-all's response and then raises the exception again, to the server.
-    for error in _DATABASE_ERRORS:
+    for error in DATABASE_ERRORS:
         app.add_exception_handler(error, _database_error)
 
     @app.exception_handler(Exception)

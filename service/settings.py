@@ -29,6 +29,10 @@ class Settings(BaseSettings):
     data_dir: Path = Path(".seenby")
     database_url: str = ""
     migration_database_url: str = ""
+    # A PostgreSQL hot standby of database_url (CONTRACT "Reads from a standby"): histories, proofs,
+    # tiles, checkpoints, exports and reports are read there. Out of rotation past the lag.
+    read_database_url: str = ""
+    read_max_lag_seconds: float = Field(30.0, gt=0)
 
     jwt_issuer: str = "seenby-dev"
     jwt_audience: str = "seenby"
@@ -152,6 +156,15 @@ class Settings(BaseSettings):
         if len(set(secrets)) < len(secrets):
             raise ValueError("SEENBY_WEBHOOK_SECRET names the same secret twice")
         return " ".join(secrets)
+
+    @model_validator(mode="after")
+    def _a_standby_is_postgresql(self) -> Settings:
+        postgresql = "postgresql+asyncpg://"
+        if self.read_database_url and not (self.read_database_url.startswith(postgresql)
+                                           and self.database_url.startswith(postgresql)):
+            raise ValueError("SEENBY_READ_DATABASE_URL names a PostgreSQL standby (postgresql+asyncpg://...) "
+                             "of a PostgreSQL SEENBY_DATABASE_URL")
+        return self
 
     @model_validator(mode="after")
     def _production_needs_explicit_secrets(self) -> Settings:

@@ -72,6 +72,19 @@ class ThrowawayPostgres:
         self.resume()
         return self.url("postgres")
 
+    def start_standby_of(self, primary: ThrowawayPostgres) -> str:
+        """A hot standby of `primary`: its base backup (`pg_basebackup -R`), then streaming from it."""
+        if self.as_root:
+            shutil.chown(self.root, "postgres", "postgres")
+        self._run("pg_basebackup", "-D", str(self.data), "-h", "127.0.0.1", "-p", str(primary.port),
+                  "-U", primary.user, "-R", "-X", "stream", "--checkpoint=fast", "--no-sync")
+        self.resume()
+        return self.url("postgres")
+
+    @property
+    def log(self) -> str:
+        return (self.root / "log").read_text(errors="replace")
+
     def crash(self) -> None:
         """Stop the server without a shutdown checkpoint (`-m immediate`), keeping its data: the
         next start recovers from the WAL. (The OS cache survives, unlike in a power cut: this

@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Row, Select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from service.auth import Principal
 from service.db import Database
-from service.errors import Unprocessable
+from service.errors import AheadOfThisDatabase, BeyondLatestCheckpoint, Unprocessable
 from service.exports import formats
 from service.ledger import merkle, reads, tree_store
 from service.ledger.merkle import NodeId
@@ -56,29 +57,42 @@ class Cut:
 
     tree_size: int
     note: str
+    primary: bool = False  # read from the primary: the standby had not replayed tree_size yet
 
 
 async def cut(database: Database, principal: Principal, wanted: ExportFilter,
               tree_size: int | None, witnessing: tlog.Witnessing) -> Cut:
     """Check the request and pick its checkpoint: the one served (witnessed, with a policy), or the
-    one signed at `tree_size` with whatever cosignatures it has."""
+    one signed at `tree_size` with whatever cosignatures it has. Read from the standby, or from the
+    primary for a `tree_size` the standby has not replayed yet (and then exported from there)."""
+    async with database.replica_sessions() as session:
+        try:
+            return await _cut(session, principal, wanted, tree_size, witnessing, primary=False)
+        except AheadOfThisDatabase:
+            if database.standby_engine is None:
+                raise
     async with database.read_sessions() as session:
-        if wanted.customer_id is not None:
-            await ensure_readable(session, principal, wanted.customer_id)
-        served = await tlog.served(session, witnessing)
-        if tree_size is None or tree_size == served.tree_size:
-            return Cut(served.tree_size, served.note)
-        latest = await tlog.latest(session)
-        if tree_size > latest.tree_size:
-            raise _invalid("tree_size",
-                           f"tree_size {tree_size} is beyond the latest checkpoint ({latest.tree_size})")
-        stored = await tree_store.checkpoint_at(session, tree_size)
-        if stored is not None and witnessing.policy is not None:
-            stored = await witness_store.with_cosignatures(session, stored, witnessing.policy)
+        return await _cut(session, principal, wanted, tree_size, witnessing, primary=True)
+
+
+async def _cut(session: AsyncSession, principal: Principal, wanted: ExportFilter, tree_size: int | None,
+               witnessing: tlog.Witnessing, *, primary: bool) -> Cut:
+    if wanted.customer_id is not None:
+        await ensure_readable(session, principal, wanted.customer_id)
+    served = await tlog.served(session, witnessing)
+    if tree_size is None or tree_size == served.tree_size:
+        return Cut(served.tree_size, served.note, primary)
+    latest = await tlog.latest(session)
+    if tree_size > latest.tree_size:
+        raise BeyondLatestCheckpoint.at(
+            "query.tree_size", f"tree_size {tree_size} is beyond the latest checkpoint ({latest.tree_size})")
+    stored = await tree_store.checkpoint_at(session, tree_size)
+    if stored is not None and witnessing.policy is not None:
+        stored = await witness_store.with_cosignatures(session, stored, witnessing.policy)
     if stored is None:
         raise _invalid("tree_size", f"no checkpoint was signed at tree size {tree_size}; pin a size "
                                     "from a Seenby-Tree-Size header or /v1/log/checkpoint")
-    return Cut(stored.tree_size, stored.note)
+    return Cut(stored.tree_size, stored.note, primary)
 
 
 def _statement(principal: Principal, wanted: ExportFilter, cut: Cut, after: int | None) -> Select[Any]:
@@ -88,20 +102,25 @@ def _statement(principal: Principal, wanted: ExportFilter, cut: Cut, after: int 
     return statement if after is None else reads.after(statement, after)
 
 
-async def _batches(database: Database, statement: Select[Any]
+def _engine(database: Database, cut: Cut) -> AsyncEngine:
+    return database.read_engine if cut.primary else database.replica_engine
+
+
+async def _batches(database: Database, cut: Cut, statement: Select[Any]
                    ) -> AsyncGenerator[Sequence[Row[Any]], None]:
+    engine = _engine(database, cut)
     if database.sqlite:
         position: int | None = None
         while True:
             page = statement if position is None else reads.after(statement, position)
-            async with database.read_engine.connect() as connection:
+            async with engine.connect() as connection:
                 rows = (await connection.execute(page.limit(BATCH))).all()
             if rows:
                 yield rows
             if len(rows) < BATCH:
                 return
             position = rows[-1].log_index
-    async with database.read_engine.connect() as connection:
+    async with engine.connect() as connection:
         result = await connection.stream(statement.execution_options(yield_per=BATCH))
         async for rows in result.partitions():
             yield rows
@@ -122,7 +141,8 @@ async def export_bytes(database: Database, principal: Principal, wanted: ExportF
     """The export, one rendered batch at a time; resuming (`after_log_index`) leaves out the CSV header."""
     if wanted.format == "csv" and after_log_index is None:
         yield formats.csv_header()
-    async with aclosing(_batches(database, _statement(principal, wanted, cut, after_log_index))) as batches:
+    statement = _statement(principal, wanted, cut, after_log_index)
+    async with aclosing(_batches(database, cut, statement)) as batches:
         async for rows in batches:
             yield formats.render(_views(rows), wanted.format)
 
@@ -137,9 +157,9 @@ async def manifest_bytes(database: Database, principal: Principal, wanted: Expor
     digest = hashlib.sha256()
     if wanted.format == "csv":
         digest.update(formats.csv_header())
-    proofs = _ProofBuilder(database, cut.tree_size)
+    proofs = _ProofBuilder(_engine(database, cut), cut.tree_size)
     count, first, last = 0, None, None
-    async with aclosing(_batches(database, _statement(principal, wanted, cut, None))) as batches:
+    async with aclosing(_batches(database, cut, _statement(principal, wanted, cut, None))) as batches:
         async for rows in batches:
             digest.update(formats.render(_views(rows), wanted.format))
             for row in rows:
@@ -160,8 +180,8 @@ async def manifest_bytes(database: Database, principal: Principal, wanted: Expor
 class _ProofBuilder:
     """Inclusion proofs for runs of leaves, one node query per run of at most NODES_PER_QUERY nodes."""
 
-    def __init__(self, database: Database, tree_size: int) -> None:
-        self._database = database
+    def __init__(self, engine: AsyncEngine, tree_size: int) -> None:
+        self._engine = engine
         self._size = tree_size
         self._pending: list[tuple[int, bytes]] = []
         self._nodes: set[NodeId] = set()
@@ -180,7 +200,7 @@ class _ProofBuilder:
     async def flush(self) -> bytes:
         if not self._pending:
             return b""
-        async with self._database.read_engine.connect() as connection:
+        async with self._engine.connect() as connection:
             lookup = await tree_store.read_nodes(connection, self._nodes)
         chunk = b"".join(
             formats.manifest_proof({

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 
 from service.auth import CustomerPrincipal, Principal, ReaderPrincipal
-from service.db import ReadSessionDep
+from service.db import ReplicaSessionDep
 from service.errors import problem_responses
 from service.history import service
 from service.history.schemas import AccessView, EntryDetail, ListedChainItem, Summary
@@ -65,7 +65,7 @@ async def access_filters(
 Filters = Annotated[AccessFilters, Depends(access_filters)]
 
 
-async def _accesses(session: ReadSessionDep, principal: Principal, customer_id: str,
+async def _accesses(session: ReplicaSessionDep, principal: Principal, customer_id: str,
                     filters: AccessFilters, limit: int, cursor: str | None) -> JSONBody:
     await ensure_readable(session, principal, customer_id)
     return page_response(await service.list_accesses(
@@ -73,13 +73,13 @@ async def _accesses(session: ReadSessionDep, principal: Principal, customer_id: 
     ))
 
 
-async def _summary(session: ReadSessionDep, principal: Principal, customer_id: str,
+async def _summary(session: ReplicaSessionDep, principal: Principal, customer_id: str,
                    filters: AccessFilters) -> JSONBody:
     await ensure_readable(session, principal, customer_id)
     return JSONBody(await service.summarize(session, customer_id, filters))
 
 
-async def _entries(session: ReadSessionDep, principal: Principal, customer_id: str, limit: int,
+async def _entries(session: ReplicaSessionDep, principal: Principal, customer_id: str, limit: int,
                    cursor: str | None, tree_size: int | None) -> JSONBody:
     await ensure_readable(session, principal, customer_id)
     return page_response(await service.list_entries(
@@ -88,7 +88,7 @@ async def _entries(session: ReadSessionDep, principal: Principal, customer_id: s
     ))
 
 
-async def _entry(session: ReadSessionDep, principal: Principal, customer_id: str,
+async def _entry(session: ReplicaSessionDep, principal: Principal, customer_id: str,
                  entry_hash: str, witnessing: Witnessing) -> JSONBody:
     await ensure_readable(session, principal, customer_id)
     return JSONBody(await service.get_entry(
@@ -99,7 +99,7 @@ async def _entry(session: ReadSessionDep, principal: Principal, customer_id: str
 @router.get("/customers/{customer_id}/accesses", response_model=Page[AccessView], responses=_CUSTOMER,
             summary="A customer's accesses, newest first")
 async def customer_accesses(customer_id: CustomerId, principal: ReaderPrincipal,
-                            session: ReadSessionDep, filters: Filters, limit: Limit = 50,
+                            session: ReplicaSessionDep, filters: Filters, limit: Limit = 50,
                             cursor: Cursor = None) -> JSONBody:
     return await _accesses(session, principal, customer_id, filters, limit, cursor)
 
@@ -107,14 +107,14 @@ async def customer_accesses(customer_id: CustomerId, principal: ReaderPrincipal,
 @router.get("/customers/{customer_id}/accesses/summary", response_model=Summary, responses=_CUSTOMER,
             summary="Counts of a customer's accesses")
 async def customer_summary(customer_id: CustomerId, principal: ReaderPrincipal,
-                           session: ReadSessionDep, filters: Filters) -> JSONBody:
+                           session: ReplicaSessionDep, filters: Filters) -> JSONBody:
     return await _summary(session, principal, customer_id, filters)
 
 
 @router.get("/customers/{customer_id}/entries", response_model=Page[ListedChainItem], responses=_ENTRIES,
             summary="A customer's whole chain, oldest first, with canonical bytes")
 async def customer_entries(customer_id: CustomerId, principal: ReaderPrincipal,
-                           session: ReadSessionDep, limit: Limit = 50,
+                           session: ReplicaSessionDep, limit: Limit = 50,
                            cursor: Cursor = None, tree_size: ProofTreeSize = None) -> JSONBody:
     return await _entries(session, principal, customer_id, limit, cursor, tree_size)
 
@@ -122,19 +122,19 @@ async def customer_entries(customer_id: CustomerId, principal: ReaderPrincipal,
 @router.get("/customers/{customer_id}/entries/{entry_hash}", response_model=EntryDetail,
             responses=_ENTRY, summary="One entry of a customer's chain")
 async def customer_entry(customer_id: CustomerId, entry_hash: EntryHash, principal: ReaderPrincipal,
-                         session: ReadSessionDep, witnessing: WitnessingDep) -> JSONBody:
+                         session: ReplicaSessionDep, witnessing: WitnessingDep) -> JSONBody:
     return await _entry(session, principal, customer_id, entry_hash, witnessing)
 
 
 @router.get("/me/accesses", response_model=Page[AccessView], summary="The calling customer's accesses")
-async def my_accesses(principal: CustomerPrincipal, session: ReadSessionDep, filters: Filters,
+async def my_accesses(principal: CustomerPrincipal, session: ReplicaSessionDep, filters: Filters,
                       limit: Limit = 50, cursor: Cursor = None) -> JSONBody:
     return await _accesses(session, principal, principal.subject, filters, limit, cursor)
 
 
 @router.get("/me/accesses/summary", response_model=Summary,
             summary="Counts of the calling customer's accesses")
-async def my_summary(principal: CustomerPrincipal, session: ReadSessionDep,
+async def my_summary(principal: CustomerPrincipal, session: ReplicaSessionDep,
                      filters: Filters) -> JSONBody:
     return await _summary(session, principal, principal.subject, filters)
 
@@ -142,7 +142,7 @@ async def my_summary(principal: CustomerPrincipal, session: ReadSessionDep,
 @router.get("/me/entries", response_model=Page[ListedChainItem], summary="The calling customer's whole chain",
             responses=problem_responses(422, s422="Schema errors, or a tree_size beyond the latest "
                                                   "checkpoint."))
-async def my_entries(principal: CustomerPrincipal, session: ReadSessionDep, limit: Limit = 50,
+async def my_entries(principal: CustomerPrincipal, session: ReplicaSessionDep, limit: Limit = 50,
                      cursor: Cursor = None, tree_size: ProofTreeSize = None) -> JSONBody:
     return await _entries(session, principal, principal.subject, limit, cursor, tree_size)
 
@@ -151,5 +151,5 @@ async def my_entries(principal: CustomerPrincipal, session: ReadSessionDep, limi
             responses=problem_responses(404, s404="No such entry in the caller's chain."),
             summary="One entry of the calling customer's chain")
 async def my_entry(entry_hash: EntryHash, principal: CustomerPrincipal,
-                   session: ReadSessionDep, witnessing: WitnessingDep) -> JSONBody:
+                   session: ReplicaSessionDep, witnessing: WitnessingDep) -> JSONBody:
     return await _entry(session, principal, principal.subject, entry_hash, witnessing)

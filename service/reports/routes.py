@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
 from service.auth import RegulatorPrincipal
-from service.db import ReadSessionDep
+from service.db import ReplicaSessionDep
 from service.errors import problem_responses
 from service.reports import service
 from service.reports.schemas import TransparencyReport
@@ -39,7 +39,7 @@ class ReportFormat(StrEnum):
     summary="Transparency report for a period (recorded_at; deletion requests by when filed)",
 )
 async def transparency(
-    principal: RegulatorPrincipal, session: ReadSessionDep,
+    principal: RegulatorPrincipal, session: ReplicaSessionDep,
     since: RecordedSince = None,
     until: RecordedUntil = None,
     format: Annotated[ReportFormat, Query(description="json, or csv (text/csv).")] = ReportFormat.JSON,

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse, Response
 
-from service.db import ReadSessionDep
+from service.db import DatabaseDep, ReplicaSessionDep
 from service.errors import problem_responses
 from service.ledger.checkpoint import raw_public_key, verifier_key
 from service.responses import JSONBody
@@ -29,7 +29,7 @@ _NOT_SIGNED_YET = problem_responses(503, s503="The log has not signed its first 
             summary="The latest signed checkpoint (C2SP tlog-checkpoint in a signed note); with a "
                     "witness policy, the latest its quorum cosigned, cosignatures after the log's "
                     "signature")
-async def checkpoint(session: ReadSessionDep, witnessing: service.WitnessingDep) -> PlainTextResponse:
+async def checkpoint(session: ReplicaSessionDep, witnessing: service.WitnessingDep) -> PlainTextResponse:
     served = await service.served(session, witnessing)
     return PlainTextResponse(served.note, headers={"Cache-Control": "no-cache"})
 
@@ -49,8 +49,8 @@ async def key(request: Request) -> PlainTextResponse:
                                   "log_index not below tree_size."),
     **_NOT_SIGNED_YET,
 }, summary="RFC 6962 inclusion proof of a leaf in a tree size")
-async def inclusion(session: ReadSessionDep, log_index: LogIndex, tree_size: TreeSize) -> JSONBody:
-    return _json(await service.inclusion(session, log_index, tree_size))
+async def inclusion(database: DatabaseDep, log_index: LogIndex, tree_size: TreeSize) -> JSONBody:
+    return _json(await database.on_replica(lambda session: service.inclusion(session, log_index, tree_size)))
 
 
 @router.get("/proof/consistency", response_model=ConsistencyProof, responses={
@@ -58,8 +58,8 @@ async def inclusion(session: ReadSessionDep, log_index: LogIndex, tree_size: Tre
                                   "greater than second."),
     **_NOT_SIGNED_YET,
 }, summary="RFC 6962 consistency proof between two tree sizes")
-async def consistency(session: ReadSessionDep, first: TreeSize, second: TreeSize) -> JSONBody:
-    return _json(await service.consistency(session, first, second))
+async def consistency(database: DatabaseDep, first: TreeSize, second: TreeSize) -> JSONBody:
+    return _json(await database.on_replica(lambda session: service.consistency(session, first, second)))
 
 
 @router.get("/tile/{tile_path:path}", response_class=Response, responses={
@@ -68,8 +68,8 @@ async def consistency(session: ReadSessionDep, first: TreeSize, second: TreeSize
     **problem_responses(404, s404="Not a tile path (C2SP tlog-tiles), or a tile the tree does not have."),
     **_NOT_SIGNED_YET,
 }, summary="A C2SP tlog-tiles hash tile, e.g. /v1/log/tile/0/x001/234 or .../067.p/12")
-async def tile(tile_path: str, session: ReadSessionDep) -> Response:
-    data, full = await service.tile(session, f"tile/{tile_path}")
+async def tile(tile_path: str, database: DatabaseDep) -> Response:
+    data, full = await database.on_replica(lambda session: service.tile(session, f"tile/{tile_path}"))
     cache = "public, max-age=31536000, immutable" if full else "no-cache"
     return Response(data, media_type="application/octet-stream", headers={"Cache-Control": cache})
 

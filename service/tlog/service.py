@@ -8,7 +8,13 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.errors import NotFound, ServiceUnavailable, Unprocessable
+from service.errors import (
+    BeyondLatestCheckpoint,
+    NotFound,
+    ServiceUnavailable,
+    TileBeyondLatestCheckpoint,
+    Unprocessable,
+)
 from service.ledger import merkle, tree_store
 from service.ledger.tree_store import StoredCheckpoint
 from service.witness import store as witness_store
@@ -64,7 +70,8 @@ async def _within_latest(session: AsyncSession, tree_size: int, field: str) -> N
     size = (await latest(session)).tree_size
     _signed_at_least[database] = max(size, _signed_at_least.get(database, -1))
     if tree_size > size:
-        raise _out_of_range(field, f"{field} {tree_size} is beyond the latest checkpoint ({size})")
+        raise BeyondLatestCheckpoint.at(f"query.{field}", f"{field} {tree_size} is beyond the latest "
+                                        f"checkpoint ({size})", kind="out_of_range")
 
 
 async def signed_inclusion_hashes(session: AsyncSession, indexes: list[int],
@@ -133,7 +140,7 @@ async def tile(session: AsyncSession, path: str) -> tuple[bytes, bool]:
         raise NotFound(f"no tile at {path}: {exc}") from exc
     size = (await latest(session)).tree_size
     if not merkle.tile_in_tree(ref.level, ref.index, ref.width, size):
-        raise NotFound(f"the tree of {size} entries has no tile {path}")
+        raise TileBeyondLatestCheckpoint(f"the tree of {size} entries has no tile {path}")
     level, first, count = merkle.tile_node_range(ref.level, ref.index, ref.width)
     hashes = await tree_store.read_level_range(session, level, first, count)
     if len(hashes) != count:

@@ -241,6 +241,25 @@ def test_notices_are_configured_signed_with_a_secret_and_reached_through_the_net
     assert {"port": 8443, "protocol": "TCP"} in [p for rule in egress for p in rule["ports"]]
 
 
+def test_a_read_database_is_a_second_url_from_a_secret_with_its_lag_limit(default_render: Rendered) -> None:
+    assert "SEENBY_READ_MAX_LAG_SECONDS" not in default_render.one("ConfigMap", RELEASE)["data"]
+    default_env = {e["name"] for e in container(default_render.one("Deployment"))["env"]}
+    assert "SEENBY_READ_DATABASE_URL" not in default_env
+    primary = "postgresql+asyncpg://seenby_app:pw@db:5432/seenby"
+    standby = "postgresql+asyncpg://seenby_app:pw@standby:5432/seenby"
+    rendered = render({"readDatabase": {"enabled": True, "maxLagSeconds": 12.5},
+                       "secrets": {"databaseUrl": {"value": primary}, "readDatabaseUrl": {"value": standby}}})
+    config = rendered.one("ConfigMap", RELEASE)["data"]
+    env = {e["name"]: e for e in container(rendered.one("Deployment"))["env"]}
+    reference = env["SEENBY_READ_DATABASE_URL"]["valueFrom"]["secretKeyRef"]
+    assert reference["key"] == "read-database-url"
+    stored = rendered.one("Secret", reference["name"])["data"][reference["key"]]
+    pod_settings = Settings(env="development", database_url=primary,
+                            read_database_url=base64.b64decode(stored).decode(),
+                            read_max_lag_seconds=config["SEENBY_READ_MAX_LAG_SECONDS"])
+    assert pod_settings.read_database_url == standby and pod_settings.read_max_lag_seconds == 12.5
+
+
 SAME_KEY = {
     "the signing key's value": lambda pem: {
         "secrets": {"signingKey": {"value": pem}, "ticketKey": {"value": pem}}},
