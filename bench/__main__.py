@@ -27,9 +27,9 @@ import httpx
 import typer
 
 from bench import baselines
-from bench.harness import Deployment, deployment, rss_kib, seenby_server
+from bench.harness import STEADY_STATE_OPTIONS, Deployment, deployment, rss_kib, seenby_server
 from service.paging import encode_cursor
-from tests.pg import free_port
+from tests.pg import ThrowawayPostgres, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 app = typer.Typer(add_completion=False)
@@ -397,6 +397,51 @@ def markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+@contextlib.contextmanager
+def standby_of(dep: Deployment) -> Iterator[str]:
+    """A hot standby of the deployment's PostgreSQL (`pg_basebackup -R`), as the app role's URL."""
+    standby = ThrowawayPostgres(durable=True, options=STEADY_STATE_OPTIONS)
+    try:
+        standby.start_standby_of(dep.postgres)
+        yield dep.env["SEENBY_DATABASE_URL"].replace(f":{dep.postgres.port}/", f":{standby.port}/")
+    finally:
+        standby.stop()
+
+
+def standby_reads(dep: Deployment, scale: float, workers: int, seconds: int = 8) -> dict[str, Any]:
+    """History pages and inclusion proofs (wrk, 2 connections) from a server reading its primary
+    alone, and from one reading a hot standby of it, in the order A B B A on the same ledger."""
+    events, hot = max(2_000, int(200_000 * scale)), max(100, int(10_000 * scale))
+    service, regulator = dep.token("service", "bench-ingest"), dep.token("regulator", "bench-regulator")
+    with seenby_server(dep, workers=workers) as (url, _):
+        loadgen("batch", "--url", url, "--token", service, "--events", str(events), "--batch", "1000",
+                "--concurrency", "4", "--hot", "cust-hot", "--hot-events", str(hot))
+        wait_integrated(dep.admin_dsn, events, timeout=600)
+        time.sleep(1)
+        size = checkpoint_size(url)
+    reads = {"history_first_page": ("/v1/customers/cust-hot/accesses?limit=50", regulator),
+             "inclusion_proof": (f"/v1/log/proof/inclusion?log_index=%d&tree_size={size}", "")}
+    runs: dict[str, dict[str, list[dict[str, Any]]]] = {"primary_alone": {}, "standby": {}}
+    with standby_of(dep) as read_url:
+        for name in ("primary_alone", "standby", "standby", "primary_alone"):
+            env = {"SEENBY_READ_DATABASE_URL": read_url} if name == "standby" else None
+            with seenby_server(dep, workers=workers, env=env) as (url, _):
+                if env:  # caught up before it reads: /readyz says so
+                    while httpx.get(f"{url}/readyz", timeout=10).json()["read_database"]["lag_seconds"] > 0.5:
+                        time.sleep(0.2)
+                for read, (template, token) in reads.items():
+                    figures = wrk_get(url, template, size, token, seconds=seconds, connections=2)
+                    if figures is None:
+                        raise RuntimeError("the standby scenario needs wrk (apt-get install wrk)")
+                    runs[name].setdefault(read, []).append(figures)
+    def mean_rate(figures: list[dict[str, Any]]) -> float:
+        return round(sum(f["per_second"] for f in figures) / len(figures), 1)
+
+    return {"entries": size, "runs": runs, **{
+        f"{read}_per_second": {name: mean_rate(by_read[read]) for name, by_read in runs.items()}
+        for read in reads}}
+
+
 def _write_alone(out: Path, scenario: str, results: dict[str, Any], *, shown: dict[str, Any]) -> None:
     """A scenario run alone: its JSON (to bench/out/<scenario>.json unless --out says otherwise), and
     `shown` printed."""
@@ -421,14 +466,16 @@ def main(
         help="Run one scenario alone, on a fresh database: `notices` (batch ingest with notices to a "
              "dead receiver, side by side with none; --scale sets the events of a run, --rounds the "
              "A B B A rounds) or `completeness` (proofs at 1M entries over 100,000 customers at "
-             "scale 1).")] = None,
+             "scale 1) or `standby` (reads from a hot standby against the primary alone, A B B A, "
+             "over 200,000 entries at scale 1).")] = None,
     rounds: Annotated[int, typer.Option(help="With --only notices: A B B A rounds.")] = 2,
 ) -> None:
     """Run every scenario against a throwaway PostgreSQL and a production-configured seenby."""
     if smoke:
         scale = 0.004
-    if only not in (None, "notices", "completeness"):
-        raise typer.BadParameter(f"no scenario {only!r}; known: notices, completeness", param_hint="--only")
+    if only not in (None, "notices", "completeness", "standby"):
+        raise typer.BadParameter(f"no scenario {only!r}; known: notices, completeness, standby",
+                                 param_hint="--only")
     with tempfile.TemporaryDirectory(prefix="seenby-bench-") as workdir, deployment(Path(workdir)) as dep:
         if only == "notices":
             results = {"machine": machine(), "scale": scale, "workers": workers,
@@ -441,6 +488,12 @@ def main(
             results = {"machine": machine(), "scale": scale, "workers": workers,
                        **completeness_alone(dep, scale, workers, 3_000, profile)}
             _write_alone(out, "completeness", results, shown=results)
+            return
+        if only == "standby":
+            results = {"machine": machine(), "scale": scale, "workers": workers,
+                       "standby": standby_reads(dep, scale, workers)}
+            _write_alone(out, "standby", results, shown={k: v for k, v in results["standby"].items()
+                                                         if k != "runs"})
             return
         results = run_all(dep, scale, smoke, profile, workers)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -30,6 +30,7 @@ class Deployment:
     admin_dsn: str  # the tables' owner
     superuser_dsn: str
     workdir: Path
+    postgres: ThrowawayPostgres
 
     def token(self, role: str, subject: str) -> str:
         return mint_token(self.settings, load_keys(self.settings), role=role, subject=subject,
@@ -96,7 +97,7 @@ def deployment(workdir: Path, *, postgres_options: str = "") -> Iterator[Deploym
         settings = Settings(_env_file=None, **{k.removeprefix("SEENBY_").lower(): v  # type: ignore[arg-type]
                                                for k, v in env.items()})
         upgrade(settings)
-        yield Deployment(settings, env, _dsn(owner_url), _dsn(server.url("seenby")), workdir)
+        yield Deployment(settings, env, _dsn(owner_url), _dsn(server.url("seenby")), workdir, server)
     finally:
         server.stop()
 
