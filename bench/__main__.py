@@ -27,7 +27,7 @@ import httpx
 import typer
 
 from bench import baselines
-from bench.harness import STEADY_STATE_OPTIONS, Deployment, deployment, rss_kib, seenby_server
+from bench.harness import STEADY_STATE_OPTIONS, Deployment, cpu_seconds, deployment, rss_kib, seenby_server
 from service.paging import encode_cursor
 from tests.pg import ThrowawayPostgres, free_port
 
@@ -304,21 +304,35 @@ def notices_overhead(dep: Deployment, token: str, workers: int, *, events: int,
     dead_receiver = {"SEENBY_WEBHOOK_URL": f"http://127.0.0.1:{free_port()}/hooks/seenby",
                      "SEENBY_WEBHOOK_SECRET": "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()}
     runs: dict[str, list[float]] = {"without": [], "dead_receiver": []}
+    # CPU an event as well as throughput: the machine's speed drifts by more than the margin
+    # between runs, while the work an event costs does not.
+    cpu: dict[str, list[float]] = {"without": [], "dead_receiver": []}
     for _ in range(rounds):
         for name in ("without", "dead_receiver", "dead_receiver", "without"):
             env = dead_receiver if name == "dead_receiver" else None
             with seenby_server(dep, workers=workers, env=env) as (url, _):
+                before = cpu_seconds()
                 batch = loadgen("batch", "--url", url, "--token", token, "--events", str(events),
                                 "--batch", "1000", "--concurrency", "4")
+                after = cpu_seconds()
             runs[name].append(batch["events_per_second"])
+            used = sum(after[k] - before.get(k, 0.0) for k in ("server", "postgres"))
+            cpu[name].append(used / events * 1e6)
     unpacked = int(_fetchval(dep.admin_dsn, "SELECT count(*) FROM notices"))
     packed = int(_fetchval(dep.admin_dsn, "SELECT coalesce(sum(notices), 0) FROM notice_batches"))
     mean = {name: sum(values) / len(values) for name, values in runs.items()}
+    cpu_mean = {name: sum(values) / len(values) for name, values in cpu.items()}
     return {"events_per_run": events, "runs_per_second": runs,
+            "cpu_us_per_event": {name: [round(v, 1) for v in values] for name, values in cpu.items()},
+            "cpu_ratio": round(cpu_mean["without"] / cpu_mean["dead_receiver"], 4),
             "without_per_second": round(mean["without"], 1),
             "dead_receiver_per_second": round(mean["dead_receiver"], 1),
             "ratio": round(mean["dead_receiver"] / mean["without"], 4),
             "notices_written": unpacked + packed, "notices_unpacked": unpacked}
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values)
 
 
 def markdown(results: dict[str, Any]) -> str:
@@ -374,6 +388,8 @@ def markdown(results: dict[str, Any]) -> str:
              f"{n['ratio']:.3f}x the same without notices ({n['without_per_second']:,.0f} events/s); runs "
              + ", ".join(f"{a:,.0f}/{b:,.0f}" for a, b in zip(
                  n["runs_per_second"]["without"], n["runs_per_second"]["dead_receiver"], strict=True))
+             + f"; server and PostgreSQL CPU an event {_mean(n['cpu_us_per_event']['without']):.1f} µs "
+               f"without, {_mean(n['cpu_us_per_event']['dead_receiver']):.1f} µs with ({n['cpu_ratio']:.3f}x)"
              + f"; {n['notices_written']:,} notices kept, {n.get('notices_unpacked', 0):,} of them unpacked")
             for n in [results["notices"]] if results.get("notices")
         ),

@@ -140,3 +140,25 @@ def rss_kib(pid: int) -> tuple[int, int]:
 def _rss(pid: int) -> tuple[int, int]:
     fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
     return int(fields["VmRSS"].split()[0]), int(fields["VmHWM"].split()[0])
+
+
+def cpu_seconds() -> dict[str, float]:
+    """CPU seconds so far: the machine (busy, all) and the live processes by kind."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:8]
+    totals = {"machine_busy": (sum(map(int, fields)) - int(fields[3]) - int(fields[4])) / ticks}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            command = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        name, rest = stat.rsplit(")", 1)
+        kind = ("postgres" if "postgres" in name else
+                "server" if b"service.cli" in command or b"multiprocessing" in command else None)
+        if kind:
+            # Own CPU plus that of reaped children: backends and autovacuum workers that came and
+            # went are counted in the postmaster, uvicorn's workers in their supervisor.
+            used = sum(int(field) for field in rest.split()[11:15])
+            totals[kind] = totals.get(kind, 0.0) + used / ticks
+    return totals
