@@ -135,7 +135,9 @@ class ServiceUnavailable(SeenbyError):
 # (08) and operator-intervention (57P: shutting down, starting up) errors itself, inside a COPY;
 # SQLAlchemy wraps the same in a DBAPIError. Other DBAPIErrors are bugs: a 500.
 DATABASE_ERRORS = (OSError, asyncpg.PostgresConnectionError, asyncpg.OperatorInterventionError, DBAPIError)
-_UNREACHABLE_SQLSTATES = ("08", "57P", "53300")  # 53300: too many connections
+# 53300: too many connections; 40001: also a standby cancelling a read that conflicts with what it
+# replays (retrying answers it).
+_UNREACHABLE_SQLSTATES = ("08", "57P", "53300", "40001")
 
 
 def _database_unreachable(exc: Exception) -> bool:

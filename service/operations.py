@@ -88,7 +88,8 @@ async def standby_lag(primary: AsyncEngine, standby: AsyncEngine) -> float:
     transaction it replayed (or, with none replayed yet, the time since it started)."""
     try:
         async with primary.connect() as connection:
-            primary_lsn = await connection.scalar(text("SELECT CAST(pg_current_wal_lsn() AS text)"))
+            # Flushed, not merely written: a standby is sent no further than that.
+            primary_lsn = await connection.scalar(text("SELECT CAST(pg_current_wal_flush_lsn() AS text)"))
         async with standby.connect() as connection:
             started = time.monotonic()
             while True:

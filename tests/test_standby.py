@@ -133,6 +133,10 @@ async def test_reads_from_the_standby_verify_against_the_primarys_checkpoints(pa
         merkle.verify_inclusion(merkle.leaf_hash(base64.b64decode(item["canonical"])), item["log_index"],
                                 newer.size, [bytes.fromhex(h) for h in inclusion.json()["hashes"]],
                                 newer.root_hash)
+        chain = await client.get(f"/v1/customers/{late}/entries", headers=tokens.regulator(),
+                                 params={"tree_size": newer.size})
+        assert chain.status_code == 200, chain.text
+        assert len(chain.json()["items"]) == 2
         export = await client.get("/v1/exports/accesses", headers=tokens.regulator(),
                                   params={"tree_size": newer.size, "customer_id": late})
         assert export.status_code == 200, export.text

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.auth import CustomerPrincipal, Principal, ReaderPrincipal
-from service.db import ReplicaSessionDep
+from service.db import DatabaseDep, ReplicaSessionDep
 from service.errors import problem_responses
 from service.history import service
 from service.history.schemas import AccessView, EntryDetail, ListedChainItem, Summary
@@ -79,13 +80,17 @@ async def _summary(session: ReplicaSessionDep, principal: Principal, customer_id
     return JSONBody(await service.summarize(session, customer_id, filters))
 
 
-async def _entries(session: ReplicaSessionDep, principal: Principal, customer_id: str, limit: int,
+async def _entries(database: DatabaseDep, principal: Principal, customer_id: str, limit: int,
                    cursor: str | None, tree_size: int | None) -> JSONBody:
-    await ensure_readable(session, principal, customer_id)
-    return page_response(await service.list_entries(
-        session, customer_id, limit=limit, cursor=cursor, regulator=sees_identities(principal),
-        tree_size=tree_size,
-    ))
+    async def read(session: AsyncSession) -> Page[dict[str, Any]]:
+        await ensure_readable(session, principal, customer_id)
+        return await service.list_entries(
+            session, customer_id, limit=limit, cursor=cursor, regulator=sees_identities(principal),
+            tree_size=tree_size,
+        )
+
+    # On the primary for a tree_size the standby has not replayed yet.
+    return page_response(await database.on_replica(read))
 
 
 async def _entry(session: ReplicaSessionDep, principal: Principal, customer_id: str,
@@ -114,9 +119,9 @@ async def customer_summary(customer_id: CustomerId, principal: ReaderPrincipal,
 @router.get("/customers/{customer_id}/entries", response_model=Page[ListedChainItem], responses=_ENTRIES,
             summary="A customer's whole chain, oldest first, with canonical bytes")
 async def customer_entries(customer_id: CustomerId, principal: ReaderPrincipal,
-                           session: ReplicaSessionDep, limit: Limit = 50,
+                           database: DatabaseDep, limit: Limit = 50,
                            cursor: Cursor = None, tree_size: ProofTreeSize = None) -> JSONBody:
-    return await _entries(session, principal, customer_id, limit, cursor, tree_size)
+    return await _entries(database, principal, customer_id, limit, cursor, tree_size)
 
 
 @router.get("/customers/{customer_id}/entries/{entry_hash}", response_model=EntryDetail,
@@ -142,9 +147,9 @@ async def my_summary(principal: CustomerPrincipal, session: ReplicaSessionDep,
 @router.get("/me/entries", response_model=Page[ListedChainItem], summary="The calling customer's whole chain",
             responses=problem_responses(422, s422="Schema errors, or a tree_size beyond the latest "
                                                   "checkpoint."))
-async def my_entries(principal: CustomerPrincipal, session: ReplicaSessionDep, limit: Limit = 50,
+async def my_entries(principal: CustomerPrincipal, database: DatabaseDep, limit: Limit = 50,
                      cursor: Cursor = None, tree_size: ProofTreeSize = None) -> JSONBody:
-    return await _entries(session, principal, principal.subject, limit, cursor, tree_size)
+    return await _entries(database, principal, principal.subject, limit, cursor, tree_size)
 
 
 @router.get("/me/entries/{entry_hash}", response_model=EntryDetail,

@@ -95,6 +95,7 @@ class Deliverer:
 
     async def run(self, leading: Callable[[], bool]) -> None:
         """Deliver until cancelled, while this process leads."""
+        attempted = True
         while True:
             try:
                 if not leading():
@@ -104,8 +105,9 @@ class Deliverer:
                 if time.monotonic() < self._paused_until:
                     await asyncio.sleep(min(IDLE_SECONDS, self._paused_until - time.monotonic()))
                     continue
-                await self.unpack()
-                if not await self.sweep():
+                await self.unpack(ahead_of_waiting=not attempted)
+                attempted = await self.sweep()
+                if not attempted:
                     await self._idle(self._soonest_retry_us)
             except asyncio.CancelledError:
                 raise
@@ -123,13 +125,16 @@ class Deliverer:
             async with asyncio.timeout(wait):
                 await self.database.noticed.wait()
 
-    async def unpack(self) -> int:
-        """Unpack batches, oldest first, until UNPACK_AHEAD notices are pending as rows; how many."""
+    async def unpack(self, *, ahead_of_waiting: bool = False) -> int:
+        """Unpack batches, oldest first, until UNPACK_AHEAD notices are pending as rows; how many.
+        `ahead_of_waiting` (the last sweep could attempt nothing: every pending row waits on a
+        backoff, its own or its customer's) unpacks UNPACK_AHEAD more whatever is pending, so that
+        one customer's failing notice never holds back everybody else's."""
         outbox = self.database.outbox
         if outbox is None:
             return 0
         async with self.database.read_sessions() as session:
-            pending = await session.scalar(select(func.count()).select_from(
+            pending = 0 if ahead_of_waiting else await session.scalar(select(func.count()).select_from(
                 select(notices.c.entry_id).where(notices.c.state == PENDING).limit(UNPACK_AHEAD).subquery()))
             if (wanted := UNPACK_AHEAD - (pending or 0)) <= 0:
                 return 0

@@ -272,3 +272,30 @@ async def test_the_backlog_gauges_under_a_dead_receiver_and_the_backlog_stays_pa
     # Unpacked no further than a page or two ahead of a receiver that takes nothing.
     assert rows + packed == 6 + 3 * 1200
     assert rows <= deliverer.UNPACK_AHEAD + 1200 and packed >= 1200
+
+
+async def test_a_customer_whose_notices_keep_failing_holds_back_nobody_else(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its notices wait behind its first one, pending as rows, more of them than the deliverer
+    unpacks ahead: the other customers' notices, packed after them, still go out."""
+    monkeypatch.setattr(deliverer, "UNPACK_AHEAD", 10)
+    with receiver(tmp_path / "receiver", refuse_customer="cust-refused") as hooks:
+        app = create_app(webhook_settings(settings, hooks, webhook_types=["access.human"],
+                                          webhook_backoff_seconds=5, webhook_backoff_max_seconds=5))
+        tokens = Tokens(app)
+        async for client in serve(app):
+            refused = [access_event("cust-refused") for _ in range(30)]
+            response = await client.post("/v1/accesses:batch", json={"events": refused},
+                                         headers=tokens.service())
+            assert response.status_code == 201, response.text
+            await asyncio.sleep(0.5)  # its batch unpacked, its first notice refused
+            others = [access_event(f"cust-other-{n}") for n in range(20)]
+            for start in range(0, len(others), 5):  # later transactions: later batches
+                response = await client.post("/v1/accesses:batch", json={"events": others[start:start + 5]},
+                                             headers=tokens.service())
+                assert response.status_code == 201, response.text
+            accepted = await hooks.wait_for(len(others), within=20)
+    assert {d.body["data"]["customer_id"] for d in accepted} == {e["customer_id"] for e in others}
+    refusals = [a for a in hooks.deliveries() if a.status == 422]
+    assert refusals and {a.body["data"]["customer_id"] for a in refusals} == {"cust-refused"}
