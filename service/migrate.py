@@ -62,35 +62,41 @@ def upgrade(settings: Settings) -> None:
     owner_url = make_url(settings.resolved_migration_database_url)
     if app_url.get_backend_name() == "postgresql" and app_url.username != owner_url.username:
         grant_app_role(settings.resolved_migration_database_url, app_url.username or "")
+    # The standby's role (SECURITY.md: it can only SELECT), granted on the primary and replicated.
+    reader = make_url(settings.read_database_url).username if settings.read_database_url else None
+    if reader and reader not in (app_url.username, owner_url.username):
+        grant_app_role(settings.resolved_migration_database_url, reader, reader=True)
 
 
-def grant_statements(role: str) -> list[str]:
+def grant_statements(role: str, *, reader: bool = False) -> list[str]:
+    """The app role's grants, or with `reader` a read-only role's: SELECT on every table."""
     quoted = '"' + role.replace('"', '""') + '"'
     statements = []
     for table, privileges in APP_PRIVILEGES.items():
         statements.append(f"REVOKE ALL ON {table} FROM {quoted}")
-        statements.append(f"GRANT {privileges} ON {table} TO {quoted}")
+        statements.append(f"GRANT {'SELECT' if reader else privileges} ON {table} TO {quoted}")
     statements.append(f"GRANT SELECT ON alembic_version TO {quoted}")
-    statements.append(f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {quoted}")
+    if not reader:
+        statements.append(f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {quoted}")
     return statements
 
 
-def grant_app_role(owner_url: str, role: str) -> None:
-    asyncio.run(_grant(owner_url, role))
+def grant_app_role(owner_url: str, role: str, *, reader: bool = False) -> None:
+    asyncio.run(_grant(owner_url, role, reader))
 
 
 # Any fixed 64-bit key; it names "granting the app role" among the database's advisory locks.
 GRANT_LOCK_KEY = 0x5EE_B1_6A7
 
 
-async def _grant(owner_url: str, role: str) -> None:
+async def _grant(owner_url: str, role: str, reader: bool) -> None:
     engine = create_async_engine(owner_url)
     try:
         async with engine.begin() as connection:
             # Replicas started together in development each grant: PostgreSQL fails the second of
             # two concurrent REVOKEs on one table ("tuple concurrently updated"), so one at a time.
             await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": GRANT_LOCK_KEY})
-            for statement in grant_statements(role):
+            for statement in grant_statements(role, reader=reader):
                 await connection.execute(text(statement))
     finally:
         await engine.dispose()

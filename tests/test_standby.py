@@ -35,11 +35,8 @@ class Pair:
     primary_only: Settings  # the same database, everything on the primary
 
     async def replay(self, paused: bool) -> None:
-        connection = await asyncpg.connect(self.standby.url("postgres").replace("+asyncpg", ""))
-        try:
-            await connection.execute(f"SELECT pg_wal_replay_{'pause' if paused else 'resume'}()")
-        finally:
-            await connection.close()
+        action = 'pause' if paused else 'resume'
+        await _execute(self.standby.url("postgres"), f"SELECT pg_wal_replay_{action}()")
 
 
 @pytest.fixture
@@ -48,16 +45,28 @@ def pair(tmp_path: Path) -> Iterator[Pair]:
     try:
         admin = primary.start()
         owner_url, app_url, _ = asyncio.run(_create_database(admin))
+        reader = app_url.split("://", 1)[1].split("@", 1)[0].replace("_app_", "_reader_")
+        asyncio.run(_execute(admin, f"CREATE ROLE {reader} LOGIN"))
+        # As for the app role (README "Deploy on Kubernetes"): the schema's owner lets it in.
+        asyncio.run(_execute(owner_url, f"GRANT USAGE ON SCHEMA public TO {reader}"))
         primary_only = base_settings(tmp_path, database_url=app_url, migration_database_url=owner_url)
-        upgrade(primary_only)
-        standby.start_standby_of(primary)
-        read_url = app_url.replace(f":{primary.port}/", f":{standby.port}/")
+        read_url = app_url.replace(f":{primary.port}/", f":{standby.port}/").replace("_app_", "_reader_")
         settings = primary_only.model_copy(update={"read_database_url": read_url,
                                                    "read_max_lag_seconds": 1.0})
+        upgrade(settings)  # grants the reader role SELECT, on the primary: the standby replays it
+        standby.start_standby_of(primary)
         yield Pair(primary, standby, settings, primary_only)
     finally:
         standby.stop()
         primary.stop()
+
+
+async def _execute(url: str, statement: str) -> None:
+    connection = await asyncpg.connect(url.replace("+asyncpg", ""))
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()
 
 
 async def _both(pair: Pair) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.AsyncClient, Tokens]]:
@@ -168,6 +177,17 @@ async def test_an_unreachable_standby_takes_the_replica_out_of_rotation(pair: Pa
         assert ready.json()["detail"] == "the read database (standby) is unreachable"
         pair.standby.resume()
         await _caught_up(client)
+
+
+async def test_the_read_urls_role_can_only_select(pair: Pair) -> None:
+    """SECURITY.md: even pointed at the primary, the read URL could change nothing."""
+    on_primary = pair.settings.read_database_url.replace(f":{pair.standby.port}/", f":{pair.primary.port}/")
+    for statement in ("SELECT count(*) FROM ledger_entries", "SELECT count(*) FROM checkpoints"):
+        await _execute(on_primary, statement)
+    for statement in ("DELETE FROM notices", "UPDATE customer_heads SET last_seq = 0",
+                      "INSERT INTO notice_batches VALUES (1, 0, 0, '')", "TRUNCATE ledger_entries"):
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await _execute(on_primary, statement)
 
 
 def test_a_read_database_is_a_postgresql_standby(tmp_path: Path) -> None:
