@@ -105,9 +105,8 @@ class Database:
         )
         # The reads a standby may serve (CONTRACT "Reads from a standby"): on the standby's engine
         # when SEENBY_READ_DATABASE_URL names one, else the same as `read_sessions`/`read_engine`.
-        self.standby_url = settings.read_database_url or None
-        self.standby_engine = (make_engine(self.standby_url, pool_size=settings.db_pool_size)
-                               if self.standby_url else None)
+        self.standby_engine = (make_engine(settings.read_database_url, pool_size=settings.db_pool_size)
+                               if settings.read_database_url else None)
         self.replica_engine = self.standby_engine or self.read_engine
         self.replica_sessions = async_sessionmaker(
             self.standby_engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False,

@@ -299,15 +299,15 @@ class Deliverer:
         # The oldest pending notice, from the first page in delivery order (the undelivered index,
         # a page of rows): a notice is written with its entry, so entry order is nearly creation
         # order (a deletion.overdue notice, written late for an old entry, is the exception).
-        # Batches are still older than any row unpacked after them, except for a customer's.
+        # The oldest pending notice is a row or still packed: the older of the two first pages.
         first_page = (select(notices.c.created_at_us).where(notices.c.state == PENDING)
                       .order_by(notices.c.entry_id, notices.c.type).limit(PAGE_SIZE).subquery())
         first_batches = (select(notice_batches.c.created_at_us).order_by(notice_batches.c.first_entry_id)
                          .limit(PAGE_SIZE).subquery())
         async with self.database.read_sessions() as session:
-            oldest = min((at for at in [await session.scalar(select(func.min(first_page.c.created_at_us))),
-                                        await session.scalar(select(func.min(first_batches.c.created_at_us)))]
-                          if at is not None), default=None)
+            oldest_row = await session.scalar(select(func.min(first_page.c.created_at_us)))
+            oldest_packed = await session.scalar(select(func.min(first_batches.c.created_at_us)))
+            oldest = min((at for at in (oldest_row, oldest_packed) if at is not None), default=None)
             if time.monotonic() >= self._count_at:
                 counts = await session.execute(select(notices.c.state, func.count())
                                                .where(notices.c.state != DELIVERED).group_by(notices.c.state))
