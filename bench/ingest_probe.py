@@ -21,7 +21,7 @@ from typing import Annotated
 import asyncpg
 import typer
 
-from bench.__main__ import integration_lag, loadgen, wait_integrated, wrk_single
+from bench.drive import integration_lag, loadgen, wait_integrated, wrk_single
 from bench.harness import cpu_seconds, deployment, seenby_server
 
 app = typer.Typer(add_completion=False)

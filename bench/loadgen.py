@@ -114,20 +114,23 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=0)
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--customers", type=int, default=2000)
+    parser.add_argument("--customer-prefix", default=None,
+                        help="Name the customers PREFIX0, PREFIX1, ... (the same ones every run) "
+                             "instead of at random.")
     parser.add_argument("--hot", default=None)
     parser.add_argument("--hot-events", type=int, default=0)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--paths", nargs="*", default=[])
     parser.add_argument("--repeat", type=int, default=1)
     args = parser.parse_args()
+    customers = ([f"{args.customer_prefix}{n}" for n in range(args.customers)] if args.customer_prefix
+                 else [f"cust-{uuid.uuid4().hex[:10]}" for _ in range(args.customers)])
     if args.scenario == "batch":
-        customers = [f"cust-{uuid.uuid4().hex[:10]}" for _ in range(args.customers)]
         bodies = batch_bodies(customers, args.events, args.batch, args.hot, args.hot_events)
         result = asyncio.run(run_requests(args.url, args.token, bodies, "/v1/accesses:batch",
                                           args.concurrency, keep_alive=False))
         result["events_per_second"] = round(args.events / result["seconds"], 1)
     elif args.scenario == "single":
-        customers = [f"cust-{uuid.uuid4().hex[:10]}" for _ in range(args.customers)]
         bodies = [orjson.dumps(event(customers[n % len(customers)], n)) for n in range(args.events)]
         result = asyncio.run(run_requests(args.url, args.token, bodies, "/v1/accesses", args.concurrency))
         result["events_per_second"] = round(args.events / result["seconds"], 1)
