@@ -23,11 +23,13 @@ from bench.drive import (
 )
 from bench.harness import Deployment, cpu_seconds, rss_kib, seenby_server
 from service.keys import load_keys
+from service.ledger import packing
 from service.ledger.checkpoint import raw_public_key, verifier_key
 from service.ledger.merkle.tiles import TILE_WIDTH, tile_path
 from service.paging import encode_cursor
 
 TENTHS = 10
+CANONICAL_SAMPLE = 10_000
 HOT = "cust-hot"
 
 # Every table a recorded access writes to, and the database as a whole.
@@ -118,10 +120,15 @@ def disk_use(dsn: str) -> dict[str, Any]:
     """Bytes an entry on disk, table by table (with indexes and TOAST) and for the whole database,
     against the entries' canonical bytes."""
     entries = fetchval(dsn, "SELECT count(*) FROM ledger_entries")
-    canonical = fetchval(dsn, "SELECT sum(octet_length(canonical)) FROM ledger_entries")
+    # Stored packed: the canonical size is the mean of a sample, unpacked.
+    sample = fetchval(dsn, f"SELECT array_agg(canonical) FROM (SELECT canonical FROM ledger_entries "
+                           f"ORDER BY random() LIMIT {CANONICAL_SAMPLE}) AS sampled")
+    canonical = sum(len(packing.unpack(stored)) for stored in sample) / len(sample) * entries
+    stored = fetchval(dsn, "SELECT sum(octet_length(canonical)) FROM ledger_entries")
     sizes = {table: fetchval(dsn, f"SELECT pg_total_relation_size('{table}')") for table in _TABLES}
     database = fetchval(dsn, "SELECT pg_database_size(current_database())")
     return {"entries": entries, "canonical_bytes_per_entry": round(canonical / entries, 1),
+            "stored_canonical_bytes_per_entry": round(stored / entries, 1),
             "bytes_per_entry": {table: round(size / entries, 1) for table, size in sizes.items()},
             "tables_over_canonical": round(sum(sizes.values()) / canonical, 2),
             "database_over_canonical": round(database / canonical, 2)}

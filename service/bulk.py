@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
-from sqlalchemy import Executable, Table
+from sqlalchemy import Executable, Table, TypeDecorator
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -37,10 +37,29 @@ async def insert_rows(
         return
     try:
         await (await asyncpg_connection(session)).copy_records_to_table(
-            table.name, records=rows, columns=list(columns))
+            table.name, records=_as_stored(table, tuple(columns), rows), columns=list(columns))
     except asyncpg.IntegrityConstraintViolationError as exc:
         # The same exception as the executemany path raises, so callers handle one kind.
         raise IntegrityError(f"COPY {table.name}", None, exc) from exc
+
+
+def _as_stored(
+    table: Table, columns: tuple[str, ...], rows: Sequence[Sequence[Any]]
+) -> Sequence[Sequence[Any]]:
+    """COPY bypasses SQLAlchemy, so the columns of a custom type (TypeDecorator) convert here."""
+    converters = _converters(table, columns)
+    if not converters:
+        return rows
+    return [tuple(converters[i](value) if i in converters else value for i, value in enumerate(row))
+            for row in rows]
+
+
+@functools.cache
+def _converters(table: Table, columns: tuple[str, ...]) -> dict[int, Any]:
+    dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
+    return {position: functools.partial(column_type.process_bind_param, dialect=dialect)
+            for position, name in enumerate(columns)
+            if isinstance(column_type := table.c[name].type, TypeDecorator)}
 
 
 async def upsert_rows(

@@ -6,6 +6,7 @@ from sqlalchemy import BigInteger, Column, Index, Integer, LargeBinary, String
 from sqlmodel import Field, SQLModel
 
 from service.db import tables_of
+from service.ledger.packing import PackedCanonical
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY (a rowid alias), not a BIGINT one.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -20,7 +21,8 @@ APPEND_ONLY_TABLES = ("ledger_entries", "actor_identities", "log_leaves", "merkl
 
 
 class LedgerEntry(SQLModel, table=True):
-    """One entry; `canonical` is the source of truth, the other columns index it."""
+    """One entry; `canonical` is the source of truth (stored packed: packing.py), the other columns
+    index it."""
 
     __tablename__ = "ledger_entries"
     __table_args__ = (
@@ -37,7 +39,7 @@ class LedgerEntry(SQLModel, table=True):
     entry_hash: str = Field(sa_column=Column(String(64), nullable=False))
     prev_hash: str = Field(sa_column=Column(String(64), nullable=False))
     recorded_at_us: int = Field(sa_column=Column(BigInteger, nullable=False))
-    canonical: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    canonical: bytes = Field(sa_column=Column(PackedCanonical, nullable=False))
     flags: str = Field(default="", sa_column=Column(String(200), nullable=False, default=""))
     recorded_by: str = Field(sa_column=Column(String(128), nullable=False))
     # Access entries only: the idempotency key, the digest of the body as sent, and filter columns.

@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from service.ledger import packing
 from service.ledger.checkpoint import open_checkpoint, parse_verifier_key
 from service.ledger.integrator import LEADER_LOCK_KEY
 from service.main import create_app
@@ -207,9 +208,10 @@ async def test_audit_names_an_edited_entry_and_old_proofs_fail(
     _, chain, document, verifier = await recorded_and_integrated(fresh_pg, 8)
     entry(document, verifier)  # the proof holds before the edit
     victim = chain[3]
+    # The insider knows the storage format: the edited bytes go in packed, as the service packs.
+    edited = base64.b64decode(victim["canonical"]).replace(b'"clip-3"', b'"clip-X"')
     await as_insider(postgres_admin_url, fresh_pg,
-                      "UPDATE ledger_entries SET canonical = convert_to(replace(convert_from(canonical, "
-                      "'UTF8'), '\"clip-3\"', '\"clip-X\"'), 'UTF8') "
+                      f"UPDATE ledger_entries SET canonical = decode('{packing.pack(edited).hex()}', 'hex') "
                       f"WHERE entry_hash = '{victim['entry_hash']}'")
     result = run_audit(fresh_pg, tmp_path)
     assert result.returncode == 1
@@ -222,6 +224,32 @@ async def test_audit_names_an_edited_entry_and_old_proofs_fail(
     assert base64.b64decode(edited["canonical"]) != base64.b64decode(document["canonical"])
     with pytest.raises(VerificationError):
         entry({**edited, "proof": document["proof"]}, verifier)
+
+
+@pytest.mark.parametrize("edit", [
+    "set_byte(canonical, 12, get_byte(canonical, 12) # 85)",  # a packed frame, damaged
+    "substring(canonical from 1 for 20)",  # cut short
+    "convert_to('{\"kind\":\"access\"}', 'UTF8')",  # stored raw, as before packing, but other bytes
+])
+async def test_audit_names_stored_bytes_damaged_in_place(
+    fresh_pg: Backend, postgres_admin_url: str, tmp_path: Path, edit: str
+) -> None:
+    customer, chain, _, _ = await recorded_and_integrated(fresh_pg, 8)
+    victim = chain[5]
+    await as_insider(postgres_admin_url, fresh_pg, f"UPDATE ledger_entries SET canonical = {edit} "
+                                                   f"WHERE entry_hash = '{victim['entry_hash']}'")
+    result = run_audit(fresh_pg, tmp_path)
+    assert result.returncode == 1
+    assert f"entry {victim['entry_hash']}" in result.stdout
+    assert "canonical bytes do not hash to entry_hash" in result.stdout
+    assert f"log_index {victim['log_index']}" in result.stdout, "the tree pass names its leaf too"
+    # The rest of the customer's chain still reads.
+    app = create_app(fresh_pg.settings)
+    async for client in serve(app):
+        intact = (await client.get(f"/v1/customers/{customer}/entries/{chain[4]['entry_hash']}",
+                                   headers=Tokens(app).regulator()))
+    assert intact.status_code == 200
+    assert base64.b64decode(intact.json()["canonical"]) == base64.b64decode(chain[4]["canonical"])
 
 
 async def test_audit_names_a_deleted_middle_entry(
