@@ -141,7 +141,6 @@ def audit(
 ) -> None:
     """Recompute every entry hash, chain link, tree node and the signed root from the database, and
     name every entry an edit behind the service's back touched; exits 1 if there is any finding."""
-    import asyncio
 
     from service.ledger.checkpoint import Verifier, raw_public_key
 
@@ -154,7 +153,7 @@ def audit(
         verifier = Verifier.for_public_key(
             settings.log_origin, raw_public_key(load_keys(settings).signing_key)
         )
-    findings = asyncio.run(_run_audit(settings.resolved_database_url, verifier))
+    findings = _run_audit(settings.resolved_database_url, verifier)
     for finding in findings:
         typer.secho(str(finding), fg=typer.colors.RED)
     if findings:
@@ -164,26 +163,19 @@ def audit(
                 fg=typer.colors.GREEN)
 
 
-async def _run_audit(url: str, verifier: object) -> list[object]:
+def _run_audit(url: str, verifier: Verifier) -> list[object]:
+    import os
+
     from rich.progress import Progress
 
-    from service.db import make_engine
-    from service.ledger import audit as ledger_audit
+    from service.ledger.audit import audit_side_by_side
 
-    engine = make_engine(url)
-    findings: list[object] = []
-    try:
-        async with engine.connect() as connection:
-            total = await ledger_audit.count_work(connection)
-            with Progress(transient=True, disable=total < 50_000) as progress:
-                task = progress.add_task("auditing", total=total)
-                async for finding in ledger_audit.audit(
-                    connection, verifier, lambda n: progress.advance(task, n)  # type: ignore[arg-type]
-                ):
-                    findings.append(finding)
-    finally:
-        await engine.dispose()
-    return findings
+    with Progress(transient=True) as progress:
+        task = progress.add_task("auditing", total=None)
+        findings = audit_side_by_side(url, verifier, processes=os.cpu_count() or 1,
+                                      progress=lambda done, total: progress.update(task, completed=done,
+                                                                                   total=total))
+    return list(findings)
 
 
 @app.command()

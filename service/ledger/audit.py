@@ -3,15 +3,27 @@ signed root from storage."""
 
 from __future__ import annotations
 
+import asyncio
+import multiprocessing
+import time
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import func, literal, null, select, union_all
+from sqlalchemy import cast, func, null, select, union_all
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from service.db import make_engine
 from service.ledger import tree_store
 from service.ledger.canonical import ChainLinks, decode, entry_hash
-from service.ledger.checkpoint import CheckpointError, NoteError, Verifier, open_checkpoint
+from service.ledger.checkpoint import (
+    CheckpointError,
+    NoteError,
+    Verifier,
+    open_checkpoint,
+    parse_verifier_key,
+)
 from service.ledger.customer_index import tree as index_tree
 from service.ledger.customer_index.store import IndexLeaf, read_all_nodes
 from service.ledger.customer_index.tables import index_leaves
@@ -34,20 +46,81 @@ class Finding:
 Progress = Callable[[int], None]
 
 
-async def count_work(connection: AsyncConnection) -> int:
+async def count_work(connection: AsyncConnection) -> dict[str, int]:
+    """The rows each pass reads, for progress."""
     total_entries = await connection.scalar(select(func.count()).select_from(entries)) or 0
     total_leaves = await connection.scalar(select(func.count()).select_from(leaves)) or 0
     total_index_leaves = await connection.scalar(select(func.count()).select_from(index_leaves)) or 0
-    return total_entries + total_leaves + total_index_leaves
+    return {"chains": total_entries, "tree": total_leaves + total_index_leaves,
+            "index": total_leaves + total_index_leaves}
 
 
-async def audit(
-    connection: AsyncConnection, verifier: Verifier, progress: Progress = lambda _: None
+def run_pass(
+    name: str, connection: AsyncConnection, verifier: Verifier, progress: Progress = lambda _: None
 ) -> AsyncIterator[Finding]:
-    async for finding in _audit_chains(connection, progress):
-        yield finding
-    async for finding in _audit_tree(connection, verifier, progress):
-        yield finding
+    """One of the audit's passes (PASSES), each independent of the others: they can run side by side,
+    on connections of their own."""
+    if name == "chains":
+        return _audit_chains(connection, progress)
+    if name == "tree":
+        return _audit_tree(connection, verifier, progress)
+    if name == "index":
+        return _audit_index(connection, progress)
+    raise ValueError(f"no audit pass {name!r}")
+
+
+# In the order their findings are reported; the tree pass is the longest.
+PASSES = ("chains", "tree", "index")
+
+
+def audit_side_by_side(url: str, verifier: Verifier, processes: int,
+                       progress: Callable[[int, int], None] = lambda done, total: None) -> list[Finding]:
+    """Every pass, each in a process of its own (at most `processes` at once), with its own
+    connection; `progress(rows done, rows in all)` while they run. Findings in PASSES order."""
+    total = sum(asyncio.run(_counted(url)).values())
+    done = multiprocessing.Value("q", 0)
+    with ProcessPoolExecutor(max_workers=max(1, min(processes, len(PASSES))), initializer=_share_progress,
+                             initargs=(done,)) as pool:
+        running = [pool.submit(_pass_in_process, name, url, verifier.text()) for name in PASSES]
+        while not all(future.done() for future in running):
+            progress(done.value, total)
+            time.sleep(0.2)
+        return [finding for future in running for finding in future.result()]
+
+
+async def _counted(url: str) -> dict[str, int]:
+    engine = make_engine(url)
+    try:
+        async with engine.connect() as connection:
+            return await count_work(connection)
+    finally:
+        await engine.dispose()
+
+
+_progress: Any = None  # the shared row count, in each process of the pool
+
+
+def _share_progress(done: Any) -> None:
+    global _progress
+    _progress = done
+
+
+def _advance(rows: int) -> None:
+    with _progress.get_lock():
+        _progress.value += rows
+
+
+def _pass_in_process(name: str, url: str, verifier_key_text: str) -> list[Finding]:
+    async def run() -> list[Finding]:
+        engine = make_engine(url)
+        try:
+            async with engine.connect() as connection:
+                return [finding async for finding in run_pass(
+                    name, connection, parse_verifier_key(verifier_key_text), _advance)]
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
 
 
 async def _audit_chains(connection: AsyncConnection, progress: Progress) -> AsyncIterator[Finding]:
@@ -59,24 +132,25 @@ async def _audit_chains(connection: AsyncConnection, progress: Progress) -> Asyn
         .execution_options(yield_per=CHUNK)
     )
     customer, links = None, ChainLinks()
-    async for row in rows:
-        where = f"entry {row.entry_hash} (customer {row.customer_id}, seq {row.customer_seq})"
-        if row.customer_id != customer:
-            customer, links = row.customer_id, ChainLinks()
-        if entry_hash(row.canonical) != row.entry_hash:
-            yield Finding(where, "canonical bytes do not hash to entry_hash")
-        try:
-            recorded = decode(row.canonical)
-        except ValueError:
-            recorded = {}
-        if (recorded.get("customer_id"), recorded.get("customer_seq"), recorded.get("prev_hash")) != (
-            row.customer_id, row.customer_seq, row.prev_hash
-        ):
-            yield Finding(where, "stored columns disagree with the canonical bytes")
-        for fault in links.follow({"customer_seq": row.customer_seq, "prev_hash": row.prev_hash},
-                                  row.entry_hash):
-            yield Finding(where, fault)
-        progress(1)
+    async for partition in rows.partitions():  # a chunk at a time: the driver is awaited per chunk
+        for row in partition:
+            where = f"entry {row.entry_hash} (customer {row.customer_id}, seq {row.customer_seq})"
+            if row.customer_id != customer:
+                customer, links = row.customer_id, ChainLinks()
+            if entry_hash(row.canonical) != row.entry_hash:
+                yield Finding(where, "canonical bytes do not hash to entry_hash")
+            try:
+                recorded = decode(row.canonical)
+            except ValueError:
+                recorded = {}
+            if (recorded.get("customer_id"), recorded.get("customer_seq"), recorded.get("prev_hash")) != (
+                row.customer_id, row.customer_seq, row.prev_hash
+            ):
+                yield Finding(where, "stored columns disagree with the canonical bytes")
+            for fault in links.follow({"customer_seq": row.customer_seq, "prev_hash": row.prev_hash},
+                                      row.entry_hash):
+                yield Finding(where, fault)
+        progress(len(partition))
 
 
 async def _audit_tree(
@@ -97,45 +171,65 @@ async def _audit_tree(
 
     tree = CompactRange()
     signed_root = None
-    index = _IndexRebuild()
     computed: dict[NodeId, bytes] = {}
-    async for row in await connection.stream(_LEAVES_IN_LOG_ORDER.execution_options(yield_per=CHUNK)):
-        while tree.size < row.log_index:  # a missing leaf: report it, keep the indexes aligned
-            yield Finding(f"log_index {tree.size}", "no leaf stored at this index")
-            computed.update(tree.append(bytes(32)))
-        if row.canonical is None:
-            yield Finding(f"log_index {row.log_index}", "its entry is missing")
-            computed.update(tree.append(bytes(32)))
-        else:
-            computed.update(tree.append(leaf_hash(row.canonical)))
-            if row.is_index_leaf:
-                for problem in index.check_leaf(row.log_index, row.canonical):
-                    yield Finding(f"log_index {row.log_index}", problem)
+    leaves_in_order = await connection.stream(_LEAVES_IN_LOG_ORDER.execution_options(yield_per=CHUNK))
+    async for partition in leaves_in_order.partitions():
+        for row in partition:
+            while tree.size < row.log_index:  # a missing leaf: report it, keep the indexes aligned
+                yield Finding(f"log_index {tree.size}", "no leaf stored at this index")
+                computed.update(tree.append(bytes(32)))
+            if row.canonical is None:
+                yield Finding(f"log_index {row.log_index}", "its entry is missing")
+                computed.update(tree.append(bytes(32)))
             else:
-                index.saw(row.customer_id, row.customer_seq, row.entry_hash)
-        if tree.size == signed_size:
-            signed_root = tree.root()
+                computed.update(tree.append(leaf_hash(row.canonical)))
+            if tree.size == signed_size:
+                signed_root = tree.root()
         if len(computed) >= NODES_PER_QUERY:
             async for finding in _compare_nodes(connection, computed):
                 yield finding
             computed = {}
-        progress(1)
+        progress(len(partition))
     async for finding in _compare_nodes(connection, computed):
         yield finding
     if tree.size < signed_size:
         yield Finding("checkpoint", f"signed size {signed_size} but only {tree.size} leaves stored")
     elif latest is not None and (signed_root or EMPTY_ROOT) != latest.root_hash:
         yield Finding("checkpoint", f"the leaves give another root than the checkpoint at {signed_size}")
+
+
+async def _audit_index(connection: AsyncConnection, progress: Progress) -> AsyncIterator[Finding]:
+    """The customer index rebuilt from the entries in log order: every index leaf commits to it,
+    and the stored index nodes are the last leaf's. (A leaf whose entry is missing is the tree
+    pass's finding.)"""
+    index = _IndexRebuild()
+    positions = await connection.stream(_POSITIONS_IN_LOG_ORDER.execution_options(yield_per=CHUNK))
+    async for partition in positions.partitions():
+        for row in partition:
+            if row.index_leaf is not None:
+                for problem in index.check_leaf(row.log_index, row.index_leaf):
+                    yield Finding(f"log_index {row.log_index}", problem)
+            elif row.customer_id is not None:
+                index.saw(row.customer_id, row.customer_seq, row.entry_hash)
+        progress(len(partition))
     async for finding in index.compare_stored(connection):
         yield finding
 
 
-# Every leaf of the log in order: entries' (kind and columns from the entry) and index leaves'.
+# Every leaf of the log in order: entries' canonical bytes and index leaves'.
 _LEAVES_IN_LOG_ORDER = union_all(
-    select(leaves.c.log_index, entries.c.canonical, entries.c.customer_id, entries.c.customer_seq,
-           entries.c.entry_hash, literal(False).label("is_index_leaf"))
+    select(leaves.c.log_index, entries.c.canonical).outerjoin(entries, entries.c.id == leaves.c.entry_id),
+    select(index_leaves.c.log_index, index_leaves.c.canonical),
+).order_by("log_index")
+
+# The same leaves as the customer index sees them: each entry's chain position, each index leaf.
+_POSITIONS_IN_LOG_ORDER = union_all(
+    select(leaves.c.log_index, entries.c.customer_id, entries.c.customer_seq, entries.c.entry_hash,
+           cast(null(), index_leaves.c.canonical.type).label("index_leaf"))
     .outerjoin(entries, entries.c.id == leaves.c.entry_id),
-    select(index_leaves.c.log_index, index_leaves.c.canonical, null(), null(), null(), literal(True)),
+    select(index_leaves.c.log_index, cast(null(), entries.c.customer_id.type),
+           cast(null(), entries.c.customer_seq.type), cast(null(), entries.c.entry_hash.type),
+           index_leaves.c.canonical),
 ).order_by("log_index")
 
 
