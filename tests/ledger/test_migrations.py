@@ -342,3 +342,43 @@ async def test_notices_still_packed_become_rows_when_0013_is_undone(
         await engine.dispose()
     assert rows == (2400, 1200, 86_400 * 1_000_000, 0)
     await asyncio.to_thread(upgrade, settings)
+
+
+@pytest.mark.parametrize("backend_name", ["sqlite", "postgresql"])
+async def test_packed_entries_are_stored_plain_again_when_0014_is_undone(
+    backend_name: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    settings = await _unmigrated(backend_name, tmp_path, request)
+    await asyncio.to_thread(upgrade, settings)
+    app = create_app(settings)
+    tokens = Tokens(app)
+    async for client in serve(app):
+        events = [access_event(f"cust-unpacked-{n % 7}") for n in range(40)]
+        assert (await client.post("/v1/accesses:batch", json={"events": events},
+                                  headers=tokens.service())).status_code == 201
+        before = {customer: _hashes_and_bytes(await fetch_chain(client, customer, tokens.regulator()))
+                  for customer in {event["customer_id"] for event in events}}
+    engine = create_async_engine(settings.resolved_migration_database_url)
+    try:
+        config = alembic_config(settings.resolved_migration_database_url)
+        await asyncio.to_thread(command.downgrade, config, "0013")
+        async with engine.connect() as connection:
+            stored = (await connection.execute(text("SELECT entry_hash, canonical FROM ledger_entries"))
+                      ).all()
+            # The append-only trigger is back.
+            with pytest.raises(Exception, match="append-only"):
+                await connection.execute(text("UPDATE ledger_entries SET flags = 'x'"))
+    finally:
+        await engine.dispose()
+    assert len(stored) == 40
+    assert all(bytes(canonical).startswith(b"{") and hashlib.sha256(canonical).hexdigest() == entry_hash
+               for entry_hash, canonical in stored)
+    await asyncio.to_thread(upgrade, settings)
+    app = create_app(settings)
+    async for client in serve(app):
+        for customer, chain in before.items():
+            assert _hashes_and_bytes(await fetch_chain(client, customer, tokens.regulator())) == chain
+
+
+def _hashes_and_bytes(chain: list[dict]) -> list[tuple[str, str]]:
+    return [(item["entry_hash"], item["canonical"]) for item in chain]
