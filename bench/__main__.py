@@ -38,8 +38,8 @@ from bench.drive import (
     wrk_single,
 )
 from bench.harness import STEADY_STATE_OPTIONS, Deployment, cpu_seconds, deployment, rss_kib, seenby_server
+from bench.scale import disk_use, scale_run
 from bench.scale import markdown as scale_markdown
-from bench.scale import scale_run
 from service.paging import encode_cursor
 from tests.pg import ThrowawayPostgres, free_port
 
@@ -124,6 +124,7 @@ def run_all(dep: Deployment, scale: float, smoke: bool, profile: Path | None, wo
         wait_integrated(dep.admin_dsn, recorded + top_up, timeout=600)
         results["ledger_size"] = size = checkpoint_size(url)  # leaves: entries and index leaves
         results["memory_kib"]["after_all"] = rss_kib(server.pid)[0]
+        results["disk"] = disk_use(dep.admin_dsn)
 
         requests = 200 if smoke else 3_000
         base = "/v1/customers/cust-hot/accesses"
@@ -206,6 +207,7 @@ def _mean(values: list[float]) -> float:
 
 def markdown(results: dict[str, Any]) -> str:
     m, b, s = results["machine"], results["batch_ingest"], results["single_ingest"]
+    disk = results["disk"]
     copy = results["baselines"]["copy"]["events_per_second"]
     naive = results["baselines"]["naive"]["events_per_second"]
 
@@ -278,6 +280,12 @@ def markdown(results: dict[str, Any]) -> str:
         f"after {results['ledger_size']:,} entries {mem['after_all'] / 1024:.0f}, "
         f"end {mem['end'] / 1024:.0f}, "
         f"peak {mem['peak'] / 1024:.0f}.",
+        "",
+        f"Disk: {disk['tables_over_canonical']}x the entries' canonical bytes in the tables "
+        f"({disk['canonical_bytes_per_entry']:,.0f} bytes an entry, stored packed in "
+        f"{disk['stored_canonical_bytes_per_entry']:,.0f}); by table, bytes an entry: "
+        + ", ".join(f"{table} {size:,.0f}" for table, size in disk["bytes_per_entry"].items() if size >= 1)
+        + ".",
     ]
     return "\n".join(lines) + "\n"
 
