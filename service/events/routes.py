@@ -15,6 +15,7 @@ from service.db import DatabaseDep
 from service.errors import problem_responses
 from service.events.hub import EventHub
 from service.events.stream import entry_events, head_seq
+from service.paging import MAX_SEQ
 
 router = APIRouter(prefix="/v1", tags=["events"])
 
@@ -47,9 +48,9 @@ EVENT_SCHEMA = {
 )
 async def my_events(
     request: Request, principal: CustomerPrincipal, database: DatabaseDep,
-    last_event_id: Annotated[int | None, Header(ge=-1, description=(
+    last_event_id: Annotated[int | None, Header(ge=-1, le=MAX_SEQ, description=(
         "Resume after this customer_seq: the id of the last event received."))] = None,
-    after: Annotated[int | None, Query(ge=-1, description=(
+    after: Annotated[int | None, Query(ge=-1, le=MAX_SEQ, description=(
         "The same as `Last-Event-ID`, for clients that cannot set it (the header wins)."))] = None,
 ) -> EventSourceResponse:
     hub: EventHub = request.app.state.event_hub

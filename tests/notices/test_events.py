@@ -149,9 +149,13 @@ async def test_streams_are_bounded_and_only_for_customers(settings: Settings, tm
             for role in (tokens.service(), tokens.regulator(), tokens.admin()):
                 assert (await http.get(f"{url}/v1/me/events", headers=role)).status_code == 403
             assert (await http.get(f"{url}/v1/me/events")).status_code == 401
-            for bad in ("x", "-2", "1.5"):
+            for bad in ("x", "-2", "1.5", str(2**63)):  # the last: past any customer_seq (a BIGINT)
                 refused = await http.get(f"{url}/v1/me/events",
                                          headers={**tokens.customer("cust-many"), "Last-Event-ID": bad})
+                assert refused.status_code == 422, bad
+                assert refused.headers["content-type"] == "application/problem+json", bad
+                refused = await http.get(f"{url}/v1/me/events", params={"after": bad},
+                                         headers=tokens.customer("cust-many"))
                 assert refused.status_code == 422, bad
 
 
