@@ -33,8 +33,9 @@ CANONICAL_SAMPLE = 10_000
 HOT = "cust-hot"
 
 # Every table a recorded access writes to, and the database as a whole.
-_TABLES = ("ledger_entries", "log_leaves", "merkle_nodes", "integration_queue", "customer_heads",
-           "customer_index_nodes", "index_leaves", "checkpoints", "notice_batches", "notices")
+_TABLES = ("ledger_entries", "actor_identities", "log_leaves", "merkle_tiles", "merkle_nodes",
+           "integration_queue", "customer_heads", "customer_index_nodes", "index_leaves", "checkpoints",
+           "notice_batches", "notices")
 
 
 def scale_run(dep: Deployment, scale: float, workers: int, requests: int = 3_000) -> dict[str, Any]:

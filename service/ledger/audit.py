@@ -28,6 +28,7 @@ from service.ledger.customer_index import tree as index_tree
 from service.ledger.customer_index.store import IndexLeaf, read_all_nodes
 from service.ledger.customer_index.tables import index_leaves
 from service.ledger.merkle import EMPTY_ROOT, CompactRange, NodeId, leaf_hash
+from service.ledger.store import NOT_STORED
 from service.ledger.tables import entries, leaves
 
 CHUNK = 5_000
@@ -143,11 +144,12 @@ async def _audit_chains(connection: AsyncConnection, progress: Progress) -> Asyn
                 recorded = decode(row.canonical)
             except ValueError:
                 recorded = {}
-            if (recorded.get("customer_id"), recorded.get("customer_seq"), recorded.get("prev_hash")) != (
-                row.customer_id, row.customer_seq, row.prev_hash
-            ):
+            prev_hash = recorded.get("prev_hash")
+            if (recorded.get("customer_id"), recorded.get("customer_seq")) != (
+                row.customer_id, row.customer_seq
+            ) or row.prev_hash not in (NOT_STORED, prev_hash):
                 yield Finding(where, "stored columns disagree with the canonical bytes")
-            for fault in links.follow({"customer_seq": row.customer_seq, "prev_hash": row.prev_hash},
+            for fault in links.follow({"customer_seq": row.customer_seq, "prev_hash": prev_hash},
                                       row.entry_hash):
                 yield Finding(where, fault)
         progress(len(partition))

@@ -30,6 +30,7 @@ from service.ledger.customer_index import store as index_store
 from service.ledger.customer_index import tree as index_tree
 from service.ledger.merkle import EMPTY_ROOT, CompactRange, NodeId, leaf_hash, perfect_subtrees
 from service.ledger.queue_floor import QueueFloor
+from service.ledger.tree_store import LogIntegrityError
 from service.metrics import (
     CHECKPOINTS_SIGNED,
     ENTRIES_WAITING,
@@ -43,10 +44,6 @@ logger = logging.getLogger("seenby.integrator")
 
 # Any fixed 64-bit key; it names "the integrator" among the database's advisory locks.
 LEADER_LOCK_KEY = 0x5EE_B1_106
-
-
-class LogIntegrityError(RuntimeError):
-    """The stored tree disagrees with the latest signed checkpoint: never sign past it."""
 
 
 @dataclass

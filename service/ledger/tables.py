@@ -6,6 +6,8 @@ from sqlalchemy import BigInteger, Column, Index, Integer, LargeBinary, String
 from sqlmodel import Field, SQLModel
 
 from service.db import tables_of
+from service.ledger.merkle.hashing import HASH_SIZE
+from service.ledger.merkle.tiles import TILE_WIDTH
 from service.ledger.packing import PackedCanonical
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY (a rowid alias), not a BIGINT one.
@@ -16,7 +18,9 @@ BigId = BigInteger().with_variant(Integer(), "sqlite")
 FILTER_COLUMNS = ("event_id", "request_digest", "clip_id", "occurred_at_us", "actor_type",
                   "actor_country", "actor_organization", "purpose", "action")
 
-APPEND_ONLY_TABLES = ("ledger_entries", "actor_identities", "log_leaves", "merkle_nodes", "checkpoints",
+TILE_BYTES = TILE_WIDTH * HASH_SIZE
+
+APPEND_ONLY_TABLES = ("ledger_entries", "actor_identities", "log_leaves", "merkle_tiles", "checkpoints",
                       "index_leaves")
 
 
@@ -37,6 +41,7 @@ class LedgerEntry(SQLModel, table=True):
     kind: str = Field(sa_column=Column(String(40), nullable=False))
     # Found through a hash index on PostgreSQL (migration 0009), a unique index on SQLite (0001).
     entry_hash: str = Field(sa_column=Column(String(64), nullable=False))
+    # Empty since migration 0016 (the canonical bytes hold it); a copy in rows from before.
     prev_hash: str = Field(sa_column=Column(String(64), nullable=False))
     recorded_at_us: int = Field(sa_column=Column(BigInteger, nullable=False))
     canonical: bytes = Field(sa_column=Column(PackedCanonical, nullable=False))
@@ -95,13 +100,26 @@ class LogLeaf(SQLModel, table=True):
 
 
 class MerkleNode(SQLModel, table=True):
-    """The hash of a complete perfect subtree (2**level leaves from index * 2**level): never changes."""
+    """The hash of a complete perfect subtree (2**level leaves from index * 2**level): never changes.
+    Held here only until the 256 nodes of its tile are complete, then folded into a MerkleTile:
+    the database lets a node go only once a tile holds the same hash (migration 0015)."""
 
     __tablename__ = "merkle_nodes"
 
     level: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
     index: int = Field(sa_column=Column("node_index", BigInteger, primary_key=True, autoincrement=False))
     hash: bytes = Field(sa_column=Column(LargeBinary(32), nullable=False))
+
+
+class MerkleTile(SQLModel, table=True):
+    """The 256 complete nodes (level, 256 * tile_index ...) as one blob of their hashes in index order:
+    a row of 8 KiB stored out of line, uncompressed, where 256 node rows took some 60 KiB."""
+
+    __tablename__ = "merkle_tiles"
+
+    level: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
+    tile_index: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    hashes: bytes = Field(sa_column=Column(LargeBinary(TILE_BYTES), nullable=False))
 
 
 class SignedCheckpoint(SQLModel, table=True):
@@ -116,5 +134,6 @@ class SignedCheckpoint(SQLModel, table=True):
 
 
 # The Table of each model, for Core queries.
-entries, identities, heads, queue, leaves, nodes, checkpoints = tables_of(
-    LedgerEntry, ActorIdentity, CustomerHead, IntegrationQueue, LogLeaf, MerkleNode, SignedCheckpoint)
+entries, identities, heads, queue, leaves, nodes, tiles, checkpoints = tables_of(
+    LedgerEntry, ActorIdentity, CustomerHead, IntegrationQueue, LogLeaf, MerkleNode, MerkleTile,
+    SignedCheckpoint)

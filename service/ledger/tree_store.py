@@ -6,20 +6,24 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import BigInteger, Integer, Select, and_, bindparam, delete, func, or_, select, tuple_
+from sqlalchemy import ColumnElement, and_, delete, func, or_, select, text, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.dialects.postgresql import ARRAY
 
 from service import bulk
-from service.db import Executor, dialect_of, per_dialect
-from service.ledger.merkle import NodeId, leaf_hash
+from service.db import Executor, dialect_of
+from service.ledger.merkle import HASH_SIZE, TILE_HEIGHT, TILE_WIDTH, NodeId, leaf_hash
 from service.ledger.tables import (
     checkpoints,
     entries,
     leaves,
     nodes,
     queue,
+    tiles,
 )
+
+
+class LogIntegrityError(RuntimeError):
+    """The stored tree disagrees with itself or with the latest signed checkpoint: never sign past it."""
 
 
 @dataclass(frozen=True)
@@ -67,52 +71,130 @@ async def signed_at_us(session: Executor, sizes: Collection[int]) -> dict[int, i
     return {size: signed for size, signed in rows}
 
 
-@per_dialect
-def _nodes_query(dialect: str) -> Select[Any]:
-    query = select(nodes.c.level, nodes.c.node_index, nodes.c.hash)
-    if dialect != "postgresql":
-        return query.where(tuple_(nodes.c.level, nodes.c.node_index).in_(bindparam("pairs", expanding=True)))
-    pairs = func.unnest(
-        bindparam("levels", type_=ARRAY(Integer)), bindparam("indexes", type_=ARRAY(BigInteger)),
-    ).table_valued("level", "node_index").render_derived()
-    return query.join(pairs, and_(nodes.c.level == pairs.c.level, nodes.c.node_index == pairs.c.node_index))
+# Complete nodes live in two places: merkle_tiles, 256 to a row, once their tile is complete, and
+# merkle_nodes, one to a row, until then. A node is in one or the other, never both.
+_TILE_MASK = TILE_WIDTH - 1
+
+_PG_NODES = text(f"""
+SELECT n.level, n.node_index, n.hash
+FROM merkle_nodes n
+JOIN unnest(CAST(:levels AS integer[]), CAST(:indexes AS bigint[])) AS w(level, node_index)
+  ON n.level = w.level AND n.node_index = w.node_index
+UNION ALL
+SELECT w.level, w.node_index,
+       substr(t.hashes, CAST((w.node_index & {_TILE_MASK}) * {HASH_SIZE} + 1 AS integer), {HASH_SIZE})
+FROM merkle_tiles t
+JOIN unnest(CAST(:levels AS integer[]), CAST(:indexes AS bigint[])) AS w(level, node_index)
+  ON t.level = w.level AND t.tile_index = w.node_index >> {TILE_HEIGHT}
+""")
+
+
+def _tile_of(node: NodeId) -> tuple[int, int]:
+    level, index = node
+    return level, index >> TILE_HEIGHT
+
+
+def _hash_in_tile(hashes: bytes, index: int) -> bytes:
+    offset = (index & _TILE_MASK) * HASH_SIZE
+    return hashes[offset:offset + HASH_SIZE]
 
 
 async def read_nodes(session: Executor, wanted: Collection[NodeId]) -> dict[NodeId, bytes]:
-    """Every wanted node in one query. On PostgreSQL a join with two unnested arrays: the planner
-    turns thousands of (level, index) pairs in an IN list into one huge OR, some 20 times slower."""
+    """Every wanted node, wherever it is stored. On PostgreSQL one statement joined with two unnested
+    arrays, which slices each node's hash out of its tile (reading only that part of the tile): the
+    planner turns thousands of (level, index) pairs in an IN list into one huge OR, some 20 times
+    slower."""
     if not wanted:
         return {}
     ordered = sorted(wanted)
     if dialect_of(session) == "postgresql":
-        params: dict[str, Any] = {"levels": [level for level, _ in ordered],
-                                  "indexes": [index for _, index in ordered]}
-    else:
-        params = {"pairs": ordered}
-    rows = await session.execute(_nodes_query(session), params)
-    return {(row.level, row.node_index): row.hash for row in rows}
+        rows = await session.execute(_PG_NODES, {"levels": [level for level, _ in ordered],
+                                                 "indexes": [index for _, index in ordered]})
+        return {(row.level, row.node_index): bytes(row.hash) for row in rows}
+    found = {(row.level, row.node_index): row.hash for row in await session.execute(
+        select(nodes.c.level, nodes.c.node_index, nodes.c.hash)
+        .where(tuple_(nodes.c.level, nodes.c.node_index).in_(ordered)))}
+    tiled = {_tile_of(node) for node in ordered if node not in found}
+    if tiled:
+        stored = {(row.level, row.tile_index): row.hashes for row in await session.execute(
+            select(tiles.c.level, tiles.c.tile_index, tiles.c.hashes)
+            .where(tuple_(tiles.c.level, tiles.c.tile_index).in_(sorted(tiled))))}
+        for node in ordered:
+            if node not in found and _tile_of(node) in stored:
+                found[node] = _hash_in_tile(stored[_tile_of(node)], node[1])
+    return found
 
 
 async def read_node_spans(session: Executor, spans: dict[int, tuple[int, int]]) -> dict[NodeId, bytes]:
-    """Every node with index in [low, high] at each given level, in one query."""
+    """Every node with index in [low, high] at each given level, in two queries."""
     if not spans:
         return {}
-    rows = await session.execute(
+    found = {(row.level, row.node_index): row.hash for row in await session.execute(
         select(nodes.c.level, nodes.c.node_index, nodes.c.hash).where(or_(*(
             and_(nodes.c.level == level, nodes.c.node_index.between(low, high))
             for level, (low, high) in spans.items()
         )))
+    )}
+    rows = await session.execute(
+        select(tiles.c.level, tiles.c.tile_index, tiles.c.hashes).where(or_(*(
+            and_(tiles.c.level == level,
+                 tiles.c.tile_index.between(low >> TILE_HEIGHT, high >> TILE_HEIGHT))
+            for level, (low, high) in spans.items()
+        )))
     )
-    return {(row.level, row.node_index): row.hash for row in rows}
+    for row in rows:
+        low, high = spans[row.level]
+        first = row.tile_index << TILE_HEIGHT
+        for index in range(max(low, first), min(high, first + _TILE_MASK) + 1):
+            found[(row.level, index)] = _hash_in_tile(row.hashes, index)
+    return found
 
 
 async def read_level_range(session: Executor, level: int, first: int, count: int) -> list[bytes]:
-    rows = await session.execute(
-        select(nodes.c.hash)
-        .where(nodes.c.level == level, nodes.c.node_index >= first, nodes.c.node_index < first + count)
-        .order_by(nodes.c.node_index)
-    )
-    return list(rows.scalars())
+    """The nodes first .. first + count - 1 of a level, in index order, as far as they are stored."""
+    found = await read_node_spans(session, {level: (first, first + count - 1)})
+    hashes = []
+    for index in range(first, first + count):
+        if (level, index) not in found:
+            break
+        hashes.append(found[(level, index)])
+    return hashes
+
+
+async def _write_nodes(session: Executor, new_nodes: Iterable[tuple[NodeId, bytes]]) -> None:
+    """Store a pass's new nodes: every tile they complete as one row (with its nodes from passes
+    before, which then leave merkle_nodes), the rest a row each until their tile completes."""
+    new = dict(new_nodes)
+    # A level's nodes complete left to right: a tile is complete when its last node is, and only
+    # a tile whose first node came before this pass has nodes held in merkle_nodes.
+    completed = sorted(_tile_of(node) for node in new if node[1] & _TILE_MASK == _TILE_MASK)
+    begun_before = [(level, tile << TILE_HEIGHT, (tile << TILE_HEIGHT) + _TILE_MASK)
+                    for level, tile in completed if (level, tile << TILE_HEIGHT) not in new]
+    held: dict[NodeId, bytes] = {}
+    if begun_before:
+        held = {(row.level, row.node_index): row.hash for row in await session.execute(
+            select(nodes.c.level, nodes.c.node_index, nodes.c.hash).where(_held_in(begun_before)))}
+    known = {**held, **new}
+    tile_rows = []
+    for level, tile in completed:
+        first = tile << TILE_HEIGHT
+        hashes = [known.get((level, index)) for index in range(first, first + TILE_WIDTH)]
+        if not all(hashes):
+            raise LogIntegrityError(f"tile {tile} of level {level} is complete, but not all its nodes "
+                                    f"are stored")
+        tile_rows.append((level, tile, b"".join(hashes)))  # type: ignore[arg-type]  # none is None
+    await bulk.insert_rows(session, tiles, ("level", "tile_index", "hashes"), tile_rows)
+    if begun_before:
+        await session.execute(delete(nodes).where(_held_in(begun_before)))
+    folded = set(completed)
+    await bulk.insert_rows(session, nodes, ("level", "node_index", "hash"),
+                           [(level, index, value) for (level, index), value in new.items()
+                            if (level, index >> TILE_HEIGHT) not in folded])
+
+
+def _held_in(spans: list[tuple[int, int, int]]) -> ColumnElement[bool]:
+    return or_(*(and_(nodes.c.level == level, nodes.c.node_index.between(low, high))
+                 for level, low, high in spans))
 
 
 async def pending(session: Executor, limit: int, *, after: int = 0) -> list[Pending]:
@@ -184,8 +266,7 @@ async def write_integration(
     if new_leaves:
         await bulk.insert_rows(session, leaves, ("log_index", "entry_id"),
                                [(leaf["log_index"], leaf["entry_id"]) for leaf in new_leaves])
-        await bulk.insert_rows(session, nodes, ("level", "node_index", "hash"),
-                               [(level, index, value) for (level, index), value in new_nodes])
+        await _write_nodes(session, new_nodes)
         dequeued = [leaf["entry_id"] for leaf in new_leaves]
         if bulk.is_postgresql(session):
             driver = await bulk.asyncpg_connection(session)

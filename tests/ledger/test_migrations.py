@@ -7,6 +7,8 @@ import asyncio
 import base64
 import hashlib
 import json
+import os
+import subprocess
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -19,7 +21,7 @@ from alembic.config import Config
 from sqlalchemy import inspect, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from service.ledger import store
+from service.ledger import merkle, packing, store
 from service.ledger.canonical import canonical_bytes
 from service.ledger.checkpoint import parse_verifier_key
 from service.ledger.merkle import root_from_leaf_hashes
@@ -32,7 +34,7 @@ from tests.conftest import Tokens, _create_database, base_settings, serve
 from tests.factories import access_event
 from tests.notices.harness import Receiver, webhook_settings
 from tests.pg import free_port
-from tests.servers import record_integrated, wait_until_integrated
+from tests.servers import record_integrated, seenby_command, settings_env, wait_until_integrated
 from tests.tlog.test_log import signed_checkpoint
 
 WAITING = 3
@@ -382,3 +384,100 @@ async def test_packed_entries_are_stored_plain_again_when_0014_is_undone(
 
 def _hashes_and_bytes(chain: list[dict]) -> list[tuple[str, str]]:
     return [(item["entry_hash"], item["canonical"]) for item in chain]
+
+
+async def _tree_rows(url: str) -> tuple[dict[tuple[int, int], bytes], dict[tuple[int, int], bytes]]:
+    """(tiles, node rows), each by (level, index)."""
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as connection:
+            nodes = {(row.level, row.node_index): bytes(row.hash) for row in await connection.execute(
+                text("SELECT level, node_index, hash FROM merkle_nodes"))}
+            tiles = {}
+            if await connection.run_sync(lambda sync: inspect(sync).has_table("merkle_tiles")):
+                tiles = {(row.level, row.tile_index): bytes(row.hashes) for row in await connection.execute(
+                    text("SELECT level, tile_index, hashes FROM merkle_tiles"))}
+    finally:
+        await engine.dispose()
+    return tiles, nodes
+
+
+@pytest.mark.parametrize("backend_name", ["sqlite", "postgresql"])
+async def test_0015_folds_complete_tiles_and_undoing_it_gives_every_node_a_row_again(
+    backend_name: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    settings = await _unmigrated(backend_name, tmp_path, request)
+    await asyncio.to_thread(upgrade, settings)
+    app = create_app(settings)
+    tokens = Tokens(app)
+    async for client in serve(app):
+        for count in (300, 1, 260):
+            await record_integrated(client, [access_event(f"cust-tiled-{n % 9}") for n in range(count)],
+                                    tokens.service(), tokens.regulator())
+        checkpoint = (await client.get("/v1/log/checkpoint")).text
+    url = settings.resolved_migration_database_url
+    tiles, held = await _tree_rows(url)
+    assert {(0, 0), (0, 1), (1, 0)} <= tiles.keys()
+    every_node = {**held, **{(level, tile * 256 + i): hashes[i * 32:(i + 1) * 32]
+                             for (level, tile), hashes in tiles.items() for i in range(256)}}
+    config = alembic_config(url)
+    await asyncio.to_thread(command.downgrade, config, "0014")
+    assert await _tree_rows(url) == ({}, every_node)
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as connection:
+            with pytest.raises(Exception, match="append-only"):  # append-only again, as at 0014
+                await connection.execute(text("DELETE FROM merkle_nodes WHERE level = 0 AND node_index = 0"))
+    finally:
+        await engine.dispose()
+    await asyncio.to_thread(upgrade, settings)
+    assert await _tree_rows(url) == (tiles, held), "folded again, into the same tiles"
+    app = create_app(settings)
+    async for client in serve(app):
+        assert (await client.get("/v1/log/checkpoint")).text == checkpoint
+        size = int(checkpoint.split("\n")[1])
+        proof = (await client.get("/v1/log/proof/consistency", params={"first": 257, "second": size})).json()
+        root = merkle.root_hash(257, every_node)
+        merkle.verify_consistency(257, size, [bytes.fromhex(h) for h in proof["hashes"]], root,
+                                  base64.b64decode(checkpoint.split("\n")[2]))
+
+
+@pytest.mark.parametrize("backend_name", ["sqlite", "postgresql"])
+async def test_prev_hash_is_stored_in_the_canonical_bytes_only_and_copied_back_when_0016_is_undone(
+    backend_name: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    settings = await _unmigrated(backend_name, tmp_path, request)
+    await asyncio.to_thread(upgrade, settings)
+    app = create_app(settings)
+    tokens = Tokens(app)
+    async for client in serve(app):
+        events = [access_event(f"cust-linked-{n % 3}") for n in range(12)]
+        await record_integrated(client, events, tokens.service(), tokens.regulator())
+    url = settings.resolved_migration_database_url
+
+    async def stored_links() -> list[tuple[str, str]]:
+        engine = create_async_engine(url)
+        try:
+            async with engine.connect() as connection:
+                rows = (await connection.execute(text(
+                    "SELECT prev_hash, canonical FROM ledger_entries ORDER BY id"))).all()
+        finally:
+            await engine.dispose()
+        return [(row.prev_hash, json.loads(packing.unpack(bytes(row.canonical)))["prev_hash"])
+                for row in rows]
+
+    links = await stored_links()
+    assert len(links) == 12 and {column for column, _ in links} == {""}
+    await asyncio.to_thread(command.downgrade, alembic_config(url), "0015")
+    copied = await stored_links()
+    assert all(column == recorded and len(column) == 64 for column, recorded in copied)
+    assert [recorded for _, recorded in copied] == [recorded for _, recorded in links]
+    await asyncio.to_thread(upgrade, settings)
+    app = create_app(settings)
+    async for client in serve(app):  # entries with and without a copy, in the same chains
+        events = [access_event(f"cust-linked-{n % 3}") for n in range(6)]
+        await record_integrated(client, events, tokens.service(), tokens.regulator())
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("SEENBY_")}
+    result = await asyncio.to_thread(subprocess.run, [*seenby_command(), "audit"], capture_output=True,
+                                     text=True, timeout=120, env={**clean, **settings_env(settings)})
+    assert result.returncode == 0 and "audit passed" in result.stdout, result.stdout + result.stderr

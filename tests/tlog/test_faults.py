@@ -252,6 +252,25 @@ async def test_audit_names_stored_bytes_damaged_in_place(
     assert base64.b64decode(intact.json()["canonical"]) == base64.b64decode(chain[4]["canonical"])
 
 
+async def test_audit_names_a_damaged_tile_and_a_damaged_node_row(
+    fresh_pg: Backend, postgres_admin_url: str, tmp_path: Path
+) -> None:
+    await recorded_and_integrated(fresh_pg, 300)  # a complete tile at level 0, the rest in rows
+    held = await superuser_value(postgres_admin_url, fresh_pg,
+                                 "SELECT max(node_index) FROM merkle_nodes WHERE level = 0")
+    assert held is not None and held > 256
+    await as_insider(postgres_admin_url, fresh_pg,
+                     "UPDATE merkle_tiles SET hashes = overlay(hashes "
+                     "PLACING decode(repeat('ab', 32), 'hex') FROM 7 * 32 + 1 FOR 32) "
+                     "WHERE level = 0 AND tile_index = 0",
+                     f"UPDATE merkle_nodes SET hash = decode(repeat('cd', 32), 'hex') "
+                     f"WHERE level = 0 AND node_index = {held}")
+    result = run_audit(fresh_pg, tmp_path)
+    assert result.returncode == 1
+    assert "stored tree node (0, 7) does not match the leaves" in result.stdout
+    assert f"stored tree node (0, {held}) does not match the leaves" in result.stdout
+
+
 async def test_audit_names_a_deleted_middle_entry(
     fresh_pg: Backend, postgres_admin_url: str, tmp_path: Path
 ) -> None:

@@ -1,0 +1,139 @@
+"""Complete Merkle tiles stored a row each (migration 0015), on both backends: the log serves the
+same tree from tiles and node rows alike, and the database lets a node row go only once a tile
+holds its hash."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+
+from service.db import make_engine
+from service.ledger import merkle
+from service.main import create_app
+from service.settings import Settings
+from tests.conftest import Tokens, serve
+from tests.factories import access_event
+from tests.servers import record_integrated
+from tests.tlog.test_log import signed_checkpoint
+
+# Passes of these sizes complete tiles within one pass and across passes.
+BATCHES = (1, 200, 1, 300, 77, 1)
+
+
+async def _query(settings: Settings, statement: str, **params: Any) -> list[Any]:
+    return await _run(settings.resolved_database_url, [statement], params)
+
+
+async def _run(url: str, statements: list[str], params: dict[str, Any]) -> list[Any]:
+    """The statements in one transaction; the last one's rows."""
+    engine = make_engine(url)
+    try:
+        async with engine.begin() as connection:
+            for statement in statements:
+                result = await connection.execute(text(statement), params)
+            return list(result.all()) if result.returns_rows else []
+    finally:
+        await engine.dispose()
+
+
+async def _leaves_from_tiles(client: httpx.AsyncClient, size: int) -> list[bytes]:
+    leaves: list[bytes] = []
+    for tile in range(0, (size + merkle.TILE_WIDTH - 1) // merkle.TILE_WIDTH):
+        width = min(merkle.TILE_WIDTH, size - tile * merkle.TILE_WIDTH)
+        response = await client.get(f"/v1/log/{merkle.tile_path(0, tile, width)}")
+        assert response.status_code == 200, response.text
+        assert len(response.content) == width * merkle.HASH_SIZE
+        leaves += [response.content[i:i + 32] for i in range(0, len(response.content), 32)]
+    return leaves
+
+
+async def test_complete_tiles_are_rows_and_the_log_serves_one_tree(settings: Settings) -> None:
+    app = create_app(settings)
+    tokens = Tokens(app)
+    customer = f"cust-{uuid.uuid4().hex[:8]}"
+    async for client in serve(app):
+        for count in BATCHES:
+            await record_integrated(client, [access_event(customer) for _ in range(count)],
+                                    tokens.service(), tokens.regulator())
+        checkpoint = await signed_checkpoint(client)
+        size = checkpoint.size
+        assert size > 2 * merkle.TILE_WIDTH
+        # The level-0 tiles, full ones from tile rows and the partial one from node rows, are every
+        # leaf of the signed tree.
+        leaves = await _leaves_from_tiles(client, size)
+        assert merkle.root_from_leaf_hashes(leaves) == checkpoint.root_hash
+        full = size // merkle.TILE_WIDTH
+        level_one = await client.get(f"/v1/log/{merkle.tile_path(1, 0, full)}")
+        assert level_one.content == b"".join(
+            merkle.root_from_leaf_hashes(leaves[i * 256:(i + 1) * 256]) for i in range(full))
+        for index in (0, 1, 255, 256, 300, 511, 512, size - 1):
+            proof = (await client.get("/v1/log/proof/inclusion",
+                                      params={"log_index": index, "tree_size": size})).json()
+            merkle.verify_inclusion(leaves[index], index, size, [bytes.fromhex(h) for h in proof["hashes"]],
+                                    checkpoint.root_hash)
+        for first in (1, 255, 256, 257, 300, 512, size - 1):
+            proof = (await client.get("/v1/log/proof/consistency",
+                                      params={"first": first, "second": size})).json()
+            merkle.verify_consistency(first, size, [bytes.fromhex(h) for h in proof["hashes"]],
+                                      merkle.root_from_leaf_hashes(leaves[:first]), checkpoint.root_hash)
+        # A customer's entry proof, through the entry API, verifies too.
+        chain = (await client.get(f"/v1/customers/{customer}/entries", params={"limit": 500},
+                                  headers=tokens.regulator())).json()["items"]
+        for item in (chain[0], chain[len(chain) // 2]):
+            proof = (await client.get("/v1/log/proof/inclusion",
+                                      params={"log_index": item["log_index"], "tree_size": size})).json()
+            assert bytes.fromhex(proof["leaf_hash"]) == leaves[item["log_index"]]
+    # Stored: each complete tile of each level is one row; node rows only of the tiles not complete.
+    stored_tiles = {(row.level, row.tile_index) for row in await _query(
+        settings, "SELECT level, tile_index FROM merkle_tiles")}
+    levels = range(size.bit_length())
+    assert stored_tiles == {(level, tile) for level in levels for tile in range((size >> level) // 256)}
+    node_rows = await _query(settings, "SELECT level, node_index FROM merkle_nodes")
+    assert sorted(node_rows) == sorted(
+        (level, index) for level in levels
+        for index in range((size >> level) // 256 * 256, size >> level))
+
+
+async def test_a_node_row_leaves_only_once_a_tile_holds_its_hash(settings: Settings) -> None:
+    app = create_app(settings)
+    tokens = Tokens(app)
+    async for client in serve(app):
+        await record_integrated(client, [access_event(f"cust-{uuid.uuid4().hex[:8]}") for _ in range(300)],
+                                tokens.service(), tokens.regulator())
+        size = (await signed_checkpoint(client)).size
+    held = (await _query(settings, "SELECT level, node_index, hash FROM merkle_nodes "
+                                   "WHERE level = 0 ORDER BY node_index LIMIT 1"))[0]
+    tile = (await _query(settings, "SELECT hashes FROM merkle_tiles WHERE level = 0 AND tile_index = 0"))[0]
+    refused = [
+        (["DELETE FROM merkle_nodes WHERE level = 0 AND node_index = :i"], {"i": held.node_index}),
+        (["DELETE FROM merkle_nodes"], {}),
+        (["UPDATE merkle_nodes SET hash = :h WHERE level = 0 AND node_index = :i"],
+         {"h": bytes(32), "i": held.node_index}),
+        (["UPDATE merkle_tiles SET hashes = :h WHERE level = 0 AND tile_index = 0"], {"h": bytes(8192)}),
+        (["DELETE FROM merkle_tiles WHERE level = 0"], {}),
+        # A row put back for a tiled node, but with another hash, cannot leave either.
+        (["INSERT INTO merkle_nodes (level, node_index, hash) VALUES (0, 5, :h)",
+          "DELETE FROM merkle_nodes WHERE level = 0 AND node_index = 5"], {"h": bytes(32)}),
+    ]
+    # The service's own role (on PostgreSQL it may delete node rows, no more), and the tables' owner.
+    for url in {settings.resolved_database_url, settings.resolved_migration_database_url}:
+        for statements, params in refused:
+            with pytest.raises(DBAPIError) as error:
+                await _run(url, statements, params)
+            message = str(error.value).lower()
+            assert any(reason in message for reason in (
+                "append-only", "a tile holds its hash", "permission denied")), message
+    assert len(await _query(settings, "SELECT 1 FROM merkle_nodes")) == sum(
+        (size >> level) % 256 for level in range(size.bit_length()))
+    # A duplicate row of a tiled node, with the tile's own hash, may go (the tile keeps it).
+    rows = await _query(settings, "INSERT INTO merkle_nodes (level, node_index, hash) VALUES (0, 5, :h) "
+                                  "RETURNING level", h=bytes(tile.hashes[5 * 32:6 * 32]))
+    assert len(rows) == 1
+    gone = await _query(settings,
+                        "DELETE FROM merkle_nodes WHERE level = 0 AND node_index = 5 RETURNING level")
+    assert len(gone) == 1
