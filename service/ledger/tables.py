@@ -6,6 +6,7 @@ from sqlalchemy import BigInteger, Column, Index, Integer, LargeBinary, String
 from sqlmodel import Field, SQLModel
 
 from service.db import tables_of
+from service.ledger.compact_columns import HexBytes, UuidText
 from service.ledger.merkle.hashing import HASH_SIZE
 from service.ledger.merkle.tiles import TILE_WIDTH
 from service.ledger.packing import PackedCanonical
@@ -40,7 +41,7 @@ class LedgerEntry(SQLModel, table=True):
     customer_seq: int = Field(sa_column=Column(BigInteger, nullable=False))
     kind: str = Field(sa_column=Column(String(40), nullable=False))
     # Found through a hash index on PostgreSQL (migration 0009), a unique index on SQLite (0001).
-    entry_hash: str = Field(sa_column=Column(String(64), nullable=False))
+    entry_hash: str = Field(sa_column=Column(HexBytes, nullable=False))
     # Empty since migration 0016 (the canonical bytes hold it); a copy in rows from before.
     prev_hash: str = Field(sa_column=Column(String(64), nullable=False))
     recorded_at_us: int = Field(sa_column=Column(BigInteger, nullable=False))
@@ -48,8 +49,8 @@ class LedgerEntry(SQLModel, table=True):
     flags: str = Field(default="", sa_column=Column(String(200), nullable=False, default=""))
     recorded_by: str = Field(sa_column=Column(String(128), nullable=False))
     # Access entries only: the idempotency key, the digest of the body as sent, and filter columns.
-    event_id: str | None = Field(default=None, sa_column=Column(String(36), unique=True))
-    request_digest: str | None = Field(default=None, sa_column=Column(String(64)))
+    event_id: str | None = Field(default=None, sa_column=Column(UuidText, unique=True))
+    request_digest: str | None = Field(default=None, sa_column=Column(HexBytes))
     clip_id: str | None = Field(default=None, sa_column=Column(String(128)))
     occurred_at_us: int | None = Field(default=None, sa_column=Column(BigInteger))
     actor_type: str | None = Field(default=None, sa_column=Column(String(16)))
@@ -64,9 +65,9 @@ class ActorIdentity(SQLModel, table=True):
 
     __tablename__ = "actor_identities"
 
-    entry_hash: str = Field(sa_column=Column(String(64), primary_key=True))
+    entry_hash: str = Field(sa_column=Column(HexBytes, primary_key=True))
     employee_id: str = Field(sa_column=Column(String(128), nullable=False))
-    id_salt: str = Field(sa_column=Column(String(64), nullable=False))
+    id_salt: str = Field(sa_column=Column(HexBytes, nullable=False))
 
 
 class CustomerHead(SQLModel, table=True):

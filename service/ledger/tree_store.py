@@ -213,8 +213,10 @@ async def pending(session: Executor, limit: int, *, after: int = 0) -> list[Pend
     return [Pending(*row[:3], *heads.get(row[0], (None, None, None))) for row in rows]
 
 
+# The hash as hex, as the column's type (compact_columns.HexBytes) gives it to Core queries.
 _POSITIONS_BY_ARRAY = (
-    "SELECT id, customer_id, customer_seq, entry_hash FROM ledger_entries WHERE id = ANY($1::bigint[])"
+    "SELECT id, customer_id, customer_seq, encode(entry_hash, 'hex') FROM ledger_entries"
+    " WHERE id = ANY($1::bigint[])"
 )
 _SQLITE_IDS_PER_QUERY = 10_000
 

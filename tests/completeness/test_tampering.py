@@ -14,7 +14,7 @@ from tests.chains import fetch_chain
 from tests.conftest import Backend, Tokens, serve
 from tests.factories import access_event
 from tests.servers import record_integrated
-from tests.tlog.test_faults import as_insider, recorded_and_integrated, run_audit
+from tests.tlog.test_faults import as_insider, recorded_and_integrated, run_audit, stored_hash
 
 
 async def _proof_and_chain(backend: Backend, customer: str) -> tuple[dict, list[dict], object]:
@@ -37,8 +37,8 @@ async def test_a_customers_last_entry_deleted_fails_its_completeness_and_the_aud
     completeness(proof, shown, verifier, None)  # sound before
     victim = chain[-1]
     await as_insider(postgres_admin_url, fresh_pg,
-                     f"DELETE FROM actor_identities WHERE entry_hash = '{victim['entry_hash']}'",
-                     f"DELETE FROM ledger_entries WHERE entry_hash = '{victim['entry_hash']}'")
+                     f"DELETE FROM actor_identities WHERE entry_hash = {stored_hash(victim['entry_hash'])}",
+                     f"DELETE FROM ledger_entries WHERE entry_hash = {stored_hash(victim['entry_hash'])}")
     proof, shown, verifier = await _proof_and_chain(fresh_pg, customer)
     assert [item["entry_hash"] for item in shown] == [item["entry_hash"] for item in chain[:-1]]
     with pytest.raises(VerificationError, match="another head"):

@@ -21,6 +21,7 @@ from alembic.config import Config
 from sqlalchemy import inspect, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from service.actors import SALT_BYTES
 from service.ledger import merkle, packing, store
 from service.ledger.canonical import canonical_bytes
 from service.ledger.checkpoint import parse_verifier_key
@@ -46,11 +47,15 @@ async def _queue_entries_by_id(url: str, first_seq: int, count: int) -> list[byt
                   for seq in range(first_seq, first_seq + count)]
     engine = create_async_engine(url)
     async with engine.begin() as connection:
+        stored_as = connection.dialect.name == "postgresql" and (await connection.execute(text(
+            "SELECT data_type FROM information_schema.columns"
+            " WHERE table_name = 'ledger_entries' AND column_name = 'entry_hash'"))).scalar_one()
+        hash_value = "decode(:hash, 'hex')" if stored_as == "bytea" else ":hash"  # bytea since 0017
         for seq, canonical in enumerate(canonicals, first_seq):
             entry_id = (await connection.execute(text(
                 "INSERT INTO ledger_entries (customer_id, customer_seq, kind, entry_hash, prev_hash, "
                 "recorded_at_us, canonical, flags, recorded_by) VALUES ('cust-upgrade', :seq, 'note', "
-                ":hash, :prev, 1, :canonical, '', 'test') RETURNING id"
+                f"{hash_value}, :prev, 1, :canonical, '', 'test') RETURNING id"
             ), {"seq": seq, "hash": hashlib.sha256(canonical).hexdigest(), "prev": "0" * 64,
                 "canonical": canonical})).scalar_one()
             await connection.execute(text("INSERT INTO integration_queue (entry_id) VALUES (:id)"),
@@ -481,3 +486,78 @@ async def test_prev_hash_is_stored_in_the_canonical_bytes_only_and_copied_back_w
     result = await asyncio.to_thread(subprocess.run, [*seenby_command(), "audit"], capture_output=True,
                                      text=True, timeout=120, env={**clean, **settings_env(settings)})
     assert result.returncode == 0 and "audit passed" in result.stdout, result.stdout + result.stderr
+
+
+async def _stored_compactly(url: str) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+    """(entry_hash, request_digest, event_id) of each entry and (entry_hash, id_salt) of each
+    identity, as the driver reads them without the columns' types."""
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as connection:
+            entry_rows = (await connection.execute(text(
+                "SELECT entry_hash, request_digest, event_id FROM ledger_entries ORDER BY id"))).all()
+            identity_rows = (await connection.execute(text(
+                "SELECT entry_hash, id_salt FROM actor_identities ORDER BY entry_hash"))).all()
+    finally:
+        await engine.dispose()
+    return [tuple(row) for row in entry_rows], [tuple(row) for row in identity_rows]
+
+
+def _as_text(rows: list[tuple[object, ...]]) -> list[tuple[str, ...]]:
+    return [tuple(bytes(value).hex() if isinstance(value, bytes | memoryview) else str(value)
+                  for value in row) for row in rows]
+
+
+@pytest.mark.parametrize("backend_name", ["sqlite", "postgresql"])
+async def test_0017_stores_hashes_salts_and_event_ids_compactly_on_postgresql_and_undoing_it_gives_text(
+    backend_name: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    settings = await _unmigrated(backend_name, tmp_path, request)
+    await asyncio.to_thread(upgrade, settings)
+    url = settings.resolved_migration_database_url
+    customers = [f"cust-hex-{n}" for n in range(3)]
+    events = [access_event(customers[n % 3]) for n in range(12)]
+    events[0]["event_id"] = events[0]["event_id"].upper()  # one UUID however it is spelt
+    app = create_app(settings)
+    tokens = Tokens(app)
+    async for client in serve(app):
+        await record_integrated(client, events, tokens.service(), tokens.regulator())
+        before = {customer: await fetch_chain(client, customer, tokens.regulator()) for customer in customers}
+        shown = before[customers[0]][0]
+        found = await client.get(f"/v1/customers/{customers[0]}/entries/{shown['entry_hash']}",
+                                 headers=tokens.regulator())
+        assert found.status_code == 200 and found.json()["entry_hash"] == shown["entry_hash"]
+        assert found.json()["actor"]["id_salt"] == shown["actor"]["id_salt"]
+        replayed = await client.post("/v1/accesses", json=events[0], headers=tokens.service())
+        assert replayed.status_code == 200 and replayed.json()["entry_hash"] == shown["entry_hash"]
+
+    entry_rows, identity_rows = await _stored_compactly(url)
+    assert len(entry_rows) == 12 and len(identity_rows) == 12
+    postgresql = backend_name == "postgresql"
+    stored_as, per_byte = (bytes, 1) if postgresql else (str, 2)
+    assert all(isinstance(value, stored_as) and len(value) == 32 * per_byte  # type: ignore[arg-type]
+               for row in entry_rows for value in row[:2])
+    assert all(isinstance(value, stored_as) and len(value) == size * per_byte  # type: ignore[arg-type]
+               for row in identity_rows for value, size in zip(row, (32, SALT_BYTES), strict=True))
+    assert all(not isinstance(event_id, str) if postgresql else len(event_id) == 36  # type: ignore[arg-type]
+               for _, _, event_id in entry_rows)
+    shown_items = [item for chain in before.values() for item in chain]
+    assert {(entry_hash, event_id) for entry_hash, _, event_id in _as_text(entry_rows)} == {
+        (item["entry_hash"], item["event_id"].lower()) for item in shown_items}, "the key: lower case"
+    assert {item["event_id"] for item in shown_items} == {event["event_id"] for event in events}, "as sent"
+    assert set(_as_text(identity_rows)) == {(item["entry_hash"], item["actor"]["id_salt"])
+                                            for item in shown_items}
+    assert len({item["actor"]["id_salt"] for item in shown_items}) == 12
+
+    await asyncio.to_thread(command.downgrade, alembic_config(url), "0016")
+    text_rows = await _stored_compactly(url)
+    assert text_rows == (_as_text(entry_rows), _as_text(identity_rows)), "the same values, as text"
+    await asyncio.to_thread(upgrade, settings)
+    assert await _stored_compactly(url) == (entry_rows, identity_rows)
+    app = create_app(settings)
+    async for client in serve(app):
+        assert {customer: await fetch_chain(client, customer, tokens.regulator())
+                for customer in customers} == before
+        objected = await client.post("/v1/me/objections", json={"entry_hash": shown["entry_hash"]},
+                                     headers=tokens.customer(customers[0]))
+        assert objected.status_code == 201, objected.text

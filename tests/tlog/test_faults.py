@@ -183,6 +183,11 @@ async def recorded_and_integrated(backend: Backend, count: int) -> tuple[str, li
     return customer, chain, document, verifier
 
 
+def stored_hash(entry_hash: str) -> str:
+    """The SQL literal of a hash as PostgreSQL stores it (bytea: migration 0017)."""
+    return f"decode('{entry_hash}', 'hex')"
+
+
 async def as_insider(admin_url: str, backend: Backend, *statements: str) -> None:
     """A superuser with triggers (and foreign keys) switched off: what the database cannot stop."""
     engine = create_async_engine(superuser_url(admin_url, backend))
@@ -212,7 +217,7 @@ async def test_audit_names_an_edited_entry_and_old_proofs_fail(
     edited = base64.b64decode(victim["canonical"]).replace(b'"clip-3"', b'"clip-X"')
     await as_insider(postgres_admin_url, fresh_pg,
                       f"UPDATE ledger_entries SET canonical = decode('{packing.pack(edited).hex()}', 'hex') "
-                      f"WHERE entry_hash = '{victim['entry_hash']}'")
+                      f"WHERE entry_hash = {stored_hash(victim['entry_hash'])}")
     result = run_audit(fresh_pg, tmp_path)
     assert result.returncode == 1
     assert victim["entry_hash"] in result.stdout and f"log_index {victim['log_index']}" in result.stdout
@@ -237,7 +242,7 @@ async def test_audit_names_stored_bytes_damaged_in_place(
     customer, chain, _, _ = await recorded_and_integrated(fresh_pg, 8)
     victim = chain[5]
     await as_insider(postgres_admin_url, fresh_pg, f"UPDATE ledger_entries SET canonical = {edit} "
-                                                   f"WHERE entry_hash = '{victim['entry_hash']}'")
+                                                   f"WHERE entry_hash = {stored_hash(victim['entry_hash'])}")
     result = run_audit(fresh_pg, tmp_path)
     assert result.returncode == 1
     assert f"entry {victim['entry_hash']}" in result.stdout
@@ -278,8 +283,8 @@ async def test_audit_names_a_deleted_middle_entry(
     victim = chain[4]
     await as_insider(
         postgres_admin_url, fresh_pg,
-        f"DELETE FROM actor_identities WHERE entry_hash = '{victim['entry_hash']}'",
-        f"DELETE FROM ledger_entries WHERE entry_hash = '{victim['entry_hash']}'",
+        f"DELETE FROM actor_identities WHERE entry_hash = {stored_hash(victim['entry_hash'])}",
+        f"DELETE FROM ledger_entries WHERE entry_hash = {stored_hash(victim['entry_hash'])}",
     )
     result = run_audit(fresh_pg, tmp_path)
     assert result.returncode == 1
@@ -294,11 +299,11 @@ async def test_audit_names_two_swapped_entries(
     a, b = chain[2], chain[5]
     await as_insider(
         postgres_admin_url, fresh_pg,
-        "UPDATE ledger_entries SET canonical = CASE entry_hash "
+        "UPDATE ledger_entries SET canonical = CASE encode(entry_hash, 'hex') "
         f"WHEN '{a['entry_hash']}' THEN "
-        f"(SELECT canonical FROM ledger_entries WHERE entry_hash = '{b['entry_hash']}') "
-        f"ELSE (SELECT canonical FROM ledger_entries WHERE entry_hash = '{a['entry_hash']}') END "
-        f"WHERE entry_hash IN ('{a['entry_hash']}', '{b['entry_hash']}')",
+        f"(SELECT canonical FROM ledger_entries WHERE entry_hash = {stored_hash(b['entry_hash'])}) "
+        f"ELSE (SELECT canonical FROM ledger_entries WHERE entry_hash = {stored_hash(a['entry_hash'])}) END "
+        f"WHERE encode(entry_hash, 'hex') IN ('{a['entry_hash']}', '{b['entry_hash']}')",
     )
     result = run_audit(fresh_pg, tmp_path)
     assert result.returncode == 1
