@@ -5,7 +5,7 @@ indexes on them. The code still reads and writes the same text (service/ledger/c
 SQLite keeps the text: nothing changes there.
 
 Each table is rewritten under its exclusive lock: the ledger takes no writes and no reads while
-it lasts, so run it in a maintenance window on a large ledger (README, "Production").
+it lasts, so run it in a maintenance window on a large ledger (README, "PostgreSQL in production").
 Only a damaged row can hold a value that is not lowercase hex or a UUID: a hash is then kept as its
 UTF-8 bytes, so the upgrade never stops on it and `seenby audit` still names the entry, and an
 event id becomes null (the entry's canonical bytes still hold it).

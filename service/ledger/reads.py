@@ -94,7 +94,7 @@ def _entry_rows(regulator: bool, *where: ColumnElement[bool]) -> Select[Any]:
     if not regulator:
         return query.add_columns(null().label("employee_id"), null().label("id_salt"))
     return query.add_columns(identities.c.employee_id, identities.c.id_salt).outerjoin(
-        identities, identities.c.entry_hash == entries.c.entry_hash
+        identities, identities.c.entry_id == entries.c.id
     )
 
 
@@ -176,7 +176,7 @@ def in_log_order(
                identities.c.employee_id, identities.c.id_salt)
         .select_from(
             leaves.join(entries, entries.c.id == leaves.c.entry_id)
-            .outerjoin(identities, identities.c.entry_hash == entries.c.entry_hash)
+            .outerjoin(identities, identities.c.entry_id == entries.c.id)
         )
         .where(*_scoped(conditions, scope))
         .order_by(leaves.c.log_index)

@@ -67,7 +67,7 @@ async def append(
     nonces = random_blocks(len(new_entries), NONCE_BYTES)
     rows: list[tuple[Any, ...]] = []
     queued: list[tuple[int, bytes, int]] = []
-    identities: list[tuple[str, str, str]] = []
+    identities: list[tuple[int, str, str]] = []
     appended: list[AppendedEntry] = []
     outbox = outbox_of(session)
     notices: list[tuple[int, int]] = []
@@ -84,7 +84,7 @@ async def append(
         queued.append((entry_id, leaf_hash(canonical), recorded_at_us))
         if new.identity:
             employee_id, salt = new.identity
-            identities.append((digest, employee_id, salt))
+            identities.append((entry_id, employee_id, salt))
         appended.append(AppendedEntry(new.customer_id, seq, digest, recorded_at, canonical))
         if outbox:
             notices += notices_of(outbox, entry_id, new.kind, new.body, new.flags)
@@ -136,7 +136,7 @@ FILTER_COLUMN_SET = frozenset(FILTER_COLUMNS)
 ENTRY_COLUMNS = ("id", "customer_id", "customer_seq", "kind", "entry_hash", "prev_hash",
                  "recorded_at_us", "canonical", "flags", "recorded_by", *FILTER_COLUMNS)
 QUEUE_COLUMNS = ("entry_id", "leaf_hash", "recorded_at_us")
-IDENTITY_COLUMNS = ("entry_hash", "employee_id", "id_salt")
+IDENTITY_COLUMNS = ("entry_id", "employee_id", "id_salt")
 HEAD_COLUMNS = ("customer_id", "last_seq", "head_hash")
 
 # The sequence PostgreSQL made for the BIGSERIAL id (migration 0001), as a literal resolved once per

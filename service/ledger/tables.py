@@ -61,11 +61,12 @@ class LedgerEntry(SQLModel, table=True):
 
 
 class ActorIdentity(SQLModel, table=True):
-    """A human actor's employee id and commitment salt, readable only by regulators."""
+    """A human actor's employee id and commitment salt, readable only by regulators; keyed by its
+    entry's id since migration 0017 (its hash before)."""
 
     __tablename__ = "actor_identities"
 
-    entry_hash: str = Field(sa_column=Column(HexBytes, primary_key=True))
+    entry_id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
     employee_id: str = Field(sa_column=Column(String(128), nullable=False))
     id_salt: str = Field(sa_column=Column(HexBytes, nullable=False))
 

@@ -37,7 +37,8 @@ async def test_a_customers_last_entry_deleted_fails_its_completeness_and_the_aud
     completeness(proof, shown, verifier, None)  # sound before
     victim = chain[-1]
     await as_insider(postgres_admin_url, fresh_pg,
-                     f"DELETE FROM actor_identities WHERE entry_hash = {stored_hash(victim['entry_hash'])}",
+                     "DELETE FROM actor_identities WHERE entry_id = (SELECT id FROM ledger_entries "
+        f"WHERE entry_hash = {stored_hash(victim['entry_hash'])})",
                      f"DELETE FROM ledger_entries WHERE entry_hash = {stored_hash(victim['entry_hash'])}")
     proof, shown, verifier = await _proof_and_chain(fresh_pg, customer)
     assert [item["entry_hash"] for item in shown] == [item["entry_hash"] for item in chain[:-1]]

@@ -16,9 +16,9 @@ CHANGES = (
     "UPDATE ledger_entries SET flags = 'edited' WHERE customer_id = :c",
     "DELETE FROM ledger_entries WHERE customer_id = :c",
     "UPDATE actor_identities SET employee_id = 'someone-else' "
-    "WHERE entry_hash IN (SELECT entry_hash FROM ledger_entries WHERE customer_id = :c)",
+    "WHERE entry_id IN (SELECT id FROM ledger_entries WHERE customer_id = :c)",
     "DELETE FROM actor_identities "
-    "WHERE entry_hash IN (SELECT entry_hash FROM ledger_entries WHERE customer_id = :c)",
+    "WHERE entry_id IN (SELECT id FROM ledger_entries WHERE customer_id = :c)",
 )
 
 

@@ -488,7 +488,14 @@ async def test_prev_hash_is_stored_in_the_canonical_bytes_only_and_copied_back_w
     assert result.returncode == 0 and "audit passed" in result.stdout, result.stdout + result.stderr
 
 
-async def _stored_compactly(url: str) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+_IDENTITIES_BY_ID = ("SELECT e.entry_hash, a.id_salt FROM actor_identities a"
+                     " JOIN ledger_entries e ON e.id = a.entry_id ORDER BY e.entry_hash")
+_IDENTITIES_BY_HASH = "SELECT entry_hash, id_salt FROM actor_identities ORDER BY entry_hash"
+
+
+async def _stored_compactly(
+    url: str, identities: str = _IDENTITIES_BY_ID
+) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
     """(entry_hash, request_digest, event_id) of each entry and (entry_hash, id_salt) of each
     identity, as the driver reads them without the columns' types."""
     engine = create_async_engine(url)
@@ -496,8 +503,7 @@ async def _stored_compactly(url: str) -> tuple[list[tuple[object, ...]], list[tu
         async with engine.connect() as connection:
             entry_rows = (await connection.execute(text(
                 "SELECT entry_hash, request_digest, event_id FROM ledger_entries ORDER BY id"))).all()
-            identity_rows = (await connection.execute(text(
-                "SELECT entry_hash, id_salt FROM actor_identities ORDER BY entry_hash"))).all()
+            identity_rows = (await connection.execute(text(identities))).all()
     finally:
         await engine.dispose()
     return [tuple(row) for row in entry_rows], [tuple(row) for row in identity_rows]
@@ -550,7 +556,7 @@ async def test_0017_stores_hashes_salts_and_event_ids_compactly_on_postgresql_an
     assert len({item["actor"]["id_salt"] for item in shown_items}) == 12
 
     await asyncio.to_thread(command.downgrade, alembic_config(url), "0016")
-    text_rows = await _stored_compactly(url)
+    text_rows = await _stored_compactly(url, _IDENTITIES_BY_HASH)
     assert text_rows == (_as_text(entry_rows), _as_text(identity_rows)), "the same values, as text"
     await asyncio.to_thread(upgrade, settings)
     assert await _stored_compactly(url) == (entry_rows, identity_rows)
@@ -561,3 +567,90 @@ async def test_0017_stores_hashes_salts_and_event_ids_compactly_on_postgresql_an
         objected = await client.post("/v1/me/objections", json={"entry_hash": shown["entry_hash"]},
                                      headers=tokens.customer(customers[0]))
         assert objected.status_code == 201, objected.text
+
+
+async def _delete_past_the_trigger(url: str, statement: str) -> None:
+    """As the tables' owner, with actor_identities' append-only trigger set aside for the statement."""
+    engine = create_async_engine(url)
+    try:
+        async with engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                trigger = "TRIGGER actor_identities_no_change"
+                await connection.execute(text(f"ALTER TABLE actor_identities DISABLE {trigger}"))
+                await connection.execute(text(statement))
+                await connection.execute(text(f"ALTER TABLE actor_identities ENABLE {trigger}"))
+            else:
+                trigger = (await connection.execute(text(
+                    "SELECT sql FROM sqlite_master WHERE name = 'actor_identities_no_delete'"))).scalar_one()
+                await connection.execute(text("DROP TRIGGER actor_identities_no_delete"))
+                await connection.execute(text(statement))
+                await connection.execute(text(trigger))
+    finally:
+        await engine.dispose()
+
+
+async def _identity_columns(url: str) -> list[str]:
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as connection:
+            return await connection.run_sync(
+                lambda sync: [column["name"] for column in inspect(sync).get_columns("actor_identities")])
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.parametrize("backend_name", ["sqlite", "postgresql"])
+async def test_0018_keys_identities_by_entry_id_refuses_orphans_and_undoing_it_keys_them_by_hash(
+    backend_name: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    settings = await _unmigrated(backend_name, tmp_path, request)
+    await asyncio.to_thread(upgrade, settings)
+    url = settings.resolved_migration_database_url
+    customers = [f"cust-who-{n}" for n in range(3)]
+    app = create_app(settings)
+    tokens = Tokens(app)
+    async for client in serve(app):
+        await record_integrated(client, [access_event(customers[n % 3]) for n in range(9)],
+                                tokens.service(), tokens.regulator())
+        before = {customer: await fetch_chain(client, customer, tokens.regulator())
+                  for customer in customers}
+    assert all(item["actor"]["id"] and item["actor"]["id_salt"]
+               for chain in before.values() for item in chain)
+    assert await _identity_columns(url) == ["entry_id", "employee_id", "id_salt"]
+    by_id = await _stored_compactly(url)
+
+    config = alembic_config(url)
+    await asyncio.to_thread(command.downgrade, config, "0017")
+    assert await _identity_columns(url) == ["entry_hash", "employee_id", "id_salt"]
+    assert await _stored_compactly(url, _IDENTITIES_BY_HASH) == by_id
+    engine = create_async_engine(url)
+    try:
+        # An identity whose entry was deleted behind the ledger's back.
+        async with engine.begin() as connection:
+            await connection.execute(text(
+                "INSERT INTO actor_identities (entry_hash, employee_id, id_salt) VALUES (:h, 'emp-x', :s)"),
+                {"h": bytes(32) if backend_name == "postgresql" else "00" * 32,
+                 "s": bytes(16) if backend_name == "postgresql" else "00" * 16})
+        with pytest.raises(RuntimeError, match="1 actor identities have no entry"):
+            await asyncio.to_thread(command.upgrade, config, "0018")
+        async with engine.connect() as connection:
+            version = (await connection.execute(text("SELECT version_num FROM alembic_version"))).scalar()
+            assert version == "0017"
+            assert (await connection.execute(text("SELECT count(*) FROM actor_identities"))).scalar() == 10
+            # The orphan stays: the ledger's own triggers refuse to take it away.
+            with pytest.raises(Exception, match="append-only"):
+                await connection.execute(text("DELETE FROM actor_identities WHERE employee_id = 'emp-x'"))
+    finally:
+        await engine.dispose()
+    await _delete_past_the_trigger(url, "DELETE FROM actor_identities WHERE employee_id = 'emp-x'")
+    await asyncio.to_thread(upgrade, settings)
+    assert await _identity_columns(url) == ["entry_id", "employee_id", "id_salt"]
+    assert await _stored_compactly(url) == by_id
+    app = create_app(settings)
+    async for client in serve(app):
+        assert {customer: await fetch_chain(client, customer, tokens.regulator())
+                for customer in customers} == before
+        events = [access_event(customers[0]) for _ in range(2)]
+        await record_integrated(client, events, tokens.service(), tokens.regulator())
+        latest = (await fetch_chain(client, customers[0], tokens.regulator()))[-2:]
+        assert [item["actor"]["id"] for item in latest] == [event["actor"]["id"] for event in events]

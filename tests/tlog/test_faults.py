@@ -283,7 +283,8 @@ async def test_audit_names_a_deleted_middle_entry(
     victim = chain[4]
     await as_insider(
         postgres_admin_url, fresh_pg,
-        f"DELETE FROM actor_identities WHERE entry_hash = {stored_hash(victim['entry_hash'])}",
+        "DELETE FROM actor_identities WHERE entry_id = (SELECT id FROM ledger_entries "
+        f"WHERE entry_hash = {stored_hash(victim['entry_hash'])})",
         f"DELETE FROM ledger_entries WHERE entry_hash = {stored_hash(victim['entry_hash'])}",
     )
     result = run_audit(fresh_pg, tmp_path)
