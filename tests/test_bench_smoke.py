@@ -101,6 +101,23 @@ def test_floor_times_every_step() -> None:
     assert figures["total_us_per_event"] > 0 and figures["events_per_second_per_core"] > 0
 
 
+def test_disk_counts_every_table_and_the_tiles_of_the_tree_it_loaded() -> None:
+    result = subprocess.run([sys.executable, "-m", "bench.disk", "--entries", "3000"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    figures = json.loads(result.stdout)
+    # The customer index's leaves share the log with the entries.
+    size = figures["merkle"]["tree_size"]
+    assert figures["entries"] == 3000 and 3000 < size < 3100
+    # Every level of nodes is tiled: 256 complete nodes of level L cover 256 << L leaves.
+    assert figures["merkle"]["tiles_per_level"] == {
+        str(level): size >> (level + 8) for level in range(size.bit_length()) if size >> (level + 8)}
+    assert all(figures["bytes_per_entry"][table] > 0
+               for table in ("ledger_entries", "actor_identities", "log_leaves", "merkle_tiles"))
+    assert figures["tables_over_canonical"] > 1
+    assert figures["customer_heads"]["rows"] == 30
+
+
 def test_witness_lag_covers_every_entry_with_a_cosigned_checkpoint() -> None:
     result = subprocess.run([sys.executable, "-m", "bench.witness_lag", "--seconds", "2", "--rate", "500"],
                             cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
