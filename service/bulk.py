@@ -46,7 +46,8 @@ async def insert_rows(
 def _as_stored(
     table: Table, columns: tuple[str, ...], rows: Sequence[Sequence[Any]]
 ) -> Sequence[Sequence[Any]]:
-    """COPY bypasses SQLAlchemy, so the columns of a custom type (TypeDecorator) convert here."""
+    """COPY and unnest() bypass SQLAlchemy, so the columns of a custom type (TypeDecorator) convert
+    here."""
     converters = _converters(table, columns)
     if not converters:
         return rows
@@ -68,7 +69,8 @@ async def upsert_rows(
     """Insert rows; where a row's primary key is taken, overwrite that row's other columns."""
     if rows and is_postgresql(session):
         driver = await asyncpg_connection(session)
-        await driver.execute(_postgresql_upsert(table, tuple(columns)), *zip(*rows, strict=True))
+        stored = _as_stored(table, tuple(columns), rows)
+        await driver.execute(_postgresql_upsert(table, tuple(columns)), *zip(*stored, strict=True))
     elif rows:
         await _execute_many(session, _sqlite_upsert(table, tuple(columns)), columns, rows)
 

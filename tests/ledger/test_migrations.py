@@ -30,7 +30,7 @@ from service.main import create_app
 from service.migrate import alembic_config, upgrade
 from service.settings import Settings
 from service.verify import completeness
-from tests.chains import fetch_chain
+from tests.chains import assert_chain_intact, fetch_chain
 from tests.conftest import Tokens, _create_database, base_settings, serve
 from tests.factories import access_event
 from tests.notices.harness import Receiver, webhook_settings
@@ -242,7 +242,7 @@ async def test_0008_makes_text_compare_byte_by_byte_on_postgresql_and_undoes_it(
     customer_ids = ["cust-b", "cust-B", "cust-a", "cust-é", "cust-Z"]
     await connection.executemany(
         "INSERT INTO customer_heads (customer_id, last_seq, head_hash) VALUES ($1, 0, $2)",
-        [(c, "0" * 64) for c in customer_ids])
+        [(c, bytes(32)) for c in customer_ids])  # head_hash: bytea since 0019
     ordered = [r[0] for r in await connection.fetch("SELECT customer_id FROM customer_heads ORDER BY 1")]
     assert ordered == sorted(customer_ids)  # Python's order, and SQLite's
     await asyncio.to_thread(command.downgrade, empty_pg.config, "0007")
@@ -654,3 +654,90 @@ async def test_0018_keys_identities_by_entry_id_refuses_orphans_and_undoing_it_k
         await record_integrated(client, events, tokens.service(), tokens.regulator())
         latest = (await fetch_chain(client, customers[0], tokens.regulator()))[-2:]
         assert [item["actor"]["id"] for item in latest] == [event["actor"]["id"] for event in events]
+
+
+async def _heads(url: str) -> dict[str, tuple[int, str]]:
+    """Each customer's stored head, its hash as hex however the column holds it."""
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as connection:
+            rows = (await connection.execute(text(
+                "SELECT customer_id, last_seq, head_hash FROM customer_heads"))).all()
+    finally:
+        await engine.dispose()
+    return {customer: (seq, *_as_text([(head,)])[0]) for customer, seq, head in rows}
+
+
+async def _heads_pages(settings: Settings) -> int:
+    connection = await _owner_connection(settings)
+    try:
+        return int(await connection.fetchval("SELECT pg_relation_size('customer_heads') / 8192"))
+    finally:
+        await connection.close()
+
+
+@pytest.mark.parametrize("backend_name", ["sqlite", "postgresql"])
+async def test_0019_keeps_heads_small_and_their_updates_on_their_page_and_undoing_it_gives_text(
+    backend_name: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    settings = await _unmigrated(backend_name, tmp_path, request)
+    await asyncio.to_thread(upgrade, settings)
+    url = settings.resolved_migration_database_url
+    postgresql = backend_name == "postgresql"
+    customers = [f"cust-head-{n:03}" for n in range(150)]
+    app = create_app(settings)
+    tokens = Tokens(app)
+
+    async def write_to_every_customer(rounds: int) -> None:
+        async for client in serve(app):
+            for _ in range(rounds):
+                response = await client.post("/v1/accesses:batch", headers=tokens.service(),
+                                             json={"events": [access_event(c) for c in customers]})
+                assert response.status_code == 201, response.text
+
+    async def chains_end_at_their_heads() -> dict[str, tuple[int, str]]:
+        heads = await _heads(url)
+        async for client in serve(app):
+            for customer in customers[::50]:
+                chain = await fetch_chain(client, customer, tokens.regulator())
+                assert_chain_intact(chain)
+                assert heads[customer] == (chain[-1]["customer_seq"], chain[-1]["entry_hash"])
+        return heads
+
+    await write_to_every_customer(1)
+    stored = await _heads(url)
+    assert len(stored) == len(customers)
+    if postgresql:
+        connection = await _owner_connection(settings)
+        try:
+            column = await connection.fetchrow(
+                "SELECT c.data_type, t.reloptions FROM information_schema.columns c"
+                " JOIN pg_class t ON t.relname = c.table_name"
+                " WHERE c.table_name = 'customer_heads' AND c.column_name = 'head_hash'")
+            assert (column["data_type"], column["reloptions"]) == ("bytea", ["fillfactor=25"])
+            assert {octet_length for (octet_length,) in await connection.fetch(
+                "SELECT octet_length(head_hash) FROM customer_heads")} == {32}
+        finally:
+            await connection.close()
+        spread_out = await _heads_pages(settings)
+        await write_to_every_customer(2)
+        assert await _heads_pages(settings) == spread_out, "each new version stays on its row's page"
+
+    await asyncio.to_thread(command.downgrade, alembic_config(url), "0018")
+    assert await _heads(url) == await chains_end_at_their_heads(), "the same heads, as text"
+    if postgresql:
+        packed = await _heads_pages(settings)
+        assert packed * 2 <= spread_out, (packed, spread_out)
+        connection = await _owner_connection(settings)
+        try:  # two versions more of every head, as two writes would leave (this code writes bytea)
+            for _ in range(2):
+                await connection.execute("UPDATE customer_heads SET last_seq = last_seq")
+        finally:
+            await connection.close()
+        assert await _heads_pages(settings) > packed, "full pages: new versions go elsewhere"
+
+    await asyncio.to_thread(upgrade, settings)
+    before = await chains_end_at_their_heads()
+    await write_to_every_customer(1)
+    after = await chains_end_at_their_heads()
+    assert all(after[c][0] == before[c][0] + 1 for c in customers), "each chain goes on from its head"
