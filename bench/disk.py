@@ -2,8 +2,9 @@
 
 Loads access events through the HTTP API (batches of 1,000 from 4 clients, 100 entries a customer),
 waits until the log holds them all, vacuums, then prints `bench.scale.disk_use`, the Merkle tiles
-stored per level and how often the chain heads were rewritten, as JSON. A smaller, faster sibling
-of `python -m bench --only scale`, which measures disk at ten million entries among much else.
+stored per level, how often the chain heads were rewritten and how fast the load went, as JSON. A
+smaller, faster sibling of `python -m bench --only scale`, which measures disk at ten million
+entries among much else.
 """
 
 from __future__ import annotations
@@ -52,12 +53,14 @@ def main(entries: Annotated[int, typer.Option(help="Access events to load.")] = 
     """Load ENTRIES events into a throwaway PostgreSQL and print bytes an entry, table by table."""
     with tempfile.TemporaryDirectory() as tmp, deployment(Path(tmp)) as dep:
         with seenby_server(dep, workers=1) as (url, _):
-            loadgen("batch", "--url", url, "--token", dep.token("service", "bench-ingest"),
-                    "--events", str(entries), "--batch", "1000", "--concurrency", "4",
-                    "--customers", str(max(1, entries // ENTRIES_PER_CUSTOMER)), "--customer-prefix", "cust-")
+            load = loadgen("batch", "--url", url, "--token", dep.token("service", "bench-ingest"),
+                           "--events", str(entries), "--batch", "1000", "--concurrency", "4",
+                           "--customers", str(max(1, entries // ENTRIES_PER_CUSTOMER)),
+                           "--customer-prefix", "cust-")
             wait_integrated(dep.admin_dsn, entries, timeout=900)
         stats = asyncio.run(_vacuumed_stats(dep.admin_dsn))
-        typer.echo(json.dumps({**disk_use(dep.admin_dsn), **stats}, indent=2))
+        loaded = {"load": {"seconds": load["seconds"], "events_per_second": round(entries / load["seconds"])}}
+        typer.echo(json.dumps({**disk_use(dep.admin_dsn), **stats, **loaded}, indent=2))
 
 
 if __name__ == "__main__":

@@ -29,7 +29,9 @@ APP_PRIVILEGES = {
                     "SELECT, INSERT"),
     **dict.fromkeys(MUTABLE_TABLES, "SELECT, INSERT, UPDATE"),
     "integration_queue": "SELECT, INSERT, DELETE",  # integrated entries leave it
-    # A node leaves once its tile is stored; the database checks that the tile holds it (0015).
+    # A node leaves once its tile is stored; the database checks that the tile holds it (0015),
+    # or, for a node hashed up from a tile, that the tile is there (and on PostgreSQL that it gives
+    # the same hash: 0020).
     "merkle_nodes": "SELECT, INSERT, DELETE",
     # Derived from the log and rewritten in place; a leaf whose depth now holds a branch storage
     # leaves out is taken away.

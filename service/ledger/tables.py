@@ -104,8 +104,8 @@ class LogLeaf(SQLModel, table=True):
 
 class MerkleNode(SQLModel, table=True):
     """The hash of a complete perfect subtree (2**level leaves from index * 2**level): never changes.
-    Held here only until the 256 nodes of its tile are complete, then folded into a MerkleTile:
-    the database lets a node go only once a tile holds the same hash (migration 0015)."""
+    Held here only until the tile that stands for it is complete (see MerkleTile): the database
+    lets a node go only once that tile holds its hash, or the hashes it is made of (0015, 0020)."""
 
     __tablename__ = "merkle_nodes"
 
@@ -116,7 +116,9 @@ class MerkleNode(SQLModel, table=True):
 
 class MerkleTile(SQLModel, table=True):
     """The 256 complete nodes (level, 256 * tile_index ...) as one blob of their hashes in index order:
-    a row of 8 KiB stored out of line, uncompressed, where 256 node rows took some 60 KiB."""
+    a row of 8 KiB stored out of line, uncompressed, where 256 node rows took some 60 KiB. Only
+    levels 0, 4, 8, ... are tiled (C2SP tlog-tiles serves 0, 8, 16, ...); a tile stands for the
+    nodes of the three levels above it too, hashed up from it when read (migration 0020)."""
 
     __tablename__ = "merkle_tiles"
 

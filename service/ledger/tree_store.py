@@ -11,7 +11,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from service import bulk
 from service.db import Executor, dialect_of
-from service.ledger.merkle import HASH_SIZE, TILE_HEIGHT, TILE_WIDTH, NodeId, leaf_hash
+from service.ledger import merkle
+from service.ledger.merkle import HASH_SIZE, STORED_TILE_STEP, TILE_HEIGHT, TILE_WIDTH, NodeId, leaf_hash
 from service.ledger.tables import (
     checkpoints,
     entries,
@@ -71,21 +72,27 @@ async def signed_at_us(session: Executor, sizes: Collection[int]) -> dict[int, i
     return {size: signed for size, signed in rows}
 
 
-# Complete nodes live in two places: merkle_tiles, 256 to a row, once their tile is complete, and
-# merkle_nodes, one to a row, until then. A node is in one or the other, never both.
+# Only every fourth level of nodes is stored (0, 4, 8, ...; merkle.STORED_TILE_STEP), in two
+# places: merkle_tiles, 256 hashes to a row, once their tile is complete, and merkle_nodes, one to a
+# row, until then. A node is in one or the other, never both. A node of the three levels between is
+# hashed up, when read, from the at most 8 nodes under it at the stored level (migration 0020).
 _TILE_MASK = TILE_WIDTH - 1
 
-_PG_NODES = text(f"""
-SELECT n.level, n.node_index, n.hash
+# One statement: the slices of the stored levels that the wanted nodes' hashes come from, from each
+# tile that is complete (only that part of its row) and from node rows where it is not.
+_PG_STORED_SLICES = text(f"""
+SELECT n.level, n.node_index AS first, n.hash AS hashes
 FROM merkle_nodes n
-JOIN unnest(CAST(:levels AS integer[]), CAST(:indexes AS bigint[])) AS w(level, node_index)
-  ON n.level = w.level AND n.node_index = w.node_index
+JOIN unnest(CAST(:levels AS integer[]), CAST(:firsts AS bigint[]), CAST(:counts AS integer[]))
+  AS w(level, first, count)
+  ON n.level = w.level AND n.node_index BETWEEN w.first AND w.first + w.count - 1
 UNION ALL
-SELECT w.level, w.node_index,
-       substr(t.hashes, CAST((w.node_index & {_TILE_MASK}) * {HASH_SIZE} + 1 AS integer), {HASH_SIZE})
+SELECT w.level, w.first,
+       substr(t.hashes, CAST((w.first & {_TILE_MASK}) * {HASH_SIZE} + 1 AS integer), w.count * {HASH_SIZE})
 FROM merkle_tiles t
-JOIN unnest(CAST(:levels AS integer[]), CAST(:indexes AS bigint[])) AS w(level, node_index)
-  ON t.level = w.level AND t.tile_index = w.node_index >> {TILE_HEIGHT}
+JOIN unnest(CAST(:levels AS integer[]), CAST(:firsts AS bigint[]), CAST(:counts AS integer[]))
+  AS w(level, first, count)
+  ON t.level = w.level AND t.tile_index = w.first >> {TILE_HEIGHT}
 """)
 
 
@@ -94,60 +101,74 @@ def _tile_of(node: NodeId) -> tuple[int, int]:
     return level, index >> TILE_HEIGHT
 
 
-def _hash_in_tile(hashes: bytes, index: int) -> bytes:
-    offset = (index & _TILE_MASK) * HASH_SIZE
-    return hashes[offset:offset + HASH_SIZE]
+def _unpacked(level: int, first: int, hashes: bytes) -> dict[NodeId, bytes]:
+    """The nodes first, first + 1, ... of a level from their hashes side by side."""
+    return {(level, first + i): bytes(hashes[i * HASH_SIZE:(i + 1) * HASH_SIZE])
+            for i in range(len(hashes) // HASH_SIZE)}
+
+
+def _stored_slices(wanted: Iterable[NodeId]) -> list[tuple[int, int, int]]:
+    """(level, first index, count): for each tile of a stored level that the wanted nodes come
+    from, the one slice of it that holds every hash they need."""
+    spans: dict[tuple[int, int], tuple[int, int]] = {}
+    for node in wanted:
+        level, first, count = merkle.nodes_under(node)
+        tile = (level, first >> TILE_HEIGHT)
+        low, high = spans.get(tile, (first, first + count))
+        spans[tile] = (min(low, first), max(high, first + count))
+    return [(level, low, high - low) for (level, _), (low, high) in sorted(spans.items())]
 
 
 async def read_nodes(session: Executor, wanted: Collection[NodeId]) -> dict[NodeId, bytes]:
-    """Every wanted node, wherever it is stored. On PostgreSQL one statement joined with two unnested
-    arrays, which slices each node's hash out of its tile (reading only that part of the tile): the
-    planner turns thousands of (level, index) pairs in an IN list into one huge OR, some 20 times
-    slower."""
+    """Every wanted node that is complete: read, or hashed up from the stored level below it. On
+    PostgreSQL one statement joined with unnested arrays (the planner turns thousands of pairs in an
+    IN list into one huge OR, some 20 times slower)."""
     if not wanted:
         return {}
     ordered = sorted(wanted)
+    slices = _stored_slices(ordered)
     if dialect_of(session) == "postgresql":
-        rows = await session.execute(_PG_NODES, {"levels": [level for level, _ in ordered],
-                                                 "indexes": [index for _, index in ordered]})
-        return {(row.level, row.node_index): bytes(row.hash) for row in rows}
-    found = {(row.level, row.node_index): row.hash for row in await session.execute(
+        rows = await session.execute(_PG_STORED_SLICES, {
+            "levels": [level for level, _, _ in slices], "firsts": [first for _, first, _ in slices],
+            "counts": [count for _, _, count in slices]})
+        stored = {node: value for row in rows for node, value in _unpacked(*row).items()}
+        return merkle.hashed_up(ordered, stored)
+    # Node rows are only those of tiles not yet complete: a few hundred a stored level.
+    stored = {(row.level, row.node_index): row.hash for row in await session.execute(
         select(nodes.c.level, nodes.c.node_index, nodes.c.hash)
-        .where(tuple_(nodes.c.level, nodes.c.node_index).in_(ordered)))}
-    tiled = {_tile_of(node) for node in ordered if node not in found}
-    if tiled:
-        stored = {(row.level, row.tile_index): row.hashes for row in await session.execute(
-            select(tiles.c.level, tiles.c.tile_index, tiles.c.hashes)
-            .where(tuple_(tiles.c.level, tiles.c.tile_index).in_(sorted(tiled))))}
-        for node in ordered:
-            if node not in found and _tile_of(node) in stored:
-                found[node] = _hash_in_tile(stored[_tile_of(node)], node[1])
-    return found
+        .where(nodes.c.level.in_(sorted({level for level, _, _ in slices}))))}
+    tiled = sorted({(level, first >> TILE_HEIGHT) for level, first, _ in slices})
+    for row in await session.execute(select(tiles.c.level, tiles.c.tile_index, tiles.c.hashes)
+                                     .where(tuple_(tiles.c.level, tiles.c.tile_index).in_(tiled))):
+        stored.update(_unpacked(row.level, row.tile_index << TILE_HEIGHT, row.hashes))
+    return merkle.hashed_up(ordered, stored)
 
 
 async def read_node_spans(session: Executor, spans: dict[int, tuple[int, int]]) -> dict[NodeId, bytes]:
-    """Every node with index in [low, high] at each given level, in two queries."""
+    """Every complete node with index in [low, high] at each given level, in two queries."""
     if not spans:
         return {}
-    found = {(row.level, row.node_index): row.hash for row in await session.execute(
+    below: dict[int, tuple[int, int]] = {}  # stored level -> the nodes under the spans
+    for level, (low, high) in spans.items():
+        stored_level, first, _ = merkle.nodes_under((level, low))
+        _, last_first, count = merkle.nodes_under((level, high))
+        lowest, highest = below.get(stored_level, (first, last_first + count - 1))
+        below[stored_level] = (min(lowest, first), max(highest, last_first + count - 1))
+    stored = {(row.level, row.node_index): row.hash for row in await session.execute(
         select(nodes.c.level, nodes.c.node_index, nodes.c.hash).where(or_(*(
             and_(nodes.c.level == level, nodes.c.node_index.between(low, high))
-            for level, (low, high) in spans.items()
+            for level, (low, high) in below.items()
         )))
     )}
-    rows = await session.execute(
+    for row in await session.execute(
         select(tiles.c.level, tiles.c.tile_index, tiles.c.hashes).where(or_(*(
-            and_(tiles.c.level == level,
-                 tiles.c.tile_index.between(low >> TILE_HEIGHT, high >> TILE_HEIGHT))
-            for level, (low, high) in spans.items()
+            and_(tiles.c.level == level, tiles.c.tile_index.between(low >> TILE_HEIGHT, high >> TILE_HEIGHT))
+            for level, (low, high) in below.items()
         )))
-    )
-    for row in rows:
-        low, high = spans[row.level]
-        first = row.tile_index << TILE_HEIGHT
-        for index in range(max(low, first), min(high, first + _TILE_MASK) + 1):
-            found[(row.level, index)] = _hash_in_tile(row.hashes, index)
-    return found
+    ):
+        stored.update(_unpacked(row.level, row.tile_index << TILE_HEIGHT, row.hashes))
+    return merkle.hashed_up(
+        [(level, index) for level, (low, high) in spans.items() for index in range(low, high + 1)], stored)
 
 
 async def read_level_range(session: Executor, level: int, first: int, count: int) -> list[bytes]:
@@ -162,9 +183,10 @@ async def read_level_range(session: Executor, level: int, first: int, count: int
 
 
 async def _write_nodes(session: Executor, new_nodes: Iterable[tuple[NodeId, bytes]]) -> None:
-    """Store a pass's new nodes: every tile they complete as one row (with its nodes from passes
-    before, which then leave merkle_nodes), the rest a row each until their tile completes."""
-    new = dict(new_nodes)
+    """Store a pass's new nodes of the stored levels: every tile they complete as one row (with its
+    nodes from passes before, which then leave merkle_nodes), the rest a row each until their tile
+    completes. The nodes of the levels between are hashed up from those when read."""
+    new = {node: value for node, value in new_nodes if node[0] % STORED_TILE_STEP == 0}
     # A level's nodes complete left to right: a tile is complete when its last node is, and only
     # a tile whose first node came before this pass has nodes held in merkle_nodes.
     completed = sorted(_tile_of(node) for node in new if node[1] & _TILE_MASK == _TILE_MASK)

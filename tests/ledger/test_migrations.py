@@ -421,11 +421,12 @@ async def test_0015_folds_complete_tiles_and_undoing_it_gives_every_node_a_row_a
                                     tokens.service(), tokens.regulator())
         checkpoint = (await client.get("/v1/log/checkpoint")).text
     url = settings.resolved_migration_database_url
+    config = alembic_config(url)
+    await asyncio.to_thread(command.downgrade, config, "0019")  # every level tiled, as 0015 made it
     tiles, held = await _tree_rows(url)
     assert {(0, 0), (0, 1), (1, 0)} <= tiles.keys()
     every_node = {**held, **{(level, tile * 256 + i): hashes[i * 32:(i + 1) * 32]
                              for (level, tile), hashes in tiles.items() for i in range(256)}}
-    config = alembic_config(url)
     await asyncio.to_thread(command.downgrade, config, "0014")
     assert await _tree_rows(url) == ({}, every_node)
     engine = create_async_engine(url)
@@ -435,8 +436,9 @@ async def test_0015_folds_complete_tiles_and_undoing_it_gives_every_node_a_row_a
                 await connection.execute(text("DELETE FROM merkle_nodes WHERE level = 0 AND node_index = 0"))
     finally:
         await engine.dispose()
-    await asyncio.to_thread(upgrade, settings)
+    await asyncio.to_thread(command.upgrade, config, "0019")
     assert await _tree_rows(url) == (tiles, held), "folded again, into the same tiles"
+    await asyncio.to_thread(upgrade, settings)
     app = create_app(settings)
     async for client in serve(app):
         assert (await client.get("/v1/log/checkpoint")).text == checkpoint
@@ -741,3 +743,106 @@ async def test_0019_keeps_heads_small_and_their_updates_on_their_page_and_undoin
     await write_to_every_customer(1)
     after = await chains_end_at_their_heads()
     assert all(after[c][0] == before[c][0] + 1 for c in customers), "each chain goes on from its head"
+
+
+def _leaves(tiles: dict[tuple[int, int], bytes], held: dict[tuple[int, int], bytes]) -> list[bytes]:
+    """The leaf hashes: those of level 0's tiles, then those held as node rows."""
+    tiled = [tiles[(0, tile)] for tile in range(len([key for key in tiles if key[0] == 0]))]
+    return [hashes[i * 32:(i + 1) * 32] for hashes in tiled for i in range(256)] + [
+        value for (level, _), value in sorted(held.items()) if level == 0]
+
+
+def _every_complete_node(leaves: list[bytes]) -> dict[tuple[int, int], bytes]:
+    """Each perfect subtree's hash, computed from the leaves alone."""
+    return {(level, index): merkle.root_from_leaf_hashes(leaves[index << level:(index + 1) << level])
+            for level in range(len(leaves).bit_length()) for index in range(len(leaves) >> level)}
+
+
+def _laid_out(every_node: dict[tuple[int, int], bytes], tiled_levels: range
+              ) -> tuple[dict[tuple[int, int], bytes], dict[tuple[int, int], bytes]]:
+    """(tiles, node rows) as a store keeps the tree when it stores the given levels: every complete
+    tile of them a row, and a node row for each other node of them (the levels between are hashed
+    up from those)."""
+    tiles = {(level, index >> 8): b"".join(every_node[(level, i)] for i in range(index, index + 256))
+             for level, index in every_node if level in tiled_levels and index % 256 == 0
+             and (level, index + 255) in every_node}
+
+    return tiles, {(level, index): value for (level, index), value in every_node.items()
+                   if level in tiled_levels and (level, index >> 8) not in tiles}
+
+
+@pytest.mark.parametrize("backend_name", ["sqlite", "postgresql"])
+async def test_0020_tiles_every_fourth_level_and_undoing_it_tiles_every_level_again(
+    backend_name: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    settings = await _unmigrated(backend_name, tmp_path, request)
+    await asyncio.to_thread(upgrade, settings)
+    app = create_app(settings)
+    tokens = Tokens(app)
+    async for client in serve(app):
+        for count in (300, 1, 500, 260, 1000, 1000, 1000, 500):
+            await record_integrated(client, [access_event(f"cust-tiers-{n % 9}") for n in range(count)],
+                                    tokens.service(), tokens.regulator())
+        checkpoint = await signed_checkpoint(client)
+    url = settings.resolved_migration_database_url
+    leaves = _leaves(*await _tree_rows(url))
+    assert len(leaves) == checkpoint.size > 4096
+    assert merkle.root_from_leaf_hashes(leaves) == checkpoint.root_hash
+    every_node = _every_complete_node(leaves)
+    every_fourth = _laid_out(every_node, range(0, 64, 4))
+    assert await _tree_rows(url) == every_fourth
+    assert set(every_fourth[0]) == {(0, tile) for tile in range(checkpoint.size // 256)} | {(4, 0)}
+
+    config = alembic_config(url)
+    await asyncio.to_thread(command.downgrade, config, "0019")
+    every_level = _laid_out(every_node, range(64))
+    assert await _tree_rows(url) == every_level
+    assert {(1, 0), (1, 7), (2, 0), (3, 1), (4, 0)} <= every_level[0].keys()
+    await asyncio.to_thread(upgrade, settings)
+    assert await _tree_rows(url) == every_fourth
+
+    app = create_app(settings)
+    async for client in serve(app):
+        assert await signed_checkpoint(client) == checkpoint
+        size = checkpoint.size
+        for index in (0, 7, 255, 256, 700, 4095, 4096, size - 1):
+            proof = (await client.get("/v1/log/proof/inclusion",
+                                      params={"log_index": index, "tree_size": size})).json()
+            merkle.verify_inclusion(leaves[index], index, size, [bytes.fromhex(h) for h in proof["hashes"]],
+                                    checkpoint.root_hash)
+        for first in (3, 256, 600, 4097, size - 1):
+            proof = (await client.get("/v1/log/proof/consistency",
+                                      params={"first": first, "second": size})).json()
+            merkle.verify_consistency(first, size, [bytes.fromhex(h) for h in proof["hashes"]],
+                                      merkle.root_from_leaf_hashes(leaves[:first]), checkpoint.root_hash)
+        # The tree goes on growing, a tile at a time, across the upgrade.
+        await record_integrated(client, [access_event("cust-tiers-0") for _ in range(300)],
+                                tokens.service(), tokens.regulator())
+        grown = await signed_checkpoint(client)
+    stored = await _tree_rows(url)
+    leaves = _leaves(*stored)
+    assert len(leaves) == grown.size and merkle.root_from_leaf_hashes(leaves) == grown.root_hash
+    assert stored == _laid_out(_every_complete_node(leaves), range(0, 64, 4))
+
+
+async def test_0020_keeps_a_damaged_node_row_on_postgresql_for_the_audit_to_name(
+    empty_pg: EmptyPostgres,
+) -> None:
+    await asyncio.to_thread(upgrade, empty_pg.settings)
+    app = create_app(empty_pg.settings)
+    tokens = Tokens(app)
+    async for client in serve(app):
+        await record_integrated(client, [access_event(f"cust-scar-{n % 5}") for n in range(800)],
+                                tokens.service(), tokens.regulator())
+    await asyncio.to_thread(command.downgrade, empty_pg.config, "0019")
+    # At 0019 level 1's first tile holds nodes 0..255; 256 and 257 are rows, which 0020 hashes up
+    # from level 0's third tile instead.
+    held = "SELECT node_index, hash FROM merkle_nodes WHERE level = 1 AND node_index IN (256, 257)"
+    assert len(await empty_pg.owner.fetch(held)) == 2
+    connection = empty_pg.owner
+    await connection.execute("ALTER TABLE merkle_nodes DISABLE TRIGGER merkle_nodes_no_update")
+    await connection.execute("UPDATE merkle_nodes SET hash = $1 WHERE level = 1 AND node_index = 256",
+                             bytes(32))
+    await connection.execute("ALTER TABLE merkle_nodes ENABLE TRIGGER merkle_nodes_no_update")
+    await asyncio.to_thread(upgrade, empty_pg.settings)
+    assert [tuple(row) for row in await connection.fetch(held)] == [(256, bytes(32))]

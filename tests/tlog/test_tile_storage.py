@@ -1,6 +1,7 @@
-"""Complete Merkle tiles stored a row each (migration 0015), on both backends: the log serves the
-same tree from tiles and node rows alike, and the database lets a node row go only once a tile
-holds its hash."""
+"""Complete Merkle tiles stored a row each (migration 0015), for every fourth level of nodes only
+(0020), on both backends: the log serves the same tree from tiles, nodes hashed up from them and
+node rows alike, and the database lets a node row go only once a tile holds its hash, or (checked
+on PostgreSQL) the hashes it is made of."""
 
 from __future__ import annotations
 
@@ -88,15 +89,22 @@ async def test_complete_tiles_are_rows_and_the_log_serves_one_tree(settings: Set
             proof = (await client.get("/v1/log/proof/inclusion",
                                       params={"log_index": item["log_index"], "tree_size": size})).json()
             assert bytes.fromhex(proof["leaf_hash"]) == leaves[item["log_index"]]
-    # Stored: each complete tile of each level is one row; node rows only of the tiles not complete.
+    # Stored: each complete tile of levels 0, 4, 8, ... is one row; node rows only of the nodes
+    # whose tile is not complete.
     stored_tiles = {(row.level, row.tile_index) for row in await _query(
         settings, "SELECT level, tile_index FROM merkle_tiles")}
     levels = range(size.bit_length())
-    assert stored_tiles == {(level, tile) for level in levels for tile in range((size >> level) // 256)}
+    assert stored_tiles == {(level, tile) for level in levels if level % 4 == 0
+                            for tile in range((size >> level) // 256)}
     node_rows = await _query(settings, "SELECT level, node_index FROM merkle_nodes")
-    assert sorted(node_rows) == sorted(
-        (level, index) for level in levels
-        for index in range((size >> level) // 256 * 256, size >> level))
+    assert sorted(node_rows) == sorted(_untiled_nodes(size))
+
+
+def _untiled_nodes(size: int) -> list[tuple[int, int]]:
+    """The complete nodes of levels 0, 4, 8, ... in a tree of `size` leaves that no complete tile
+    holds: the nodes of the levels between are not stored, but hashed up from those."""
+    return [(level, index) for level in range(0, size.bit_length(), 4)
+            for index in range((size >> level) >> 8 << 8, size >> level)]
 
 
 async def test_a_node_row_leaves_only_once_a_tile_holds_its_hash(settings: Settings) -> None:
@@ -109,6 +117,7 @@ async def test_a_node_row_leaves_only_once_a_tile_holds_its_hash(settings: Setti
     held = (await _query(settings, "SELECT level, node_index, hash FROM merkle_nodes "
                                    "WHERE level = 0 ORDER BY node_index LIMIT 1"))[0]
     tile = (await _query(settings, "SELECT hashes FROM merkle_tiles WHERE level = 0 AND tile_index = 0"))[0]
+    leaves = [bytes(tile.hashes[i * 32:(i + 1) * 32]) for i in range(merkle.TILE_WIDTH)]
     refused = [
         (["DELETE FROM merkle_nodes WHERE level = 0 AND node_index = :i"], {"i": held.node_index}),
         (["DELETE FROM merkle_nodes"], {}),
@@ -120,6 +129,11 @@ async def test_a_node_row_leaves_only_once_a_tile_holds_its_hash(settings: Setti
         (["INSERT INTO merkle_nodes (level, node_index, hash) VALUES (0, 5, :h)",
           "DELETE FROM merkle_nodes WHERE level = 0 AND node_index = 5"], {"h": bytes(32)}),
     ]
+    if settings.resolved_database_url.startswith("postgresql"):
+        # Nor one of a node the tile is hashed up to (SQLite, without SHA-256, lets it go: the audit
+        # compares such rows with the leaves).
+        refused.append((["INSERT INTO merkle_nodes (level, node_index, hash) VALUES (3, 1, :h)",
+                         "DELETE FROM merkle_nodes WHERE level = 3 AND node_index = 1"], {"h": bytes(32)}))
     # The service's own role (on PostgreSQL it may delete node rows, no more), and the tables' owner.
     for url in {settings.resolved_database_url, settings.resolved_migration_database_url}:
         for statements, params in refused:
@@ -128,12 +142,25 @@ async def test_a_node_row_leaves_only_once_a_tile_holds_its_hash(settings: Setti
             message = str(error.value).lower()
             assert any(reason in message for reason in (
                 "append-only", "a tile holds its hash", "permission denied")), message
-    assert len(await _query(settings, "SELECT 1 FROM merkle_nodes")) == sum(
-        (size >> level) % 256 for level in range(size.bit_length()))
-    # A duplicate row of a tiled node, with the tile's own hash, may go (the tile keeps it).
-    rows = await _query(settings, "INSERT INTO merkle_nodes (level, node_index, hash) VALUES (0, 5, :h) "
-                                  "RETURNING level", h=bytes(tile.hashes[5 * 32:6 * 32]))
-    assert len(rows) == 1
-    gone = await _query(settings,
-                        "DELETE FROM merkle_nodes WHERE level = 0 AND node_index = 5 RETURNING level")
-    assert len(gone) == 1
+    assert sorted(await _query(settings, "SELECT level, node_index FROM merkle_nodes")) == sorted(
+        _untiled_nodes(size))
+    # A duplicate row of a node the tile holds or is hashed up to, with its own hash, may go (the
+    # tile keeps it).
+    for level, index, value in ((0, 5, leaves[5]), (3, 1, merkle.root_from_leaf_hashes(leaves[8:16])),
+                                (2, 3, merkle.root_from_leaf_hashes(leaves[12:16]))):
+        rows = await _query(settings, "INSERT INTO merkle_nodes (level, node_index, hash) "
+                                      "VALUES (:l, :i, :h) RETURNING level", l=level, i=index, h=value)
+        assert len(rows) == 1
+        gone = await _query(settings, "DELETE FROM merkle_nodes WHERE level = :l AND node_index = :i "
+                                      "RETURNING level", l=level, i=index)
+        assert len(gone) == 1
+    # A row the service's role slips in for a tiled node, or for one of a level between, changes no
+    # proof: those are read from the tile, or hashed up from it.
+    await _query(settings, "INSERT INTO merkle_nodes (level, node_index, hash) VALUES (0, 9, :h), (3, 1, :h)",
+                 h=bytes(32))
+    async for client in serve(app):
+        checkpoint = await signed_checkpoint(client)
+        proof = (await client.get("/v1/log/proof/inclusion",
+                                  params={"log_index": 9, "tree_size": checkpoint.size})).json()
+    merkle.verify_inclusion(leaves[9], 9, checkpoint.size, [bytes.fromhex(h) for h in proof["hashes"]],
+                            checkpoint.root_hash)

@@ -3,7 +3,7 @@
     hashing   leaf and node hashes; any range's hash from stored perfect subtrees
     proofs    inclusion and consistency proofs: their layout, building and verifying them
     compact   the compact range, the right edge that appending a leaf needs
-    tiles     C2SP tlog-tiles paths and the nodes each tile holds
+    tiles     C2SP tlog-tiles paths, the nodes each tile holds, and hashing up the levels not stored
 
 Callers use this package's names (`merkle.leaf_hash`, `merkle.CompactRange`, ...).
 """
@@ -38,9 +38,12 @@ from service.ledger.merkle.proofs import (
 )
 from service.ledger.merkle.tiles import (
     MAX_TILE_LEVEL,
+    STORED_TILE_STEP,
     TILE_HEIGHT,
     TILE_WIDTH,
     TileRef,
+    hashed_up,
+    nodes_under,
     parse_tile_index,
     parse_tile_path,
     partial_tile_width,
@@ -53,6 +56,7 @@ __all__ = [
     "EMPTY_ROOT",
     "HASH_SIZE",
     "MAX_TILE_LEVEL",
+    "STORED_TILE_STEP",
     "TILE_HEIGHT",
     "TILE_WIDTH",
     "CompactRange",
@@ -64,12 +68,14 @@ __all__ = [
     "consistency_proof",
     "consistency_ranges",
     "hash_range",
+    "hashed_up",
     "inclusion_proof",
     "inclusion_ranges",
     "leaf_hash",
     "node_hash",
     "nodes_for_consistency",
     "nodes_for_inclusion",
+    "nodes_under",
     "parse_tile_index",
     "parse_tile_path",
     "partial_tile_width",
