@@ -62,7 +62,7 @@ class LedgerEntry(SQLModel, table=True):
 
 class ActorIdentity(SQLModel, table=True):
     """A human actor's employee id and commitment salt, readable only by regulators; keyed by its
-    entry's id since migration 0017 (its hash before)."""
+    entry's id since migration 0018 (its hash before)."""
 
     __tablename__ = "actor_identities"
 
@@ -104,8 +104,9 @@ class LogLeaf(SQLModel, table=True):
 
 class MerkleNode(SQLModel, table=True):
     """The hash of a complete perfect subtree (2**level leaves from index * 2**level): never changes.
-    Held here only until the tile that stands for it is complete (see MerkleTile): the database
-    lets a node go only once that tile holds its hash, or the hashes it is made of (0015, 0020)."""
+    Only nodes of the stored levels (see MerkleTile) are written here, and held only until their
+    tile is complete: the database lets a node go only once a tile holds its hash, or the hashes
+    it is made of (0015, 0020)."""
 
     __tablename__ = "merkle_nodes"
 

@@ -1,5 +1,5 @@
-"""C2SP tlog-tiles: tile paths, their parsing, which tree nodes a tile holds, and the nodes of the
-levels between that a stored tile stands for."""
+"""C2SP tlog-tiles: tile paths, their parsing, which tree nodes a tile holds, and hashing up the
+nodes of the levels that storage leaves out."""
 
 from __future__ import annotations
 
