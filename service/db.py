@@ -73,6 +73,15 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         reads_only = connection.get_execution_options().get(_READS_ONLY)
         connection.exec_driver_sql("BEGIN" if reads_only else "BEGIN IMMEDIATE")
 
+    @event.listens_for(engine.sync_engine, "invalidate")
+    def _on_invalidate(dbapi_connection: Any, _record: Any, _exception: BaseException | None) -> None:
+        # A task cancelled mid-statement (shutdown cancels the integrator) gets its connection
+        # invalidated and closed; but the cancellation's traceback still holds the statement's
+        # cursor, and SQLite does not close a connection with a live statement: it would keep its
+        # transaction, and the file's write lock, until the garbage collector ran. Roll back first.
+        with contextlib.suppress(Exception):  # the close that follows is all that is left to try
+            dbapi_connection.rollback()
+
 
 _READS_ONLY = "seenby_reads_only"  # an execution option: this engine's transactions never write
 

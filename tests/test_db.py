@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import sqlite3
 from pathlib import Path
 
+import pytest
 from sqlalchemy import make_url, text
 
 from service.db import Database
@@ -58,3 +61,38 @@ async def test_replicas_granting_at_once_do_not_fail(fresh_pg: Backend) -> None:
     owner_url = fresh_pg.settings.resolved_migration_database_url
     for _ in range(3):
         await asyncio.gather(*(asyncio.to_thread(grant_app_role, owner_url, app_role) for _ in range(6)))
+
+
+async def test_a_sqlite_writer_cancelled_mid_statement_leaves_the_file_writable(tmp_path: Path) -> None:
+    """A task cancelled while its statement runs (the app's shutdown cancels the integrator) gets its
+    connection invalidated and closed. The cancellation's traceback still holds the statement's
+    cursor, and SQLite does not close a connection with a live statement: without a rollback first
+    it would keep its transaction, and the file's write lock, until the garbage collector ran."""
+    path = tmp_path / "cancelled.db"
+    settings = base_settings(tmp_path, database_url=f"sqlite+aiosqlite:///{path}")
+    await asyncio.to_thread(upgrade, settings)
+    database = Database(settings)
+    # Sorting three million rows takes the worker thread a while before the first row comes back.
+    slow = text("WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 3000000)"
+                " SELECT x FROM n ORDER BY x DESC")
+
+    async def write_slowly() -> None:
+        async with database.write(["cust-1"]) as session:
+            await session.execute(slow)
+
+    gc.disable()  # what keeps the cursor alive is a reference cycle: keep it for the check
+    try:
+        writer = asyncio.create_task(write_slowly())
+        await asyncio.sleep(0.3)
+        writer.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await writer
+        other = sqlite3.connect(path, timeout=0, isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")  # "database is locked" while the cancelled one holds it
+            other.execute("ROLLBACK")
+        finally:
+            other.close()
+    finally:
+        gc.enable()
+        await database.dispose()
