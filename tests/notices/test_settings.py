@@ -39,7 +39,7 @@ def _production(tmp_path: Path, **overrides: Any) -> dict[str, Any]:
     "a plain password of some length", "whsec_", "whsec_!!!!",
     "whsec_" + base64.b64encode(b"x" * 16).decode(),
     "whsec_" + base64.b64encode(b"x" * 65).decode(), new_secret().removeprefix("whsec_"),
-])
+], ids=["password", "empty", "not-base64", "too-short", "too-long", "no-prefix"])
 def test_only_standard_webhooks_secrets_are_taken(secret: str) -> None:
     with pytest.raises(ValueError, match="SEENBY_WEBHOOK_SECRET"):
         _settings(webhook_url=URL, webhook_secret=secret)
