@@ -178,22 +178,31 @@ async def manifest_bytes(database: Database, principal: Principal, wanted: Expor
 
 
 class _ProofBuilder:
-    """Inclusion proofs for runs of leaves, one node query per run of at most NODES_PER_QUERY nodes."""
+    """Inclusion proofs for runs of leaves, one node query per run of at most NODES_PER_QUERY nodes.
+
+    Neighbouring leaves share most of their proofs: every leaf under one subtree has the same
+    ranges above it. So each range's nodes are asked for, and its hash computed and written in hex,
+    once a run; a leaf adds only the ranges its neighbours did not have (a few at the bottom)."""
 
     def __init__(self, engine: AsyncEngine, tree_size: int) -> None:
         self._engine = engine
         self._size = tree_size
-        self._pending: list[tuple[int, bytes]] = []
+        self._pending: list[tuple[int, bytes, list[tuple[int, int]]]] = []
+        self._ranges: set[tuple[int, int]] = set()
         self._nodes: set[NodeId] = set()
         self._written = 0
 
     async def add(self, log_index: int, leaf: bytes) -> bytes:
         """Queue a leaf; returns the proofs of the run before it when it would overflow the node query."""
-        wanted = merkle.nodes_for_inclusion(log_index, self._size)
+        ranges = merkle.inclusion_ranges(log_index, self._size)
         done = b""
+        wanted = {node for start, end in ranges if (start, end) not in self._ranges
+                  for node in merkle.perfect_subtrees(start, end)}
         if self._pending and len(self._nodes) + len(wanted - self._nodes) > NODES_PER_QUERY:
             done = await self.flush()
-        self._pending.append((log_index, leaf))
+            wanted = {node for start, end in ranges for node in merkle.perfect_subtrees(start, end)}
+        self._pending.append((log_index, leaf, ranges))
+        self._ranges.update(ranges)
         self._nodes |= wanted
         return done
 
@@ -202,13 +211,13 @@ class _ProofBuilder:
             return b""
         async with self._engine.connect() as connection:
             lookup = await tree_store.read_nodes(connection, self._nodes)
+        hashes = {(start, end): merkle.hash_range(start, end, lookup).hex() for start, end in self._ranges}
         chunk = b"".join(
             formats.manifest_proof({
-                "log_index": index, "leaf_hash": leaf.hex(),
-                "hashes": [h.hex() for h in merkle.inclusion_proof(index, self._size, lookup)],
+                "log_index": index, "leaf_hash": leaf.hex(), "hashes": [hashes[r] for r in ranges],
             }, first=self._written + position == 0)
-            for position, (index, leaf) in enumerate(self._pending)
+            for position, (index, leaf, ranges) in enumerate(self._pending)
         )
         self._written += len(self._pending)
-        self._pending, self._nodes = [], set()
+        self._pending, self._ranges, self._nodes = [], set(), set()
         return chunk

@@ -22,6 +22,7 @@ from service.ledger.merkle import (
     MAX_TILE_LEVEL,
     TILE_WIDTH,
     CompactRange,
+    InclusionChecker,
     MissingNodeError,
     NodeId,
     ProofError,
@@ -309,6 +310,42 @@ def one_bit_flipped(proof: list[bytes], data: st.DataObject) -> list[bytes]:
 
 
 # --- Inclusion ---------------------------------------------------------------------------------
+
+
+@PROPERTIES
+@given(size=st.integers(1, TILE_TREE_SIZE), data=st.data())
+def test_the_inclusion_checker_accepts_exactly_what_verify_inclusion_accepts(
+    size: int, data: st.DataObject
+) -> None:
+    """Runs of neighbours and random leaves, some proofs tampered with (any hash, any byte, one hash
+    too many or too few, another leaf's proof): the checker, which compares where it can instead of
+    hashing, agrees with the plain verification on each."""
+    leaves, store, root = entry_leaves()[:size], stored_nodes(size), tree_root(size)
+    checker = InclusionChecker(size, root)
+    start = data.draw(st.integers(0, size - 1))
+    run = [*range(start, min(size, start + data.draw(st.integers(1, 80)))),
+           *data.draw(st.lists(st.integers(0, size - 1), max_size=20))]
+    for index in run:
+        proof = inclusion_proof(index, size, store)
+        leaf = leaves[index]
+        change = data.draw(st.sampled_from(["none", "none", "hash", "longer", "shorter", "other leaf"]))
+        if change == "hash" and proof:
+            at, byte = data.draw(st.integers(0, len(proof) - 1)), data.draw(st.integers(0, HASH_SIZE - 1))
+            proof[at] = proof[at][:byte] + bytes([proof[at][byte] ^ 1]) + proof[at][byte + 1:]
+        elif change == "longer":
+            proof.append(proof[-1] if proof else leaf)
+        elif change == "shorter" and proof:
+            proof.pop()
+        elif change == "other leaf" and size > 1:
+            leaf = leaves[(index + 1) % size]
+        try:
+            verify_inclusion(leaf, index, size, proof, root)
+        except ProofError as plain:
+            with pytest.raises(ProofError) as shared:
+                checker.verify(leaf, index, proof)
+            assert str(shared.value) == str(plain)
+        else:
+            checker.verify(leaf, index, proof)
 
 
 @PROPERTIES

@@ -25,6 +25,7 @@ from service.ledger.merkle.hashing import (
     root_hash,
 )
 from service.ledger.merkle.proofs import (
+    InclusionChecker,
     ProofError,
     consistency_proof,
     consistency_ranges,
@@ -60,6 +61,7 @@ __all__ = [
     "TILE_HEIGHT",
     "TILE_WIDTH",
     "CompactRange",
+    "InclusionChecker",
     "MissingNodeError",
     "NodeId",
     "NodeLookup",

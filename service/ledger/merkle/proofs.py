@@ -92,6 +92,14 @@ def _check_proof_hashes(proof: Sequence[bytes]) -> None:
 def root_from_inclusion_proof(
     leaf: bytes, index: int, size: int, proof: Sequence[bytes]
 ) -> bytes:
+    _check_inclusion_shape(leaf, index, size, proof)
+    result = leaf
+    for sibling, on_the_left in _path(index, size - 1, proof, "inclusion"):
+        result = node_hash(sibling, result) if on_the_left else node_hash(result, sibling)
+    return result
+
+
+def _check_inclusion_shape(leaf: bytes, index: int, size: int, proof: Sequence[bytes]) -> None:
     if not 0 <= index < size:
         raise ProofError(f"leaf index {index} is outside a tree of size {size}")
     # With an empty proof the leaf hash is compared with the root as it is, so a value that is
@@ -104,10 +112,6 @@ def root_from_inclusion_proof(
         raise ProofError(
             f"inclusion proof for leaf {index} of {size} has {len(proof)} hashes, expected {expected}"
         )
-    result = leaf
-    for sibling, on_the_left in _path(index, size - 1, proof, "inclusion"):
-        result = node_hash(sibling, result) if on_the_left else node_hash(result, sibling)
-    return result
 
 
 def _path(fn: int, sn: int, proof: Sequence[bytes], kind: str) -> Iterator[tuple[bytes, bool]]:
@@ -131,6 +135,52 @@ def verify_inclusion(
 ) -> None:
     if not same_hash(root_from_inclusion_proof(leaf, index, size, proof), root):
         raise ProofError(f"inclusion proof for leaf {index} does not lead to the root of {size}")
+
+
+class InclusionChecker:
+    """Checks the inclusion proofs of many leaves in one tree, sharing the hashing neighbours have in
+    common: leaves under one subtree have the same path above it.
+
+    Each node a verified proof computes is then known to be that node of the tree. A later proof
+    whose path reaches a known node with the same hash is verified there, if the rest of its hashes
+    are exactly the known proof's from that node up (the one path from that node to the root): every
+    hash of every proof is still checked, most by comparing rather than hashing. Only the last
+    path is kept, a node a level.
+    """
+
+    def __init__(self, size: int, root: bytes) -> None:
+        self.size, self.root = size, root
+        # (level, index) -> (its hash, the proof that computed it, the position of its last hash)
+        self._known: dict[NodeId, tuple[bytes, Sequence[bytes], int]] = {}
+
+    def verify(self, leaf: bytes, index: int, proof: Sequence[bytes]) -> None:
+        """Raises ProofError, as verify_inclusion does, unless the proof puts leaf at index."""
+        _check_inclusion_shape(leaf, index, self.size, proof)
+        computed: dict[NodeId, tuple[bytes, Sequence[bytes], int]] = {}
+        result, fn, sn, level = leaf, index, self.size - 1, 0
+        for position, sibling in enumerate(proof):  # _path's walk, naming each node it reaches
+            if fn & 1 or fn == sn:
+                while fn and not fn & 1:
+                    fn, sn, level = fn >> 1, sn >> 1, level + 1
+                result = node_hash(sibling, result)
+            else:
+                result = node_hash(result, sibling)
+            fn, sn, level = fn >> 1, sn >> 1, level + 1
+            computed[(level, fn)] = (result, proof, position)
+            known = self._known.get((level, fn))
+            if known is not None and same_hash(known[0], result):
+                if list(proof[position + 1:]) != list(known[1][known[2] + 1:]):
+                    break  # a hash above this node is not the tree's
+                self._remember(computed, level)
+                return
+        else:
+            if same_hash(result, self.root):
+                self._remember(computed, level)
+                return
+        verify_inclusion(leaf, index, self.size, proof, self.root)  # raises, saying why
+
+    def _remember(self, computed: dict[NodeId, tuple[bytes, Sequence[bytes], int]], level: int) -> None:
+        self._known = {node: value for node, value in self._known.items() if node[0] > level} | computed
 
 
 def verify_consistency(
