@@ -107,7 +107,8 @@ def _check_inclusion_shape(leaf: bytes, index: int, size: int, proof: Sequence[b
     if len(leaf) != HASH_SIZE:
         raise ProofError(f"leaf hash is {len(leaf)} bytes, expected {HASH_SIZE}")
     _check_proof_hashes(proof)
-    expected = len(inclusion_ranges(index, size))
+    inner = (index ^ (size - 1)).bit_length()  # the levels below where the leaf's path meets the right edge
+    expected = inner + (index >> inner).bit_count()  # == len(inclusion_ranges(index, size))
     if len(proof) != expected:
         raise ProofError(
             f"inclusion proof for leaf {index} of {size} has {len(proof)} hashes, expected {expected}"
