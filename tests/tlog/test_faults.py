@@ -269,11 +269,14 @@ async def test_audit_names_a_damaged_tile_and_a_damaged_node_row(
                      "PLACING decode(repeat('ab', 32), 'hex') FROM 7 * 32 + 1 FOR 32) "
                      "WHERE level = 0 AND tile_index = 0",
                      f"UPDATE merkle_nodes SET hash = decode(repeat('cd', 32), 'hex') "
-                     f"WHERE level = 0 AND node_index = {held}")
+                     f"WHERE level = 0 AND node_index = {held}",
+                     "UPDATE merkle_nodes SET hash = decode(repeat('ef', 32), 'hex') "
+                     "WHERE level = 4 AND node_index = 3")  # a stored level above the leaves
     result = run_audit(fresh_pg, tmp_path)
     assert result.returncode == 1
     assert "stored tree node (0, 7) does not match the leaves" in result.stdout
     assert f"stored tree node (0, {held}) does not match the leaves" in result.stdout
+    assert "stored tree node (4, 3) does not match the leaves" in result.stdout
 
 
 async def test_audit_names_a_deleted_middle_entry(
