@@ -164,17 +164,14 @@ def audit(
 
 
 def _run_audit(url: str, verifier: Verifier) -> list[object]:
-    import os
-
     from rich.progress import Progress
 
     from service.ledger.audit import audit_side_by_side
 
     with Progress(transient=True) as progress:
         task = progress.add_task("auditing", total=None)
-        findings = audit_side_by_side(url, verifier, processes=os.cpu_count() or 1,
-                                      progress=lambda done, total: progress.update(task, completed=done,
-                                                                                   total=total))
+        findings = audit_side_by_side(url, verifier, progress=lambda done, total: progress.update(
+            task, completed=done, total=total))
     return list(findings)
 
 
