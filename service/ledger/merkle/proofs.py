@@ -94,7 +94,7 @@ def root_from_inclusion_proof(
 ) -> bytes:
     _check_inclusion_shape(leaf, index, size, proof)
     result = leaf
-    for sibling, on_the_left in _path(index, size - 1, proof, "inclusion"):
+    for sibling, on_the_left, _ in _path(index, size - 1, proof, "inclusion"):
         result = node_hash(sibling, result) if on_the_left else node_hash(result, sibling)
     return result
 
@@ -115,18 +115,20 @@ def _check_inclusion_shape(leaf: bytes, index: int, size: int, proof: Sequence[b
         )
 
 
-def _path(fn: int, sn: int, proof: Sequence[bytes], kind: str) -> Iterator[tuple[bytes, bool]]:
-    """Each proof hash with whether it is the left sibling, walking node `fn` of a tree whose
-    last node is `sn` up to the root (the loop both of RFC 9162's verifications share)."""
+def _path(fn: int, sn: int, proof: Sequence[bytes], kind: str) -> Iterator[tuple[bytes, bool, NodeId]]:
+    """Each proof hash with whether it is the left sibling, and the node (level above where the walk
+    began, index) it hashes up to, walking node `fn` of a tree whose last node is `sn` up to the
+    root (the loop both of RFC 9162's verifications share)."""
+    level = 0
     for value in proof:
         if sn == 0:
             raise ProofError(f"{kind} proof is longer than the path to the root")
         on_the_left = bool(fn & 1) or fn == sn
         if on_the_left:
             while fn and not fn & 1:
-                fn, sn = fn >> 1, sn >> 1
-        yield value, on_the_left
-        fn, sn = fn >> 1, sn >> 1
+                fn, sn, level = fn >> 1, sn >> 1, level + 1
+        fn, sn, level = fn >> 1, sn >> 1, level + 1
+        yield value, on_the_left, (level, fn)
     if sn != 0:
         raise ProofError(f"{kind} proof is shorter than the path to the root")
 
@@ -158,25 +160,20 @@ class InclusionChecker:
         """Raises ProofError, as verify_inclusion does, unless the proof puts leaf at index."""
         _check_inclusion_shape(leaf, index, self.size, proof)
         computed: dict[NodeId, tuple[bytes, Sequence[bytes], int]] = {}
-        result, fn, sn, level = leaf, index, self.size - 1, 0
-        for position, sibling in enumerate(proof):  # _path's walk, naming each node it reaches
-            if fn & 1 or fn == sn:
-                while fn and not fn & 1:
-                    fn, sn, level = fn >> 1, sn >> 1, level + 1
-                result = node_hash(sibling, result)
-            else:
-                result = node_hash(result, sibling)
-            fn, sn, level = fn >> 1, sn >> 1, level + 1
-            computed[(level, fn)] = (result, proof, position)
-            known = self._known.get((level, fn))
+        result = leaf
+        walk = _path(index, self.size - 1, proof, "inclusion")
+        for position, (sibling, on_the_left, node) in enumerate(walk):
+            result = node_hash(sibling, result) if on_the_left else node_hash(result, sibling)
+            computed[node] = (result, proof, position)
+            known = self._known.get(node)
             if known is not None and same_hash(known[0], result):
                 if list(proof[position + 1:]) != list(known[1][known[2] + 1:]):
                     break  # a hash above this node is not the tree's
-                self._remember(computed, level)
+                self._remember(computed, node[0])
                 return
         else:
             if same_hash(result, self.root):
-                self._remember(computed, level)
+                self._remember(computed, max((level for level, _ in computed), default=0))
                 return
         verify_inclusion(leaf, index, self.size, proof, self.root)  # raises, saying why
 
@@ -213,7 +210,7 @@ def verify_consistency(
     while fn & 1:
         fn, sn = fn >> 1, sn >> 1
     first_result = second_result = path[0]
-    for value, on_the_left in _path(fn, sn, path[1:], "consistency"):
+    for value, on_the_left, _ in _path(fn, sn, path[1:], "consistency"):
         if on_the_left:
             first_result = node_hash(value, first_result)
             second_result = node_hash(value, second_result)
