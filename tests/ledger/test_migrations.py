@@ -79,6 +79,13 @@ async def _unmigrated(backend_name: str, tmp_path: Path, request: pytest.Fixture
     return base_settings(tmp_path, database_url=app_url, migration_database_url=owner_url)
 
 
+async def _migrated(backend_name: str, tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
+    """The same database as `_unmigrated`, migrated to the head."""
+    settings = await _unmigrated(backend_name, tmp_path, request)
+    await asyncio.to_thread(upgrade, settings)  # Alembic runs its own event loop
+    return settings
+
+
 @dataclass(frozen=True)
 class EmptyPostgres:
     """An empty PostgreSQL database of its own: its settings, its Alembic config, and a connection
@@ -177,8 +184,7 @@ async def test_this_release_migrates_down_and_up_again(
 async def test_a_log_from_before_the_customer_index_gets_one_with_its_next_entries(
     backend_name: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    settings = await _unmigrated(backend_name, tmp_path, request)
-    await asyncio.to_thread(upgrade, settings)
+    settings = await _migrated(backend_name, tmp_path, request)
     early, late = [f"cust-early-{n}" for n in range(5)], "cust-late"
     app = create_app(settings)
     tokens = Tokens(app)
@@ -323,8 +329,7 @@ async def test_0009_waits_for_a_long_reader_without_holding_up_the_ledger(empty_
 async def test_notices_still_packed_become_rows_when_0013_is_undone(
     backend_name: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    settings = await _unmigrated(backend_name, tmp_path, request)
-    await asyncio.to_thread(upgrade, settings)
+    settings = await _migrated(backend_name, tmp_path, request)
     nobody = Receiver(tmp_path / "receiver")  # never started: every delivery fails
     app = create_app(webhook_settings(settings, nobody, webhook_url=f"http://127.0.0.1:{free_port()}/hooks"))
     tokens = Tokens(app)
@@ -355,8 +360,7 @@ async def test_notices_still_packed_become_rows_when_0013_is_undone(
 async def test_packed_entries_are_stored_plain_again_when_0014_is_undone(
     backend_name: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    settings = await _unmigrated(backend_name, tmp_path, request)
-    await asyncio.to_thread(upgrade, settings)
+    settings = await _migrated(backend_name, tmp_path, request)
     app = create_app(settings)
     tokens = Tokens(app)
     async for client in serve(app):
@@ -411,8 +415,7 @@ async def _tree_rows(url: str) -> tuple[dict[tuple[int, int], bytes], dict[tuple
 async def test_0015_folds_complete_tiles_and_undoing_it_gives_every_node_a_row_again(
     backend_name: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    settings = await _unmigrated(backend_name, tmp_path, request)
-    await asyncio.to_thread(upgrade, settings)
+    settings = await _migrated(backend_name, tmp_path, request)
     app = create_app(settings)
     tokens = Tokens(app)
     async for client in serve(app):
@@ -453,8 +456,7 @@ async def test_0015_folds_complete_tiles_and_undoing_it_gives_every_node_a_row_a
 async def test_prev_hash_is_stored_in_the_canonical_bytes_only_and_copied_back_when_0016_is_undone(
     backend_name: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    settings = await _unmigrated(backend_name, tmp_path, request)
-    await asyncio.to_thread(upgrade, settings)
+    settings = await _migrated(backend_name, tmp_path, request)
     app = create_app(settings)
     tokens = Tokens(app)
     async for client in serve(app):
@@ -520,8 +522,7 @@ def _as_text(rows: list[tuple[object, ...]]) -> list[tuple[str, ...]]:
 async def test_0017_stores_hashes_salts_and_event_ids_compactly_on_postgresql_and_undoing_it_gives_text(
     backend_name: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    settings = await _unmigrated(backend_name, tmp_path, request)
-    await asyncio.to_thread(upgrade, settings)
+    settings = await _migrated(backend_name, tmp_path, request)
     url = settings.resolved_migration_database_url
     customers = [f"cust-hex-{n}" for n in range(3)]
     events = [access_event(customers[n % 3]) for n in range(12)]
@@ -605,8 +606,7 @@ async def _identity_columns(url: str) -> list[str]:
 async def test_0018_keys_identities_by_entry_id_refuses_orphans_and_undoing_it_keys_them_by_hash(
     backend_name: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    settings = await _unmigrated(backend_name, tmp_path, request)
-    await asyncio.to_thread(upgrade, settings)
+    settings = await _migrated(backend_name, tmp_path, request)
     url = settings.resolved_migration_database_url
     customers = [f"cust-who-{n}" for n in range(3)]
     app = create_app(settings)
@@ -682,8 +682,7 @@ async def _heads_pages(settings: Settings) -> int:
 async def test_0019_keeps_heads_small_and_their_updates_on_their_page_and_undoing_it_gives_text(
     backend_name: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    settings = await _unmigrated(backend_name, tmp_path, request)
-    await asyncio.to_thread(upgrade, settings)
+    settings = await _migrated(backend_name, tmp_path, request)
     url = settings.resolved_migration_database_url
     postgresql = backend_name == "postgresql"
     customers = [f"cust-head-{n:03}" for n in range(150)]
@@ -775,8 +774,7 @@ def _laid_out(every_node: dict[tuple[int, int], bytes], tiled_levels: range
 async def test_0020_tiles_every_fourth_level_and_undoing_it_tiles_every_level_again(
     backend_name: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    settings = await _unmigrated(backend_name, tmp_path, request)
-    await asyncio.to_thread(upgrade, settings)
+    settings = await _migrated(backend_name, tmp_path, request)
     app = create_app(settings)
     tokens = Tokens(app)
     async for client in serve(app):
