@@ -58,8 +58,13 @@ def unpack(stored: bytes) -> bytes:
     that whatever hashes it (`seenby audit`, every verifier) reports it rather than a crash here."""
     if not stored or stored[0] != DICTIONARY_1:
         return stored
+    frame = stored[1:]
     try:
-        return _codecs().decompressor.decompress(memoryview(stored)[1:], max_output_size=MAX_CANONICAL_BYTES)
+        # pack() writes the size in the frame's header, and decompress() allocates what a header says
+        # (max_output_size bounds only frames without a size): so a header is checked first.
+        if not 0 <= zstandard.frame_content_size(frame) <= MAX_CANONICAL_BYTES:
+            return stored
+        return _codecs().decompressor.decompress(frame)
     except zstandard.ZstdError:
         return stored
 

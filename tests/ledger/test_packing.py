@@ -8,6 +8,7 @@ import hashlib
 import random
 
 import httpx
+import zstandard
 from sqlalchemy import text
 
 from bench.entry_dictionary import entry_bytes, random_event
@@ -42,6 +43,20 @@ def test_what_is_not_a_packed_frame_comes_back_as_stored() -> None:
     truncated = packing.pack(canonical)[:20]
     assert packing.unpack(truncated) == truncated
     assert packing.unpack(b"") == b""
+
+
+def test_a_frame_that_claims_more_than_an_entry_or_no_size_is_not_unpacked() -> None:
+    """A header states the size decompression allocates: a tampered row must not make a reader take
+    gigabytes, nor a frame without a size (pack() always writes one) be read to an arbitrary length."""
+    def frame(data: bytes, **options: bool) -> bytes:
+        return bytes((packing.DICTIONARY_1,)) + zstandard.ZstdCompressor(**options).compress(data)
+
+    too_large = frame(b"{" + bytes(packing.MAX_CANONICAL_BYTES))
+    assert packing.unpack(too_large) == too_large
+    at_the_limit = frame(b"{" + bytes(packing.MAX_CANONICAL_BYTES - 1))
+    assert packing.unpack(at_the_limit) == b"{" + bytes(packing.MAX_CANONICAL_BYTES - 1)
+    unsized = frame(b'{"kind":"access"}', write_content_size=False)
+    assert packing.unpack(unsized) == unsized
 
 
 async def _stored(url: str, customer_id: str) -> list[bytes]:
