@@ -27,9 +27,17 @@ from service.ledger.checkpoint import (
 from service.ledger.customer_index import tree as index_tree
 from service.ledger.customer_index.store import IndexLeaf, read_all_nodes
 from service.ledger.customer_index.tables import index_leaves
-from service.ledger.merkle import EMPTY_ROOT, STORED_TILE_STEP, CompactRange, NodeId, leaf_hash
+from service.ledger.merkle import (
+    EMPTY_ROOT,
+    HASH_SIZE,
+    STORED_TILE_STEP,
+    TILE_WIDTH,
+    CompactRange,
+    NodeId,
+    leaf_hash,
+)
 from service.ledger.store import NOT_STORED
-from service.ledger.tables import entries, leaves
+from service.ledger.tables import TILE_BYTES, entries, leaves
 
 CHUNK = 5_000
 NODES_PER_QUERY = 20_000
@@ -138,24 +146,24 @@ async def _audit_chains(connection: AsyncConnection, progress: Progress) -> Asyn
     )
     customer, links = None, ChainLinks()
     async for partition in rows.partitions():  # a chunk at a time: the driver is awaited per chunk
-        for row in partition:
-            where = f"entry {row.entry_hash} (customer {row.customer_id}, seq {row.customer_seq})"
-            if row.customer_id != customer:
-                customer, links = row.customer_id, ChainLinks()
-            if entry_hash(row.canonical) != row.entry_hash:
-                yield Finding(where, "canonical bytes do not hash to entry_hash")
+        for customer_id, customer_seq, stored_prev_hash, stored_hash, canonical in partition:
+            if customer_id != customer:
+                customer, links = customer_id, ChainLinks()
+            faults = []
+            if entry_hash(canonical) != stored_hash:
+                faults.append("canonical bytes do not hash to entry_hash")
             try:
-                recorded = decode(row.canonical)
+                recorded = decode(canonical)
             except ValueError:
                 recorded = {}
             prev_hash = recorded.get("prev_hash")
             if (recorded.get("customer_id"), recorded.get("customer_seq")) != (
-                row.customer_id, row.customer_seq
-            ) or row.prev_hash not in (NOT_STORED, prev_hash):
-                yield Finding(where, "stored columns disagree with the canonical bytes")
-            for fault in links.follow({"customer_seq": row.customer_seq, "prev_hash": prev_hash},
-                                      row.entry_hash):
-                yield Finding(where, fault)
+                customer_id, customer_seq
+            ) or stored_prev_hash not in (NOT_STORED, prev_hash):
+                faults.append("stored columns disagree with the canonical bytes")
+            faults += links.follow({"customer_seq": customer_seq, "prev_hash": prev_hash}, stored_hash)
+            for fault in faults:
+                yield Finding(f"entry {stored_hash} (customer {customer_id}, seq {customer_seq})", fault)
         progress(len(partition))
 
 
@@ -177,26 +185,25 @@ async def _audit_tree(
 
     tree = CompactRange()
     signed_root = None
-    computed: dict[NodeId, bytes] = {}
+    computed = _StoredLevels()
     leaves_in_order = await connection.stream(_LEAVES_IN_LOG_ORDER.execution_options(yield_per=CHUNK))
     async for partition in leaves_in_order.partitions():
-        for row in partition:
-            while tree.size < row.log_index:  # a missing leaf: report it, keep the indexes aligned
+        for log_index, canonical in partition:
+            while tree.size < log_index:  # a missing leaf: report it, keep the indexes aligned
                 yield Finding(f"log_index {tree.size}", "no leaf stored at this index")
-                computed.update(tree.append(bytes(32)))
-            if row.canonical is None:
-                yield Finding(f"log_index {row.log_index}", "its entry is missing")
-                computed.update(tree.append(bytes(32)))
+                computed.add(tree.append(bytes(32)))
+            if canonical is None:
+                yield Finding(f"log_index {log_index}", "its entry is missing")
+                computed.add(tree.append(bytes(32)))
             else:
-                computed.update(tree.append(leaf_hash(row.canonical)))
+                computed.add(tree.append(leaf_hash(canonical)))
             if tree.size == signed_size:
                 signed_root = tree.root()
-        if len(computed) >= NODES_PER_QUERY:
-            async for finding in _compare_nodes(connection, computed):
+        if computed.held >= NODES_PER_QUERY:
+            async for finding in computed.compare(connection, whole_tiles_only=True):
                 yield finding
-            computed = {}
         progress(len(partition))
-    async for finding in _compare_nodes(connection, computed):
+    async for finding in computed.compare(connection, whole_tiles_only=False):
         yield finding
     if tree.size < signed_size:
         yield Finding("checkpoint", f"signed size {signed_size} but only {tree.size} leaves stored")
@@ -211,12 +218,12 @@ async def _audit_index(connection: AsyncConnection, progress: Progress) -> Async
     index = _IndexRebuild()
     positions = await connection.stream(_POSITIONS_IN_LOG_ORDER.execution_options(yield_per=CHUNK))
     async for partition in positions.partitions():
-        for row in partition:
-            if row.index_leaf is not None:
-                for problem in index.check_leaf(row.log_index, row.index_leaf):
-                    yield Finding(f"log_index {row.log_index}", problem)
-            elif row.customer_id is not None:
-                index.saw(row.customer_id, row.customer_seq, row.entry_hash)
+        for log_index, customer_id, customer_seq, head_hash, index_leaf in partition:
+            if index_leaf is not None:
+                for problem in index.check_leaf(log_index, index_leaf):
+                    yield Finding(f"log_index {log_index}", problem)
+            elif customer_id is not None:
+                index.saw(customer_id, customer_seq, head_hash)
         progress(len(partition))
     async for finding in index.compare_stored(connection):
         yield finding
@@ -246,14 +253,18 @@ class _IndexRebuild:
         self.nodes: dict[index_tree.NodeId, bytes] = {}
         self.keys = 0
         self.last_leaf: int | None = None
-        self._changes: dict[bytes, bytes] = {}
+        # Each customer's last chain position since the last index leaf: hashed into the index's key
+        # and value only there, once a customer however many entries it had meanwhile.
+        self._heads: dict[str, tuple[int, str]] = {}
 
     def saw(self, customer_id: str, customer_seq: int, entry_hash: str) -> None:
-        self._changes[index_tree.index_key(customer_id)] = index_tree.index_value(customer_seq, entry_hash)
+        self._heads[customer_id] = (customer_seq, entry_hash)
 
     def check_leaf(self, log_index: int, canonical: bytes) -> list[str]:
-        update = index_tree.update_in_memory(self.nodes, self._changes)
-        self._changes, self.keys, self.last_leaf = {}, self.keys + update.added, log_index
+        update = index_tree.update_in_memory(self.nodes, {
+            index_tree.index_key(customer_id): index_tree.index_value(*head)
+            for customer_id, head in self._heads.items()})
+        self._heads, self.keys, self.last_leaf = {}, self.keys + update.added, log_index
         try:
             leaf = IndexLeaf.of(log_index, canonical)
         except (ValueError, KeyError, TypeError):
@@ -281,15 +292,66 @@ class _IndexRebuild:
                                      f"commits to")
 
 
+class _StoredLevels:
+    """The nodes of the stored levels (0, 4, 8, ...: the others are hashed up from them when read, so
+    they match wherever these do) as the leaves make them, each level's hashes side by side. They are
+    compared with storage a whole tile at a time, and node by node only where a tile differs, is not
+    stored or is not yet complete, so that a finding names the node."""
+
+    def __init__(self) -> None:
+        self._first: dict[int, int] = {}  # level -> the index of the first node held
+        self._hashes: dict[int, bytearray] = {}
+
+    @property
+    def held(self) -> int:
+        return sum(len(hashes) for hashes in self._hashes.values()) // HASH_SIZE
+
+    def add(self, completed: list[tuple[NodeId, bytes]]) -> None:
+        for (level, index), value in completed:
+            if level % STORED_TILE_STEP == 0:
+                if level not in self._hashes:
+                    self._first[level], self._hashes[level] = index, bytearray()
+                self._hashes[level] += value
+
+    async def compare(self, connection: AsyncConnection, *, whole_tiles_only: bool) -> AsyncIterator[Finding]:
+        """Compare what is held (only its whole tiles, if asked) and let it go."""
+        tiles: dict[int, tuple[int, int]] = {}  # level -> the whole tiles held: first, last
+        for level, hashes in self._hashes.items():
+            first_tile = self._first[level] // TILE_WIDTH  # aligned: every level starts at node 0
+            if count := len(hashes) // TILE_BYTES:
+                tiles[level] = (first_tile, first_tile + count - 1)
+        stored_tiles = await tree_store.read_tiles(connection, tiles)
+        differing: dict[NodeId, bytes] = {}
+        for level, (first_tile, last_tile) in tiles.items():
+            hashes = self._hashes[level]
+            for tile_index in range(first_tile, last_tile + 1):
+                start = (tile_index - first_tile) * TILE_BYTES
+                made = bytes(hashes[start:start + TILE_BYTES])
+                if stored_tiles.get((level, tile_index)) != made:
+                    differing.update(_nodes(level, tile_index * TILE_WIDTH, made))
+            del hashes[:(last_tile - first_tile + 1) * TILE_BYTES]
+            self._first[level] = (last_tile + 1) * TILE_WIDTH
+        if not whole_tiles_only:
+            for level, hashes in self._hashes.items():
+                differing.update(_nodes(level, self._first[level], hashes))
+                self._first[level] += len(hashes) // HASH_SIZE
+                hashes.clear()
+        async for finding in _compare_nodes(connection, differing):
+            yield finding
+
+
+def _nodes(level: int, first: int, hashes: bytes | bytearray) -> dict[NodeId, bytes]:
+    return {(level, first + i): bytes(hashes[i * HASH_SIZE:(i + 1) * HASH_SIZE])
+            for i in range(len(hashes) // HASH_SIZE)}
+
+
 async def _compare_nodes(
     connection: AsyncConnection, computed: dict[NodeId, bytes]
 ) -> AsyncIterator[Finding]:
-    # Only the levels stored are compared: the others are hashed up from them when read, so they
-    # match wherever the stored levels do (and hashing them up here would only repeat the work).
-    computed = {node: value for node, value in computed.items() if node[0] % STORED_TILE_STEP == 0}
+    """Each node against storage (its node row, or its tile), by name."""
     if not computed:
         return
-    # The nodes one chunk of leaves completes are a contiguous index range at each level.
+    # The nodes to compare are a contiguous index range at each level.
     spans: dict[int, tuple[int, int]] = {}
     for level, index in computed:
         low, high = spans.get(level, (index, index))

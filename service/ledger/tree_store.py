@@ -160,15 +160,24 @@ async def read_node_spans(session: Executor, spans: dict[int, tuple[int, int]]) 
             for level, (low, high) in below.items()
         )))
     )}
-    for row in await session.execute(
-        select(tiles.c.level, tiles.c.tile_index, tiles.c.hashes).where(or_(*(
-            and_(tiles.c.level == level, tiles.c.tile_index.between(low >> TILE_HEIGHT, high >> TILE_HEIGHT))
-            for level, (low, high) in below.items()
-        )))
-    ):
-        stored.update(_unpacked(row.level, row.tile_index << TILE_HEIGHT, row.hashes))
+    tile_spans = {level: (low >> TILE_HEIGHT, high >> TILE_HEIGHT) for level, (low, high) in below.items()}
+    for (level, tile_index), hashes in (await read_tiles(session, tile_spans)).items():
+        stored.update(_unpacked(level, tile_index << TILE_HEIGHT, hashes))
     return merkle.hashed_up(
         [(level, index) for level, (low, high) in spans.items() for index in range(low, high + 1)], stored)
+
+
+async def read_tiles(session: Executor, spans: dict[int, tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+    """The complete tiles stored with index in [first, last] at each given level: (level, tile index)
+    -> the hashes of its nodes side by side, as stored (an audit compares them whole)."""
+    if not spans:
+        return {}
+    return {(row.level, row.tile_index): bytes(row.hashes) for row in await session.execute(
+        select(tiles.c.level, tiles.c.tile_index, tiles.c.hashes).where(or_(*(
+            and_(tiles.c.level == level, tiles.c.tile_index.between(first, last))
+            for level, (first, last) in spans.items()
+        )))
+    )}
 
 
 async def read_level_range(session: Executor, level: int, first: int, count: int) -> list[bytes]:

@@ -17,7 +17,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from service.ledger import packing
+from service.db import make_engine
+from service.ledger import audit, packing
 from service.ledger.checkpoint import open_checkpoint, parse_verifier_key
 from service.ledger.integrator import LEADER_LOCK_KEY
 from service.main import create_app
@@ -277,6 +278,29 @@ async def test_audit_names_a_damaged_tile_and_a_damaged_node_row(
     assert "stored tree node (0, 7) does not match the leaves" in result.stdout
     assert f"stored tree node (0, {held}) does not match the leaves" in result.stdout
     assert "stored tree node (4, 3) does not match the leaves" in result.stdout
+
+
+async def test_the_tree_pass_compares_whole_tiles_and_names_each_node_of_one_that_differs(
+    fresh_pg: Backend, postgres_admin_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Tiles compared a batch at a time, batches cut short (as on a large log): a damaged hash and a
+    tile row gone are named node by node, and no node is named that storage holds as the leaves give."""
+    _, _, _, verifier = await recorded_and_integrated(fresh_pg, 600)  # 2 tiles at level 0, then rows
+    await as_insider(postgres_admin_url, fresh_pg,
+                     "UPDATE merkle_tiles SET hashes = overlay(hashes "
+                     "PLACING decode(repeat('ab', 32), 'hex') FROM 7 * 32 + 1 FOR 32) "
+                     "WHERE level = 0 AND tile_index = 0",
+                     "DELETE FROM merkle_tiles WHERE level = 0 AND tile_index = 1")
+    monkeypatch.setattr(audit, "CHUNK", 64)
+    monkeypatch.setattr(audit, "NODES_PER_QUERY", 100)
+    engine = make_engine(fresh_pg.settings.resolved_database_url)
+    try:
+        async with engine.connect() as connection:
+            findings = [str(finding) async for finding in audit.run_pass("tree", connection, verifier)]
+    finally:
+        await engine.dispose()
+    assert findings == [f"log_index {index}: stored tree node (0, {index}) does not match the leaves"
+                        for index in (7, *range(256, 512))]
 
 
 async def test_audit_names_a_deleted_middle_entry(
