@@ -30,6 +30,7 @@ from service.types import to_micros
 
 MAX_FAULTS = 1_000
 MAX_UNMATCHED = 100_000  # proofs skipped while matching out-of-order lines; beyond it, reported missing
+PROGRESS_STEP = 1 << 20  # bytes read between two progress reports
 
 
 class ManifestError(ValueError):
@@ -211,12 +212,15 @@ class _Proof:
 
 def _proof(raw: dict[str, Any]) -> _Proof:
     index, leaf, hashes = raw.get("log_index"), raw.get("leaf_hash"), raw.get("hashes")
+    not_a_proof = f"a proof is not {{log_index, leaf_hash, hashes}}: {str(raw)[:200]}"
     if not isinstance(index, int) or isinstance(index, bool) or not isinstance(leaf, str) or not (
-        isinstance(hashes, list) and all(isinstance(h, str) for h in hashes)
+        isinstance(hashes, list)
     ):
-        raise ManifestError(f"a proof is not {{log_index, leaf_hash, hashes}}: {str(raw)[:200]}")
+        raise ManifestError(not_a_proof)
     try:
         return _Proof(index, leaf, [bytes.fromhex(h) for h in hashes])
+    except TypeError as exc:  # a hash that is not a string
+        raise ManifestError(not_a_proof) from exc
     except ValueError as exc:
         raise ManifestError(f"the proof of log_index {index} holds a hash that is not hex") from exc
 
@@ -278,11 +282,22 @@ class _Shown:
     recorded: dict[str, Any]
 
 
+def _lines(file: IO[bytes], digest: Any, progress: Callable[[int], None]) -> Iterator[bytes]:
+    """The data's lines, each added to its digest; the bytes read reported a step at a time."""
+    unreported = 0
+    for raw in file:
+        digest.update(raw)
+        unreported += len(raw)
+        if unreported >= PROGRESS_STEP:
+            progress(unreported)
+            unreported = 0
+        yield raw
+    progress(unreported)
+
+
 def _jsonl(file: IO[bytes], digest: Any, verdict: ExportVerdict,
            progress: Callable[[int], None]) -> Iterator[_Shown]:
-    for number, raw in enumerate(file, start=1):
-        digest.update(raw)
-        progress(len(raw))
+    for number, raw in enumerate(_lines(file, digest, progress), start=1):
         verdict.count += 1
         try:
             shown = orjson.loads(raw)
@@ -313,13 +328,7 @@ def _jsonl(file: IO[bytes], digest: Any, verdict: ExportVerdict,
 
 def _csv(file: IO[bytes], digest: Any, verdict: ExportVerdict,
          progress: Callable[[int], None]) -> Iterator[_Shown]:
-    def lines() -> Iterator[str]:
-        for raw in file:
-            digest.update(raw)
-            progress(len(raw))
-            yield raw.decode("utf-8", errors="replace")
-
-    source = lines()
+    source = (raw.decode("utf-8", errors="replace") for raw in _lines(file, digest, progress))
     reader = csv.reader(source, strict=True)
     try:
         header = next(reader, None)

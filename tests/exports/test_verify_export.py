@@ -14,6 +14,8 @@ import pytest
 from typer.testing import CliRunner
 
 from service.cli import app as cli
+from service.exports import check
+from service.ledger.checkpoint import parse_verifier_key
 from tests.conftest import Tokens
 from tests.exports.support import EXPORT, MANIFEST, record, settled
 from tests.exports.test_exports import mixed_events
@@ -169,6 +171,13 @@ async def test_a_forged_manifest_is_named(exports: dict[str, Path]) -> None:
     code, output = verify(shorter, forged("short.json", consistent))
     assert code == 1 and "customer_seq 3 where 2 was expected" in output
 
+    for hash_that_is_not, said in ((7, "a proof is not {log_index, leaf_hash, hashes}"),
+                                   ("zz" * 32, "holds a hash that is not hex")):
+        proofs = [dict(p) for p in manifest["proofs"]]
+        proofs[2]["hashes"] = [*proofs[2]["hashes"][:-1], hash_that_is_not]
+        code, output = verify(data, forged("odd.json", {**manifest, "proofs": proofs}))
+        assert code == 1 and "the manifest is not valid" in output and said in output
+
     code, output = verify(data, forged("count.json", {**manifest, "count": 9, "sha256": "0" * 64}))
     assert code == 1 and "the manifest says 9" in output and "SHA-256" in output
     (data.parent / "broken.json").write_text(manifest_path.read_text()[:-40])
@@ -249,3 +258,16 @@ async def test_a_customers_whole_export_with_its_completeness_proof_is_complete(
     await save(client, tokens, other.parent, other.name, customer_id=f"{customer_id}-other", kind="all")
     code, output = verify_with_proof(other)
     assert code == 1 and "not customer" in output
+
+
+@pytest.mark.parametrize("name", ["accesses", "csv"])
+async def test_the_progress_reports_every_byte_of_the_data(
+    exports: dict[str, Path], monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    monkeypatch.setattr(check, "PROGRESS_STEP", 100)  # several reports, and a rest at the end
+    data, reported = exports[name], []
+    manifest = data.with_name(data.name + ".manifest.json")
+    verifier = parse_verifier_key((data.parent / "key.txt").read_text().strip())
+    verdict = check.verify_export(data, manifest, verifier, reported.append)
+    assert not verdict.faults
+    assert sum(reported) == data.stat().st_size and len(reported) > 2
