@@ -328,21 +328,16 @@ class _StoredLevels:
                 start = (tile_index - first_tile) * TILE_BYTES
                 made = bytes(hashes[start:start + TILE_BYTES])
                 if stored_tiles.get((level, tile_index)) != made:
-                    differing.update(_nodes(level, tile_index * TILE_WIDTH, made))
+                    differing.update(tree_store.nodes_side_by_side(level, tile_index * TILE_WIDTH, made))
             del hashes[:(last_tile - first_tile + 1) * TILE_BYTES]
             self._first[level] = (last_tile + 1) * TILE_WIDTH
         if not whole_tiles_only:
             for level, hashes in self._hashes.items():
-                differing.update(_nodes(level, self._first[level], hashes))
+                differing.update(tree_store.nodes_side_by_side(level, self._first[level], hashes))
                 self._first[level] += len(hashes) // HASH_SIZE
                 hashes.clear()
         async for finding in _compare_nodes(connection, differing):
             yield finding
-
-
-def _nodes(level: int, first: int, hashes: bytes | bytearray) -> dict[NodeId, bytes]:
-    return {(level, first + i): bytes(hashes[i * HASH_SIZE:(i + 1) * HASH_SIZE])
-            for i in range(len(hashes) // HASH_SIZE)}
 
 
 async def _compare_nodes(
@@ -351,7 +346,7 @@ async def _compare_nodes(
     """Each node against storage (its node row, or its tile), by name."""
     if not computed:
         return
-    # The nodes to compare are a contiguous index range at each level.
+    # One span of indexes a level covers them (and any nodes between, read but not compared).
     spans: dict[int, tuple[int, int]] = {}
     for level, index in computed:
         low, high = spans.get(level, (index, index))

@@ -101,8 +101,8 @@ def _tile_of(node: NodeId) -> tuple[int, int]:
     return level, index >> TILE_HEIGHT
 
 
-def _unpacked(level: int, first: int, hashes: bytes) -> dict[NodeId, bytes]:
-    """The nodes first, first + 1, ... of a level from their hashes side by side."""
+def nodes_side_by_side(level: int, first: int, hashes: bytes | bytearray) -> dict[NodeId, bytes]:
+    """The nodes first, first + 1, ... of a level from their hashes side by side (as a tile holds them)."""
     return {(level, first + i): bytes(hashes[i * HASH_SIZE:(i + 1) * HASH_SIZE])
             for i in range(len(hashes) // HASH_SIZE)}
 
@@ -131,7 +131,7 @@ async def read_nodes(session: Executor, wanted: Collection[NodeId]) -> dict[Node
         rows = await session.execute(_PG_STORED_SLICES, {
             "levels": [level for level, _, _ in slices], "firsts": [first for _, first, _ in slices],
             "counts": [count for _, _, count in slices]})
-        stored = {node: value for row in rows for node, value in _unpacked(*row).items()}
+        stored = {node: value for row in rows for node, value in nodes_side_by_side(*row).items()}
         return merkle.hashed_up(ordered, stored)
     # Node rows are only those of tiles not yet complete: a few hundred a stored level.
     stored = {(row.level, row.node_index): row.hash for row in await session.execute(
@@ -140,7 +140,7 @@ async def read_nodes(session: Executor, wanted: Collection[NodeId]) -> dict[Node
     tiled = sorted({(level, first >> TILE_HEIGHT) for level, first, _ in slices})
     for row in await session.execute(select(tiles.c.level, tiles.c.tile_index, tiles.c.hashes)
                                      .where(tuple_(tiles.c.level, tiles.c.tile_index).in_(tiled))):
-        stored.update(_unpacked(row.level, row.tile_index << TILE_HEIGHT, row.hashes))
+        stored.update(nodes_side_by_side(row.level, row.tile_index << TILE_HEIGHT, row.hashes))
     return merkle.hashed_up(ordered, stored)
 
 
@@ -162,7 +162,7 @@ async def read_node_spans(session: Executor, spans: dict[int, tuple[int, int]]) 
     )}
     tile_spans = {level: (low >> TILE_HEIGHT, high >> TILE_HEIGHT) for level, (low, high) in below.items()}
     for (level, tile_index), hashes in (await read_tiles(session, tile_spans)).items():
-        stored.update(_unpacked(level, tile_index << TILE_HEIGHT, hashes))
+        stored.update(nodes_side_by_side(level, tile_index << TILE_HEIGHT, hashes))
     return merkle.hashed_up(
         [(level, index) for level, (low, high) in spans.items() for index in range(low, high + 1)], stored)
 
