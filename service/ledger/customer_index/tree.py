@@ -151,12 +151,17 @@ class Applied:
 
 
 def update(nodes: Nodes, changes: Mapping[bytes, bytes]) -> Applied:
-    """Insert or revalue a batch of keys in the index held by `nodes` (left as it is)."""
+    """Insert or revalue a batch of keys in the index held by `nodes` (left as it is): every node of
+    it, as complete() gives them from the stored ones, so that a node it lacks is an empty subtree."""
     if not changes:
         return Applied({}, 0, _hash(nodes, ROOT))
     keys = _Keys(changes.items())
     written: dict[NodeId, bytes] = {}
     added = 0
+
+    def held(node_id: NodeId) -> bytes:
+        node = nodes.get(node_id)
+        return EMPTY if node is None else node[:HASH_SIZE]
 
     def descend(node_id: NodeId, lo: int, hi: int) -> bytes:
         nonlocal added
@@ -173,11 +178,41 @@ def update(nodes: Nodes, changes: Mapping[bytes, bytes]) -> Applied:
             merged = _Keys([(stored_key, node[2 * HASH_SIZE:]),
                             *zip(keys.keys[lo:hi], keys.values[lo:hi], strict=True)])
             return _build(node_id, merged, 0, len(merged.keys), written)
+        if hi - lo == 1:
+            return alone(node_id, lo)
         middle = keys.split(node_id, lo, hi)
         left, right = node_id << 1, node_id << 1 | 1
-        digest = node_hash(descend(left, lo, middle) if middle > lo else _hash(nodes, left),
-                           descend(right, middle, hi) if hi > middle else _hash(nodes, right))
+        digest = node_hash(descend(left, lo, middle) if middle > lo else held(left),
+                           descend(right, middle, hi) if hi > middle else held(right))
         written[node_id] = digest
+        return digest
+
+    def alone(branch: NodeId, at: int) -> bytes:
+        """descend() for the one changed key under a branch (most of a path, in a large index): down
+        its path to where it goes, without splitting key ranges a level at a time, then hashed up."""
+        nonlocal added
+        key, value = keys.keys[at], keys.values[at]
+        path: list[tuple[NodeId, int, bytes]] = []  # a branch, the key's side of it, the other side's hash
+        node_id, depth = branch, depth_of(branch)
+        while True:
+            side = _bit(key, depth)
+            child = node_id << 1 | side
+            path.append((node_id, side, held(child ^ 1)))
+            node = nodes.get(child)
+            if node is None or len(node) == _LEAF_SIZE:
+                break
+            node_id, depth = child, depth + 1
+        if node is not None and node[HASH_SIZE:2 * HASH_SIZE] != key:  # another key's leaf: both below
+            added += 1
+            pair = _Keys([(node[HASH_SIZE:2 * HASH_SIZE], node[2 * HASH_SIZE:]), (key, value)])
+            digest = _build(child, pair, 0, 2, written)
+        else:
+            added += node is None
+            written[child] = leaf_node(key, value)
+            digest = written[child][:HASH_SIZE]
+        for node_id, side, other in reversed(path):
+            digest = node_hash(other, digest) if side else node_hash(digest, other)
+            written[node_id] = digest
         return digest
 
     root = descend(ROOT, 0, len(keys.ints))
