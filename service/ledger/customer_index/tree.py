@@ -206,8 +206,8 @@ def update(nodes: Nodes, changes: Mapping[bytes, bytes]) -> Applied:
             added += 1
             pair = _Keys([(node[HASH_SIZE:2 * HASH_SIZE], node[2 * HASH_SIZE:]), (key, value)])
             digest = _build(child, pair, 0, 2, written)
-        else:
-            added += node is None
+        else:  # an empty place, or this key's own leaf
+            added += 1 if node is None else 0
             written[child] = leaf_node(key, value)
             digest = written[child][:HASH_SIZE]
         for node_id, side, other in reversed(path):
