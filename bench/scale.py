@@ -21,6 +21,7 @@ from bench.drive import (
     fetchval,
     loadgen,
     wait_integrated,
+    wrk_get,
 )
 from bench.harness import Deployment, cpu_seconds, rss_kib, seenby_server
 from service.keys import load_keys
@@ -63,7 +64,7 @@ def scale_run(dep: Deployment, scale: float, workers: int, requests: int = 3_000
         time.sleep(1)  # the last index leaf, and a checkpoint over it
         size = checkpoint_size(url)
         results["tree_size"] = size
-        results.update(_reads(dep, url, regulator, size, hot_events, requests))
+        results.update(_reads(dep, url, regulator, size, hot_events, requests, customers))
         results["disk"] = disk_use(dep.admin_dsn)
         results["export"], results["verify_export"] = _export_and_verify(
             dep, url, regulator, _middle_window(dep.admin_dsn, tenth * TENTHS))
@@ -92,8 +93,9 @@ def _load_tenth(dep: Deployment, url: str, pid: int, token: str, customers: int,
 
 
 def _reads(dep: Deployment, url: str, regulator: str, size: int, hot_events: int,
-           requests: int) -> dict[str, Any]:
-    """Histories, proofs and tiles at full size, two clients at a time (the load generator)."""
+           requests: int, customers: int) -> dict[str, Any]:
+    """Histories, proofs and tiles at full size, two clients at a time (the load generator), then the
+    main ones from wrk, one request at a time."""
     rng = random.Random(7)
     base = f"/v1/customers/{HOT}/accesses"
     deep_cursor = encode_cursor(max(1, hot_events // 10))
@@ -120,7 +122,24 @@ def _reads(dep: Deployment, url: str, regulator: str, size: int, hot_events: int
         "tile_level_0": tiles(0),
         "tile_level_1": tiles(1),
     }
-    return {**reads, **completeness_latency(dep, url, regulator, requests)}
+    return {**reads, **completeness_latency(dep, url, regulator, requests),
+            **_reads_one_at_a_time(url, regulator, size, customers)}
+
+
+def _reads_one_at_a_time(url: str, regulator: str, size: int, customers: int) -> dict[str, Any]:
+    """The same reads from wrk on one connection, 10 s each: the server's latency, which the goals
+    name, without a Python client's own time or its queueing on two cores (nothing without wrk)."""
+    base = f"/v1/customers/{HOT}/accesses"
+    readers = {
+        "history_first_page": (f"{base}?limit=50", regulator, size),
+        "inclusion_proof": (f"/v1/log/proof/inclusion?log_index=%d&tree_size={size}", "", size),
+        "consistency_proof": (f"/v1/log/proof/consistency?first=%d&second={size}", "", size),
+        # The load generator names its customers cust-0 .. cust-<customers - 1>.
+        "completeness_proof": ("/v1/customers/cust-%d/completeness", regulator, customers),
+    }
+    figures = {f"{name}_wrk": wrk_get(url, template, bound, token, seconds=10, connections=1)
+               for name, (template, token, bound) in readers.items()}
+    return {name: read for name, read in figures.items() if read is not None}
 
 
 def disk_use(dsn: str) -> dict[str, Any]:
@@ -201,12 +220,14 @@ def markdown(results: dict[str, Any]) -> str:
               for t in results["tenths"]]
     lines += ["", "| read at full size | req/s | p50 / p99 ms |", "| --- | ---: | ---: |"]
     for name in ("history_first_page", "history_deep_page", "inclusion_proof", "consistency_proof",
-                 "completeness_proof", "tile_level_0", "tile_level_1"):
-        read = results[name]
+                 "completeness_proof", "tile_level_0", "tile_level_1", "history_first_page_wrk",
+                 "inclusion_proof_wrk", "consistency_proof_wrk", "completeness_proof_wrk"):
+        read = results.get(name, {"skipped": "not measured"})
         if "skipped" in read:
             continue
-        lines.append(f"| {name.replace('_', ' ')} | {read['per_second']:,.0f} | "
-                     f"{read['p50_ms']} / {read['p99_ms']} |")
+        label = name.removesuffix("_wrk").replace("_", " ")
+        label += " (wrk, 1 connection)" if name.endswith("_wrk") else ""
+        lines.append(f"| {label} | {read['per_second']:,.0f} | {read['p50_ms']} / {read['p99_ms']} |")
     lines += ["", "| command | entries | entries/s | seconds |", "| --- | ---: | ---: | ---: |"]
     for name in ("export", "verify_export", "audit"):
         lines.append(f"| seenby {name.replace('_', ' ')} | {results[name]['entries']:,} | "
