@@ -31,10 +31,12 @@ from bench.drive import (
     fetchval,
     integration_lag,
     loadgen,
+    log_readers,
     machine,
     postgres_settings,
     wait_integrated,
     wrk_get,
+    wrk_one_at_a_time,
     wrk_single,
 )
 from bench.harness import STEADY_STATE_OPTIONS, Deployment, cpu_seconds, deployment, rss_kib, seenby_server
@@ -129,15 +131,8 @@ def run_all(dep: Deployment, scale: float, smoke: bool, profile: Path | None, wo
         requests = 200 if smoke else 3_000
         base = "/v1/customers/cust-hot/accesses"
         deep_cursor = encode_cursor(max(1, hot_events // 10))
-        if not smoke and shutil.which("wrk"):
-            readers = [
-                ("history_first_page", f"{base}?limit=50", regulator),
-                ("history_deep_page", f"{base}?limit=50&cursor={deep_cursor}", regulator),
-                ("inclusion_proof", f"/v1/log/proof/inclusion?log_index=%d&tree_size={size}", ""),
-                ("consistency_proof", f"/v1/log/proof/consistency?first=%d&second={size}", ""),
-            ]
-            for name, template, token in readers:
-                results[f"{name}_wrk"] = wrk_get(url, template, size, token, seconds=10, connections=1)
+        if not smoke:
+            results.update(wrk_one_at_a_time(url, log_readers(base, deep_cursor, regulator, size)))
         reader = ("--url", url, "--token", regulator, "--concurrency", "2")
         results["history_first_page"] = loadgen("get", *reader, "--paths", f"{base}?limit=50",
                                                 "--repeat", str(requests))

@@ -129,6 +129,26 @@ def wrk_get(
             "p95_ms": None, "p99_ms": parsed["p99"]}
 
 
+def log_readers(history: str, deep_cursor: str, regulator: str, size: int) -> dict[str, tuple[str, str, int]]:
+    """The reads the runs time from wrk: a customer's history pages (as `regulator`) and proofs in a
+    tree of `size` leaves; name -> (path template, token, bound of its "%d")."""
+    return {
+        "history_first_page": (f"{history}?limit=50", regulator, size),
+        "history_deep_page": (f"{history}?limit=50&cursor={deep_cursor}", regulator, size),
+        "inclusion_proof": (f"/v1/log/proof/inclusion?log_index=%d&tree_size={size}", "", size),
+        "consistency_proof": (f"/v1/log/proof/consistency?first=%d&second={size}", "", size),
+    }
+
+
+def wrk_one_at_a_time(url: str, readers: dict[str, tuple[str, str, int]]) -> dict[str, Any]:
+    """Each read from wrk on one connection for 10 s: the server's latency, which the goals name,
+    without a Python client's own time or its queueing on two cores. `<name>_wrk` -> its figures;
+    nothing without wrk."""
+    figures = {f"{name}_wrk": wrk_get(url, template, bound, token, seconds=10, connections=1)
+               for name, (template, token, bound) in readers.items()}
+    return {name: read for name, read in figures.items() if read is not None}
+
+
 def _wrk_figures(out: str) -> dict[str, Any]:
     def ms(label: str) -> float:
         value, unit = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M).groups()  # type: ignore[union-attr]

@@ -20,8 +20,9 @@ from bench.drive import (
     entries_in_log,
     fetchval,
     loadgen,
+    log_readers,
     wait_integrated,
-    wrk_get,
+    wrk_one_at_a_time,
 )
 from bench.harness import Deployment, cpu_seconds, rss_kib, seenby_server
 from service.keys import load_keys
@@ -34,7 +35,7 @@ from service.types import format_micros
 TENTHS = 10
 CANONICAL_SAMPLE = 10_000
 HOT = "cust-hot"
-# The export's manifest carries an inclusion proof for every entry (about 1.3 KB an entry at 10M):
+# The export's manifest carries an inclusion proof for every entry (about 1.7 KB an entry at 10M):
 # the whole ledger would take hours and tens of GB to export, a window measures the same rate.
 EXPORT_WINDOW = 200_000
 
@@ -122,24 +123,11 @@ def _reads(dep: Deployment, url: str, regulator: str, size: int, hot_events: int
         "tile_level_0": tiles(0),
         "tile_level_1": tiles(1),
     }
+    one_at_a_time = {**log_readers(base, deep_cursor, regulator, size),
+                     # The load generator names its customers cust-0 .. cust-<customers - 1>.
+                     "completeness_proof": ("/v1/customers/cust-%d/completeness", regulator, customers)}
     return {**reads, **completeness_latency(dep, url, regulator, requests),
-            **_reads_one_at_a_time(url, regulator, size, customers)}
-
-
-def _reads_one_at_a_time(url: str, regulator: str, size: int, customers: int) -> dict[str, Any]:
-    """The same reads from wrk on one connection, 10 s each: the server's latency, which the goals
-    name, without a Python client's own time or its queueing on two cores (nothing without wrk)."""
-    base = f"/v1/customers/{HOT}/accesses"
-    readers = {
-        "history_first_page": (f"{base}?limit=50", regulator, size),
-        "inclusion_proof": (f"/v1/log/proof/inclusion?log_index=%d&tree_size={size}", "", size),
-        "consistency_proof": (f"/v1/log/proof/consistency?first=%d&second={size}", "", size),
-        # The load generator names its customers cust-0 .. cust-<customers - 1>.
-        "completeness_proof": ("/v1/customers/cust-%d/completeness", regulator, customers),
-    }
-    figures = {f"{name}_wrk": wrk_get(url, template, bound, token, seconds=10, connections=1)
-               for name, (template, token, bound) in readers.items()}
-    return {name: read for name, read in figures.items() if read is not None}
+            **wrk_one_at_a_time(url, one_at_a_time)}
 
 
 def disk_use(dsn: str) -> dict[str, Any]:
@@ -221,7 +209,8 @@ def markdown(results: dict[str, Any]) -> str:
     lines += ["", "| read at full size | req/s | p50 / p99 ms |", "| --- | ---: | ---: |"]
     for name in ("history_first_page", "history_deep_page", "inclusion_proof", "consistency_proof",
                  "completeness_proof", "tile_level_0", "tile_level_1", "history_first_page_wrk",
-                 "inclusion_proof_wrk", "consistency_proof_wrk", "completeness_proof_wrk"):
+                 "history_deep_page_wrk", "inclusion_proof_wrk", "consistency_proof_wrk",
+                 "completeness_proof_wrk"):
         read = results.get(name, {"skipped": "not measured"})
         if "skipped" in read:
             continue
