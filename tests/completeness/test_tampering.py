@@ -6,7 +6,10 @@ import uuid
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
+from service.db import make_engine
+from service.ledger import audit
 from service.ledger.checkpoint import parse_verifier_key
 from service.main import create_app
 from service.verify import VerificationError, completeness
@@ -70,3 +73,55 @@ async def test_a_rewritten_index_node_fails_proofs_and_is_named_by_the_audit(
     assert audit.returncode == 1
     named = f"log_index {proof['index']['log_index']}: stored customer index node"
     assert named in audit.stdout, audit.stdout
+
+
+async def test_the_index_pass_in_parts_names_each_finding_once_as_the_whole_pass_does(
+    fresh_pg: Backend, postgres_admin_url: str
+) -> None:
+    """Cut at index leaves, each part checks its own: a part that starts midway has replayed the heads
+    before it (an untouched log gives no finding), and a leaf or stored node tampered with in any part
+    is named once, as by the index pass in one piece."""
+    app = create_app(fresh_pg.settings)
+    tokens = Tokens(app)
+    async for client in serve(app):
+        for round_ in range(6):  # an integration pass, and an index leaf, a round; customers join
+            await record_integrated(client, [access_event(f"cust-{n % (3 + round_)}") for n in range(20)],
+                                    tokens.service(), tokens.regulator())
+        verifier = parse_verifier_key((await client.get("/v1/log/key")).text.strip())
+
+    async def findings_by_part(parts: int) -> list[list[str]]:
+        engine = make_engine(fresh_pg.settings.resolved_database_url)
+        try:
+            async with engine.connect() as connection:
+                jobs = [job for job in await audit.plan(connection, index_parts=parts) if job.name == "index"]
+                return [[str(finding) async for finding in audit.run_pass(
+                    "index", connection, verifier, index_span=job.index_span)] for job in jobs]
+        finally:
+            await engine.dispose()
+
+    async def index_leaves() -> list[int]:
+        engine = make_engine(fresh_pg.settings.resolved_database_url)
+        try:
+            async with engine.connect() as connection:
+                return list((await connection.execute(
+                    text("SELECT log_index FROM index_leaves ORDER BY log_index"))).scalars())
+        finally:
+            await engine.dispose()
+
+    assert await findings_by_part(1) == [[]]
+    assert await findings_by_part(3) == [[], [], []]
+    leaf_positions = await index_leaves()
+    first, last = leaf_positions[0], leaf_positions[-1]
+    await as_insider(postgres_admin_url, fresh_pg,
+                     # two leaves' bytes swapped: neither is its own any more
+                     f"UPDATE index_leaves SET canonical = CASE log_index WHEN {first} THEN "
+                     f"(SELECT canonical FROM index_leaves WHERE log_index = {last}) ELSE "
+                     f"(SELECT canonical FROM index_leaves WHERE log_index = {first}) END "
+                     f"WHERE log_index IN ({first}, {last})",
+                     "UPDATE customer_index_nodes SET hash = sha256(hash) WHERE depth = 0")
+    whole, parts = await findings_by_part(1), await findings_by_part(3)
+    assert [part[0].split(":")[0] for part in parts if part] == [f"log_index {first}", f"log_index {last}"]
+    assert [finding for part in parts for finding in part] == whole[0]
+    assert sum(f"log_index {first}: the customer index leaf is not" in finding for finding in whole[0]) == 1
+    assert sum(f"log_index {last}: the customer index leaf is not" in finding for finding in whole[0]) == 1
+    assert sum("stored customer index node (depth 0" in finding for finding in whole[0]) == 1
