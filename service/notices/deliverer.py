@@ -14,8 +14,12 @@ the probe. Delivery never touches the recording path: ingest only writes outbox 
 Recording writes each transaction's notices packed in one batch row. Before each sweep the
 deliverer unpacks batches, oldest first, until UNPACK_AHEAD notices are pending as rows: a live
 receiver drains them and gets more at the next sweep, while for a receiver that is down the
-backlog stays packed. Per-customer order holds across batches: a customer's later batch was
-written after its earlier one committed (its chain lock), so it has higher entry ids throughout.
+backlog stays packed. When every pending row waits on a backoff, more are unpacked only while the
+receiver answers (a 4xx refuses that notice, not every notice): a customer whose notices it refuses
+holds back nobody else, and a receiver that is down still leaves the backlog packed.
+
+Per-customer order holds across batches: a customer's later batch was written after its earlier
+one committed (its chain lock), so it has higher entry ids throughout.
 """
 
 from __future__ import annotations
@@ -86,6 +90,9 @@ class Deliverer:
         self._failures_in_row = 0
         self._pauses = 0  # pauses in a row: the receiver's own backoff
         self._paused_until = 0.0  # monotonic
+        # Whether the last attempt was answered with 2xx or 4xx (the notice's own fault), rather than
+        # 5xx, 3xx, a timeout or no connection: the receiver is up and can take other notices.
+        self._receiver_answers = True
         self._periodic_at = 0.0
         self._count_at = 0.0
         self._soonest_retry_us: int | None = None  # of the notices backing off, seen in the last sweep
@@ -105,7 +112,7 @@ class Deliverer:
                 if time.monotonic() < self._paused_until:
                     await asyncio.sleep(min(IDLE_SECONDS, self._paused_until - time.monotonic()))
                     continue
-                await self.unpack(ahead_of_waiting=not attempted)
+                await self.unpack(ahead_of_waiting=not attempted and self._receiver_answers)
                 attempted = await self.sweep()
                 if not attempted:
                     await self._idle(self._soonest_retry_us)
@@ -237,10 +244,13 @@ class Deliverer:
                         break
             status = response.status_code
             error = "" if 200 <= status < 300 else f"HTTP {status}: {answer[:200].decode(errors='replace')}"
+            self._receiver_answers = 200 <= status < 300 or 400 <= status < 500
         except (TimeoutError, httpx.TimeoutException):
             error = f"no answer within {self.timeout:g} s"
+            self._receiver_answers = False
         except httpx.HTTPError as exc:
             error = f"unreachable: {exc!r}"[:300]
+            self._receiver_answers = False
         finally:
             NOTICE_SECONDS.observe(time.perf_counter() - started)
         if not error:

@@ -258,7 +258,9 @@ async def test_the_backlog_gauges_under_a_dead_receiver_and_the_backlog_stays_pa
             response = await client.post("/v1/accesses:batch", json={"events": events},
                                          headers=tokens.service())
             assert response.status_code == 201, response.text
-        await asyncio.sleep(1.5)
+        # Long enough for every customer's first notice to fail and back off (a sweep then attempts
+        # nothing), so that it shows whether more is unpacked for a receiver that is down.
+        await asyncio.sleep(4)
         metrics = (await client.get("/metrics")).text
         async with app.state.database.read_sessions() as session:
             rows = await session.scalar(text("SELECT count(*) FROM notices"))
