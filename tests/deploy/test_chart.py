@@ -260,6 +260,27 @@ def test_a_read_database_is_a_second_url_from_a_secret_with_its_lag_limit(defaul
     assert pod_settings.read_database_url == standby and pod_settings.read_max_lag_seconds == 12.5
 
 
+def test_the_migration_job_grants_the_read_databases_role_when_there_is_one(default_render: Rendered) -> None:
+    """`seenby migrate` grants SELECT to the role the read URL names: the Job is given that URL, from
+    a Secret that exists before it runs (the hook Secret, for a value), and only with a read database."""
+    assert "SEENBY_READ_DATABASE_URL" not in {e["name"] for e in container(default_render.one("Job"))["env"]}
+    standby = "postgresql+asyncpg://seenby_reader:pw@standby:5432/seenby"
+    rendered = render({"readDatabase": {"enabled": True},
+                       "secrets": {"databaseUrl": {"value": "postgresql+asyncpg://seenby_app:pw@db/seenby"},
+                                   "migrationDatabaseUrl": {"value": "postgresql+asyncpg://owner:pw@db/seenby"},
+                                   "readDatabaseUrl": {"value": standby}}})
+    job = rendered.one("Job")
+    env = {e["name"]: e for e in container(job)["env"]}
+    reference = env["SEENBY_READ_DATABASE_URL"]["valueFrom"]["secretKeyRef"]
+    hook_secret = rendered.one("Secret", reference["name"])
+    assert "pre-install" in hook_secret["metadata"]["annotations"]["helm.sh/hook"]
+    assert int(hook_secret["metadata"]["annotations"]["helm.sh/hook-weight"]) < int(
+        job["metadata"]["annotations"]["helm.sh/hook-weight"])
+    assert base64.b64decode(hook_secret["data"][reference["key"]]).decode() == standby
+    disabled = render({"secrets": {"readDatabaseUrl": {"value": standby}}})
+    assert "SEENBY_READ_DATABASE_URL" not in {e["name"] for e in container(disabled.one("Job"))["env"]}
+
+
 SAME_KEY = {
     "the signing key's value": lambda pem: {
         "secrets": {"signingKey": {"value": pem}, "ticketKey": {"value": pem}}},
