@@ -11,8 +11,9 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import CompoundSelect, cast, func, null, select, union_all
+from sqlalchemy import ColumnElement, CompoundSelect, cast, func, null, select, type_coerce, union_all
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.types import NullType
 
 from service.db import make_engine
 from service.ledger import tree_store
@@ -188,13 +189,14 @@ async def _audit_chains(connection: AsyncConnection, progress: Progress) -> Asyn
     """Every entry's bytes against its hash and columns; every customer's chain, dense and linked."""
     rows = await connection.stream(
         select(entries.c.customer_id, entries.c.customer_seq, entries.c.prev_hash,
-               entries.c.entry_hash, entries.c.canonical)
+               _as_stored(entries.c.entry_hash), entries.c.canonical)
         .order_by(entries.c.customer_id, entries.c.customer_seq)
         .execution_options(yield_per=CHUNK)
     )
     customer, links = None, ChainLinks()
     async for partition in rows.partitions():  # a chunk at a time: the driver is awaited per chunk
-        for customer_id, customer_seq, stored_prev_hash, stored_hash, canonical in partition:
+        for customer_id, customer_seq, stored_prev_hash, stored, canonical in partition:
+            stored_hash = stored.hex() if isinstance(stored, bytes) else stored
             if customer_id != customer:
                 customer, links = customer_id, ChainLinks()
             faults = []
@@ -283,6 +285,12 @@ async def _audit_index(
             yield finding
 
 
+def _as_stored(hash_column: ColumnElement[str]) -> ColumnElement[Any]:
+    """A hash column as the driver reads it (bytes on PostgreSQL, hex on SQLite), without the hex
+    conversion of every row (HexBytes): the audit reads them all, and hashes compare as bytes."""
+    return type_coerce(hash_column, NullType())
+
+
 # Every leaf of the log in order: entries' canonical bytes and index leaves'.
 _LEAVES_IN_LOG_ORDER = union_all(
     select(leaves.c.log_index, entries.c.canonical).outerjoin(entries, entries.c.id == leaves.c.entry_id),
@@ -293,7 +301,8 @@ def _positions_in_log_order(before: int | None) -> CompoundSelect[Any]:
     """The leaves (before `before`) as the customer index sees them: each entry's chain position,
     each index leaf."""
     entry_positions = (
-        select(leaves.c.log_index, entries.c.customer_id, entries.c.customer_seq, entries.c.entry_hash,
+        select(leaves.c.log_index, entries.c.customer_id, entries.c.customer_seq,
+               _as_stored(entries.c.entry_hash),
                cast(null(), index_leaves.c.canonical.type).label("index_leaf"))
         .outerjoin(entries, entries.c.id == leaves.c.entry_id))
     index_positions = select(
@@ -315,14 +324,17 @@ class _IndexRebuild:
         self.last_leaf: int | None = None
         # Each customer's last chain position since the last index leaf: hashed into the index's key
         # and value only there, once a customer however many entries it had meanwhile.
-        self._heads: dict[str, tuple[int, str]] = {}
+        self._heads: dict[str, tuple[int, str | bytes]] = {}
+        self._keys: dict[str, bytes] = {}  # each customer's index key, hashed once
 
-    def saw(self, customer_id: str, customer_seq: int, entry_hash: str) -> None:
+    def saw(self, customer_id: str, customer_seq: int, entry_hash: str | bytes) -> None:
         self._heads[customer_id] = (customer_seq, entry_hash)
 
     def check_leaf(self, log_index: int, canonical: bytes) -> list[str]:
+        keys = self._keys
         update = index_tree.update_in_memory(self.nodes, {
-            index_tree.index_key(customer_id): index_tree.index_value(*head)
+            keys.get(customer_id) or keys.setdefault(customer_id, index_tree.index_key(customer_id)):
+                index_tree.index_value(*head)
             for customer_id, head in self._heads.items()})
         self._heads, self.keys, self.last_leaf = {}, self.keys + update.added, log_index
         try:

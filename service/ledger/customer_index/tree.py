@@ -42,9 +42,10 @@ def index_key(customer_id: str) -> bytes:
     return hashlib.sha256(_KEY_DOMAIN + customer_id.encode()).digest()
 
 
-def index_value(customer_seq: int, entry_hash: str) -> bytes:
-    """What the index maps a customer to: its chain's head, by position and hash."""
-    return hashlib.sha256(customer_seq.to_bytes(8, "big") + bytes.fromhex(entry_hash)).digest()
+def index_value(customer_seq: int, entry_hash: str | bytes) -> bytes:
+    """What the index maps a customer to: its chain's head, by position and hash (hex, or its bytes)."""
+    digest = bytes.fromhex(entry_hash) if isinstance(entry_hash, str) else entry_hash
+    return hashlib.sha256(customer_seq.to_bytes(8, "big") + digest).digest()
 
 
 def leaf_hash(key: bytes, value: bytes) -> bytes:
