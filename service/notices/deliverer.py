@@ -14,9 +14,10 @@ the probe. Delivery never touches the recording path: ingest only writes outbox 
 Recording writes each transaction's notices packed in one batch row. Before each sweep the
 deliverer unpacks batches, oldest first, until UNPACK_AHEAD notices are pending as rows: a live
 receiver drains them and gets more at the next sweep, while for a receiver that is down the
-backlog stays packed. When every pending row waits on a backoff, more are unpacked only while the
-receiver answers (a 4xx refuses that notice, not every notice): a customer whose notices it refuses
-holds back nobody else, and a receiver that is down still leaves the backlog packed.
+backlog stays packed. When every pending row waits on a backoff, a page more is unpacked, so that a
+customer whose notices keep failing holds back nobody else; and again only once a delivery has gone
+through since: a receiver that takes nothing (down, or refusing everything) gets at most that one
+page more, and the rest of the backlog stays packed.
 
 Per-customer order holds across batches: a customer's later batch was written after its earlier
 one committed (its chain lock), so it has higher entry ids throughout.
@@ -90,9 +91,9 @@ class Deliverer:
         self._failures_in_row = 0
         self._pauses = 0  # pauses in a row: the receiver's own backoff
         self._paused_until = 0.0  # monotonic
-        # Whether the last attempt was answered with 2xx or 4xx (the notice's own fault), rather than
-        # 5xx, 3xx, a timeout or no connection: the receiver is up and can take other notices.
-        self._receiver_answers = True
+        # Whether a page may be unpacked ahead of pending rows that all wait on a backoff: until one
+        # is, and again after any delivery has gone through.
+        self._may_unpack_ahead = True
         self._periodic_at = 0.0
         self._count_at = 0.0
         self._soonest_retry_us: int | None = None  # of the notices backing off, seen in the last sweep
@@ -112,7 +113,7 @@ class Deliverer:
                 if time.monotonic() < self._paused_until:
                     await asyncio.sleep(min(IDLE_SECONDS, self._paused_until - time.monotonic()))
                     continue
-                await self.unpack(ahead_of_waiting=not attempted and self._receiver_answers)
+                await self.unpack(ahead_of_waiting=not attempted)
                 attempted = await self.sweep()
                 if not attempted:
                     await self._idle(self._soonest_retry_us)
@@ -136,14 +137,19 @@ class Deliverer:
         """Unpack batches, oldest first, until UNPACK_AHEAD notices are pending as rows; how many.
         `ahead_of_waiting` (the last sweep could attempt nothing: every pending row waits on a
         backoff, its own or its customer's) unpacks UNPACK_AHEAD more whatever is pending, so that
-        one customer's failing notice never holds back everybody else's."""
+        one customer's failing notice never holds back everybody else's: once, and again only
+        after a delivery has gone through (a receiver that takes nothing gets no more)."""
         outbox = self.database.outbox
         if outbox is None:
             return 0
         async with self.database.read_sessions() as session:
-            pending = 0 if ahead_of_waiting else await session.scalar(select(func.count()).select_from(
+            pending = await session.scalar(select(func.count()).select_from(
                 select(notices.c.entry_id).where(notices.c.state == PENDING).limit(UNPACK_AHEAD).subquery()))
-            if (wanted := UNPACK_AHEAD - (pending or 0)) <= 0:
+            wanted = UNPACK_AHEAD - (pending or 0)
+            ahead = wanted <= 0 and ahead_of_waiting and self._may_unpack_ahead
+            if ahead:
+                wanted = UNPACK_AHEAD
+            if wanted <= 0:
                 return 0
             oldest = await session.execute(select(notice_batches.c.first_entry_id, notice_batches.c.notices)
                                            .order_by(notice_batches.c.first_entry_id).limit(UNPACK_AHEAD))
@@ -163,6 +169,8 @@ class Deliverer:
             rows = [row for created_at_us, packed in claimed
                     for row in notice_rows(outbox, unpack(bytes(packed)), created_at_us)]
             await bulk.insert_rows(session, notices, NOTICE_COLUMNS, rows)
+        if ahead:
+            self._may_unpack_ahead = False  # until a delivery goes through
         return len(rows)
 
     async def sweep(self) -> bool:
@@ -244,17 +252,15 @@ class Deliverer:
                         break
             status = response.status_code
             error = "" if 200 <= status < 300 else f"HTTP {status}: {answer[:200].decode(errors='replace')}"
-            self._receiver_answers = 200 <= status < 300 or 400 <= status < 500
         except (TimeoutError, httpx.TimeoutException):
             error = f"no answer within {self.timeout:g} s"
-            self._receiver_answers = False
         except httpx.HTTPError as exc:
             error = f"unreachable: {exc!r}"[:300]
-            self._receiver_answers = False
         finally:
             NOTICE_SECONDS.observe(time.perf_counter() - started)
         if not error:
             self._failures_in_row = self._pauses = 0
+            self._may_unpack_ahead = True
             return Outcome(notice, True)
         self._failures_in_row += 1
         if self._failures_in_row >= FAILURES_BEFORE_PAUSE and time.monotonic() >= self._paused_until:

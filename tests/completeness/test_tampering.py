@@ -94,10 +94,13 @@ async def test_the_index_pass_in_parts_names_each_finding_once_as_the_whole_pass
         try:
             async with engine.connect() as connection:
                 jobs = [job for job in await audit.plan(connection, index_parts=parts) if job.name == "index"]
+                cuts[:] = [job.index_span.first for job in jobs[1:]]
                 return [[str(finding) async for finding in audit.run_pass(
                     "index", connection, verifier, index_span=job.index_span)] for job in jobs]
         finally:
             await engine.dispose()
+
+    cuts: list[int] = []
 
     async def index_leaves() -> list[int]:
         engine = make_engine(fresh_pg.settings.resolved_database_url)
@@ -111,17 +114,19 @@ async def test_the_index_pass_in_parts_names_each_finding_once_as_the_whole_pass
     assert await findings_by_part(1) == [[]]
     assert await findings_by_part(3) == [[], [], []]
     leaf_positions = await index_leaves()
-    first, last = leaf_positions[0], leaf_positions[-1]
+    first, cut, last = leaf_positions[0], cuts[0], leaf_positions[-1]
+    assert first < cut < last and cut in leaf_positions
     await as_insider(postgres_admin_url, fresh_pg,
-                     # two leaves' bytes swapped: neither is its own any more
-                     f"UPDATE index_leaves SET canonical = CASE log_index WHEN {first} THEN "
-                     f"(SELECT canonical FROM index_leaves WHERE log_index = {last}) ELSE "
-                     f"(SELECT canonical FROM index_leaves WHERE log_index = {first}) END "
-                     f"WHERE log_index IN ({first}, {last})",
+                     # three leaves' bytes rotated, the first part's first, the second part's first
+                     # (at the cut) and the last part's last: none is its own any more
+                     "UPDATE index_leaves AS leaf SET canonical = other.canonical "
+                     "FROM index_leaves AS other WHERE (leaf.log_index, other.log_index) IN "
+                     f"(({first}, {cut}), ({cut}, {last}), ({last}, {first}))",
                      "UPDATE customer_index_nodes SET hash = sha256(hash) WHERE depth = 0")
     whole, parts = await findings_by_part(1), await findings_by_part(3)
-    assert [part[0].split(":")[0] for part in parts if part] == [f"log_index {first}", f"log_index {last}"]
+    named = [f"log_index {position}" for position in (first, cut, last)]
+    assert [part[0].split(":")[0] for part in parts] == named
     assert [finding for part in parts for finding in part] == whole[0]
-    assert sum(f"log_index {first}: the customer index leaf is not" in finding for finding in whole[0]) == 1
-    assert sum(f"log_index {last}: the customer index leaf is not" in finding for finding in whole[0]) == 1
+    for where in named:
+        assert sum(f"{where}: the customer index leaf is not" in finding for finding in whole[0]) == 1
     assert sum("stored customer index node (depth 0" in finding for finding in whole[0]) == 1

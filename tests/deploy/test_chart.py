@@ -279,6 +279,13 @@ def test_the_migration_job_grants_the_read_databases_role_when_there_is_one(defa
     assert base64.b64decode(hook_secret["data"][reference["key"]]).decode() == standby
     disabled = render({"secrets": {"readDatabaseUrl": {"value": standby}}})
     assert "SEENBY_READ_DATABASE_URL" not in {e["name"] for e in container(disabled.one("Job"))["env"]}
+    assert not disabled.has("Secret"), "a read URL for no read database is kept nowhere"
+    # The other URLs from an existing Secret, the read URL as a value: the hook Secret holds it alone.
+    read_only = render({"readDatabase": {"enabled": True},
+                        "secrets": {"readDatabaseUrl": {"value": standby}}})
+    job_env = {e["name"]: e for e in container(read_only.one("Job"))["env"]}
+    reference = job_env["SEENBY_READ_DATABASE_URL"]["valueFrom"]["secretKeyRef"]
+    assert set(read_only.one("Secret", reference["name"])["data"]) == {reference["key"]}
 
 
 SAME_KEY = {

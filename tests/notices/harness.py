@@ -53,7 +53,7 @@ class Receiver:
         self._read_to = 0  # bytes of the log read into _deliveries
 
     def start(self, *, fail_first: int = 0, delay: float = 0.0, redirect: tuple[int, str] | None = None,
-              answer: str | None = None, refuse_customer: str = "") -> None:
+              answer: str | None = None, refuse_customer: str = "", refuse_status: int = 422) -> None:
         """`redirect`: (status, URL) answered to every request; `answer`: "huge" or "endless", a 200
         whose body goes on until seenby hangs up."""
         assert self._process is None
@@ -65,7 +65,7 @@ class Receiver:
         if answer:
             command += ["--answer", answer]
         if refuse_customer:
-            command += ["--refuse-customer", refuse_customer]
+            command += ["--refuse-customer", refuse_customer, "--refuse-status", str(refuse_status)]
         with (self.folder / "receiver.out").open("a") as output:
             self._process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT,
                                              cwd=Path(__file__).resolve().parents[2])

@@ -2,7 +2,8 @@
 checks every request's signature with the `standardwebhooks` package and records what it got.
 
 python -m tests.notices.receiver --port P --secret-file F --log L [--fail-first N] [--delay S]
-    [--redirect-status 302 --redirect-to URL] [--answer huge|endless] [--refuse-customer C]
+    [--redirect-status 302 --redirect-to URL] [--answer huge|endless] [--refuse-customer C
+    [--refuse-status 503]]
 
 Each request is a JSON line in L: its webhook-id, whether the signature verified, the status
 answered, and the body. The first N requests are answered 500; a request whose signature does not
@@ -36,7 +37,8 @@ def main() -> None:
     parser.add_argument("--redirect-status", type=int, default=0)
     parser.add_argument("--redirect-to", default="")
     parser.add_argument("--answer", choices=("huge", "endless"), default=None)
-    parser.add_argument("--refuse-customer", default="")  # its notices always get a 422
+    parser.add_argument("--refuse-customer", default="")  # its notices always get --refuse-status
+    parser.add_argument("--refuse-status", type=int, default=422)
     args = parser.parse_args()
     webhook = Webhook(Path(args.secret_file).read_text().strip())
     lock = threading.Lock()
@@ -58,7 +60,7 @@ def main() -> None:
                 status = 400 if not verified else 500 if received[0] <= args.fail_first else 200
             if verified and args.refuse_customer and \
                     json.loads(body)["data"]["customer_id"] == args.refuse_customer:
-                status = 422
+                status = args.refuse_status
             if verified and args.redirect_status:
                 status = args.redirect_status
             time.sleep(args.delay)

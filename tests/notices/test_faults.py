@@ -245,6 +245,7 @@ async def test_the_backlog_gauges_under_a_dead_receiver_and_the_backlog_stays_pa
     settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(deliverer, "PERIODIC_SECONDS", 0.2)
+    monkeypatch.setattr(deliverer, "UNPACK_AHEAD", 100)  # each unpack takes one batch of 1,200
     hooks = Receiver(tmp_path / "receiver")  # never started: nobody listens on its port
     app = create_app(webhook_settings(settings, hooks, webhook_url=f"http://127.0.0.1:{free_port()}/hooks"))
     tokens = Tokens(app)
@@ -253,7 +254,7 @@ async def test_the_backlog_gauges_under_a_dead_receiver_and_the_backlog_stays_pa
             response = await client.post("/v1/accesses", json=access_event("cust-backlog"),
                                          headers=tokens.service())
             assert response.status_code == 201, response.text
-        for batch in range(3):  # 1,200 notices a transaction
+        for batch in range(6):  # 1,200 notices a transaction
             events = [access_event(f"cust-backlog-{batch}-{n % 7}") for n in range(600)]
             response = await client.post("/v1/accesses:batch", json={"events": events},
                                          headers=tokens.service())
@@ -268,21 +269,24 @@ async def test_the_backlog_gauges_under_a_dead_receiver_and_the_backlog_stays_pa
     gauges = {line.split()[0]: float(line.split()[1]) for line in metrics.splitlines()
               if line.startswith(("seenby_notices_pending ", "seenby_notice_oldest_pending_age_seconds ",
                                   "seenby_notices_dead_letters "))}
-    assert gauges["seenby_notices_pending"] == 6 + 3 * 1200
+    assert gauges["seenby_notices_pending"] == 6 + 6 * 1200
     assert 1.0 <= gauges["seenby_notice_oldest_pending_age_seconds"] < 10
     assert gauges["seenby_notices_dead_letters"] == 0
-    # Unpacked no further than a page or two ahead of a receiver that takes nothing.
-    assert rows + packed == 6 + 3 * 1200
-    assert rows <= deliverer.UNPACK_AHEAD + 1200 and packed >= 1200
+    # For a receiver that takes nothing: the first batches, and one more once every customer waits
+    # on a backoff; not one more each time they all wait again.
+    assert rows + packed == 6 + 6 * 1200
+    assert rows <= 6 + 2 * 1200
 
 
+@pytest.mark.parametrize("refusal", [422, 503])
 async def test_a_customer_whose_notices_keep_failing_holds_back_nobody_else(
-    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, refusal: int
 ) -> None:
     """Its notices wait behind its first one, pending as rows, more of them than the deliverer
-    unpacks ahead: the other customers' notices, packed after them, still go out."""
+    unpacks ahead: the other customers' notices, packed after them, still go out, whether the
+    receiver refuses its notices (422) or fails on them (503)."""
     monkeypatch.setattr(deliverer, "UNPACK_AHEAD", 10)
-    with receiver(tmp_path / "receiver", refuse_customer="cust-refused") as hooks:
+    with receiver(tmp_path / "receiver", refuse_customer="cust-refused", refuse_status=refusal) as hooks:
         app = create_app(webhook_settings(settings, hooks, webhook_types=["access.human"],
                                           webhook_backoff_seconds=5, webhook_backoff_max_seconds=5))
         tokens = Tokens(app)
@@ -299,5 +303,45 @@ async def test_a_customer_whose_notices_keep_failing_holds_back_nobody_else(
                 assert response.status_code == 201, response.text
             accepted = await hooks.wait_for(len(others), within=20)
     assert {d.body["data"]["customer_id"] for d in accepted} == {e["customer_id"] for e in others}
-    refusals = [a for a in hooks.deliveries() if a.status == 422]
+    refusals = [a for a in hooks.deliveries() if a.status == refusal]
     assert refusals and {a.body["data"]["customer_id"] for a in refusals} == {"cust-refused"}
+
+
+async def test_a_receiver_that_takes_nothing_gets_one_page_unpacked_ahead_until_a_delivery_goes_through(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The deliverer's steps driven one by one (the app's own deliverer idle): with every pending
+    notice failing, one page more is unpacked, not a page each time; once a delivery goes through,
+    the next page is."""
+    async def idle(self: deliverer.Deliverer, leading: object) -> None:
+        await asyncio.Event().wait()
+
+    monkeypatch.setattr(deliverer.Deliverer, "run", idle)
+    monkeypatch.setattr(deliverer, "UNPACK_AHEAD", 100)  # each unpack takes one batch of 1,200
+    hooks = Receiver(tmp_path / "receiver")  # started only at the end
+    app_settings = webhook_settings(settings, hooks)
+    app = create_app(app_settings)
+    tokens = Tokens(app)
+    async for client in serve(app):
+        for batch in range(4):
+            events = [access_event(f"cust-ahead-{batch}-{n % 7}") for n in range(600)]
+            response = await client.post("/v1/accesses:batch", json={"events": events},
+                                         headers=tokens.service())
+            assert response.status_code == 201, response.text
+        steps = deliverer.Deliverer(app.state.database, app_settings, app.state.keys.webhook_secrets)
+        try:
+            assert await steps.unpack() == 1200
+            assert await steps.sweep()  # every attempt fails: nobody listens
+            assert await steps.unpack(ahead_of_waiting=True) == 1200
+            assert await steps.unpack(ahead_of_waiting=True) == 0
+            assert await steps.unpack(ahead_of_waiting=True) == 0
+            hooks.start()
+            try:
+                await asyncio.sleep(1.0)  # past the customers' backoff and the receiver's pause
+                assert await steps.sweep()
+                assert hooks.deliveries(), "a delivery went through"
+                assert await steps.unpack(ahead_of_waiting=True) == 1200
+            finally:
+                hooks.stop()
+        finally:
+            await steps.close()
