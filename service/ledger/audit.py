@@ -115,10 +115,10 @@ async def plan(connection: AsyncConnection, index_parts: int = INDEX_PARTS) -> l
 
 
 async def split_index_pass(connection: AsyncConnection, log_size: int, parts: int) -> list[LogSpan]:
-    """The log cut at the first index leaf at or after each equal share of it. A part reads the log from its
-    start, and only remembers each customer's head until its span begins: the last part does the
-    most, and still little more than its share (1M entries over 100,000 customers: 9.9 and 12.8 s of
-    CPU for the two halves, 21.9 for the pass in one piece)."""
+    """The log cut at the first index leaf at or after each equal share of it. A part reads the log
+    from its start, and only remembers each customer's head until its span begins: the last part
+    does the most, and still little more than its share (1M entries over 100,000 customers: 9.9 and
+    12.8 s of CPU for the two halves, 21.9 for the pass in one piece)."""
     cuts: list[int] = []
     for part in range(1, parts):
         cut = await connection.scalar(select(func.min(index_leaves.c.log_index))

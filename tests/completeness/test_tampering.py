@@ -89,31 +89,23 @@ async def test_the_index_pass_in_parts_names_each_finding_once_as_the_whole_pass
                                     tokens.service(), tokens.regulator())
         verifier = parse_verifier_key((await client.get("/v1/log/key")).text.strip())
 
-    async def findings_by_part(parts: int) -> list[list[str]]:
+    async def audit_in_parts(parts: int) -> tuple[list[int], list[int], list[list[str]]]:
+        """The log's index leaves, where the index pass is cut, and each part's findings."""
         engine = make_engine(fresh_pg.settings.resolved_database_url)
         try:
             async with engine.connect() as connection:
-                jobs = [job for job in await audit.plan(connection, index_parts=parts) if job.name == "index"]
-                cuts[:] = [job.index_span.first for job in jobs[1:]]
-                return [[str(finding) async for finding in audit.run_pass(
-                    "index", connection, verifier, index_span=job.index_span)] for job in jobs]
-        finally:
-            await engine.dispose()
-
-    cuts: list[int] = []
-
-    async def index_leaves() -> list[int]:
-        engine = make_engine(fresh_pg.settings.resolved_database_url)
-        try:
-            async with engine.connect() as connection:
-                return list((await connection.execute(
+                positions = list((await connection.execute(
                     text("SELECT log_index FROM index_leaves ORDER BY log_index"))).scalars())
+                jobs = [job for job in await audit.plan(connection, index_parts=parts) if job.name == "index"]
+                return positions, [job.index_span.first for job in jobs[1:]], [
+                    [str(finding) async for finding in audit.run_pass(
+                        "index", connection, verifier, index_span=job.index_span)] for job in jobs]
         finally:
             await engine.dispose()
 
-    assert await findings_by_part(1) == [[]]
-    assert await findings_by_part(3) == [[], [], []]
-    leaf_positions = await index_leaves()
+    assert (await audit_in_parts(1))[2] == [[]]
+    leaf_positions, cuts, parts = await audit_in_parts(3)
+    assert parts == [[], [], []]
     first, cut, last = leaf_positions[0], cuts[0], leaf_positions[-1]
     assert first < cut < last and cut in leaf_positions
     await as_insider(postgres_admin_url, fresh_pg,
@@ -123,7 +115,7 @@ async def test_the_index_pass_in_parts_names_each_finding_once_as_the_whole_pass
                      "FROM index_leaves AS other WHERE (leaf.log_index, other.log_index) IN "
                      f"(({first}, {cut}), ({cut}, {last}), ({last}, {first}))",
                      "UPDATE customer_index_nodes SET hash = sha256(hash) WHERE depth = 0")
-    whole, parts = await findings_by_part(1), await findings_by_part(3)
+    (_, _, whole), (_, _, parts) = await audit_in_parts(1), await audit_in_parts(3)
     named = [f"log_index {position}" for position in (first, cut, last)]
     assert [part[0].split(":")[0] for part in parts] == named
     assert [finding for part in parts for finding in part] == whole[0]
