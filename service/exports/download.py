@@ -1,9 +1,12 @@
 """`seenby export`: an export and its manifest downloaded side by side, resumable after an interruption.
 
-The manifest comes first and pins the cut (its Seenby-Tree-Size), so the data that follows is
-exactly the export it describes. A state file beside the data (`<data>.partial.json`) remembers the
-request and the cut until the download is complete; run the same command again to resume: the data
-is cut back to its last complete line or row and the rest is asked for with `after_log_index`.
+The manifest is asked for first and pins the cut (its Seenby-Tree-Size); the data is asked for at
+that cut as soon as the manifest's headers arrive, and both then stream at once (the server renders
+each on its own worker), so the data is exactly the export the manifest describes.
+
+A state file beside the data (`<data>.partial.json`) remembers the request and the cut until the
+download is complete; run the same command again to resume: the data is cut back to its last
+complete line or row and the rest is asked for with `after_log_index`.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from typing import Any, Protocol
 import httpx
 import orjson
 from rich import filesize
-from rich.progress import Progress, ProgressColumn, Task
+from rich.progress import Progress, ProgressColumn, Task, TaskID
 from rich.text import Text
 
 from service.exports.check import read_trailer
@@ -54,15 +57,29 @@ class ExportRequest:
         return {k: v for k, v in asdict(self).items() if v is not None}
 
 
+class ProgressTask(Protocol):
+    def advance(self, amount: int) -> None: ...
+
+    def set_total(self, total: int) -> None: ...
+
+
 class Reporter(Protocol):
     def task(self, description: str, total: int | None, completed: int = 0, *,
-             unit: str = "entries") -> Callable[[int], None]: ...
+             unit: str = "entries") -> ProgressTask: ...
+
+
+class _Unreported:
+    def advance(self, amount: int) -> None:
+        pass
+
+    def set_total(self, total: int) -> None:
+        pass
 
 
 class _Silent:
     def task(self, description: str, total: int | None, completed: int = 0, *,
-             unit: str = "entries") -> Callable[[int], None]:
-        return lambda _: None
+             unit: str = "entries") -> ProgressTask:
+        return _Unreported()
 
 
 @dataclass(frozen=True)
@@ -88,22 +105,62 @@ async def download(client: httpx.AsyncClient, request: ExportRequest, data: Path
     reporter = reporter or _Silent()
     manifest, state_file = manifest_path(data), state_path(data)
     state, resumed = _prepare(request, data, tree_size)
-    first_contact = True
-    if not state["manifest_done"]:
-        await _retrying(client, retries, first_contact, lambda: _fetch_manifest(
-            client, request, state, manifest, state_file, reporter))
-        first_contact = False
+    cut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    if state["tree_size"] is not None:
+        cut.set_result(state["tree_size"])
+
+    async def fetch_data() -> None:
+        cut_at = await cut
+        await _retrying(client, retries, state["manifest_done"], lambda: _fetch_data(
+            client, request, cut_at, data, progress))
+
+    # A data download that fails lets the manifest finish, so that a rerun resumes the data alone;
+    # a manifest that fails stops the data where it is (a rerun resumes it too).
+    progress = _DataProgress(reporter)
+    if state["manifest_done"]:
+        progress.counted(_count(read_trailer(manifest), manifest))
+    fetching_data = asyncio.create_task(fetch_data())
+    try:
+        if not state["manifest_done"]:
+            await _retrying(client, retries, True, lambda: _fetch_manifest(
+                client, request, state, (manifest, state_file), reporter, cut))
+            progress.counted(_count(read_trailer(manifest), manifest))
+        await fetching_data
+    finally:
+        fetching_data.cancel()
+        await asyncio.gather(fetching_data, return_exceptions=True)
     trailer = read_trailer(manifest)
-    count = trailer.get("count")
-    if not isinstance(count, int):
-        raise DownloadError(f"{manifest} holds no count")
-    await _retrying(client, retries, first_contact, lambda: _fetch_data(
-        client, request, state["tree_size"], data, count, reporter))
+    count = _count(trailer, manifest)
     if _sha256(data) != trailer.get("sha256"):
         raise DownloadError(f"{data} does not match the SHA-256 in {manifest}; run `seenby verify export` "
                             "to see which entries are at fault")
     state_file.unlink()
     return Downloaded(data, manifest, state["tree_size"], count, resumed)
+
+
+def _count(trailer: dict[str, Any], manifest: Path) -> int:
+    count = trailer.get("count")
+    if not isinstance(count, int):
+        raise DownloadError(f"{manifest} holds no count")
+    return count
+
+
+class _DataProgress:
+    """The data's progress bar: in entries, its total known once the manifest is complete."""
+
+    def __init__(self, reporter: Reporter) -> None:
+        self._reporter = reporter
+        self._bar: ProgressTask | None = None
+        self.count: int | None = None
+
+    def start(self, tree_size: int, records: int) -> ProgressTask:
+        self._bar = self._reporter.task(f"entries (tree size {tree_size})", self.count, records)
+        return self._bar
+
+    def counted(self, count: int) -> None:
+        self.count = count
+        if self._bar is not None:
+            self._bar.set_total(count)
 
 
 def _prepare(request: ExportRequest, data: Path, tree_size: int | None) -> tuple[dict[str, Any], bool]:
@@ -176,7 +233,9 @@ def _tree_size(response: httpx.Response) -> int:
 
 
 async def _fetch_manifest(client: httpx.AsyncClient, request: ExportRequest, state: dict[str, Any],
-                          manifest: Path, state_file: Path, reporter: Reporter) -> None:
+                          files: tuple[Path, Path], reporter: Reporter, cut: asyncio.Future[int]) -> None:
+    """The manifest into its file; `cut` is told its tree size (with the state file) once known."""
+    manifest, state_file = files
     params = request.params()
     if state["tree_size"] is not None:
         params["tree_size"] = str(state["tree_size"])
@@ -188,22 +247,24 @@ async def _fetch_manifest(client: httpx.AsyncClient, request: ExportRequest, sta
             raise DownloadError(f"the server cut the manifest at {served}, not {state['tree_size']}")
         state["tree_size"] = served
         _save(state_file, state)
-        advance = reporter.task(f"manifest (tree size {served})", None, unit="bytes")
+        if not cut.done():
+            cut.set_result(served)
+        bar = reporter.task(f"manifest (tree size {served})", None, unit="bytes")
         with partial.open("wb") as out:
             async for chunk in response.aiter_bytes():
                 out.write(chunk)
-                advance(len(chunk))
+                bar.advance(len(chunk))
     partial.replace(manifest)
     state["manifest_done"] = True
     _save(state_file, state)
 
 
 async def _fetch_data(client: httpx.AsyncClient, request: ExportRequest, tree_size: int, data: Path,
-                      count: int, reporter: Reporter) -> None:
+                      progress: _DataProgress) -> None:
     records, last_index = _resume_point(data, request.format)
-    advance = reporter.task(f"entries (tree size {tree_size})", count, records)
-    if records and records >= count:  # complete already (an empty CSV still needs its header)
-        return
+    bar = progress.start(tree_size, records)
+    if progress.count is not None and records and records >= progress.count:
+        return  # complete already (an empty CSV still needs its header)
     params = {**request.params(), "tree_size": str(tree_size)}
     if last_index is not None:
         params["after_log_index"] = str(last_index)
@@ -215,7 +276,7 @@ async def _fetch_data(client: httpx.AsyncClient, request: ExportRequest, tree_si
         with data.open("ab") as out:
             async for chunk in response.aiter_bytes():
                 out.write(chunk)
-                advance(ends.count(chunk))
+                bar.advance(ends.count(chunk))
 
 
 class _RecordEnds:
@@ -296,9 +357,21 @@ class RichReporter:
         return (*Progress.get_default_columns(), _Amount())
 
     def task(self, description: str, total: int | None, completed: int = 0, *,
-             unit: str = "entries") -> Callable[[int], None]:
-        task = self._progress.add_task(description, total=total, completed=completed, unit=unit)
-        return lambda n: self._progress.advance(task, n)
+             unit: str = "entries") -> ProgressTask:
+        return _RichTask(self._progress, self._progress.add_task(description, total=total,
+                                                                 completed=completed, unit=unit))
+
+
+@dataclass(frozen=True)
+class _RichTask:
+    progress: Progress
+    task: TaskID
+
+    def advance(self, amount: int) -> None:
+        self.progress.advance(self.task, amount)
+
+    def set_total(self, total: int) -> None:
+        self.progress.update(self.task, total=total)
 
 
 class _Amount(ProgressColumn):

@@ -9,6 +9,7 @@ short keyset query: entries up to a signed tree size never change, so the batche
 from __future__ import annotations
 
 import hashlib
+from bisect import bisect_right
 from collections.abc import AsyncGenerator, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
@@ -157,19 +158,15 @@ async def manifest_bytes(database: Database, principal: Principal, wanted: Expor
     digest = hashlib.sha256()
     if wanted.format == "csv":
         digest.update(formats.csv_header())
-    proofs = _ProofBuilder(_engine(database, cut), cut.tree_size)
+    proofs = _ProofWriter(_engine(database, cut), cut.tree_size)
     count, first, last = 0, None, None
     async with aclosing(_batches(database, cut, _statement(principal, wanted, cut, None))) as batches:
         async for rows in batches:
             digest.update(formats.render(_views(rows), wanted.format))
-            for row in rows:
-                chunk = await proofs.add(row.log_index, merkle.leaf_hash(row.canonical))
-                if chunk:
-                    yield chunk
-                count += 1
-                first = row.log_index if first is None else first
-                last = row.log_index
-    yield await proofs.flush()
+            yield await proofs.render([(row.log_index, merkle.leaf_hash(row.canonical)) for row in rows])
+            count += len(rows)
+            first = rows[0].log_index if first is None else first
+            last = rows[-1].log_index
     yield formats.manifest_tail(
         {"count": count, "first_log_index": first, "last_log_index": last,
          "sha256": digest.hexdigest()},
@@ -177,47 +174,62 @@ async def manifest_bytes(database: Database, principal: Principal, wanted: Expor
     )
 
 
-class _ProofBuilder:
-    """Inclusion proofs for runs of leaves, one node query per run of at most NODES_PER_QUERY nodes.
+class _ProofWriter:
+    """Inclusion proofs of leaves in log order, rendered a batch at a time from one node read.
 
-    Neighbouring leaves share most of their proofs: every leaf under one subtree has the same
-    ranges above it. So each range's nodes are asked for, and its hash computed and written in hex,
-    once a run; a leaf adds only the ranges its neighbours did not have (a few at the bottom)."""
+    A leaf's proof is its sibling path inside its block (merkle.ProofBlock), then the ranges above
+    the block, the same for every leaf in it. From one leaf to the next in log order only the lowest
+    siblings change, as many levels as the bits their indexes differ in; so each node is read, and
+    written in hex, once for the run of leaves that shares it."""
 
     def __init__(self, engine: AsyncEngine, tree_size: int) -> None:
         self._engine = engine
-        self._size = tree_size
-        self._pending: list[tuple[int, bytes, list[tuple[int, int]]]] = []
-        self._ranges: set[tuple[int, int]] = set()
-        self._nodes: set[NodeId] = set()
+        self._blocks = merkle.proof_blocks(tree_size)
+        self._starts = [block.start for block in self._blocks]
+        self._above: dict[int, list[str]] = {}  # a block's position -> its ranges above, in hex
+        self._block, self._last = -1, -1
+        self._path: list[str] = []  # the last leaf's siblings in hex, level 0 up
         self._written = 0
 
-    async def add(self, log_index: int, leaf: bytes) -> bytes:
-        """Queue a leaf; returns the proofs of the run before it when it would overflow the node query."""
-        ranges = merkle.inclusion_ranges(log_index, self._size)
-        done = b""
-        wanted = {node for start, end in ranges if (start, end) not in self._ranges
-                  for node in merkle.perfect_subtrees(start, end)}
-        if self._pending and len(self._nodes) + len(wanted - self._nodes) > NODES_PER_QUERY:
-            done = await self.flush()
-            wanted = {node for start, end in ranges for node in merkle.perfect_subtrees(start, end)}
-        self._pending.append((log_index, leaf, ranges))
-        self._ranges.update(ranges)
-        self._nodes |= wanted
-        return done
+    async def render(self, leaves: Sequence[tuple[int, bytes]]) -> bytes:
+        """The proofs of (log_index, leaf hash) pairs that follow the last ones in log order."""
+        steps, wanted, new_blocks = [], set[NodeId](), []
+        block, last = self._block, self._last
+        for index, leaf in leaves:
+            position = bisect_right(self._starts, index) - 1
+            if position != block:
+                block, renewed = position, self._blocks[position].height
+                if position not in self._above:
+                    new_blocks.append(position)
+                    wanted.update(node for start, end in self._blocks[position].above
+                                  for node in merkle.perfect_subtrees(start, end))
+            else:
+                renewed = (index ^ last).bit_length()
+            wanted.update(self._blocks[position].path(index, renewed))
+            steps.append((index, leaf, position, renewed))
+            last = index
+        lookup = await self._read(wanted)
+        for position in new_blocks:
+            self._above[position] = [merkle.hash_range(start, end, lookup).hex()
+                                     for start, end in self._blocks[position].above]
+        lines = []
+        for index, leaf, position, renewed in steps:
+            if position != self._block:
+                self._block, self._path = position, [""] * self._blocks[position].height
+            for level, node in enumerate(self._blocks[position].path(index, renewed)):
+                self._path[level] = merkle.fetch_node(lookup, node).hex()
+            lines.append(formats.manifest_proof({
+                "log_index": index, "leaf_hash": leaf.hex(), "hashes": self._path + self._above[position],
+            }, first=self._written == 0))
+            self._written += 1
+        self._last = last
+        return b"".join(lines)
 
-    async def flush(self) -> bytes:
-        if not self._pending:
-            return b""
+    async def _read(self, wanted: set[NodeId]) -> dict[NodeId, bytes]:
+        ordered, lookup = sorted(wanted), dict[NodeId, bytes]()
+        if not ordered:
+            return lookup
         async with self._engine.connect() as connection:
-            lookup = await tree_store.read_nodes(connection, self._nodes)
-        hashes = {(start, end): merkle.hash_range(start, end, lookup).hex() for start, end in self._ranges}
-        chunk = b"".join(
-            formats.manifest_proof({
-                "log_index": index, "leaf_hash": leaf.hex(), "hashes": [hashes[r] for r in ranges],
-            }, first=self._written + position == 0)
-            for position, (index, leaf, ranges) in enumerate(self._pending)
-        )
-        self._written += len(self._pending)
-        self._pending, self._ranges, self._nodes = [], set(), set()
-        return chunk
+            for first in range(0, len(ordered), NODES_PER_QUERY):
+                lookup.update(await tree_store.read_nodes(connection, ordered[first:first + NODES_PER_QUERY]))
+        return lookup

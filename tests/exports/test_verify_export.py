@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from service.cli import app as cli
-from service.exports import check
+from service.exports import check, formats
 from service.ledger.checkpoint import parse_verifier_key
 from tests.conftest import Tokens
 from tests.exports.support import EXPORT, MANIFEST, record, settled
@@ -47,6 +47,15 @@ def tampered(data: Path, name: str, content: bytes) -> Path:
     path.with_name(name + ".manifest.json").write_bytes(
         data.with_name(data.name + ".manifest.json").read_bytes())
     return path
+
+
+@pytest.fixture(autouse=True, params=["proofs checked in one process", "proofs checked beside"])
+def proof_checking(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every check twice: with the manifest's proofs checked in the same process as the data (small
+    exports), and in a second process beside it (large ones, written a proof a line)."""
+    if request.param == "proofs checked beside":
+        monkeypatch.setattr(check, "BESIDE_FROM_BYTES", 0)
+    return str(request.param)
 
 
 @pytest.fixture
@@ -139,15 +148,25 @@ async def test_a_line_from_another_export_is_named(exports: dict[str, Path], cus
     assert f"an entry of customer {customer_id}-other, not of {customer_id}" in output
 
 
-async def test_a_forged_manifest_is_named(exports: dict[str, Path]) -> None:
+async def test_a_forged_manifest_is_named(exports: dict[str, Path], proof_checking: str) -> None:
     data = exports["chain"]
     manifest_path = data.with_name(data.name + ".manifest.json")
     manifest = json.loads(manifest_path.read_text())
     entries = _entries(data)
 
     def forged(name: str, document: dict) -> Path:
+        """Laid out as seenby writes a manifest, whose proofs a second process can read a line at a
+        time; or in any other layout of the same JSON, read whole."""
         path = data.with_name(name)
-        path.write_text(json.dumps(document, indent=1))  # any layout of the JSON is read
+        if proof_checking == "proofs checked beside":
+            head = {k: document[k] for k in ("checkpoint", "tree_size", "parameters")}
+            trailer = {k: document[k] for k in ("count", "first_log_index", "last_log_index", "sha256")}
+            path.write_bytes(formats.manifest_head(head) + b"".join(
+                formats.manifest_proof(proof, first=position == 0)
+                for position, proof in enumerate(document["proofs"])
+            ) + formats.manifest_tail(trailer, any_proofs=bool(document["proofs"])))
+        else:
+            path.write_text(json.dumps(document, indent=1))
         return path
 
     size = manifest["tree_size"]

@@ -40,6 +40,7 @@ from service.ledger.merkle import (
     parse_tile_path,
     partial_tile_width,
     perfect_subtrees,
+    proof_blocks,
     root_from_inclusion_proof,
     root_from_leaf_hashes,
     root_hash,
@@ -358,6 +359,21 @@ def test_inclusion_proofs_from_the_store_verify(position: tuple[int, int]) -> No
                          rfc_path(index, leaves), inclusion_ranges(index, size))
     verify_inclusion(leaves[index], index, size, proof, tree_root(size))
     assert root_from_inclusion_proof(leaves[index], index, size, proof) == tree_root(size)
+
+
+@given(size=st.integers(1, 1 << 40), data=st.data())
+def test_a_leafs_proof_is_its_path_in_its_block_then_the_blocks_ranges_above(
+    size: int, data: st.DataObject
+) -> None:
+    """What an export's manifest relies on to write proofs of neighbours from the nodes they share."""
+    blocks = proof_blocks(size)
+    assert [block.start for block in blocks] == sorted(block.start for block in blocks)
+    assert sum(1 << block.height for block in blocks) == size
+    for index in (0, size - 1, data.draw(st.integers(0, size - 1))):
+        block = [block for block in blocks if block.start <= index][-1]
+        assert index < block.start + (1 << block.height)
+        path = [(node << level, (node + 1) << level) for level, node in block.path(index, block.height)]
+        assert path + list(block.above) == inclusion_ranges(index, size), (size, index)
 
 
 @PROPERTIES

@@ -4,6 +4,7 @@ SUBPROOF, unrolled), building them from stored nodes, and verifying them (§2.1.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 
 from service.ledger.merkle.hashing import (
     HASH_SIZE,
@@ -37,6 +38,34 @@ def inclusion_ranges(index: int, size: int) -> list[tuple[int, int]]:
             start = middle
     ranges.reverse()
     return ranges
+
+
+@dataclass(frozen=True)
+class ProofBlock:
+    """One of the largest perfect subtrees a tree splits into, left to right. Every leaf's inclusion
+    proof is its sibling path inside its block (a node a level, `height` levels), then the same
+    ranges above the block: those of the blocks to its right as one, then each block to its left."""
+
+    start: int
+    height: int
+    above: tuple[tuple[int, int], ...]  # leaf to root, as inclusion_ranges orders them
+
+    def path(self, index: int, levels: int) -> list[NodeId]:
+        """The siblings of leaf `index`'s path at its lowest `levels` levels."""
+        return [(level, (index >> level) ^ 1) for level in range(levels)]
+
+
+def proof_blocks(size: int) -> list[ProofBlock]:
+    """The blocks of a tree of `size` leaves: inclusion_ranges(i, size) is the path of i in its block
+    followed by that block's `above`."""
+    roots = [(index << level, level) for level, index in perfect_subtrees(0, size)]
+    return [
+        ProofBlock(start, height, tuple(
+            ([(roots[position + 1][0], size)] if position + 1 < len(roots) else [])
+            + [(left, left + (1 << left_height)) for left, left_height in reversed(roots[:position])]
+        ))
+        for position, (start, height) in enumerate(roots)
+    ]
 
 
 def consistency_ranges(first: int, second: int) -> list[tuple[int, int]]:
