@@ -32,13 +32,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.actors import recorded_actor
 from service.auth import mint_token
+from service.clock import format_micros
 from service.db import make_engine
 from service.keys import load_keys
 from service.ledger import store
 from service.ledger.checkpoint import raw_public_key, verifier_key
 from service.migrate import upgrade
 from service.settings import Settings
-from service.types import format_micros
 from tests.pg import ThrowawayPostgres
 from tests.servers import running_server, seenby_command, settings_env
 

@@ -25,12 +25,12 @@ from bench.loadgen import batch_bodies
 from service.accesses.routes import BATCH, parse
 from service.accesses.service import new_receipt, prepare
 from service.actors import SALT_BYTES
+from service.clock import format_micros
 from service.ids import random_blocks
 from service.ledger.canonical import GENESIS_HASH, canonical_bytes, entry_hash
 from service.ledger.merkle import CompactRange, leaf_hash
 from service.ledger.store import NONCE_BYTES, AppendedEntry, chained
 from service.main import GC_THRESHOLDS
-from service.types import format_micros
 
 app = typer.Typer(add_completion=False)
 

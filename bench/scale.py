@@ -25,12 +25,12 @@ from bench.drive import (
     wrk_one_at_a_time,
 )
 from bench.harness import Deployment, cpu_seconds, rss_kib, seenby_server
+from service.clock import format_micros
 from service.keys import load_keys
 from service.ledger import packing
 from service.ledger.checkpoint import raw_public_key, verifier_key
 from service.ledger.merkle.tiles import TILE_WIDTH, tile_path
 from service.paging import encode_cursor
-from service.types import format_micros
 
 TENTHS = 10
 CANONICAL_SAMPLE = 10_000

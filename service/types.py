@@ -1,4 +1,4 @@
-"""Constrained field types shared by request schemas, times as the ledger keeps them, and periods."""
+"""Constrained field types shared by request schemas, and periods of time."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, Field, StringConstraints
 from sqlalchemy import ColumnElement
 
+from service.clock import format_micros, to_micros
 from service.errors import Unprocessable
 
 
@@ -53,22 +54,6 @@ def _representable(moment: datetime) -> datetime:
 
 
 Moment = Annotated[datetime, AfterValidator(_representable)]
-
-
-def to_micros(moment: datetime) -> int:
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
-def timestamp_micros(value: str) -> int:
-    return to_micros(datetime.fromisoformat(value))
-
-
-def format_micros(micros: int) -> str:
-    seconds, micro = divmod(micros, 1_000_000)
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{micro:06d}Z"
 
 
 @dataclass(frozen=True)

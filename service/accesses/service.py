@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from service import clock
 from service.accesses.schemas import AccessEvent, Receipt, as_sent
 from service.actors import SALT_BYTES, recorded_actor
+from service.clock import format_micros, timestamp_micros
 from service.consent import rules
 from service.consent import service as consent
 from service.db import Database
@@ -30,7 +31,6 @@ from service.ledger import reads, store
 from service.ledger.canonical import canonical_bytes
 from service.metrics import ACCESSES_FLAGGED
 from service.settings import Settings
-from service.types import format_micros, timestamp_micros
 
 # Events prepared between yields to the event loop: a 1,000-event batch in one go would hold up,
 # for some 20 ms, a writer whose query has returned while it holds the customers' locks.

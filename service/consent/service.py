@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from service import bulk, clock
 from service.actors import SALT_BYTES, recorded_actor
+from service.clock import format_micros
 from service.consent import rules
 from service.consent.tables import consents, decisions, grants
 from service.db import Database, one_of, per_dialect
@@ -19,7 +20,6 @@ from service.errors import NotFound
 from service.ids import new_id
 from service.ledger import store
 from service.settings import Settings
-from service.types import format_micros
 
 
 def default_consent(settings: Settings) -> rules.ConsentState:

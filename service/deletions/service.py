@@ -9,6 +9,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service import clock
+from service.clock import format_micros
 from service.db import Database
 from service.deletions.tables import (
     request_clips,
@@ -21,7 +22,6 @@ from service.ledger import store
 from service.metrics import DELETION_REQUESTS, DELETION_REQUESTS_OVERDUE
 from service.paging import Page, decode_cursor, encode_cursor
 from service.settings import Settings
-from service.types import format_micros
 from service.vocabulary import OPEN_DELETION_STATUSES, DeletionStatus, TaskStatus
 
 OPEN = OPEN_DELETION_STATUSES

@@ -22,13 +22,13 @@ from typing import IO, Any
 import orjson
 
 from service.actors import id_commitment
+from service.clock import to_micros
 from service.completeness.check import CompletenessError
 from service.completeness.check import check as check_completeness
 from service.exports import formats
 from service.ledger import merkle
 from service.ledger.canonical import ChainLinks, decode, entry_hash
 from service.ledger.checkpoint import Checkpoint, CheckpointError, NoteError, Verifier, open_checkpoint
-from service.types import to_micros
 
 MAX_FAULTS = 1_000
 MAX_UNMATCHED = 100_000  # proofs skipped while matching out-of-order lines; beyond it, reported missing

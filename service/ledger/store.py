@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from service import bulk
+from service.clock import format_micros
 from service.db import one_of, per_dialect
 from service.ids import random_blocks
 from service.ledger import tables
@@ -22,7 +23,6 @@ from service.ledger.tables import FILTER_COLUMNS
 from service.metrics import ENTRIES_RECORDED
 from service.notices import tables as notice_tables
 from service.notices.outbox import mark_written, notices_of, outbox_of, pack
-from service.types import format_micros
 
 
 @dataclass

@@ -8,13 +8,13 @@ from sqlalchemy import and_, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service import clock
+from service.clock import format_micros
 from service.db import Database
 from service.errors import Unprocessable
 from service.ledger.tables import entries
 from service.notices.tables import notices
 from service.notices.types import DEAD, NOTICE_TYPES, PENDING, TYPE_NAMES
 from service.paging import Page, decode_cursor, encode_cursor
-from service.types import format_micros
 
 
 async def listed(session: AsyncSession, *, limit: int, cursor: str | None) -> Page[dict[str, Any]]:

@@ -10,9 +10,9 @@ from typing import Any
 import orjson
 from standardwebhooks import Webhook
 
+from service.clock import format_micros
 from service.history.views import entry_view
 from service.notices.types import TYPE_NAMES
-from service.types import format_micros
 
 
 @dataclass(frozen=True)

@@ -9,13 +9,13 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service import clock
+from service.clock import format_micros
 from service.db import Database
 from service.errors import Conflict, NotFound
 from service.ledger import store
 from service.ledger.tables import entries
 from service.objections.tables import objections
 from service.paging import Page, decode_seq_cursor, encode_cursor
-from service.types import format_micros
 
 # What a customer may object to: an access, or an attempt that was refused.
 OBJECTABLE_KINDS = ("access", "access_refused")

@@ -14,12 +14,12 @@ import orjson
 from service import jws
 from service.accesses.schemas import AccessEvent, Receipt
 from service.accesses.service import ACCESS_REFUSED, Recorder
+from service.clock import format_micros
 from service.consent.rules import REFUSING_FLAGS
 from service.errors import AccessRefused
 from service.keys import Keys
 from service.metrics import TICKET_SECONDS, TICKETS_ISSUED, TICKETS_REFUSED
 from service.settings import Settings
-from service.types import format_micros
 
 TICKET_TYPE = "seenby-ticket+jwt"
 

@@ -89,7 +89,7 @@ async def test_full_lifecycle_with_two_services(
 
 
 def _micros(timestamp: str) -> int:
-    from service.types import timestamp_micros
+    from service.clock import timestamp_micros
 
     return timestamp_micros(timestamp)
 

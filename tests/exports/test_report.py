@@ -16,10 +16,10 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
+from service.clock import format_micros, to_micros
 from service.deletions.tables import DeletionRequest
 from service.ledger import store
 from service.objections.tables import Objection
-from service.types import format_micros, to_micros
 from tests.conftest import Tokens
 from tests.exports.support import lines, set_countries
 
