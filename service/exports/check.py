@@ -13,9 +13,11 @@ import csv
 import hashlib
 import multiprocessing
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime
 from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import IO, Any
 
@@ -241,55 +243,107 @@ def _checked(manifest: _Manifest, size: int, root: bytes) -> Iterator[_Proof]:
             yield _Proof(index, leaf, None)
 
 
-# A manifest this large has its proofs read and checked by a second process while this one checks
-# the data: the two take about the same time, and a machine has a core for each.
+class _CheckedHere:
+    """The manifest's proofs checked in this process, as the data's lines ask for them."""
+
+    def __init__(self, manifest: _Manifest) -> None:
+        self._manifest = manifest
+
+    def proofs(self, size: int, root: bytes) -> Iterator[_Proof]:
+        return _checked(self._manifest, size, root)
+
+    @property
+    def trailer(self) -> dict[str, Any]:
+        return self._manifest.trailer
+
+    def close(self) -> None:
+        pass
+
+
+# A manifest this large, as seenby writes it (a proof a line), has its proofs read and checked by a
+# second process while this one checks the data: the two take about as long, on a core each.
 BESIDE_FROM_BYTES = 32 << 20
-_BATCH = 4_096
+BESIDE_BATCH = 4_096  # proofs a message from the second process
 
 
-def _checked_beside(manifest_path: Path, size: int, root: bytes, trailer: dict[str, Any]) -> Iterator[_Proof]:
-    """_checked, run in a second process; the manifest's trailer is put into `trailer` at its end."""
-    context = multiprocessing.get_context("spawn")
-    receiving, sending = context.Pipe(duplex=False)
-    helper = context.Process(target=_check_for, args=(str(manifest_path), size, root, sending), daemon=True)
-    helper.start()
-    sending.close()
-    try:
+class BesideError(RuntimeError):
+    """The second process stopped for a reason that is not the manifest's: it could not read the
+    file, ran out of memory, was killed."""
+
+
+class _CheckedBeside:
+    """The manifest's proofs checked by a second process (spawned: a caller's script needs the usual
+    `if __name__ == "__main__":` guard), in its order, as _checked checks them here."""
+
+    def __init__(self, manifest: _Manifest, path: Path, batch: int) -> None:
+        self._head, self._path, self._batch = manifest.head, path, batch
+        self.trailer: dict[str, Any] = {}
+        self._helper: BaseProcess | None = None
+        self._receiving: Connection | None = None
+        self._ended = False
+
+    def proofs(self, size: int, root: bytes) -> Iterator[_Proof]:
+        context = multiprocessing.get_context("spawn")
+        self._receiving, sending = context.Pipe(duplex=False)
+        try:
+            self._helper = context.Process(target=_check_for, daemon=True,
+                                           args=(str(self._path), size, root, self._batch, sending))
+            self._helper.start()
+        finally:
+            sending.close()
+        return self._received(self._receiving)
+
+    def _received(self, receiving: Connection) -> Iterator[_Proof]:
         while True:
             try:
                 kind, payload = receiving.recv()
             except EOFError:
-                raise ManifestError("the process checking its proofs stopped before the end") from None
+                raise BesideError("the process checking the manifest's proofs stopped early") from None
+            if kind == "head" and payload != self._head:
+                raise ManifestError("it changed while it was being read")
             if kind == "proofs":
                 yield from (_Proof(*proof) for proof in payload)
             elif kind == "invalid":
                 raise ManifestError(payload)
-            else:
-                trailer.update(payload)
+            elif kind == "failed":
+                raise BesideError(f"the process checking the manifest's proofs failed: {payload}")
+            elif kind == "trailer":
+                self.trailer.update(payload)
+                self._ended = True
                 return
-    finally:
-        receiving.close()
-        if helper.is_alive():
-            helper.kill()
-        helper.join()
+
+    def close(self) -> None:
+        """Wait for a second process that has sent everything; stop one that has not."""
+        if self._helper is not None:
+            if not self._ended:
+                self._helper.kill()
+            self._helper.join()
+        if self._receiving is not None:
+            self._receiving.close()
 
 
-def _check_for(manifest_path: str, size: int, root: bytes, sending: Connection) -> None:
-    """The second process: every proof checked, sent in batches, then the trailer (or what is wrong)."""
-    with Path(manifest_path).open("rb") as file:
-        try:
+def _check_for(manifest_path: str, size: int, root: bytes, batch_size: int, sending: Connection) -> None:
+    """The second process: the manifest's head, every proof checked and sent in batches, then its
+    trailer, or what is wrong with it after the proofs before that."""
+    batch: list[tuple[int, str, str | None]] = []
+    try:
+        with Path(manifest_path).open("rb") as file:
             manifest = _Manifest(file)
-            batch: list[tuple[int, str, str | None]] = []
+            sending.send(("head", manifest.head))
             for proof in _checked(manifest, size, root):
                 batch.append((proof.log_index, proof.leaf_hash, proof.not_included))
-                if len(batch) == _BATCH:
+                if len(batch) == batch_size:
                     sending.send(("proofs", batch))
                     batch = []
             sending.send(("proofs", batch))
             sending.send(("trailer", manifest.trailer))
-        except ManifestError as exc:
-            sending.send(("invalid", str(exc)))
-    sending.close()
+    except ManifestError as exc:
+        sending.send(("proofs", batch))
+        sending.send(("invalid", str(exc)))
+    except Exception as exc:  # not the manifest's fault: the first process says so
+        sending.send(("failed", f"{type(exc).__name__}: {exc}"))
+    finally:
+        sending.close()
 
 
 class _Proofs:
@@ -469,17 +523,18 @@ def verify_export(data: Path, manifest_path: Path, verifier: Verifier,
         try:
             manifest = _Manifest(manifest_file)
             beside = manifest.line_by_line and manifest_path.stat().st_size >= BESIDE_FROM_BYTES
-            _check(manifest, manifest_path if beside else None, data_file, verifier, verdict, progress,
-                   completeness_proof)
+            source = (_CheckedBeside(manifest, manifest_path, BESIDE_BATCH) if beside
+                      else _CheckedHere(manifest))
+            with closing(source):
+                _check(manifest.head, source, data_file, verifier, verdict, progress, completeness_proof)
         except ManifestError as exc:
             verdict.fault(f"the manifest is not valid: {exc}")
     return verdict
 
 
-def _check(manifest: _Manifest, beside: Path | None, data_file: IO[bytes], verifier: Verifier,
-           verdict: ExportVerdict, progress: Callable[[int], None], completeness_proof: Any) -> None:
-    """`beside`: the manifest's path, when a second process is to check its proofs."""
-    head = manifest.head
+def _check(head: dict[str, Any], source: _CheckedHere | _CheckedBeside, data_file: IO[bytes],
+           verifier: Verifier, verdict: ExportVerdict, progress: Callable[[int], None],
+           completeness_proof: Any) -> None:
     try:
         checkpoint = open_checkpoint(head.get("checkpoint") or "", verifier)
     except (NoteError, CheckpointError) as exc:
@@ -500,10 +555,7 @@ def _check(manifest: _Manifest, beside: Path | None, data_file: IO[bytes], verif
         verdict.fault("a completeness proof applies to one customer's export of every kind, with no period")
     head_seq = _head_seq(completeness_proof)
     at_head: dict[int, bytes] = {}
-    trailer: dict[str, Any] = {}
-    proofs = _Proofs(
-        _checked(manifest, checkpoint.size, checkpoint.root_hash) if beside is None
-        else _checked_beside(beside, checkpoint.size, checkpoint.root_hash, trailer), verdict)
+    proofs = _Proofs(source.proofs(checkpoint.size, checkpoint.root_hash), verdict)
     digest = hashlib.sha256()
     read = _csv if export_format == "csv" else _jsonl
     previous, first, last = -1, None, None
@@ -535,8 +587,7 @@ def _check(manifest: _Manifest, beside: Path | None, data_file: IO[bytes], verif
             if head_seq is not None and recorded.get("customer_seq") == head_seq:
                 at_head[head_seq] = entry.canonical
     proofs.finish()
-    _check_trailer(trailer if beside is not None else manifest.trailer, verdict, digest.hexdigest(),
-                   first, last)
+    _check_trailer(source.trailer, verdict, digest.hexdigest(), first, last)
     if whole_chain and not links.broken:
         verdict.chain = (f"customer {customer_id}'s chain is complete from customer_seq 0 to "
                          f"{links.next_seq - 1}" if links.next_seq

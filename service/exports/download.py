@@ -1,8 +1,8 @@
 """`seenby export`: an export and its manifest downloaded side by side, resumable after an interruption.
 
 The manifest is asked for first and pins the cut (its Seenby-Tree-Size); the data is asked for at
-that cut as soon as the manifest's headers arrive, and both then stream at once (the server renders
-each on its own worker), so the data is exactly the export the manifest describes.
+that cut as soon as the manifest's headers arrive, so the data is exactly the export the manifest
+describes. Both then stream at once: a server with two workers can render them side by side.
 
 A state file beside the data (`<data>.partial.json`) remembers the request and the cut until the
 download is complete; run the same command again to resume: the data is cut back to its last

@@ -175,7 +175,8 @@ async def manifest_bytes(database: Database, principal: Principal, wanted: Expor
 
 
 class _ProofWriter:
-    """Inclusion proofs of leaves in log order, rendered a batch at a time from one node read.
+    """Inclusion proofs of leaves in log order, rendered a batch at a time from the nodes they need,
+    read over one connection (NODES_PER_QUERY nodes a statement).
 
     A leaf's proof is its sibling path inside its block (merkle.ProofBlock), then the ranges above
     the block, the same for every leaf in it. From one leaf to the next in log order only the lowest
@@ -196,6 +197,8 @@ class _ProofWriter:
         steps, wanted, new_blocks = [], set[NodeId](), []
         block, last = self._block, self._last
         for index, leaf in leaves:
+            if index <= last:
+                raise ValueError(f"leaf {index} does not follow leaf {last} in log order")
             position = bisect_right(self._starts, index) - 1
             if position != block:
                 block, renewed = position, self._blocks[position].height

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -47,19 +47,17 @@ class _CutShort(httpx.AsyncByteStream):
 
 
 class Flaky(httpx.AsyncBaseTransport):
-    """The app over ASGI, but the first `failures` downloads of `path` (the data's, unless told)
-    break off after `limit` bytes."""
+    """The app over ASGI, but the first `failures` data downloads break off after `limit` bytes."""
 
-    def __init__(self, app: FastAPI, *, limit: int, failures: int,
-                 path: str = "/v1/exports/accesses") -> None:
+    def __init__(self, app: FastAPI, *, limit: int, failures: int) -> None:
         self._inner = httpx.ASGITransport(app=app)
-        self._limit, self._failures, self._path = limit, failures, path
+        self._limit, self._failures = limit, failures
         self.requests: list[httpx.URL] = []
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request.url)
         response = await self._inner.handle_async_request(request)
-        if request.url.path == self._path and self._failures:
+        if request.url.path == "/v1/exports/accesses" and self._failures:
             self._failures -= 1
             return httpx.Response(response.status_code, headers=response.headers, request=request,
                                   stream=_CutShort(response.stream, self._limit))  # type: ignore[arg-type]
@@ -88,7 +86,7 @@ class Rechunked(httpx.AsyncBaseTransport):
                               stream=_Pieces(response.stream, self._size))  # type: ignore[arg-type]
 
 
-def flaky_client(app: FastAPI, tokens: Tokens, **options: Any) -> tuple[httpx.AsyncClient, Flaky]:
+def flaky_client(app: FastAPI, tokens: Tokens, **options: int) -> tuple[httpx.AsyncClient, Flaky]:
     transport = Flaky(app, **options)
     return httpx.AsyncClient(transport=transport, base_url="http://seenby.test",
                              headers=tokens.regulator()), transport
@@ -131,29 +129,74 @@ async def test_an_interrupted_download_resumes_where_it_stopped(
     assert "chain is complete from customer_seq 0 to 11" in outcome
 
 
-async def test_a_manifest_that_breaks_off_stops_the_data_and_both_resume(
+class _Stalled(httpx.AsyncByteStream):
+    """A body's first bytes, then nothing until the download is cancelled."""
+
+    def __init__(self, inner: httpx.AsyncByteStream, began: asyncio.Event) -> None:
+        self._inner, self._began = inner, began
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self._inner:
+            yield chunk[:300]
+            self._began.set()
+            await asyncio.Event().wait()
+
+
+class _BrokenOnceTheDataBegan(httpx.AsyncByteStream):
+    """A body's first bytes, then a reset, but only once the data's body has begun: a download that
+    asked for the data only after the manifest would wait here until the test times out."""
+
+    def __init__(self, inner: httpx.AsyncByteStream, began: asyncio.Event) -> None:
+        self._inner, self._began = inner, began
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self._inner:
+            yield chunk[:100]
+            await asyncio.wait_for(self._began.wait(), timeout=10)
+            raise httpx.ReadError("connection reset (simulated)")
+
+
+class SideBySide(httpx.AsyncBaseTransport):
+    """The app over ASGI; the data stalls after its first bytes, the manifest breaks off once the
+    data has begun."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self._inner = httpx.ASGITransport(app=app)
+        self.data_began = asyncio.Event()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self._inner.handle_async_request(request)
+        stream = (_Stalled if request.url.path == "/v1/exports/accesses" else _BrokenOnceTheDataBegan)(
+            response.stream, self.data_began)  # type: ignore[arg-type]
+        return httpx.Response(response.status_code, headers=response.headers, request=request, stream=stream)
+
+
+async def test_the_data_streams_beside_the_manifest_and_stops_when_the_manifest_fails(
     app: FastAPI, client: httpx.AsyncClient, tokens: Tokens, recorded: str, tmp_path: Path
 ) -> None:
-    """The data streams beside the manifest; when the manifest fails, the data stops where it is, and
-    the rerun fetches the manifest again at the same cut and resumes the data."""
+    """The data is asked for as soon as the manifest's headers pin the cut, and both stream at once;
+    a manifest that fails stops the data where it is, and the rerun fetches the manifest again at
+    the same cut and resumes the data."""
     key = verify.load_verifier((await client.get("/v1/log/key")).text)
     request = ExportRequest(customer_id=recorded, kind="all")
     data = tmp_path / "export.jsonl"
-    first, transport = flaky_client(app, tokens, limit=900, failures=1, path="/v1/exports/accesses/manifest")
-    async with first:
+    transport = SideBySide(app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://seenby.test",
+                                 headers=tokens.regulator()) as first:
         with pytest.raises(DownloadError, match="run the same command again to resume"):
             await download(first, request, data, retries=0)
-    assert transport.requests[0].path == "/v1/exports/accesses/manifest"
+    assert transport.data_began.is_set()
+    assert data.stat().st_size == 300  # the data's first bytes, and no more once the manifest failed
     assert state_path(data).exists() and not manifest_path(data).exists()
     cut = json.loads(state_path(data).read_text())["tree_size"]
 
     await record(client, tokens, [access_event(recorded)])  # the log moves on; the cut does not
     await settled(client, tokens, recorded, 13)
-    second, transport = flaky_client(app, tokens, limit=10**9, failures=0)
+    second, requests = flaky_client(app, tokens, limit=10**9, failures=0)
     async with second:
         result = await download(second, request, data)
     assert result.resumed and result.count == 12 and result.tree_size == cut
-    assert {url.params["tree_size"] for url in transport.requests} == {str(cut)}
+    assert {url.params["tree_size"] for url in requests.requests} == {str(cut)}
     assert not state_path(data).exists()
     assert verify.export(data, manifest_path(data), key).startswith("12 entries")
 

@@ -8,6 +8,7 @@ import json
 import re
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -55,6 +56,7 @@ def proof_checking(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPat
     exports), and in a second process beside it (large ones, written a proof a line)."""
     if request.param == "proofs checked beside":
         monkeypatch.setattr(check, "BESIDE_FROM_BYTES", 0)
+        monkeypatch.setattr(check, "BESIDE_BATCH", 2)  # a few proofs a message: several messages
     return str(request.param)
 
 
@@ -148,11 +150,20 @@ async def test_a_line_from_another_export_is_named(exports: dict[str, Path], cus
     assert f"an entry of customer {customer_id}-other, not of {customer_id}" in output
 
 
-async def test_a_forged_manifest_is_named(exports: dict[str, Path], proof_checking: str) -> None:
+async def test_a_forged_manifest_is_named(exports: dict[str, Path], proof_checking: str,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
     data = exports["chain"]
     manifest_path = data.with_name(data.name + ".manifest.json")
     manifest = json.loads(manifest_path.read_text())
     entries = _entries(data)
+    second_processes: list[Path] = []
+    beside = check._CheckedBeside.__init__
+
+    def counted(self: check._CheckedBeside, manifest: Any, path: Path, batch: int) -> None:
+        second_processes.append(path)
+        beside(self, manifest, path, batch)
+
+    monkeypatch.setattr(check._CheckedBeside, "__init__", counted)
 
     def forged(name: str, document: dict) -> Path:
         """Laid out as seenby writes a manifest, whose proofs a second process can read a line at a
@@ -190,6 +201,17 @@ async def test_a_forged_manifest_is_named(exports: dict[str, Path], proof_checki
     code, output = verify(shorter, forged("short.json", consistent))
     assert code == 1 and "customer_seq 3 where 2 was expected" in output
 
+    # The proofs before a bad one still meet their lines, wherever the proofs are checked (the check
+    # reads one proof ahead, and the second process sends the third proof alone in its message):
+    # the second line is still found not included.
+    proofs = [dict(p) for p in manifest["proofs"]]
+    proofs[1]["hashes"] = ["00" * 32, *proofs[1]["hashes"][1:]]
+    proofs[3]["hashes"] = [*proofs[3]["hashes"][:-1], "zz" * 32]
+    code, output = verify(data, forged("late.json", {**manifest, "proofs": proofs}))
+    assert code == 1 and "holds a hash that is not hex" in output
+    assert (f"line 2 (log_index {entries[1]['log_index']}, entry {entries[1]['entry_hash']}): not "
+            f"included in the signed checkpoint of {size}") in output
+
     for hash_that_is_not, said in ((7, "a proof is not {log_index, leaf_hash, hashes}"),
                                    ("zz" * 32, "holds a hash that is not hex")):
         proofs = [dict(p) for p in manifest["proofs"]]
@@ -202,6 +224,8 @@ async def test_a_forged_manifest_is_named(exports: dict[str, Path], proof_checki
     (data.parent / "broken.json").write_text(manifest_path.read_text()[:-40])
     code, output = verify(data, data.parent / "broken.json")
     assert code == 1 and "the manifest is not valid" in output
+    # Every manifest laid out as seenby writes it went to the second process in that mode, none else.
+    assert len(second_processes) == (8 if proof_checking == "proofs checked beside" else 0), second_processes
 
 
 async def test_the_installed_command_verifies(exports: dict[str, Path]) -> None:
