@@ -96,10 +96,16 @@ async def _cut(session: AsyncSession, principal: Principal, wanted: ExportFilter
     return Cut(stored.tree_size, stored.note, primary)
 
 
-def _statement(principal: Principal, wanted: ExportFilter, cut: Cut, after: int | None) -> Select[Any]:
+async def _statement(database: Database, principal: Principal, wanted: ExportFilter, cut: Cut,
+                     after: int | None) -> Select[Any]:
+    """The export's entries; a period's bounded by the range of the log its entries are in."""
+    span = None
+    if wanted.recorded.since_us is not None or wanted.recorded.until_us is not None:
+        async with _engine(database, cut).connect() as connection:
+            span = await reads.span_of_period(connection, wanted.recorded)
     statement = reads.in_log_order(tree_size=cut.tree_size, customer_id=wanted.customer_id,
                                    kind=wanted.kind, recorded=wanted.recorded,
-                                   scope=jurisdiction_customers(principal))
+                                   scope=jurisdiction_customers(principal), span=span)
     return statement if after is None else reads.after(statement, after)
 
 
@@ -142,7 +148,7 @@ async def export_bytes(database: Database, principal: Principal, wanted: ExportF
     """The export, one rendered batch at a time; resuming (`after_log_index`) leaves out the CSV header."""
     if wanted.format == "csv" and after_log_index is None:
         yield formats.csv_header()
-    statement = _statement(principal, wanted, cut, after_log_index)
+    statement = await _statement(database, principal, wanted, cut, after_log_index)
     async with aclosing(_batches(database, cut, statement)) as batches:
         async for rows in batches:
             yield formats.render(_views(rows), wanted.format)
@@ -160,7 +166,8 @@ async def manifest_bytes(database: Database, principal: Principal, wanted: Expor
         digest.update(formats.csv_header())
     proofs = _ProofWriter(_engine(database, cut), cut.tree_size)
     count, first, last = 0, None, None
-    async with aclosing(_batches(database, cut, _statement(principal, wanted, cut, None))) as batches:
+    statement = await _statement(database, principal, wanted, cut, None)
+    async with aclosing(_batches(database, cut, statement)) as batches:
         async for rows in batches:
             digest.update(formats.render(_views(rows), wanted.format))
             yield await proofs.render([(row.log_index, merkle.leaf_hash(row.canonical)) for row in rows])

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import ColumnElement, Row, Select, String, cast, func, literal, null, select, true
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from service.db import dialect_of, one_of, per_dialect
 from service.ledger.tables import entries, identities, leaves
@@ -161,12 +161,34 @@ async def access_summary(session: AsyncSession, customer_id: str, filters: Acces
 # --- Exports: entries in log order ------------------------------------------------------------
 
 
+LeafRange = tuple[int, int]  # the first and last log_index of a range of the log
+
+
+async def span_of_period(connection: AsyncConnection, recorded: Period) -> LeafRange:
+    """A range of the log that holds every entry recorded in the period (and maybe a few others):
+    its entries are a range of ids, found through the BRIN index on recorded_at_us, and their leaves
+    a range of log indexes. (1, 0), holding nothing, when the period holds no entry in the log.
+
+    An export of a period bounded by it reads the leaves of that range only, not the whole log."""
+    ids = (select(func.min(entries.c.id).label("low"), func.max(entries.c.id).label("high"))
+           .where(*recorded.conditions(entries.c.recorded_at_us)).subquery())
+    first, last = (await connection.execute(
+        select(func.min(leaves.c.log_index), func.max(leaves.c.log_index))
+        .select_from(leaves.join(ids, leaves.c.entry_id.between(ids.c.low, ids.c.high)))
+    )).one()
+    return (1, 0) if first is None else (first, last)
+
+
 def in_log_order(
     *, tree_size: int, customer_id: str | None, kind: str, recorded: Period, scope: CustomerScope,
+    span: LeafRange | None = None,
 ) -> Select[Any]:
     """Entries below `tree_size` in log order, with the identities kept apart (regulators only
-    export); `kind` "all" takes every kind. Page it with `after`."""
+    export); `kind` "all" takes every kind; `span` (span_of_period), when the caller has it, bounds
+    the leaves read. Page it with `after`."""
     conditions = [leaves.c.log_index < tree_size, *recorded.conditions(entries.c.recorded_at_us)]
+    if span is not None:
+        conditions.append(leaves.c.log_index.between(*span))
     if customer_id is not None:
         conditions.append(entries.c.customer_id == customer_id)
     if kind != "all":

@@ -200,6 +200,40 @@ async def test_a_cut_never_includes_entries_beyond_its_checkpoint(
             assert response.json()["errors"][0]["field"] == "query.tree_size"
 
 
+async def test_a_period_exports_exactly_its_entries_whatever_else_the_log_holds(
+    client: httpx.AsyncClient, tokens: Tokens, customer_id: str
+) -> None:
+    """A period's export reads only the range of the log its entries are in (found from their ids):
+    it must hold every entry of the period, whoever's, and nothing else, and its manifest prove each."""
+    other = f"{customer_id}-other"
+    moments = []
+    for count in (3, 4, 2):
+        await record(client, tokens, mixed_events(customer_id, count))
+        await record(client, tokens, mixed_events(other, count))
+        await asyncio.sleep(0.01)
+        moments.append(datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+        await asyncio.sleep(0.01)
+    await settled(client, tokens, customer_id, 9)
+    await settled(client, tokens, other, 9)
+    whole = await export(client, tokens.regulator(), kind="all")
+    size = whole.headers["Seenby-Tree-Size"]
+    everything = lines(whole)
+
+    def recorded_in(since: str | None, until: str | None) -> list[dict]:
+        return [line for line in everything
+                if (since is None or line["recorded_at"] >= since)
+                and (until is None or line["recorded_at"] < until)]
+
+    for since, until in ((None, moments[0]), (moments[0], moments[1]), (moments[1], None),
+                         (moments[0], moments[2]), (moments[2], None)):
+        period = {k: v for k, v in (("since", since), ("until", until)) if v is not None}
+        got = lines(await export(client, tokens.regulator(), kind="all", tree_size=size, **period))
+        assert got == recorded_in(since, until), (since, until)
+        described = await manifest(client, tokens.regulator(), kind="all", tree_size=size, **period)
+        assert [proof["log_index"] for proof in described["proofs"]] == [line["log_index"] for line in got]
+    assert len(recorded_in(moments[0], moments[1])) == 8 and recorded_in(moments[2], None) == []
+
+
 async def test_period_and_kind_filters(client: httpx.AsyncClient, tokens: Tokens, customer_id: str) -> None:
     await record(client, tokens, mixed_events(customer_id, 2))
     await asyncio.sleep(0.01)
