@@ -218,18 +218,19 @@ class _ProofWriter:
                                   for node in merkle.perfect_subtrees(start, end))
             else:
                 renewed = (index ^ last).bit_length()
-            wanted.update(self._blocks[position].path(index, renewed))
-            steps.append((index, leaf, position, renewed))
+            path = self._blocks[position].path(index, renewed)
+            wanted.update(path)
+            steps.append((index, leaf, position, path))
             last = index
         lookup = await self._read(wanted)
         for position in new_blocks:
             self._above[position] = [merkle.hash_range(start, end, lookup).hex()
                                      for start, end in self._blocks[position].above]
         lines = []
-        for index, leaf, position, renewed in steps:
+        for index, leaf, position, path in steps:
             if position != self._block:
                 self._block, self._path = position, [""] * self._blocks[position].height
-            for level, node in enumerate(self._blocks[position].path(index, renewed)):
+            for level, node in enumerate(path):
                 self._path[level] = merkle.fetch_node(lookup, node).hex()
             lines.append(formats.manifest_proof({
                 "log_index": index, "leaf_hash": leaf.hex(), "hashes": self._path + self._above[position],
