@@ -198,7 +198,11 @@ class Deliverer:
             if queues:
                 attempted = True
                 outcomes = await self._deliver_all(queues)
-                waiting |= {o.notice.customer_id for o in outcomes if not o.delivered}
+                # A customer's queue stops at a failure, or untried when the receiver's pause began:
+                # unless its last notice went through, its notices on later pages wait.
+                delivered = {(o.notice.entry_id, o.notice.type) for o in outcomes if o.delivered}
+                waiting |= {customer for customer, queue in queues.items()
+                            if (queue[-1].entry_id, queue[-1].type) not in delivered}
                 await self._record(outcomes)
         return attempted
 

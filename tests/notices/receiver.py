@@ -5,12 +5,13 @@ python -m tests.notices.receiver --port P --secret-file F --log L [--fail-first 
     [--redirect-status 302 --redirect-to URL] [--answer huge|endless] [--refuse-customer C
     [--refuse-status 503]]
 
-Each request is a JSON line in L: its webhook-id, whether the signature verified, the status
-answered, and the body. The first N requests are answered 500; a request whose signature does not
-verify gets 400. `--delay` holds each answer that long. `--redirect-status` answers every request
-with that status and `Location: URL` instead. `--answer` sends a 200 with a body too big to read:
-`huge` declares a gigabyte, `endless` is chunked and never ends; either goes on until the client
-hangs up, and the line is written then, with `answer_bytes`, what the receiver managed to send.
+Each request is a JSON line in L, written before it is answered: its webhook-id, whether the
+signature verified, the status answered, and the body. The first N requests are answered 500; a
+request whose signature does not verify gets 400. `--delay` holds each answer that long.
+`--redirect-status` answers every request with that status and `Location: URL` instead.
+`--answer` sends a 200 with a body too big to read: `huge` declares a gigabyte, `endless` is
+chunked and never ends; either goes on until the client hangs up, and the line is written then,
+with `answer_bytes`, what the receiver managed to send.
 """
 
 from __future__ import annotations
@@ -70,12 +71,19 @@ def main() -> None:
                                       "headers": signed}
             if status == 200 and args.answer:
                 record["answer_bytes"] = self._answer_too_much(args.answer)
-            else:
-                self.send_response(status)
-                if args.redirect_status:
-                    self.send_header("location", args.redirect_to)
-                self.send_header("content-length", "0")
-                self.end_headers()
+                self._log(record)
+                return
+            # Logged before it is answered: seenby sends a customer's next notice only once it has
+            # the answer, so the log's order is the order seenby sent in, and a receiver killed
+            # between the two has logged what seenby will send again (deduplicated by webhook-id).
+            self._log(record)
+            self.send_response(status)
+            if args.redirect_status:
+                self.send_header("location", args.redirect_to)
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+        def _log(self, record: dict[str, Any]) -> None:
             with lock:
                 log.write(json.dumps(record) + "\n")
                 log.flush()

@@ -345,3 +345,51 @@ async def test_a_receiver_that_takes_nothing_gets_one_page_unpacked_ahead_until_
                 hooks.stop()
         finally:
             await steps.close()
+
+
+async def test_a_customer_whose_turn_the_receivers_pause_cut_short_waits_on_the_next_page(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A page of two: the receiver fails the first customer's notice and the deliverer pauses
+    before it tries the second customer's first notice. The pause is over when the next page is
+    read, and that page holds the second customer's second notice: it waits for the first."""
+    async def idle(self: deliverer.Deliverer, leading: object) -> None:
+        await asyncio.Event().wait()
+
+    record = deliverer.Deliverer._record
+
+    async def record_and_outlast_the_pause(self: deliverer.Deliverer,
+                                           outcomes: list[deliverer.Outcome]) -> None:
+        await record(self, outcomes)
+        await asyncio.sleep(max(0.0, self._paused_until - time.monotonic()))
+
+    monkeypatch.setattr(deliverer.Deliverer, "run", idle)
+    monkeypatch.setattr(deliverer.Deliverer, "_record", record_and_outlast_the_pause)
+    monkeypatch.setattr(deliverer, "PAGE_SIZE", 2)
+    monkeypatch.setattr(deliverer, "FAILURES_BEFORE_PAUSE", 1)
+    with receiver(tmp_path / "receiver", fail_first=1) as hooks:
+        app_settings = webhook_settings(settings, hooks, webhook_types=["access.human"],
+                                        webhook_concurrency=1)
+        app = create_app(app_settings)
+        tokens = Tokens(app)
+        async for client in serve(app):
+            for customer in ("cust-failed", "cust-cut-short", "cust-cut-short"):
+                response = await client.post("/v1/accesses", json=access_event(customer),
+                                             headers=tokens.service())
+                assert response.status_code == 201, response.text
+            steps = deliverer.Deliverer(app.state.database, app_settings, app.state.keys.webhook_secrets)
+            try:
+                assert await steps.unpack() == 3
+                assert await steps.sweep()
+                assert [(d.status, d.body["data"]["customer_id"]) for d in hooks.deliveries()] == \
+                    [(500, "cust-failed")]
+                deadline = time.monotonic() + 20
+                while len(hooks.accepted()) < 3:
+                    assert time.monotonic() < deadline, hooks.deliveries()
+                    await asyncio.sleep(0.05)
+                    await steps.sweep()
+            finally:
+                await steps.close()
+    cut_short = [d.body["data"]["customer_seq"] for d in hooks.deliveries()
+                 if d.body["data"]["customer_id"] == "cust-cut-short"]
+    assert cut_short == sorted(cut_short) and len(cut_short) == 2
