@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +109,29 @@ def test_a_leaf_off_the_keys_path_proves_nothing() -> None:
     other = next(k for k in items if tree.path_of(k, 1) != tree.path_of(key, 1))
     with pytest.raises(IndexProofError):
         tree.verify_lookup(root, key, Lookup((other, items[other]), served.siblings))
+
+
+
+def test_large_batches_into_a_large_index_in_place_or_aside_give_the_index_built_from_scratch() -> None:
+    """Batches of hundreds over thousands of keys, as ingest and the audit apply them (paths of
+    many levels under each shared branch, leaves pushed down, keys revalued): update() beside the
+    index and update_in_memory() over it give the same nodes and root as build() from scratch."""
+    rng = random.Random(20)
+    aside: dict[tree.NodeId, bytes] = {}
+    in_place: dict[tree.NodeId, bytes] = {}
+    everything: dict[bytes, bytes] = {}
+    customers = [tree.index_key(f"cust-{n}") for n in range(4_000)]
+    for size in (500, 1_500, 300, 1, 2_000, 700):
+        changes = {rng.choice(customers): rng.randbytes(32) for _ in range(size)}
+        applied = tree.update(aside, changes)
+        aside.update(applied.written)
+        in_memory = tree.update_in_memory(in_place, changes)
+        added = len(changes.keys() - everything.keys())
+        everything.update(changes)
+        root, scratch = tree.build(everything)
+        assert (applied.root, applied.added) == (in_memory.root, in_memory.added) == (root, added)
+        assert aside == in_place == scratch
+        assert applied.written.items() <= scratch.items()
 
 
 keys = st.binary(min_size=32, max_size=32)

@@ -33,6 +33,8 @@ ROOT = 1
 STRIDE = 4  # branches are stored at depths 0, 4, 8, ...
 _LEAF_SIZE = 3 * HASH_SIZE
 _KEY_DOMAIN = b"seenby/customer-index/v1\x00"
+_BRANCH = b"\x01"  # a branch's hash is SHA-256(0x01 || left || right)
+_sha256 = hashlib.sha256
 
 NodeId = int  # the heap number
 Nodes = Mapping[NodeId, bytes]  # a branch's hash, or a leaf's hash + key + value
@@ -53,7 +55,7 @@ def leaf_hash(key: bytes, value: bytes) -> bytes:
 
 
 def node_hash(left: bytes, right: bytes) -> bytes:
-    return hashlib.sha256(b"\x01" + left + right).digest()
+    return _sha256(_BRANCH + left + right).digest()
 
 
 def leaf_node(key: bytes, value: bytes) -> bytes:
@@ -121,14 +123,13 @@ def _hash(nodes: Nodes, node_id: NodeId, memo: dict[NodeId, bytes] | None = None
 
 
 class _Keys:
-    """A batch's keys sorted as integers, with their values: a subtree's keys are a slice of it,
-    and the slice splits at one bisection per branch instead of a pass over its keys per depth."""
+    """A batch's keys in order, as integers too, with their values: a subtree's keys are a slice of
+    it, and the slice splits at one bisection per branch instead of a pass over its keys per depth."""
 
-    def __init__(self, items: Iterable[tuple[bytes, bytes]]) -> None:
-        ordered = sorted((int.from_bytes(key, "big"), key, value) for key, value in items)
-        self.ints = [number for number, _, _ in ordered]
-        self.keys = [key for _, key, _ in ordered]
-        self.values = [value for _, _, value in ordered]
+    def __init__(self, items: Mapping[bytes, bytes]) -> None:
+        self.keys = sorted(items)  # 32 bytes each: their order is their integers'
+        self.ints = [int.from_bytes(key, "big") for key in self.keys]
+        self.values = [items[key] for key in self.keys]
 
     def holds(self, key: bytes, lo: int, hi: int) -> bool:
         number = int.from_bytes(key, "big")
@@ -154,19 +155,35 @@ class Applied:
 def update(nodes: Nodes, changes: Mapping[bytes, bytes]) -> Applied:
     """Insert or revalue a batch of keys in the index held by `nodes` (left as it is): every node of
     it, as complete() gives them from the stored ones, so that a node it lacks is an empty subtree."""
-    if not changes:
-        return Applied({}, 0, _hash(nodes, ROOT))
-    keys = _Keys(changes.items())
     written: dict[NodeId, bytes] = {}
+    added, root = _update(nodes, changes, written)
+    return Applied(written, added, root)
+
+
+def update_in_memory(nodes: dict[NodeId, bytes], changes: Mapping[bytes, bytes]) -> Applied:
+    """Apply `changes` to an index held in a dict, in place (the audit's rebuild, tests): each node
+    is written over as soon as it is hashed, so `written` is the whole index."""
+    added, root = _update(nodes, changes, nodes)
+    return Applied(nodes, added, root)
+
+
+def _update(nodes: Nodes, changes: Mapping[bytes, bytes], written: dict[NodeId, bytes]) -> tuple[int, bytes]:
+    """update(), writing into `written`; how many keys were added, and the root. `written` may be
+    `nodes` itself: every node is read before any node below it is written, and a changed key's
+    siblings hold no changed key."""
+    if not changes:
+        return 0, _hash(nodes, ROOT)
+    keys = _Keys(changes)
+    get = nodes.get
     added = 0
 
     def held(node_id: NodeId) -> bytes:
-        node = nodes.get(node_id)
+        node = get(node_id)
         return EMPTY if node is None else node[:HASH_SIZE]
 
     def descend(node_id: NodeId, lo: int, hi: int) -> bytes:
         nonlocal added
-        node = nodes.get(node_id)
+        node = get(node_id)
         if node is None:
             added += hi - lo
             return _build(node_id, keys, lo, hi, written)
@@ -176,8 +193,8 @@ def update(nodes: Nodes, changes: Mapping[bytes, bytes]) -> Applied:
                 added += hi - lo - 1
                 return _build(node_id, keys, lo, hi, written)
             added += hi - lo
-            merged = _Keys([(stored_key, node[2 * HASH_SIZE:]),
-                            *zip(keys.keys[lo:hi], keys.values[lo:hi], strict=True)])
+            merged = _Keys({stored_key: node[2 * HASH_SIZE:],
+                            **dict(zip(keys.keys[lo:hi], keys.values[lo:hi], strict=True))})
             return _build(node_id, merged, 0, len(merged.keys), written)
         if hi - lo == 1:
             return alone(node_id, lo)
@@ -190,34 +207,38 @@ def update(nodes: Nodes, changes: Mapping[bytes, bytes]) -> Applied:
 
     def alone(branch: NodeId, at: int) -> bytes:
         """descend() for the one changed key under a branch (most of a path, in a large index): down
-        its path to where it goes, without splitting key ranges a level at a time, then hashed up."""
+        its path to where it goes, without splitting key ranges a level at a time, then hashed up.
+        The hottest loop of ingest's index update and of the audit: kept to plain operations."""
         nonlocal added
-        key, value = keys.keys[at], keys.values[at]
-        path: list[tuple[NodeId, int, bytes]] = []  # a branch, the key's side of it, the other side's hash
-        node_id, depth = branch, depth_of(branch)
+        number = keys.ints[at]
+        shift = KEY_BITS - 1 - depth_of(branch)  # the key's bit that picks a child of this depth's node
+        siblings = []  # the other side's hash at each depth, from the branch down
+        child = branch
         while True:
-            side = _bit(key, depth)
-            child = node_id << 1 | side
-            path.append((node_id, side, held(child ^ 1)))
-            node = nodes.get(child)
+            child = child << 1 | (number >> shift) & 1
+            other = get(child ^ 1)
+            siblings.append(EMPTY if other is None else other[:HASH_SIZE])
+            node = get(child)
             if node is None or len(node) == _LEAF_SIZE:
                 break
-            node_id, depth = child, depth + 1
+            shift -= 1
+        key, value = keys.keys[at], keys.values[at]
         if node is not None and node[HASH_SIZE:2 * HASH_SIZE] != key:  # another key's leaf: both below
             added += 1
-            pair = _Keys([(node[HASH_SIZE:2 * HASH_SIZE], node[2 * HASH_SIZE:]), (key, value)])
-            digest = _build(child, pair, 0, 2, written)
+            digest = _build(child, _Keys({node[HASH_SIZE:2 * HASH_SIZE]: node[2 * HASH_SIZE:], key: value}),
+                            0, 2, written)
         else:  # an empty place, or this key's own leaf
-            added += 1 if node is None else 0
-            written[child] = leaf_node(key, value)
-            digest = written[child][:HASH_SIZE]
-        for node_id, side, other in reversed(path):
-            digest = node_hash(other, digest) if side else node_hash(digest, other)
-            written[node_id] = digest
+            added += node is None
+            digest = leaf_hash(key, value)
+            written[child] = digest + key + value
+        for other in reversed(siblings):
+            digest = _sha256(_BRANCH + other + digest if child & 1 else _BRANCH + digest + other).digest()
+            child >>= 1
+            written[child] = digest
         return digest
 
     root = descend(ROOT, 0, len(keys.ints))
-    return Applied(written, added, root)
+    return added, root
 
 
 def _build(node_id: NodeId, keys: _Keys, lo: int, hi: int, out: dict[NodeId, bytes]) -> bytes:
@@ -233,17 +254,10 @@ def _build(node_id: NodeId, keys: _Keys, lo: int, hi: int, out: dict[NodeId, byt
     return digest
 
 
-def update_in_memory(nodes: dict[NodeId, bytes], changes: Mapping[bytes, bytes]) -> Applied:
-    """Apply `changes` to an index held in a dict, in place (the audit's rebuild, tests)."""
-    applied = update(nodes, changes)
-    nodes.update(applied.written)
-    return applied
-
-
 def build(items: Mapping[bytes, bytes]) -> tuple[bytes, dict[NodeId, bytes]]:
     """The root and nodes of an index holding exactly `items`, from scratch."""
     nodes: dict[NodeId, bytes] = {}
-    root = _build(ROOT, _Keys(items.items()), 0, len(items), nodes) if items else EMPTY
+    root = _build(ROOT, _Keys(items), 0, len(items), nodes) if items else EMPTY
     return root, nodes
 
 
