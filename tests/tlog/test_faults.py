@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from service.db import make_engine
 from service.ledger import audit, packing
-from service.ledger.checkpoint import open_checkpoint, parse_verifier_key
+from service.ledger.checkpoint import Verifier, open_checkpoint, parse_verifier_key, raw_public_key
 from service.ledger.integrator import LEADER_LOCK_KEY
 from service.main import create_app
 from service.migrate import upgrade
@@ -318,6 +318,50 @@ async def test_audit_names_a_deleted_middle_entry(
     assert result.returncode == 1
     assert f"log_index {victim['log_index']}" in result.stdout
     assert chain[5]["entry_hash"] in result.stdout, "the next entry's broken link is named"
+
+
+
+async def _chains_pass(backend: Backend, verifier: Verifier) -> list[str]:
+    engine = make_engine(backend.settings.resolved_database_url)
+    try:
+        async with engine.connect() as connection:
+            return [str(finding) async for finding in audit.run_pass("chains", connection, verifier)]
+    finally:
+        await engine.dispose()
+
+
+async def test_the_chains_pass_follows_each_chain_in_order_whatever_order_the_table_holds(
+    fresh_pg: Backend, postgres_admin_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two customers' chains, interleaved, each with an entry deleted: the pass reads the table in
+    its order, holds what comes before its turn (across chunks of 3 rows), and names the same
+    faults of the same entries, by customer, when an insider renumbers the entries so that the
+    table holds every chain backwards."""
+    monkeypatch.setattr(audit, "CHUNK", 3)
+    customers = [f"cust-{uuid.uuid4().hex[:8]}" for _ in range(2)]
+    app = create_app(fresh_pg.settings)
+    tokens = Tokens(app)
+    async for client in serve(app):
+        response = await client.post("/v1/accesses:batch", json={
+            "events": [access_event(customers[n % 2], clip_id=f"clip-{n}") for n in range(16)]},
+            headers=tokens.service())
+        assert response.status_code == 201
+        chains = [await fetch_chain(client, customer, tokens.regulator()) for customer in customers]
+    verifier = Verifier.for_public_key(fresh_pg.settings.log_origin,
+                                       raw_public_key(app.state.keys.signing_key))
+    assert await _chains_pass(fresh_pg, verifier) == []
+    expected = []
+    for customer, chain, gap in sorted(zip(customers, chains, (4, 2), strict=True)):
+        await as_insider(postgres_admin_url, fresh_pg, "DELETE FROM ledger_entries "
+                         f"WHERE entry_hash = {stored_hash(chain[gap]['entry_hash'])}")
+        where = f"entry {chain[gap + 1]['entry_hash']} (customer {customer}, seq {gap + 1})"
+        expected += [f"{where}: customer_seq {gap + 1} where {gap} was expected: the customer's chain is "
+                     "not complete", f"{where}: prev_hash does not link to the entry before it"]
+    assert await _chains_pass(fresh_pg, verifier) == expected
+    await as_insider(postgres_admin_url, fresh_pg,
+                     "UPDATE ledger_entries SET id = 1000000000 - id",
+                     "UPDATE ledger_entries SET id = id - 900000000")  # back in the serial's range
+    assert await _chains_pass(fresh_pg, verifier) == expected
 
 
 async def test_audit_names_two_swapped_entries(
