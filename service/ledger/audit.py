@@ -218,7 +218,13 @@ async def _audit_chains(connection: AsyncConnection, progress: Progress) -> Asyn
             chain = chains.get(customer_id)
             if chain is None:
                 chain = chains[customer_id] = _Chain()
-            found += chain.arrive(_Arrived(customer_id, customer_seq, prev_hash, stored_hash, faults))
+            links = chain.links
+            if chain.held is None and customer_seq == links.next_seq:  # its turn, as nearly always
+                faults += links.follow({"customer_seq": customer_seq, "prev_hash": prev_hash}, stored_hash)
+                if faults:
+                    found.append(_Arrived(customer_id, customer_seq, prev_hash, stored_hash, faults))
+            else:
+                found += chain.arrive(_Arrived(customer_id, customer_seq, prev_hash, stored_hash, faults))
         progress(len(partition))
     for chain in chains.values():
         found += chain.end()
@@ -255,13 +261,16 @@ class _Chain:
         """The entries followed now that `entry` came (it among them unless it is held) that have
         something wrong with them."""
         if entry.customer_seq > self.links.next_seq:
-            self.held = self.held or {}
+            if self.held is None:
+                self.held = {}
             self.held.setdefault(entry.customer_seq, []).append(entry)
             return []
         faulty = self._follow(entry)
         while self.held and (waiting := self.held.pop(self.links.next_seq, None)):
             for held in waiting:
                 faulty += self._follow(held)
+        if not self.held:
+            self.held = None
         return faulty
 
     def end(self) -> list[_Arrived]:
