@@ -42,6 +42,7 @@ from service.ledger.tables import TILE_BYTES, entries, leaves
 
 CHUNK = 5_000
 NODES_PER_QUERY = 20_000
+CUSTOMERS_PER_QUERY = 500  # customers whose chains are read again in order, a statement at a time
 
 
 @dataclass(frozen=True)
@@ -188,102 +189,89 @@ def _job_in_process(job: Job, url: str, verifier_key_text: str) -> list[Finding]
 async def _audit_chains(connection: AsyncConnection, progress: Progress) -> AsyncIterator[Finding]:
     """Every entry's bytes against its hash and columns; every customer's chain, dense and linked.
 
-    The entries are read in the table's order, front to back. Through the chains' index instead,
+    The entries are read in the table's order, front to back: through the chains' index instead,
     PostgreSQL reads a page an entry, and on a log larger than its buffers that costs more CPU than
-    the rest of this pass. Each chain is still followed in customer_seq order (_Chain). What is
-    found is reported by customer and customer_seq, once every entry has been read."""
+    the rest of this pass. A write takes its customers' chain locks before it inserts, so each
+    chain's entries come in its order, and are followed as they come. A customer's entry that is not
+    the next of its chain (a gap, a position repeated: tampering) sets it aside, and such customers
+    are read again at the end, in their chains' order: the findings are those of reading every
+    chain in order, reported by customer (as Python orders the ids) and customer_seq."""
     rows = await connection.stream(
-        select(entries.c.customer_id, entries.c.customer_seq, entries.c.prev_hash,
-               _as_stored(entries.c.entry_hash), entries.c.canonical)
-        .order_by(entries.c.id)
-        .execution_options(yield_per=CHUNK)
-    )
-    chains: dict[str, _Chain] = {}
-    found: list[_Arrived] = []
+        select(*_CHAIN_COLUMNS).order_by(entries.c.id).execution_options(yield_per=CHUNK))
+    chains: dict[str, ChainLinks] = {}
+    out_of_turn: set[str] = set()
+    found: list[_Faulty] = []
     async for partition in rows.partitions():  # a chunk at a time: the driver is awaited per chunk
         for customer_id, customer_seq, stored_prev_hash, stored, canonical in partition:
-            stored_hash = stored.hex() if isinstance(stored, bytes) else stored
-            faults = []
-            if entry_hash(canonical) != stored_hash:
-                faults.append("canonical bytes do not hash to entry_hash")
-            try:
-                recorded = decode(canonical)
-            except ValueError:
-                recorded = {}
-            prev_hash = recorded.get("prev_hash")
-            if (recorded.get("customer_id"), recorded.get("customer_seq")) != (
-                customer_id, customer_seq
-            ) or stored_prev_hash not in (NOT_STORED, prev_hash):
-                faults.append("stored columns disagree with the canonical bytes")
-            chain = chains.get(customer_id)
-            if chain is None:
-                chain = chains[customer_id] = _Chain()
-            links = chain.links
-            if chain.held is None and customer_seq == links.next_seq:  # its turn, as nearly always
-                faults += links.follow({"customer_seq": customer_seq, "prev_hash": prev_hash}, stored_hash)
-                if faults:
-                    found.append(_Arrived(customer_id, customer_seq, prev_hash, stored_hash, faults))
-            else:
-                found += chain.arrive(_Arrived(customer_id, customer_seq, prev_hash, stored_hash, faults))
+            if customer_id in out_of_turn:
+                continue
+            links = chains.get(customer_id)
+            if links is None:
+                links = chains[customer_id] = ChainLinks()
+            if customer_seq != links.next_seq:
+                out_of_turn.add(customer_id)
+                del chains[customer_id]
+                continue
+            faulty = _entry_faults(links, customer_id, customer_seq, stored_prev_hash, stored, canonical)
+            if faulty is not None:
+                found.append(faulty)
         progress(len(partition))
-    for chain in chains.values():
-        found += chain.end()
-    for entry in sorted(found, key=lambda entry: (entry.customer_id, entry.customer_seq)):
-        where = f"entry {entry.stored_hash} (customer {entry.customer_id}, seq {entry.customer_seq})"
-        for fault in entry.faults:
+    del chains
+    found = [faulty for faulty in found if faulty.customer_id not in out_of_turn]
+    found += [faulty async for faulty in _chains_in_order(connection, sorted(out_of_turn))]
+    for faulty in sorted(found, key=lambda faulty: (faulty.customer_id, faulty.customer_seq)):
+        where = f"entry {faulty.stored_hash} (customer {faulty.customer_id}, seq {faulty.customer_seq})"
+        for fault in faulty.faults:
             yield Finding(where, fault)
 
 
-@dataclass
-class _Arrived:
-    """An entry as the chains pass read it, and what is wrong with it so far."""
+async def _chains_in_order(connection: AsyncConnection, customer_ids: list[str]) -> AsyncIterator[_Faulty]:
+    """These customers' entries read in their chains' order (a position held twice: in the order
+    written), through the chains' index."""
+    for start in range(0, len(customer_ids), CUSTOMERS_PER_QUERY):
+        rows = await connection.stream(
+            select(*_CHAIN_COLUMNS)
+            .where(entries.c.customer_id.in_(customer_ids[start:start + CUSTOMERS_PER_QUERY]))
+            .order_by(entries.c.customer_id, entries.c.customer_seq, entries.c.id)
+            .execution_options(yield_per=CHUNK))
+        customer, links = None, ChainLinks()
+        async for partition in rows.partitions():
+            for customer_id, customer_seq, stored_prev_hash, stored, canonical in partition:
+                if customer_id != customer:
+                    customer, links = customer_id, ChainLinks()
+                faulty = _entry_faults(links, customer_id, customer_seq, stored_prev_hash, stored, canonical)
+                if faulty is not None:
+                    yield faulty
+
+
+@dataclass(frozen=True)
+class _Faulty:
+    """An entry the chains pass found something wrong with."""
 
     customer_id: str
     customer_seq: int
-    prev_hash: str | None
     stored_hash: str
     faults: list[str]
 
 
-class _Chain:
-    """One customer's chain, followed in customer_seq order whatever order its entries are read in:
-    an entry read before the one the chain waits for is held until that one comes, and those still
-    held at the end (after a gap) are followed then, in order. Entries are written in their
-    chain's order, so nothing is held unless the table was tampered with."""
-
-    __slots__ = ("held", "links")
-
-    def __init__(self) -> None:
-        self.links = ChainLinks()
-        self.held: dict[int, list[_Arrived]] | None = None  # by customer_seq; None while nothing is
-
-    def arrive(self, entry: _Arrived) -> list[_Arrived]:
-        """The entries followed now that `entry` came (it among them unless it is held) that have
-        something wrong with them."""
-        if entry.customer_seq > self.links.next_seq:
-            if self.held is None:
-                self.held = {}
-            self.held.setdefault(entry.customer_seq, []).append(entry)
-            return []
-        faulty = self._follow(entry)
-        while self.held and (waiting := self.held.pop(self.links.next_seq, None)):
-            for held in waiting:
-                faulty += self._follow(held)
-        if not self.held:
-            self.held = None
-        return faulty
-
-    def end(self) -> list[_Arrived]:
-        """The entries still held (after a gap), followed in customer_seq order, that have
-        something wrong with them."""
-        held, self.held = self.held or {}, None
-        return [faulty for customer_seq in sorted(held) for entry in held[customer_seq]
-                for faulty in self._follow(entry)]
-
-    def _follow(self, entry: _Arrived) -> list[_Arrived]:
-        entry.faults += self.links.follow({"customer_seq": entry.customer_seq, "prev_hash": entry.prev_hash},
-                                          entry.stored_hash)
-        return [entry] if entry.faults else []
+def _entry_faults(links: ChainLinks, customer_id: str, customer_seq: int, stored_prev_hash: str | None,
+                  stored: str | bytes, canonical: bytes) -> _Faulty | None:
+    """An entry checked against its hash and columns, and followed in its chain (`links`)."""
+    stored_hash = stored.hex() if isinstance(stored, bytes) else stored
+    faults = []
+    if entry_hash(canonical) != stored_hash:
+        faults.append("canonical bytes do not hash to entry_hash")
+    try:
+        recorded = decode(canonical)
+    except ValueError:
+        recorded = {}
+    prev_hash = recorded.get("prev_hash")
+    if (recorded.get("customer_id"), recorded.get("customer_seq")) != (
+        customer_id, customer_seq
+    ) or stored_prev_hash not in (NOT_STORED, prev_hash):
+        faults.append("stored columns disagree with the canonical bytes")
+    faults += links.follow({"customer_seq": customer_seq, "prev_hash": prev_hash}, stored_hash)
+    return _Faulty(customer_id, customer_seq, stored_hash, faults) if faults else None
 
 
 async def _audit_tree(
@@ -359,6 +347,10 @@ def _as_stored(hash_column: ColumnElement[str]) -> ColumnElement[Any]:
     conversion of every row, which costs more than the audit's own `bytes.hex()` where it needs hex."""
     return type_coerce(hash_column, NullType())
 
+
+# What the chains pass reads of an entry.
+_CHAIN_COLUMNS = (entries.c.customer_id, entries.c.customer_seq, entries.c.prev_hash,
+                  _as_stored(entries.c.entry_hash), entries.c.canonical)
 
 # Every leaf of the log in order: entries' canonical bytes and index leaves'.
 _LEAVES_IN_LOG_ORDER = union_all(

@@ -34,6 +34,8 @@ class ChainLinks:
     """A customer's chain, followed entry by entry from customer_seq 0: no gap, and every prev_hash
     the hash of the entry before it. Fed the recorded entries, never the shown ones."""
 
+    __slots__ = ("broken", "next_seq", "prev_hash")  # the audit holds one for each customer
+
     def __init__(self) -> None:
         self.next_seq = 0
         self.prev_hash = GENESIS_HASH

@@ -3,7 +3,8 @@
 One deliverer per database: the process that leads integration. It sweeps the pending notices in
 entry order, a page at a time; a page's customers are delivered to concurrently, each customer's
 notices one after the other. A notice that fails waits (exponential backoff with jitter), and so
-do its customer's later ones: a customer never gets a notice before an earlier one. A notice still
+do its customer's later ones; so do those of a customer whose turn the receiver's pause (below)
+cut short: a customer never gets a notice before an earlier one. A notice still
 failing past its `retry_until` is dead-lettered and its customer's next ones go on.
 
 A receiver that is down fails every customer at once. After a run of failures the deliverer stops
@@ -198,8 +199,9 @@ class Deliverer:
             if queues:
                 attempted = True
                 outcomes = await self._deliver_all(queues)
-                # A customer's queue stops at a failure, or untried when the receiver's pause began:
-                # unless its last notice went through, its notices on later pages wait.
+                # A customer's queue stops at a failure, or where the receiver's pause began (maybe
+                # before its first notice): unless its last notice went through, its notices on
+                # later pages wait.
                 delivered = {(o.notice.entry_id, o.notice.type) for o in outcomes if o.delivered}
                 waiting |= {customer for customer, queue in queues.items()
                             if (queue[-1].entry_id, queue[-1].type) not in delivered}

@@ -111,7 +111,6 @@ def test_a_leaf_off_the_keys_path_proves_nothing() -> None:
         tree.verify_lookup(root, key, Lookup((other, items[other]), served.siblings))
 
 
-
 def test_large_batches_into_a_large_index_in_place_or_aside_give_the_index_built_from_scratch() -> None:
     """Batches of hundreds over thousands of keys, as ingest and the audit apply them (paths of
     many levels under each shared branch, leaves pushed down, keys revalued): update() beside the

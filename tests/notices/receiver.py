@@ -6,7 +6,7 @@ python -m tests.notices.receiver --port P --secret-file F --log L [--fail-first 
     [--refuse-status 503]]
 
 Each request is a JSON line in L, written before it is answered: its webhook-id, whether the
-signature verified, the status answered, and the body. The first N requests are answered 500; a
+signature verified, the status it answers, and the body. The first N requests are answered 500; a
 request whose signature does not verify gets 400. `--delay` holds each answer that long.
 `--redirect-status` answers every request with that status and `Location: URL` instead.
 `--answer` sends a 200 with a body too big to read: `huge` declares a gigabyte, `endless` is
@@ -74,8 +74,9 @@ def main() -> None:
                 self._log(record)
                 return
             # Logged before it is answered: seenby sends a customer's next notice only once it has
-            # the answer, so the log's order is the order seenby sent in, and a receiver killed
-            # between the two has logged what seenby will send again (deduplicated by webhook-id).
+            # the answer, so each customer's notices are logged in the order seenby sent them; a
+            # receiver killed between the two has logged a 200 that seenby never got, and the
+            # notice comes again (deduplicated by webhook-id).
             self._log(record)
             self.send_response(status)
             if args.redirect_status:

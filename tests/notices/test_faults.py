@@ -393,3 +393,4 @@ async def test_a_customer_whose_turn_the_receivers_pause_cut_short_waits_on_the_
     cut_short = [d.body["data"]["customer_seq"] for d in hooks.deliveries()
                  if d.body["data"]["customer_id"] == "cust-cut-short"]
     assert cut_short == sorted(cut_short) and len(cut_short) == 2
+    assert customer_order_holds(hooks.accepted())

@@ -320,7 +320,6 @@ async def test_audit_names_a_deleted_middle_entry(
     assert chain[5]["entry_hash"] in result.stdout, "the next entry's broken link is named"
 
 
-
 async def _chains_pass(backend: Backend, verifier: Verifier) -> list[str]:
     engine = make_engine(backend.settings.resolved_database_url)
     try:
@@ -333,35 +332,57 @@ async def _chains_pass(backend: Backend, verifier: Verifier) -> list[str]:
 async def test_the_chains_pass_follows_each_chain_in_order_whatever_order_the_table_holds(
     fresh_pg: Backend, postgres_admin_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Two customers' chains, interleaved, each with an entry deleted: the pass reads the table in
-    its order, holds what comes before its turn (across chunks of 3 rows), and names the same
-    faults of the same entries, by customer, when an insider renumbers the entries so that the
-    table holds every chain backwards."""
+    """Three customers' chains, interleaved, read in chunks of 3 rows. Two lose an entry: the same
+    faults of the same entries are named, by customer, when an insider renumbers the entries so
+    that the table holds every chain backwards. Then the third's fourth entry is given its third's
+    position (the unique index dropped): it is named, and so are the entries its chain finds out
+    of place, as reading the chain in order names them (a repeated position never takes the
+    chain back to claim a gap that is not there)."""
     monkeypatch.setattr(audit, "CHUNK", 3)
-    customers = [f"cust-{uuid.uuid4().hex[:8]}" for _ in range(2)]
+    customers = sorted(f"cust-{uuid.uuid4().hex[:8]}" for _ in range(3))
     app = create_app(fresh_pg.settings)
     tokens = Tokens(app)
     async for client in serve(app):
         response = await client.post("/v1/accesses:batch", json={
-            "events": [access_event(customers[n % 2], clip_id=f"clip-{n}") for n in range(16)]},
+            "events": [access_event(customers[n % 3], clip_id=f"clip-{n}") for n in range(24)]},
             headers=tokens.service())
         assert response.status_code == 201
         chains = [await fetch_chain(client, customer, tokens.regulator()) for customer in customers]
     verifier = Verifier.for_public_key(fresh_pg.settings.log_origin,
                                        raw_public_key(app.state.keys.signing_key))
     assert await _chains_pass(fresh_pg, verifier) == []
-    expected = []
-    for customer, chain, gap in sorted(zip(customers, chains, (4, 2), strict=True)):
+
+    def at(customer: int, seq: int) -> str:
+        return f"entry {chains[customer][seq]['entry_hash']} (customer {customers[customer]}, seq {seq})"
+
+    def out_of_place(seq: int, expected: int) -> str:
+        return f"customer_seq {seq} where {expected} was expected: the customer's chain is not complete"
+
+    unlinked, disagreeing = "prev_hash does not link to the entry before it", \
+        "stored columns disagree with the canonical bytes"
+    gaps = []
+    for customer, gap in ((0, 4), (1, 2)):
         await as_insider(postgres_admin_url, fresh_pg, "DELETE FROM ledger_entries "
-                         f"WHERE entry_hash = {stored_hash(chain[gap]['entry_hash'])}")
-        where = f"entry {chain[gap + 1]['entry_hash']} (customer {customer}, seq {gap + 1})"
-        expected += [f"{where}: customer_seq {gap + 1} where {gap} was expected: the customer's chain is "
-                     "not complete", f"{where}: prev_hash does not link to the entry before it"]
-    assert await _chains_pass(fresh_pg, verifier) == expected
+                         f"WHERE entry_hash = {stored_hash(chains[customer][gap]['entry_hash'])}")
+        gaps += [f"{at(customer, gap + 1)}: {out_of_place(gap + 1, gap)}",
+                 f"{at(customer, gap + 1)}: {unlinked}"]
+    assert await _chains_pass(fresh_pg, verifier) == gaps
     await as_insider(postgres_admin_url, fresh_pg,
                      "UPDATE ledger_entries SET id = 1000000000 - id",
                      "UPDATE ledger_entries SET id = id - 900000000")  # back in the serial's range
-    assert await _chains_pass(fresh_pg, verifier) == expected
+    assert await _chains_pass(fresh_pg, verifier) == gaps
+
+    await as_insider(postgres_admin_url, fresh_pg, "DROP INDEX uq_ledger_entries_customer_seq",
+                     "UPDATE ledger_entries SET customer_seq = 2 "
+                     f"WHERE entry_hash = {stored_hash(chains[2][3]['entry_hash'])}")
+    # In chain order, ties by id: the moved entry (now the lower id) first, then the third entry.
+    moved = at(2, 3).replace("seq 3)", "seq 2)")
+    assert await _chains_pass(fresh_pg, verifier) == [
+        *gaps,
+        f"{moved}: {disagreeing}", f"{moved}: {unlinked}",
+        f"{at(2, 2)}: {out_of_place(2, 3)}", f"{at(2, 2)}: {unlinked}",
+        f"{at(2, 4)}: {out_of_place(4, 3)}", f"{at(2, 4)}: {unlinked}",
+    ]
 
 
 async def test_audit_names_two_swapped_entries(

@@ -144,8 +144,9 @@ class _Keys:
 
 @dataclass(frozen=True)
 class Applied:
-    """What a batch did: the nodes to write (every one on a changed key's path), the keys that were
-    not in the index before, and the new root."""
+    """What a batch did: the nodes to write (every one on a changed key's path; from
+    update_in_memory, the index itself, already written), the keys that were not in the index
+    before, and the new root."""
 
     written: dict[NodeId, bytes]
     added: int
@@ -162,7 +163,8 @@ def update(nodes: Nodes, changes: Mapping[bytes, bytes]) -> Applied:
 
 def update_in_memory(nodes: dict[NodeId, bytes], changes: Mapping[bytes, bytes]) -> Applied:
     """Apply `changes` to an index held in a dict, in place (the audit's rebuild, tests): each node
-    is written over as soon as it is hashed, so `written` is the whole index."""
+    is written over as soon as it is hashed, so `written` is the whole index, and an exception
+    midway leaves it half updated."""
     added, root = _update(nodes, changes, nodes)
     return Applied(nodes, added, root)
 
