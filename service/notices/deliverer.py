@@ -262,6 +262,12 @@ class Deliverer:
             error = f"no answer within {self.timeout:g} s"
         except httpx.HTTPError as exc:
             error = f"unreachable: {exc!r}"[:300]
+        except Exception as exc:
+            # Not the network's (a bug, an error httpx does not wrap): this notice fails and is
+            # retried like any other. Raised, it would leave its siblings' outcomes unrecorded and
+            # their deliveries running into the next sweep.
+            logger.exception("delivering notice %s failed unexpectedly", notice.webhook_id)
+            error = f"failed: {exc!r}"[:300]
         finally:
             NOTICE_SECONDS.observe(time.perf_counter() - started)
         if not error:

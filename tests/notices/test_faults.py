@@ -5,6 +5,7 @@ that redirects, one whose answer never ends."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from pathlib import Path
@@ -16,6 +17,7 @@ from sqlalchemy import text
 from service.main import create_app
 from service.notices import deliverer
 from service.notices.deliverer import MAX_ANSWER_BYTES
+from service.notices.types import DELIVERED, PENDING
 from service.settings import Settings
 from tests.chains import fetch_chain
 from tests.conftest import Backend, Tokens, serve
@@ -394,3 +396,61 @@ async def test_a_customer_whose_turn_the_receivers_pause_cut_short_waits_on_the_
                  if d.body["data"]["customer_id"] == "cust-cut-short"]
     assert cut_short == sorted(cut_short) and len(cut_short) == 2
     assert customer_order_holds(hooks.accepted())
+
+
+class _BrokenForOneCustomer(httpx.AsyncBaseTransport):
+    """Takes every notice but one customer's, on which it raises an error httpx does not wrap."""
+
+    def __init__(self, broken: str) -> None:
+        self.broken = broken
+        self.taken: list[dict] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        if body["data"]["customer_id"] == self.broken:
+            raise RuntimeError("a fault no httpx error wraps")
+        self.taken.append(body)
+        return httpx.Response(204, stream=httpx.ByteStream(b""))  # streamed, as a receiver answers
+
+
+async def test_an_unforeseen_error_in_one_delivery_fails_that_notice_and_its_siblings_are_recorded(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The deliverer's steps driven one by one: one customer's delivery raises something other than
+    an httpx error. The sweep goes on; that notice is pending with its error, and the other
+    customers' notices, delivered beside it, are recorded as delivered (not sent again)."""
+    async def idle(self: deliverer.Deliverer, leading: object) -> None:
+        await asyncio.Event().wait()
+
+    monkeypatch.setattr(deliverer.Deliverer, "run", idle)
+    app_settings = webhook_settings(settings, Receiver(tmp_path / "receiver"), webhook_types=["access.human"],
+                                    webhook_backoff_seconds=30, webhook_backoff_max_seconds=30)
+    app = create_app(app_settings)
+    tokens = Tokens(app)
+    customers = ["cust-broken", "cust-fine-1", "cust-fine-2"]
+    transport = _BrokenForOneCustomer("cust-broken")
+    async for client in serve(app):
+        recorded = {}
+        for customer in customers:
+            response = await client.post("/v1/accesses", json=access_event(customer),
+                                         headers=tokens.service())
+            assert response.status_code == 201, response.text
+            recorded[customer] = response.json()["entry_hash"]
+        steps = deliverer.Deliverer(app.state.database, app_settings, app.state.keys.webhook_secrets,
+                                    transport=transport)
+        try:
+            assert await steps.unpack() == 3
+            assert await steps.sweep()
+            assert await steps.sweep() is False  # the fine ones are recorded; the broken one backs off
+        finally:
+            await steps.close()
+        async with app.state.database.sessions() as session:
+            rows = (await session.execute(text(
+                "SELECT e.customer_id, n.state, n.attempts, n.last_error FROM notices AS n"
+                " JOIN ledger_entries AS e ON e.id = n.entry_id WHERE e.customer_id IN ('cust-broken',"
+                " 'cust-fine-1', 'cust-fine-2') ORDER BY e.customer_id"))).all()
+    assert sorted(body["data"]["entry_hash"] for body in transport.taken) == \
+        sorted([recorded["cust-fine-1"], recorded["cust-fine-2"]])
+    assert [(customer, state, attempts) for customer, state, attempts, _ in rows] == [
+        ("cust-broken", PENDING, 1), ("cust-fine-1", DELIVERED, 1), ("cust-fine-2", DELIVERED, 1)]
+    assert "a fault no httpx error wraps" in rows[0][3]
