@@ -51,16 +51,21 @@ def _as_stored(
     converters = _converters(table, columns)
     if not converters:
         return rows
-    return [tuple(converters[i](value) if i in converters else value for i, value in enumerate(row))
-            for row in rows]
+    stored = []
+    for row in rows:  # a copy of each row, its few custom columns converted in place: no per-column loop
+        copy = list(row)
+        for position, convert in converters:
+            copy[position] = convert(copy[position])
+        stored.append(copy)
+    return stored
 
 
 @functools.cache
-def _converters(table: Table, columns: tuple[str, ...]) -> dict[int, Any]:
+def _converters(table: Table, columns: tuple[str, ...]) -> tuple[tuple[int, Any], ...]:
     dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
-    return {position: functools.partial(column_type.process_bind_param, dialect=dialect)
-            for position, name in enumerate(columns)
-            if isinstance(column_type := table.c[name].type, TypeDecorator)}
+    return tuple((position, functools.partial(column_type.process_bind_param, dialect=dialect))
+                 for position, name in enumerate(columns)
+                 if isinstance(column_type := table.c[name].type, TypeDecorator))
 
 
 async def upsert_rows(
