@@ -1,4 +1,5 @@
-"""The two reference points, in the same PostgreSQL: raw COPY (the limit) and naive ORM inserts."""
+"""The reference points, in the same PostgreSQL: raw COPY into a bare table (the limit) and into a
+table with the entry table's indexes and constraints, and naive ORM inserts."""
 
 from __future__ import annotations
 
@@ -50,16 +51,25 @@ def _hashes_as_stored(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     return [tuple(as_bytes(value) if i in hashes else value for i, value in enumerate(row)) for row in rows]
 
 
-async def copy_rate(owner_dsn: str, count: int, runs: int = 3) -> dict[str, Any]:
-    """The best of `runs` COPYs of the same rows: the limit is what the disk allows at its best,
-    and one run on this machine's disk varies by up to 2x (89k-225k rows/s on 2026-11-25)."""
+# What each COPY anchor's table takes from ledger_entries: its columns and defaults only (no index,
+# the physical limit), or its indexes and constraints too (what the same rows cost PostgreSQL with
+# what seenby keeps on them: unique chains and event ids, the hash index, the period indexes).
+COPY_TABLES = {"copy": "INCLUDING DEFAULTS",
+               "copy_indexed": "INCLUDING DEFAULTS INCLUDING INDEXES INCLUDING CONSTRAINTS"}
+
+
+async def copy_rate(owner_dsn: str, count: int, runs: int = 3, *, like: str = COPY_TABLES["copy"]
+                    ) -> dict[str, Any]:
+    """The best of `runs` COPYs of the same rows into a new table LIKE ledger_entries `like`: the
+    limit is what the disk allows at its best, and one run on this machine's disk varies by up to 2x
+    (89k-225k rows/s on 2026-11-25)."""
     rows = _hashes_as_stored(ledger_like_rows(count))
     connection = await asyncpg.connect(owner_dsn)
     timings = []
     try:
         for _ in range(runs):
             await connection.execute("DROP TABLE IF EXISTS bench_copy; "
-                                     "CREATE TABLE bench_copy (LIKE ledger_entries INCLUDING DEFAULTS)")
+                                     f"CREATE TABLE bench_copy (LIKE ledger_entries {like})")
             started = time.perf_counter()
             for i in range(0, len(rows), 10_000):
                 await connection.copy_records_to_table("bench_copy", records=rows[i:i + 10_000],
@@ -107,5 +117,6 @@ async def naive_rate(owner_url: str, count: int) -> dict[str, float]:
 
 def run(owner_dsn: str, copy_rows: int, naive_rows: int) -> dict[str, dict[str, float]]:
     owner_url = owner_dsn.replace("postgresql://", "postgresql+asyncpg://")
-    return {"copy": asyncio.run(copy_rate(owner_dsn, copy_rows)),
-            "naive": asyncio.run(naive_rate(owner_url, naive_rows))}
+    copies = {name: asyncio.run(copy_rate(owner_dsn, copy_rows, like=like))
+              for name, like in COPY_TABLES.items()}
+    return {**copies, "naive": asyncio.run(naive_rate(owner_url, naive_rows))}
