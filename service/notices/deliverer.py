@@ -5,7 +5,8 @@ entry order, a page at a time; a page's customers are delivered to concurrently,
 notices one after the other. A notice that fails waits (exponential backoff with jitter), and so
 do its customer's later ones; so do those of a customer whose turn the receiver's pause (below)
 cut short: a customer never gets a notice before an earlier one. A notice still
-failing past its `retry_until` is dead-lettered and its customer's next ones go on.
+failing past its `retry_until` is dead-lettered and its customer's next ones go on. An error of
+seenby's own in a delivery (rendering or sending it) fails that notice as the receiver would.
 
 A receiver that is down fails every customer at once. After a run of failures the deliverer stops
 sweeping for a while (the same backoff, kept for the receiver as a whole), so a dead receiver costs
@@ -242,9 +243,9 @@ class Deliverer:
         return outcomes
 
     async def _deliver(self, notice: Notice) -> Outcome:
-        body = notice.body()
         started = time.perf_counter()
         try:
+            body = notice.body()
             # The answer is read as it comes, raw (an encoded answer is never inflated: no gzip
             # bomb), and no further than MAX_ANSWER_BYTES: leaving the stream early drops the
             # connection rather than reading the rest. The whole exchange has one timeout.

@@ -18,6 +18,7 @@ from service.main import create_app
 from service.notices import deliverer
 from service.notices.deliverer import MAX_ANSWER_BYTES
 from service.notices.types import DELIVERED, PENDING
+from service.notices.webhook import Notice
 from service.settings import Settings
 from tests.chains import fetch_chain
 from tests.conftest import Backend, Tokens, serve
@@ -401,7 +402,7 @@ async def test_a_customer_whose_turn_the_receivers_pause_cut_short_waits_on_the_
 class _BrokenForOneCustomer(httpx.AsyncBaseTransport):
     """Takes every notice but one customer's, on which it raises an error httpx does not wrap."""
 
-    def __init__(self, broken: str) -> None:
+    def __init__(self, broken: str | None) -> None:
         self.broken = broken
         self.taken: list[dict] = []
 
@@ -413,22 +414,33 @@ class _BrokenForOneCustomer(httpx.AsyncBaseTransport):
         return httpx.Response(204, stream=httpx.ByteStream(b""))  # streamed, as a receiver answers
 
 
+@pytest.mark.parametrize("fault_in", ["rendering", "sending"])
 async def test_an_unforeseen_error_in_one_delivery_fails_that_notice_and_its_siblings_are_recorded(
-    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fault_in: str
 ) -> None:
     """The deliverer's steps driven one by one: one customer's delivery raises something other than
-    an httpx error. The sweep goes on; that notice is pending with its error, and the other
-    customers' notices, delivered beside it, are recorded as delivered (not sent again)."""
+    an httpx error, while its body is made or while it is sent. The sweep goes on; that notice is
+    pending with its error, and the other customers' notices, delivered beside it, are recorded as
+    delivered (not sent again)."""
     async def idle(self: deliverer.Deliverer, leading: object) -> None:
         await asyncio.Event().wait()
 
+    render = Notice.body
+
+    def render_but_one(self: Notice) -> bytes:
+        if self.customer_id == "cust-broken":
+            raise RuntimeError("a fault no httpx error wraps")
+        return render(self)
+
     monkeypatch.setattr(deliverer.Deliverer, "run", idle)
+    if fault_in == "rendering":
+        monkeypatch.setattr(Notice, "body", render_but_one)
     app_settings = webhook_settings(settings, Receiver(tmp_path / "receiver"), webhook_types=["access.human"],
                                     webhook_backoff_seconds=30, webhook_backoff_max_seconds=30)
     app = create_app(app_settings)
     tokens = Tokens(app)
     customers = ["cust-broken", "cust-fine-1", "cust-fine-2"]
-    transport = _BrokenForOneCustomer("cust-broken")
+    transport = _BrokenForOneCustomer("cust-broken" if fault_in == "sending" else None)
     async for client in serve(app):
         recorded = {}
         for customer in customers:
