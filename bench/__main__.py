@@ -220,7 +220,7 @@ def markdown(results: dict[str, Any]) -> str:
          "the physical limit: best of " + " / ".join(
              f"{r:,.0f}" for r in results["baselines"]["copy"]["runs_per_second"])),
         ("  raw COPY, same rows, into a table with the entry table's indexes", f"{copy_indexed:,.0f} rows/s",
-         "", "the same rows with what seenby keeps on them: best of " + " / ".join(
+         "", "the rows as seenby stores them, with its indexes: best of " + " / ".join(
              f"{r:,.0f}" for r in results["baselines"]["copy_indexed"]["runs_per_second"])),
         ("  naive ORM INSERT + COMMIT per event", f"{naive:,.0f} rows/s", "", "the baseline"),
         (f"Single-event ingest ({s.get('connections', 64)} conns, {s['tool']})",
