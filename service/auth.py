@@ -14,6 +14,7 @@ import httpx
 from fastapi import Depends, Request
 
 from service import jws
+from service.customers.countries import is_country
 from service.errors import Forbidden, Unauthorized
 from service.jws import COMPACT_JWS, EDDSA_NAMES, canonical_base64url
 from service.keys import Keys
@@ -112,12 +113,12 @@ class Authenticator:
 
     def _bearer_token(self, authorization: str | None) -> str:
         if not authorization:
-            raise Unauthorized("an Authorization: Bearer token is required")
+            raise Unauthorized("an Authorization: Bearer token is required", token_sent=False)
         if len(authorization) > self._settings.max_auth_header_bytes:
             raise Unauthorized("the Authorization header is too large")
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            raise Unauthorized("the Authorization header must be 'Bearer <token>'")
+            raise Unauthorized("the Authorization header must be 'Bearer <token>'", token_sent=False)
         return token.strip()
 
     async def _verified_claims(self, token: str) -> dict[str, Any]:
@@ -236,8 +237,9 @@ def _principal_from(claims: dict[str, Any]) -> Principal:
         if isinstance(r, str) and r in Role.__members__.values()
     )
     jurisdiction = claims.get("jurisdiction")
-    if jurisdiction is not None and not (
-        isinstance(jurisdiction, str) and JURISDICTION.fullmatch(jurisdiction)
+    # Present means limited: a null or unassigned code is refused, never read as "no limit".
+    if "jurisdiction" in claims and not (
+        isinstance(jurisdiction, str) and JURISDICTION.fullmatch(jurisdiction) and is_country(jurisdiction)
     ):
         raise Forbidden("the 'jurisdiction' claim must be an ISO 3166-1 alpha-2 code")
     expires_at = claims.get("exp")

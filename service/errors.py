@@ -58,9 +58,10 @@ class BadRequest(SeenbyError):
 class Unauthorized(SeenbyError):
     status, title, slug = 401, "Unauthorized", "unauthorized"
 
-    def __init__(self, detail: str) -> None:
+    def __init__(self, detail: str, *, token_sent: bool = True) -> None:
         super().__init__(detail)
-        self.headers = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+        # RFC 6750 §3.1: a request that sent no bearer token gets the bare challenge, no error code.
+        self.headers = {"WWW-Authenticate": 'Bearer error="invalid_token"' if token_sent else "Bearer"}
 
 
 class Forbidden(SeenbyError):

@@ -21,8 +21,8 @@ REQUESTS = Counter(
     ["route", "method", "status"], registry=REGISTRY,
 )
 REQUEST_SECONDS = Histogram(
-    "seenby_http_request_duration_seconds", "HTTP request latency by route template and method.",
-    ["route", "method"], registry=REGISTRY,
+    "seenby_http_request_duration_seconds", "HTTP request latency by route template, method and status.",
+    ["route", "method", "status"], registry=REGISTRY,
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
 ENTRIES_RECORDED = Counter(

@@ -97,4 +97,4 @@ class RequestMetrics:
             template = getattr(route, "path", None) or "unmatched"
             method = scope["method"]
             REQUESTS.labels(template, method, str(status)).inc()
-            REQUEST_SECONDS.labels(template, method).observe(time.perf_counter() - started)
+            REQUEST_SECONDS.labels(template, method, str(status)).observe(time.perf_counter() - started)

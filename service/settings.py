@@ -86,12 +86,13 @@ class Settings(BaseSettings):
     objections_per_minute: int = Field(30, ge=0)
 
     deletion_services: Annotated[list[str], NoDecode] = []
-    deletion_due_days: int = Field(30, ge=1)
+    # Fractions allowed; 0 makes a request due as it is filed (overdue at once: tests, drills).
+    deletion_due_days: float = Field(30, ge=0)
     troubleshooting_grant_days: int = Field(30, ge=1)
     consent_default_human_review: bool = False
     consent_default_model_training: bool = False
 
-    max_body_bytes: int = Field(1024 * 1024, ge=1024)
+    max_body_bytes: int = Field(1024 * 1024, ge=1)
     max_auth_header_bytes: int = Field(8 * 1024, ge=256)
     max_batch: int = Field(1000, ge=1)
     rate_limit_per_second: float = Field(2000.0, ge=0)  # per token subject and process; 0: off

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -10,6 +11,7 @@ from pydantic import AfterValidator, Field, StringConstraints
 from sqlalchemy import ColumnElement
 
 from service.clock import format_micros, to_micros
+from service.customers.countries import is_country
 from service.errors import Unprocessable
 
 
@@ -25,7 +27,17 @@ def _valid_unicode(value: str) -> str:
     return value
 
 
+# RFC 3339's date-time (the zone optional here, required where a validator says so), in years 0002
+# to 9998 so that any offset still lands in 1..9999 once in UTC. Python's fromisoformat alone would
+# also take ISO 8601's other forms (week dates, the basic format), which browsers do not read.
+MOMENT_PATTERN = (r"^(000[2-9]|00[1-9][0-9]|0[1-9][0-9]{2}|[1-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]"
+                  r"|999[0-8])-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|z|[+-][0-9]{2}:[0-9]{2})?$")
+_MOMENT = re.compile(MOMENT_PATTERN)
+
+
 def _rfc3339(value: str) -> str:
+    if not _MOMENT.fullmatch(value):
+        raise ValueError("must be an RFC 3339 timestamp, e.g. 2026-11-24T09:15:02.120Z")
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError as exc:
@@ -35,11 +47,17 @@ def _rfc3339(value: str) -> str:
     return value
 
 
+def assigned_country(code: str) -> str:
+    if not is_country(code):
+        raise ValueError("must be an ISO 3166-1 alpha-2 country code in capitals, e.g. DE")
+    return code
+
+
 # The schema says what _valid_unicode checks (JSON Schema cannot name a lone surrogate).
 _NO_NUL = Field(json_schema_extra={"pattern": r"^[^\x00]*$"})
 Text = Annotated[str, AfterValidator(_valid_unicode), _NO_NUL]
 Id = Annotated[str, StringConstraints(min_length=1, max_length=128), AfterValidator(_valid_unicode), _NO_NUL]
-Country = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
+Country = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$"), AfterValidator(assigned_country)]
 Timestamp = Annotated[str, StringConstraints(max_length=40), AfterValidator(_rfc3339),
                       Field(json_schema_extra={"format": "date-time"})]
 

@@ -5,6 +5,7 @@ an entry, an object, a page, a period or a place in the log."""
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, NotRequired
 
@@ -13,7 +14,7 @@ from pydantic import AfterValidator, BeforeValidator, ConfigDict, StringConstrai
 from pydantic.config import JsonDict
 from typing_extensions import TypedDict
 
-from service.types import Country, Id, Moment, Text
+from service.types import MOMENT_PATTERN, Country, Id, Moment, Text
 
 
 class Action(StrEnum):
@@ -124,17 +125,20 @@ Cursor = Annotated[str | None, Query(
 ClipFilter = Annotated[str | None, Query(max_length=128, pattern=NO_NUL)]
 
 
-# Periods: `since` inclusive, `until` exclusive, RFC 3339 (a time without a zone is read as UTC), in
-# years 0002 to 9998 so that any offset still lands in 1..9999 once in UTC.
-MOMENT_PATTERN = (r"^(000[2-9]|00[1-9][0-9]|0[1-9][0-9]{2}|[1-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]"
-                  r"|999[0-8])-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|z|[+-][0-9]{2}:[0-9]{2})?$")
+# Periods: `since` inclusive, `until` exclusive, RFC 3339 (a time without a zone is read as UTC).
 _MOMENT = re.compile(MOMENT_PATTERN)
 
 
 def _rfc3339_text(value: Any) -> Any:
     # Without this, pydantic would also take numbers (Unix time) and bare dates.
-    if not isinstance(value, str) or not _MOMENT.fullmatch(value):
+    if not isinstance(value, str) or not (match := _MOMENT.fullmatch(value)):
         raise ValueError("must be an RFC 3339 date-time, e.g. 2026-11-24T09:15:02Z")
+    fraction = match.group(2) or ""
+    if fraction[7:].strip("0"):
+        # Times are kept in microseconds: a bound between two of them is met first by the later one
+        # (since inclusive, until exclusive alike), where pydantic would cut it to the earlier.
+        within = datetime.fromisoformat(value.replace(fraction, fraction[:7], 1).replace("z", "Z"))
+        return within + timedelta(microseconds=1)
     return value
 
 

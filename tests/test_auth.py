@@ -309,6 +309,17 @@ async def test_unusable_authorization_header_is_401(client: httpx.AsyncClient, a
     assert_401(await client.get(ME, headers={"Authorization": authorization}))
 
 
+async def test_the_challenge_names_an_error_only_when_a_bearer_token_was_sent(
+    client: httpx.AsyncClient, hs: Hmac
+) -> None:
+    """RFC 6750 §3.1: no credentials, the bare challenge; a token that fails, invalid_token."""
+    for headers in ({}, {"Authorization": "Basic " + b64url(b"cust-auth-1:password")}):
+        assert (await client.get(ME, headers=headers)).headers["www-authenticate"] == "Bearer"
+    forged = hs.token() + "x"
+    assert (await client.get(ME, headers=bearer(forged))).headers["www-authenticate"] == (
+        'Bearer error="invalid_token"')
+
+
 async def test_a_good_token_in_the_wrong_place_is_401(client: httpx.AsyncClient, hs: Hmac) -> None:
     token = hs.token()
     assert_401(await client.get(ME))
@@ -517,8 +528,9 @@ async def test_no_recognised_role_is_403(
     assert_403(await client.get(ME, headers=bearer(hs.token(hs.claims(**overrides)))))
 
 
-@pytest.mark.parametrize("jurisdiction", ["Germany", "de", "DEU", "D", "", 49, ["DE"]])
-async def test_a_jurisdiction_that_is_not_alpha_2_is_403(
+@pytest.mark.parametrize("jurisdiction",
+                         ["Germany", "de", "DEU", "D", "", 49, ["DE"], None, "ZZ", "XX", "EU"])
+async def test_a_jurisdiction_that_is_not_an_assigned_alpha_2_code_is_403(
     client: httpx.AsyncClient, hs: Hmac, customer_id: str, jurisdiction: Any
 ) -> None:
     payload = hs.claims(sub="regulator-1", roles=["regulator"], jurisdiction=jurisdiction)

@@ -34,7 +34,12 @@ async def test_metrics_count_requests_by_route_template(
     assert 'seenby_http_requests_total{method="POST",route="/v1/accesses",status="201"}' in text
     assert 'route="/v1/customers/{customer_id}/accesses"' in text
     assert customer_id not in text, "raw paths never become labels"
-    assert "seenby_http_request_duration_seconds_bucket" in text
+    # Latency by route and status too: a 201 and a 403 on one route are two series.
+    await client.post("/v1/accesses", json=access_event(customer_id), headers=tokens.customer(customer_id))
+    text = (await client.get("/metrics")).text
+    for status in ("201", "403"):
+        assert ('seenby_http_request_duration_seconds_count{method="POST",route="/v1/accesses",'
+                f'status="{status}"}}') in text, status
     assert 'seenby_entries_recorded_total{kind="access"}' in text
 
 

@@ -6,7 +6,15 @@ from fastapi import APIRouter, Request, status
 
 from service.auth import CustomerPrincipal, ReaderPrincipal, ServicePrincipal
 from service.consent import service
-from service.consent.schemas import Consent, ConsentChange, Decision, DecisionRequest, Grant, GrantRequest
+from service.consent.schemas import (
+    Consent,
+    ConsentChange,
+    Decision,
+    DecisionRequest,
+    Grant,
+    GrantRequest,
+    Withdrawal,
+)
 from service.db import DatabaseDep, ReadSessionDep
 from service.errors import problem_responses
 from service.paging import Page
@@ -64,7 +72,7 @@ async def list_grants(customer_id: CustomerId, principal: ReaderPrincipal,
                                                    "customer's id."),
              summary="End a troubleshooting grant early")
 async def withdraw(customer_id: CustomerId, grant_id: ObjectId, principal: CustomerPrincipal,
-                   database: DatabaseDep) -> JSONBody:
+                   database: DatabaseDep, body: Withdrawal | None = None) -> JSONBody:
     ensure_owner(principal, customer_id)
     return JSONBody(await service.withdraw_troubleshooting(database, customer_id, grant_id))
 

@@ -43,6 +43,12 @@ class GrantRequest(BaseModel):
     note: Annotated[Text, StringConstraints(max_length=1000)] | None = None
 
 
+class Withdrawal(BaseModel):
+    """Withdrawing a grant takes no fields: an empty object, or no body at all."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
 class DecisionRequest(BaseModel):
     model_config = ConfigDict(
         extra="forbid",

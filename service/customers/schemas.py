@@ -6,21 +6,15 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from service.customers.countries import ASSIGNED, is_country
-from service.types import Id
+from service.customers.countries import ASSIGNED
+from service.types import Id, assigned_country
 
 MAX_BULK = 10_000
 
 
-def _iso_country(code: str) -> str:
-    if not is_country(code):
-        raise ValueError("must be an ISO 3166-1 alpha-2 country code in capitals, e.g. DE")
-    return code
-
-
 CountryCode = Annotated[str, Field(min_length=2, max_length=2, examples=["DE"],
                                    json_schema_extra={"enum": sorted(ASSIGNED)}),
-                        AfterValidator(_iso_country)]
+                        AfterValidator(assigned_country)]
 
 
 class _Strict(BaseModel):

@@ -90,7 +90,7 @@ async def file_request(
     services = sorted(set(settings.deletion_services))
     async with database.write([customer_id]) as session:
         now = clock.now_us()
-        due = now + settings.deletion_due_days * clock.DAY_US
+        due = now + round(settings.deletion_due_days * clock.DAY_US)
         # With no service holding clips there is nothing to wait for.
         status = DeletionStatus.PENDING if services else DeletionStatus.COMPLETED
         body: dict[str, Any] = {"request_id": request_id, "due_at": format_micros(due), "services": services}

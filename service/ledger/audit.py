@@ -11,7 +11,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, CompoundSelect, cast, func, null, select, type_coerce, union_all
+from sqlalchemy import ColumnElement, CompoundSelect, Select, cast, func, null, select, type_coerce, union_all
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.types import NullType
 
@@ -322,18 +322,21 @@ async def _audit_index(
     connection: AsyncConnection, progress: Progress, span: LogSpan
 ) -> AsyncIterator[Finding]:
     """The customer index rebuilt from the entries in log order: every index leaf of the span commits
-    to it, and the stored index nodes are the log's last leaf's. Before the span, only each
-    customer's head is kept: the index is first built at the span's first leaf. (A leaf whose entry
-    is missing is the tree pass's finding.)"""
+    to it, and the stored index nodes are the log's last leaf's. A span that starts midway starts
+    from each customer's head before it (its last entry in log order there), which the database
+    works out: the index is first built at the span's first leaf. (A leaf whose entry is missing is
+    the tree pass's finding.)"""
     index = _IndexRebuild()
-    positions = await connection.stream(
-        _positions_in_log_order(span.end).execution_options(yield_per=CHUNK))
+    if span.first:
+        for customer_id, customer_seq, head_hash in await connection.execute(_heads_before(span.first)):
+            index.saw(customer_id, customer_seq, head_hash)
+        progress(span.first)
+    positions = await connection.stream(_positions_in_log_order(span).execution_options(yield_per=CHUNK))
     async for partition in positions.partitions():
         for log_index, customer_id, customer_seq, head_hash, index_leaf in partition:
             if index_leaf is not None:
-                if log_index >= span.first:
-                    for problem in index.check_leaf(log_index, index_leaf):
-                        yield Finding(f"log_index {log_index}", problem)
+                for problem in index.check_leaf(log_index, index_leaf):
+                    yield Finding(f"log_index {log_index}", problem)
             elif customer_id is not None:
                 index.saw(customer_id, customer_seq, head_hash)
         progress(len(partition))
@@ -358,9 +361,20 @@ _LEAVES_IN_LOG_ORDER = union_all(
     select(index_leaves.c.log_index, index_leaves.c.canonical),
 ).order_by("log_index")
 
-def _positions_in_log_order(before: int | None) -> CompoundSelect[Any]:
-    """The leaves (before `before`) as the customer index sees them: each entry's chain position,
-    each index leaf."""
+def _heads_before(end: int) -> Select[Any]:
+    """Each customer's last entry among the leaves before `end`, in log order: its chain position."""
+    last = (select(entries.c.customer_id, func.max(leaves.c.log_index).label("log_index"))
+            .join(entries, entries.c.id == leaves.c.entry_id)
+            .where(leaves.c.log_index < end).group_by(entries.c.customer_id).subquery())
+    return (select(entries.c.customer_id, entries.c.customer_seq, _as_stored(entries.c.entry_hash))
+            .select_from(last)
+            .join(leaves, leaves.c.log_index == last.c.log_index)
+            .join(entries, entries.c.id == leaves.c.entry_id))
+
+
+def _positions_in_log_order(span: LogSpan) -> CompoundSelect[Any]:
+    """The leaves of the span as the customer index sees them: each entry's chain position, each
+    index leaf."""
     entry_positions = (
         select(leaves.c.log_index, entries.c.customer_id, entries.c.customer_seq,
                _as_stored(entries.c.entry_hash),
@@ -370,9 +384,11 @@ def _positions_in_log_order(before: int | None) -> CompoundSelect[Any]:
         index_leaves.c.log_index, cast(null(), entries.c.customer_id.type),
         cast(null(), entries.c.customer_seq.type), cast(null(), entries.c.entry_hash.type),
         index_leaves.c.canonical)
-    if before is not None:
-        entry_positions = entry_positions.where(leaves.c.log_index < before)
-        index_positions = index_positions.where(index_leaves.c.log_index < before)
+    entry_positions = entry_positions.where(leaves.c.log_index >= span.first)
+    index_positions = index_positions.where(index_leaves.c.log_index >= span.first)
+    if span.end is not None:
+        entry_positions = entry_positions.where(leaves.c.log_index < span.end)
+        index_positions = index_positions.where(index_leaves.c.log_index < span.end)
     return union_all(entry_positions, index_positions).order_by("log_index")
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from sqlalchemy import Engine
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.errors import (
@@ -58,17 +60,18 @@ async def served(session: AsyncSession, witnessing: Witnessing) -> StoredCheckpo
     raise ServiceUnavailable("no checkpoint has been cosigned by the witness quorum yet; retry shortly")
 
 
-# The largest signed size this process has read, per database. The log only grows, so a size at
-# or below it is known to be signed without asking the database again.
-_signed_at_least: dict[str, int] = {}
+# The largest signed size this process has read, per engine (an app's database: never shared with
+# another app, so a database dropped and made anew under the same URL starts from nothing). The log
+# only grows, so a size at or below it is known to be signed without asking the database again.
+_signed_at_least: weakref.WeakKeyDictionary[Engine, int] = weakref.WeakKeyDictionary()
 
 
 async def _within_latest(session: AsyncSession, tree_size: int, field: str) -> None:
-    database = str(session.get_bind().engine.url)
-    if tree_size <= _signed_at_least.get(database, -1):
+    engine = session.get_bind().engine
+    if tree_size <= _signed_at_least.get(engine, -1):
         return
     size = (await latest(session)).tree_size
-    _signed_at_least[database] = max(size, _signed_at_least.get(database, -1))
+    _signed_at_least[engine] = max(size, _signed_at_least.get(engine, -1))
     if tree_size > size:
         raise BeyondLatestCheckpoint.at(f"query.{field}", f"{field} {tree_size} is beyond the latest "
                                         f"checkpoint ({size})", kind="out_of_range")

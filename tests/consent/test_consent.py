@@ -132,8 +132,17 @@ async def test_troubleshooting_grants_cover_one_clip_for_a_while(
         "unconsented"], "an expired grant covers nothing"
     monkeypatch.setattr(clock, "now_us", real_now)
 
+    # Its body, when sent, is an empty object like any body here: unknown fields or no JSON are 422.
+    for bad in ('{"unknown_field": 1}', "not json", "[]"):
+        refused = await client.post(f"{url}/{grant['id']}/withdraw", content=bad, headers={
+            **tokens.customer(customer_id), "content-type": "application/json"})
+        assert refused.status_code == 422 and refused.headers["content-type"] == "application/problem+json"
+    assert (await client.get(url, headers=tokens.regulator())).json()["items"][0]["status"] == "live"
     withdrawn = await client.post(f"{url}/{grant['id']}/withdraw", headers=tokens.customer(customer_id))
     assert withdrawn.status_code == 200 and withdrawn.json()["status"] == "withdrawn"
+    emptied = await client.post(f"{url}/{grant['id']}/withdraw", json={},
+                                headers=tokens.customer(customer_id))
+    assert emptied.status_code == 200 and emptied.json() == withdrawn.json()
     again = await client.post(f"{url}/{grant['id']}/withdraw", headers=tokens.customer(customer_id))
     assert again.json() == withdrawn.json()
     assert await flags_of(client, tokens, access_event(customer_id, clip_id="clip-7", **support)) == [

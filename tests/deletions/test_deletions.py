@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
+
 import httpx
 import pytest
 
 from service import clock
+from service.main import create_app
+from service.migrate import upgrade
 from tests.chains import assert_chain_intact, fetch_chain
-from tests.conftest import Tokens
+from tests.conftest import Tokens, base_settings, serve
 from tests.factories import access_event, algorithm_actor
 
 SERVICES = ("clip-store", "training-data")  # tests/conftest.py configures these two
@@ -240,3 +245,21 @@ async def test_service_task_list_pages_and_filters(
                              headers=tokens.service("clip-store"))).status_code == 422
     unknown = await client.get("/v1/deletion-tasks", headers=tokens.service("no-such-service"))
     assert unknown.status_code == 200 and unknown.json()["items"] == []
+
+
+async def test_a_due_time_of_zero_days_makes_a_request_overdue_as_it_is_filed(tmp_path: Path) -> None:
+    """SEENBY_DELETION_DUE_DAYS takes 0 (and fractions): an operator's drill, or a test, sees an
+    overdue request without waiting a day or moving the clock."""
+    settings = base_settings(tmp_path, database_url=f"sqlite+aiosqlite:///{tmp_path}/due.db",
+                             deletion_due_days="0")
+    assert base_settings(tmp_path, deletion_due_days="0.5").deletion_due_days == 0.5
+    await asyncio.to_thread(upgrade, settings)
+    tokens = Tokens.for_settings(settings)
+    async for client in serve(create_app(settings)):
+        filed = await file(client, tokens, "cust-late", {"clip_ids": ["clip-1"]})
+        await asyncio.sleep(0.01)
+        shown = (await client.get(f"/v1/customers/cust-late/deletion-requests/{filed['id']}",
+                                  headers=tokens.customer("cust-late"))).json()
+        assert shown["overdue"] is True and shown["status"] == "pending"
+        metrics = (await client.get("/metrics")).text
+        assert "seenby_deletion_requests_overdue 1.0" in metrics.splitlines()

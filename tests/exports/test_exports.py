@@ -264,6 +264,25 @@ async def test_period_and_kind_filters(client: httpx.AsyncClient, tokens: Tokens
         assert response.headers["content-type"] == "application/problem+json"
 
 
+async def test_a_bound_between_two_microseconds_is_met_first_by_the_later_one(
+    client: httpx.AsyncClient, tokens: Tokens, customer_id: str
+) -> None:
+    """Times are microseconds: an entry recorded at t is before t plus a nanosecond, so `since`
+    there leaves it out and `until` there keeps it in (nanoseconds are not cut off)."""
+    await record(client, tokens, mixed_events(customer_id, 1))
+    await settled(client, tokens, customer_id, 1)
+    [entry] = lines(await export(client, tokens.regulator(), customer_id=customer_id))
+    recorded_at = entry["recorded_at"]
+    assert len(recorded_at) == len("2026-12-07T16:32:10.337011Z")
+    a_nanosecond_later = recorded_at.removesuffix("Z") + "001Z"
+    assert lines(await export(client, tokens.regulator(), customer_id=customer_id,
+                              since=a_nanosecond_later)) == []
+    assert lines(await export(client, tokens.regulator(), customer_id=customer_id,
+                              until=a_nanosecond_later)) == [entry]
+    assert lines(await export(client, tokens.regulator(), customer_id=customer_id,
+                              since=recorded_at.removesuffix("Z") + "000Z")) == [entry]
+
+
 async def test_only_regulators_export(client: httpx.AsyncClient, tokens: Tokens, customer_id: str) -> None:
     for headers in (tokens.customer(customer_id), tokens.service(), tokens.admin()):
         for url in (EXPORT, MANIFEST, "/v1/reports/transparency"):

@@ -211,3 +211,29 @@ async def test_a_chain_page_carries_inclusion_proofs_in_a_signed_tree(
     small = (await client.get(f"/v1/customers/{customer_id}/entries", headers=tokens.regulator(),
                               params={"tree_size": first + 1, "limit": 500})).json()["items"]
     assert small[0]["inclusion"] is not None and all(i["inclusion"] is None for i in small[1:])
+
+
+async def test_a_database_made_anew_under_the_same_url_is_not_taken_for_the_old_one(tmp_path: Path) -> None:
+    """What one app learnt of its log (a size known to be signed) is not carried over to a new app
+    on a database dropped and migrated again at the same URL: sizes past its checkpoint are 422."""
+    settings = base_settings(tmp_path, database_url=f"sqlite+aiosqlite:///{tmp_path}/again.db")
+    await asyncio.to_thread(upgrade, settings)
+    tokens = Tokens.for_settings(settings)
+    async for client in serve(create_app(settings)):
+        await client.post("/v1/accesses:batch", json={"events": [access_event("cust-a") for _ in range(5)]},
+                          headers=tokens.service())
+        await wait_for_log_index(client, "cust-a", tokens.regulator(), 5)
+        old_size = (await signed_checkpoint(client)).size
+        proof = await client.get("/v1/log/proof/inclusion", params={"log_index": 0, "tree_size": old_size})
+        assert proof.status_code == 200, proof.text
+    await asyncio.to_thread(lambda: [file.unlink() for file in tmp_path.glob("again.db*")])
+    await asyncio.to_thread(upgrade, settings)
+    async for client in serve(create_app(settings)):
+        assert (await signed_checkpoint(client)).size == 0
+        for path, params in [("/v1/log/proof/inclusion", {"log_index": 0, "tree_size": old_size}),
+                             ("/v1/log/proof/consistency", {"first": 1, "second": old_size})]:
+            response = await client.get(path, params=params)
+            assert response.status_code == 422, (path, response.text)
+        listed = await client.get("/v1/customers/cust-a/entries", headers=tokens.regulator(),
+                                  params={"tree_size": old_size})
+        assert listed.status_code == 422, listed.text
