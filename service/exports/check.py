@@ -460,7 +460,8 @@ def _csv(file: IO[bytes], digest: Any, verdict: ExportVerdict,
                 verdict.fault(f"row {number}: {len(row)} columns, not {len(formats.CSV_COLUMNS)}")
                 continue
             cells = dict(zip(formats.CSV_COLUMNS, row, strict=True))
-            log_index = int(cells["log_index"]) if cells["log_index"].isdigit() else cells["log_index"]
+            shown = cells["log_index"]
+            log_index = int(shown) if shown.isascii() and shown.isdigit() else shown
             entry = _entry(f"row {number}", cells["canonical"], cells["entry_hash"], log_index, verdict)
             if entry is None:
                 continue

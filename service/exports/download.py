@@ -226,7 +226,7 @@ async def _check_response(response: httpx.Response) -> None:
 
 def _tree_size(response: httpx.Response) -> int:
     value = response.headers.get(TREE_SIZE_HEADER, "")
-    if not value.isdigit():
+    if not (value.isascii() and value.isdigit()):
         raise ServerError(f"{response.url} answered without a {TREE_SIZE_HEADER} header: is it a seenby "
                           "server?")
     return int(value)
@@ -330,7 +330,7 @@ def scan(data: Path, export_format: str) -> tuple[int, int, int | None]:
                 if number == 0:
                     complete = offset
                     continue
-                if not row or not row[0].isdigit():
+                if not row or not (row[0].isascii() and row[0].isdigit()):
                     break
                 complete, records, last_index = offset, records + 1, int(row[0])
         except csv.Error:

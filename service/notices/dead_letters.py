@@ -38,7 +38,7 @@ async def listed(session: AsyncSession, *, limit: int, cursor: str | None) -> Pa
 
 def _position(position: str) -> tuple[int, int]:
     entry_id, _, notice_type = position.partition(".")
-    if not (entry_id.isdigit() and notice_type.isdigit()):
+    if not (f"{entry_id}{notice_type}".isascii() and entry_id.isdigit() and notice_type.isdigit()):
         raise Unprocessable.at("query.cursor", "the cursor is not one this service issued", "invalid cursor")
     return int(entry_id), int(notice_type)
 

@@ -7,8 +7,8 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from service.ledger.checkpoint import COSIGNATURE_TYPE, Verifier, parse_verifier_key
-from service.witness.cosignature import cosignatures
+from service.ledger.checkpoint import COSIGNATURE_TYPE, Verifier, parse_verifier_key, split_note
+from service.witness.cosignature import cosigned_by
 
 NONE = "none"  # the predefined quorum that needs no cosignature
 
@@ -51,10 +51,12 @@ class Policy:
         return sum(self._witnessed(member, cosigned) for member in group.members) >= group.threshold
 
     def cosigned(self, note: str) -> dict[str, int]:
-        """The policy's witnesses with a valid cosignature in this note: policy name -> timestamp."""
-        by_cosigner = cosignatures(note, [w.verifier for w in self.witnesses.values()])
-        return {name: by_cosigner[w.verifier.name] for name, w in self.witnesses.items()
-                if w.verifier.name in by_cosigner}
+        """The policy's witnesses with a valid cosignature in this note: policy name -> timestamp.
+        Each witness by its own name and key: two witnesses whose keys share a name are two, and
+        one's cosignature never counts for the other."""
+        body, signatures = split_note(note)
+        return {name: stamp for name, witness in self.witnesses.items()
+                if (stamp := cosigned_by(body, signatures, witness.verifier)) is not None}
 
     def log(self, origin: str) -> Verifier | None:
         return next((log for log in self.logs if log.name == origin), None)
@@ -111,7 +113,7 @@ def parse_policy(text: str, *, quorum_required: bool = True) -> Policy:
                     raise PolicyError(f"group {name} lists a member twice")
                 threshold = {"all": len(members), "any": 1}.get(args[1])
                 if threshold is None:
-                    if not args[1].isdigit() or args[1] != str(int(args[1])):
+                    if not (args[1].isascii() and args[1].isdigit()) or args[1] != str(int(args[1])):
                         raise PolicyError(f"group {name}: threshold {args[1]!r} is not all, any or a number")
                     threshold = int(args[1])
                 if not 1 <= threshold <= len(members):

@@ -118,7 +118,8 @@ def _parse(body: bytes) -> _Submission:
     lines = head.split("\n")
     old_line, proof_lines = lines[0], lines[1:]
     number = old_line.removeprefix("old ")
-    if number == old_line or not number.isdigit() or number != str(int(number)):
+    # isdigit() alone takes any Unicode digit (int() refuses "²"): ASCII decimal only.
+    if number == old_line or not (number.isascii() and number.isdigit()) or number != str(int(number)):
         raise _Refusal(400, "the first line must be `old <size>` in decimal without leading zeroes")
     if len(proof_lines) > MAX_PROOF_LINES:
         raise _Refusal(400, f"more than {MAX_PROOF_LINES} consistency proof lines")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import func, literal, select, union_all
 from sqlalchemy.dialects import postgresql, sqlite
 
 from service.db import Executor, dialect_of
@@ -15,9 +15,9 @@ from service.ledger.tree_store import StoredCheckpoint
 from service.witness.policy import Policy
 from service.witness.tables import conflicts, cosignatures
 
-# How many of the newest cosigned sizes are weighed for the quorum: the witnesses of a policy
-# cosign the same few recent checkpoints, so the newest to meet it is among them.
-_RECENT_SIZES = 64
+# Sizes weighed for the quorum a statement at a time, newest first: the witnesses of a policy cosign
+# the same recent checkpoints, so the first page nearly always holds the newest to meet it.
+_SIZES_PER_PAGE = 64
 
 
 @dataclass(frozen=True)
@@ -47,22 +47,40 @@ async def keep_conflict(session: Executor, witness: str, observed_at_us: int, re
 
 async def witnessed_checkpoint(session: Executor, policy: Policy) -> StoredCheckpoint | None:
     """The newest checkpoint whose kept cosignatures meet the quorum, with them after the log's
-    signature; None while none does."""
-    recent = (select(cosignatures.c.tree_size).distinct()
-              .order_by(cosignatures.c.tree_size.desc()).limit(_RECENT_SIZES).subquery())
-    rows = await session.execute(
-        select(cosignatures.c.tree_size, cosignatures.c.witness, cosignatures.c.line)
-        .where(cosignatures.c.tree_size.in_(select(recent.c.tree_size)))
-    )
-    lines: dict[int, dict[str, str]] = defaultdict(dict)
-    for row in rows:
-        if row.witness in policy.witnesses:  # a witness since dropped from the policy counts no more
-            lines[row.tree_size][row.witness] = row.line
-    for size in sorted(lines, reverse=True):
-        if policy.satisfied_by(lines[size].keys()):
-            checkpoint = await tree_store.checkpoint_at(session, size)
-            if checkpoint is not None:
-                return _with_lines(checkpoint, lines[size])
+    signature; None while none does.
+
+    No size can meet it above the newest that the witnesses' last cosignatures meet together (a
+    witness that went silent holds it back to what it last cosigned), so the search starts there
+    and goes down, a page of cosigned sizes at a time, however many sizes the others cosigned since.
+    """
+    below = _quorum_ceiling(policy, await last_cosigned_sizes(session, policy))
+    while below is not None:
+        sizes = list((await session.execute(
+            select(cosignatures.c.tree_size).distinct().where(cosignatures.c.tree_size <= below)
+            .order_by(cosignatures.c.tree_size.desc()).limit(_SIZES_PER_PAGE))).scalars())
+        if not sizes:
+            return None
+        rows = await session.execute(
+            select(cosignatures.c.tree_size, cosignatures.c.witness, cosignatures.c.line)
+            .where(cosignatures.c.tree_size.between(sizes[-1], sizes[0])))
+        lines: dict[int, dict[str, str]] = defaultdict(dict)
+        for row in rows:
+            if row.witness in policy.witnesses:  # a witness since dropped from the policy counts no more
+                lines[row.tree_size][row.witness] = row.line
+        for size in sorted(lines, reverse=True):
+            if policy.satisfied_by(lines[size].keys()):
+                checkpoint = await tree_store.checkpoint_at(session, size)
+                if checkpoint is not None:
+                    return _with_lines(checkpoint, lines[size])
+        below = sizes[-1] - 1
+    return None
+
+
+def _quorum_ceiling(policy: Policy, last_sizes: dict[str, int]) -> int | None:
+    """The largest size s for which the witnesses that cosigned s or later meet the quorum."""
+    for size in sorted(set(last_sizes.values()), reverse=True):
+        if policy.satisfied_by([witness for witness, last in last_sizes.items() if last >= size]):
+            return size
     return None
 
 
@@ -79,8 +97,11 @@ def _with_lines(checkpoint: StoredCheckpoint, lines: dict[str, str]) -> StoredCh
     return StoredCheckpoint(checkpoint.tree_size, checkpoint.root_hash, note)
 
 
-async def last_cosigned_sizes(session: Executor) -> dict[str, int]:
-    """Per witness, the largest size it cosigned that the log kept."""
-    rows = await session.execute(select(cosignatures.c.witness, func.max(cosignatures.c.tree_size))
-                                 .group_by(cosignatures.c.witness))
-    return {witness: size for witness, size in rows}
+async def last_cosigned_sizes(session: Executor, policy: Policy) -> dict[str, int]:
+    """Per witness of the policy, the largest size it cosigned that the log kept (an index lookup
+    each, migration 0021); a witness with none is left out."""
+    if not policy.witnesses:
+        return {}
+    newest = union_all(*(select(literal(name).label("witness"), func.max(cosignatures.c.tree_size))
+                         .where(cosignatures.c.witness == name) for name in sorted(policy.witnesses)))
+    return {witness: size for witness, size in await session.execute(newest) if size is not None}

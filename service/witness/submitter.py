@@ -73,7 +73,7 @@ class Submitter:
         """Submit until cancelled, while this process leads integration: each witness on its own, so
         a slow or dead one holds up no other."""
         async with self.database.read_sessions() as session:
-            self._sizes.update(await store.last_cosigned_sizes(session))
+            self._sizes.update(await store.last_cosigned_sizes(session, self.policy))
         await asyncio.gather(self._report_age(leading),
                              *(self._keep_up(witness, leading) for witness in self.witnesses))
 
@@ -152,8 +152,9 @@ class Submitter:
             if status == 200:
                 await self._keep(witness, checkpoint, text)
                 return
-            if status == 409 and media_type.startswith(SIZE_MEDIA_TYPE) and text.strip().isdigit():
-                self._sizes[witness.name] = int(text.strip())
+            size = text.strip()
+            if status == 409 and media_type.startswith(SIZE_MEDIA_TYPE) and size.isascii() and size.isdigit():
+                self._sizes[witness.name] = int(size)
                 continue
             if status == 422:
                 await self._conflict(witness, body, status, text)

@@ -19,6 +19,7 @@ from service.notices import deliverer
 from service.notices.deliverer import MAX_ANSWER_BYTES
 from service.notices.types import DELIVERED, PENDING
 from service.notices.webhook import Notice
+from service.paging import encode_cursor
 from service.settings import Settings
 from tests.chains import fetch_chain
 from tests.conftest import Backend, Tokens, serve
@@ -160,6 +161,10 @@ async def test_notices_failing_past_their_retry_period_are_dead_letters_an_admin
                                      params={"limit": 3, "cursor": paged["next_cursor"]},
                                      headers=tokens.admin())).json()
             assert paged["items"] + rest["items"] == dead and rest["next_cursor"] is None
+            for forged in ("\u00b2.1", "1.\u00b2", "1", "x.y"):  # not cursors this service issued
+                refused = await client.get("/v1/notices/dead-letters", headers=tokens.admin(),
+                                           params={"cursor": encode_cursor(forged)})
+                assert refused.status_code == 422, (forged, refused.text)
 
             for role in (tokens.service(), tokens.customer("cust-dead"), tokens.regulator()):
                 assert (await client.get("/v1/notices/dead-letters", headers=role)).status_code == 403

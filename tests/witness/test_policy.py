@@ -91,3 +91,25 @@ def test_quorum_none_needs_no_cosignature() -> None:
     policy = parse_policy(f"log {log.verifier.text()}\nquorum none\n")
     assert policy.satisfied_by({})
     assert policy.log(log.origin) == log.verifier and policy.log("other") is None
+
+
+def test_witnesses_whose_keys_share_a_name_are_told_apart_by_their_keys() -> None:
+    """A hostile witness naming its key after an honest one's cannot stand in for it: each policy
+    witness counts only for a cosignature by its own key."""
+    log = TestLog()
+    honest, hostile = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    shared = "honest.example/w"
+    policy = parse_policy("\n".join([
+        f"log {log.verifier.text()}",
+        f"witness A {verifier_key(shared, raw_public_key(honest), COSIGNATURE_TYPE)}",
+        f"witness B {verifier_key(shared, raw_public_key(hostile), COSIGNATURE_TYPE)}",
+        "group both all A B",
+        "quorum both",
+    ]) + "\n")
+    checkpoint = log.grow(2)
+    body = checkpoint[:checkpoint.index("\n\n") + 1]
+    by_hostile = checkpoint + cosign(body, shared, hostile, 1_700_000_000).line()
+    assert set(policy.cosigned(by_hostile)) == {"B"}
+    assert not policy.satisfied_by(policy.cosigned(by_hostile))
+    both = by_hostile + cosign(body, shared, honest, 1_700_000_001).line()
+    assert set(policy.cosigned(both)) == {"A", "B"} and policy.satisfied_by(policy.cosigned(both))

@@ -129,6 +129,8 @@ async def test_a_first_checkpoint_must_start_from_zero_without_a_proof(
 @pytest.mark.parametrize("body, status", [
     pytest.param(b"old 01\n\nx", 400, id="a leading zero"),
     pytest.param(b"old -1\n\nx", 400, id="negative"),
+    pytest.param("old \u00b2\n\nx".encode(), 400, id="a superscript digit"),
+    pytest.param("old \u0663\n\nx".encode(), 400, id="an Arabic-Indic digit"),
     pytest.param(b"new 0\n\nx", 400, id="not old"),
     pytest.param(b"old 0\n", 400, id="no blank line"),
     pytest.param(b"old 0\nnot*base64\n\nx", 400, id="proof not base64"),

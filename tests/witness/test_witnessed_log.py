@@ -24,6 +24,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from service.keys import DEV_SIGNING_KEY_FILE, load_keys
+from service.ledger import tree_store
 from service.ledger.checkpoint import (
     COSIGNATURE_TYPE,
     Checkpoint,
@@ -164,6 +165,45 @@ async def test_without_the_quorum_the_last_witnessed_checkpoint_stays_served(
                 if fail_open:
                     assert "\u2014 w2.example" not in response.text
                 assert _metric(await client.get("/metrics"), unreachable) > before
+
+
+async def test_the_last_checkpoint_to_meet_the_quorum_stays_served_however_long_a_witness_is_silent(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """W2 of an all-of-both quorum goes silent after cosigning a checkpoint, while W1 cosigns the
+    log's next hundreds: that checkpoint is still the one served, with both cosignatures."""
+    keys = {name: Ed25519PrivateKey.generate() for name in ("W1", "W2")}
+    names = {"W1": "w1.example/witness", "W2": "w2.example/witness"}
+    vkeys = {name: verifier_key(names[name], raw_public_key(key), COSIGNATURE_TYPE)
+             for name, key in keys.items()}
+    nobody = f"http://127.0.0.1:{free_port()}"
+    policy_file = tmp_path / "policy.txt"
+    policy_file.write_text(f"witness W1 {vkeys['W1']} {nobody}\nwitness W2 {vkeys['W2']} {nobody}\n"
+                           "group both all W1 W2\nquorum both\n")
+    app = create_app(settings.model_copy(update={"witness_policy_file": policy_file}))
+    tokens = Tokens(app)
+    async for client in serve(app):
+        await record_integrated(client, [access_event("cust-quorum")], tokens.service(), tokens.regulator())
+        async with app.state.database.read_sessions() as session:
+            both_signed = await tree_store.latest_checkpoint(session)
+        assert both_signed is not None
+        body = both_signed.note[:both_signed.note.index("\n\n") + 1]
+
+        async def keep(size: int, *witnesses: str, body: str = body) -> None:
+            async with app.state.database.write([]) as session:
+                for name in witnesses:
+                    line = cosign(body, names[name], keys[name], 1_700_000_000 + size).line()
+                    await witness_store.keep(session, witness_store.Cosignature(size, name, line, 0))
+
+        await keep(both_signed.tree_size, "W1", "W2")
+        served = await client.get("/v1/log/checkpoint")
+        assert served.status_code == 200 and served.text.startswith(both_signed.note)
+        for size in range(both_signed.tree_size + 1, both_signed.tree_size + 300):  # W1 alone from here
+            await keep(size, "W1")
+        served = await client.get("/v1/log/checkpoint")
+        assert served.status_code == 200, served.text
+        assert served.text.startswith(both_signed.note)
+        assert "\u2014 w1.example" in served.text and "\u2014 w2.example" in served.text
 
 
 async def test_a_witness_holding_another_history_is_caught_and_its_evidence_kept(
