@@ -4,19 +4,20 @@ signed root from storage."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import ColumnElement, CompoundSelect, Select, cast, func, null, select, type_coerce, union_all
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.types import NullType
 
 from service.db import make_engine
-from service.ledger import tree_store
+from service.ledger import repeated_columns, tree_store
 from service.ledger.canonical import ChainLinks, decode, entry_hash
 from service.ledger.checkpoint import (
     CheckpointError,
@@ -38,7 +39,7 @@ from service.ledger.merkle import (
     leaf_hash,
 )
 from service.ledger.store import NOT_STORED
-from service.ledger.tables import TILE_BYTES, entries, leaves
+from service.ledger.tables import TILE_BYTES, entries, identities, leaves
 
 CHUNK = 5_000
 NODES_PER_QUERY = 20_000
@@ -196,52 +197,78 @@ async def _audit_chains(connection: AsyncConnection, progress: Progress) -> Asyn
     the next of its chain (a gap, a position repeated: tampering) sets it aside, and such customers
     are read again at the end, in their chains' order: the findings are those of reading every
     chain in order, reported by customer (as Python orders the ids) and customer_seq."""
-    rows = await connection.stream(
-        select(*_CHAIN_COLUMNS).order_by(entries.c.id).execution_options(yield_per=CHUNK))
+    rows = await connection.stream(_CHAIN_ROWS.order_by(entries.c.id).execution_options(yield_per=CHUNK))
     chains: dict[str, ChainLinks] = {}
     out_of_turn: set[str] = set()
     found: list[_Faulty] = []
+    objections: list[_Objection] = []
     async for partition in rows.partitions():  # a chunk at a time: the driver is awaited per chunk
-        for customer_id, customer_seq, stored_prev_hash, stored, canonical in partition:
+        for row in partition:
+            customer_id = row[0]
             if customer_id in out_of_turn:
                 continue
             links = chains.get(customer_id)
             if links is None:
                 links = chains[customer_id] = ChainLinks()
-            if customer_seq != links.next_seq:
+            if row[1] != links.next_seq:
                 out_of_turn.add(customer_id)
                 del chains[customer_id]
                 continue
-            faulty = _entry_faults(links, customer_id, customer_seq, stored_prev_hash, stored, canonical)
+            faulty = _entry_faults(links, row, objections)
             if faulty is not None:
                 found.append(faulty)
         progress(len(partition))
     del chains
     found = [faulty for faulty in found if faulty.customer_id not in out_of_turn]
-    found += [faulty async for faulty in _chains_in_order(connection, sorted(out_of_turn))]
+    objections = [objection for objection in objections if objection.customer_id not in out_of_turn]
+    found += [faulty async for faulty in _chains_in_order(connection, sorted(out_of_turn), objections)]
+    found += [faulty async for faulty in _objected_entries(connection, objections)]
     for faulty in sorted(found, key=lambda faulty: (faulty.customer_id, faulty.customer_seq)):
         where = f"entry {faulty.stored_hash} (customer {faulty.customer_id}, seq {faulty.customer_seq})"
         for fault in faulty.faults:
             yield Finding(where, fault)
 
 
-async def _chains_in_order(connection: AsyncConnection, customer_ids: list[str]) -> AsyncIterator[_Faulty]:
+async def _chains_in_order(connection: AsyncConnection, customer_ids: list[str],
+                           objections: list[_Objection]) -> AsyncIterator[_Faulty]:
     """These customers' entries read in their chains' order (a position held twice: in the order
     written), through the chains' index."""
     for start in range(0, len(customer_ids), CUSTOMERS_PER_QUERY):
         rows = await connection.stream(
-            select(*_CHAIN_COLUMNS)
+            _CHAIN_ROWS
             .where(entries.c.customer_id.in_(customer_ids[start:start + CUSTOMERS_PER_QUERY]))
             .order_by(entries.c.customer_id, entries.c.customer_seq, entries.c.id)
             .execution_options(yield_per=CHUNK))
         customer, links = None, ChainLinks()
         async for partition in rows.partitions():
-            for customer_id, customer_seq, stored_prev_hash, stored, canonical in partition:
-                if customer_id != customer:
-                    customer, links = customer_id, ChainLinks()
-                faulty = _entry_faults(links, customer_id, customer_seq, stored_prev_hash, stored, canonical)
+            for row in partition:
+                if row[0] != customer:
+                    customer, links = row[0], ChainLinks()
+                faulty = _entry_faults(links, row, objections)
                 if faulty is not None:
                     yield faulty
+
+
+async def _objected_entries(
+    connection: AsyncConnection, objections: list[_Objection]
+) -> AsyncIterator[_Faulty]:
+    """Each objection's repeated columns against the entry it objects to, in its customer's chain."""
+    hashes = sorted({o.columns.objected_entry_hash for o in objections
+                     if isinstance(o.columns.objected_entry_hash, str)})
+    objected: dict[tuple[str, str], dict[str, Any]] = {}
+    for start in range(0, len(hashes), CUSTOMERS_PER_QUERY):
+        rows = await connection.execute(
+            select(entries.c.customer_id, _as_stored(entries.c.entry_hash), entries.c.canonical)
+            .where(entries.c.entry_hash.in_(hashes[start:start + CUSTOMERS_PER_QUERY])))
+        for customer_id, stored, canonical in rows:
+            with contextlib.suppress(ValueError):
+                key = customer_id, stored.hex() if isinstance(stored, bytes) else stored
+                objected[key] = decode(canonical)
+    for objection in objections:
+        target = objected.get((objection.customer_id, objection.columns.objected_entry_hash))
+        faults = repeated_columns.objected_faults(objection.columns, target)
+        if faults:
+            yield _Faulty(objection.customer_id, objection.customer_seq, objection.stored_hash, faults)
 
 
 @dataclass(frozen=True)
@@ -254,9 +281,20 @@ class _Faulty:
     faults: list[str]
 
 
-def _entry_faults(links: ChainLinks, customer_id: str, customer_seq: int, stored_prev_hash: str | None,
-                  stored: str | bytes, canonical: bytes) -> _Faulty | None:
-    """An entry checked against its hash and columns, and followed in its chain (`links`)."""
+class _Objection(NamedTuple):
+    """An objection, whose columns are checked against the entry it objects to once all are read."""
+
+    customer_id: str
+    customer_seq: int
+    stored_hash: str
+    columns: repeated_columns.ObjectionColumns
+
+
+def _entry_faults(links: ChainLinks, row: Sequence[Any], objections: list[_Objection]) -> _Faulty | None:
+    """An entry (a row of _CHAIN_ROWS) checked against its hash, its columns and the identity kept
+    apart, and followed in its chain (`links`). An objection is added to `objections`."""
+    customer_id, customer_seq, stored_prev_hash, stored, canonical = row[:5]
+    columns, (employee_id, salt) = tuple(row[5:-2]), row[-2:]
     stored_hash = stored.hex() if isinstance(stored, bytes) else stored
     faults = []
     if entry_hash(canonical) != stored_hash:
@@ -270,8 +308,23 @@ def _entry_faults(links: ChainLinks, customer_id: str, customer_seq: int, stored
         customer_id, customer_seq
     ) or stored_prev_hash not in (NOT_STORED, prev_hash):
         faults.append("stored columns disagree with the canonical bytes")
+    faults += repeated_columns.column_faults(recorded, columns)
+    faults += repeated_columns.identity_faults(recorded, employee_id, _salt_bytes(salt))
+    if (objection := repeated_columns.objection_columns(recorded, columns)) is not None:
+        objections.append(_Objection(customer_id, customer_seq, stored_hash, objection))
     faults += links.follow({"customer_seq": customer_seq, "prev_hash": prev_hash}, stored_hash)
     return _Faulty(customer_id, customer_seq, stored_hash, faults) if faults else None
+
+
+def _salt_bytes(salt: bytes | str | None) -> bytes | None:
+    """The salt as the driver reads it (bytes on PostgreSQL, hex on SQLite); hex that is not, as
+    bytes that match no commitment."""
+    if salt is None or isinstance(salt, bytes):
+        return salt
+    try:
+        return bytes.fromhex(salt)
+    except ValueError:
+        return salt.encode()
 
 
 async def _audit_tree(
@@ -351,9 +404,13 @@ def _as_stored(hash_column: ColumnElement[str]) -> ColumnElement[Any]:
     return type_coerce(hash_column, NullType())
 
 
-# What the chains pass reads of an entry.
-_CHAIN_COLUMNS = (entries.c.customer_id, entries.c.customer_seq, entries.c.prev_hash,
-                  _as_stored(entries.c.entry_hash), entries.c.canonical)
+# What the chains pass reads of an entry: its place in its chain, its bytes and their hash, the
+# columns that repeat what the bytes say, and the identity kept apart (for a human actor).
+_CHAIN_ROWS = select(
+    entries.c.customer_id, entries.c.customer_seq, entries.c.prev_hash, _as_stored(entries.c.entry_hash),
+    entries.c.canonical, *(entries.c[name] for name in repeated_columns.COLUMNS),
+    identities.c.employee_id, _as_stored(identities.c.id_salt),
+).select_from(entries.outerjoin(identities, identities.c.entry_id == entries.c.id))
 
 # Every leaf of the log in order: entries' canonical bytes and index leaves'.
 _LEAVES_IN_LOG_ORDER = union_all(

@@ -27,7 +27,7 @@ from service.verify import VerificationError, completeness, consistency, entry
 from tests.chains import assert_chain_intact, fetch_chain
 from tests.ci import unavailable
 from tests.conftest import Backend, Tokens, _create_database, base_settings, serve, superuser_url
-from tests.factories import access_event
+from tests.factories import access_event, human_actor
 from tests.pg import ThrowawayPostgres
 from tests.servers import Replicas, running_server, seenby_command, settings_env, wait_until_integrated
 
@@ -367,9 +367,10 @@ async def test_the_chains_pass_follows_each_chain_in_order_whatever_order_the_ta
         gaps += [f"{at(customer, gap + 1)}: {out_of_place(gap + 1, gap)}",
                  f"{at(customer, gap + 1)}: {unlinked}"]
     assert await _chains_pass(fresh_pg, verifier) == gaps
-    await as_insider(postgres_admin_url, fresh_pg,
+    await as_insider(postgres_admin_url, fresh_pg,  # the identities kept apart follow their entries
                      "UPDATE ledger_entries SET id = 1000000000 - id",
-                     "UPDATE ledger_entries SET id = id - 900000000")  # back in the serial's range
+                     "UPDATE ledger_entries SET id = id - 900000000",  # back in the serial's range
+                     "UPDATE actor_identities SET entry_id = 100000000 - entry_id")
     assert await _chains_pass(fresh_pg, verifier) == gaps
 
     await as_insider(postgres_admin_url, fresh_pg, "DROP INDEX uq_ledger_entries_customer_seq",
@@ -521,3 +522,75 @@ async def test_postgresql_crashed_and_restarted(tmp_path: Path) -> None:
             assert sorted(recorded) == sorted(acknowledged) and len(recorded) == 9
     finally:
         server.stop()
+
+
+async def test_audit_names_every_column_and_identity_edited_behind_the_service(
+    fresh_pg: Backend, postgres_admin_url: str, tmp_path: Path
+) -> None:
+    """Reads filter, count and show by the columns that repeat an entry's bytes, and regulators by
+    the identity kept apart: an insider's edit to any of them changes what readers are told, so the
+    audit names each edited entry, from a log holding every kind that fills them."""
+    customer = f"cust-{uuid.uuid4().hex[:8]}"
+    app = create_app(fresh_pg.settings)
+    tokens = Tokens(app)
+    async for client in serve(app):
+        humans = [access_event(customer, clip_id=f"clip-{i}", actor=human_actor(f"emp-{i}"))
+                  for i in range(5)]
+        recorded = await client.post("/v1/accesses:batch", json={"events": humans}, headers=tokens.service())
+        assert recorded.status_code == 201, recorded.text
+        decided = await client.post("/v1/access-decisions", headers=tokens.service(), json={
+            "customer_id": customer, "clip_id": "clip-9", "actor": human_actor(), "action": "view",
+            "purpose": "troubleshooting"})
+        assert decided.status_code == 201, decided.text
+        objected_to = recorded.json()["receipts"][0]["entry_hash"]
+        objection = await client.post(f"/v1/customers/{customer}/objections",
+                                      json={"entry_hash": objected_to, "reason": "who is that?"},
+                                      headers=tokens.customer(customer))
+        assert objection.status_code == 201, objection.text
+        deletion = await client.post(f"/v1/customers/{customer}/deletion-requests",
+                                     json={"clip_ids": ["clip-0"]}, headers=tokens.customer(customer))
+        assert deletion.status_code == 202, deletion.text
+        await wait_until_integrated(client, "", [customer], tokens.regulator())
+        chain = await fetch_chain(client, customer, tokens.regulator())
+    assert run_audit(fresh_pg, tmp_path).returncode == 0, "every kind's columns as the audit expects"
+    by_kind: dict[str, list[dict]] = {}
+    for item in chain:
+        by_kind.setdefault(item["kind"], []).append(item)
+    accesses = by_kind["access"]
+    assert all(item["flags"] == ["unconsented"] for item in accesses)
+
+    def where(item: dict) -> str:
+        return f"WHERE entry_hash = {stored_hash(item['entry_hash'])}"
+
+    edits = {  # entry edited -> what the audit must say of it
+        accesses[0]["entry_hash"]: (
+            "UPDATE actor_identities SET employee_id = 'emp-innocent' WHERE entry_id = (SELECT id FROM "
+            f"ledger_entries {where(accesses[0])})", "does not match its id_commitment"),
+        accesses[1]["entry_hash"]: (f"UPDATE ledger_entries SET kind = 'x_hidden' {where(accesses[1])}",
+                                    "disagree with the canonical bytes: kind"),
+        accesses[2]["entry_hash"]: (f"UPDATE ledger_entries SET flags = '' {where(accesses[2])}",
+                                    "disagree with the canonical bytes: flags"),
+        accesses[3]["entry_hash"]: (
+            "UPDATE ledger_entries SET purpose = 'security', "
+            f"recorded_at_us = recorded_at_us - 400 * 86400000000 {where(accesses[3])}",
+            "disagree with the canonical bytes: recorded_at_us, purpose"),
+        accesses[4]["entry_hash"]: (
+            "DELETE FROM actor_identities WHERE entry_id = (SELECT id FROM ledger_entries "
+            f"{where(accesses[4])})", "the human actor's identity is missing"),
+        by_kind["access_decision"][0]["entry_hash"]: (
+            f"UPDATE ledger_entries SET clip_id = 'clip-other' {where(by_kind['access_decision'][0])}",
+            "disagree with the canonical bytes: clip_id"),
+        by_kind["objection"][0]["entry_hash"]: (
+            f"UPDATE ledger_entries SET actor_organization = 'someone else' {where(by_kind['objection'][0])}",
+            "disagree with the entry it objects to: actor_organization"),
+        by_kind["deletion_requested"][0]["entry_hash"]: (
+            f"UPDATE ledger_entries SET actor_type = 'human' {where(by_kind['deletion_requested'][0])}",
+            "disagree with the canonical bytes: actor_type"),
+    }
+    await as_insider(postgres_admin_url, fresh_pg, *(statement for statement, _ in edits.values()))
+    result = run_audit(fresh_pg, tmp_path)
+    assert result.returncode == 1
+    named = [line for line in result.stdout.splitlines() if line.startswith("entry ")]
+    for entry_hash, (_, said) in edits.items():
+        assert any(line.startswith(f"entry {entry_hash}") and said in line for line in named), (said, named)
+    assert len(named) == len(edits), named
