@@ -36,6 +36,8 @@ APP_PRIVILEGES = {
     # Derived from the log and rewritten in place; a leaf whose depth now holds a branch storage
     # leaves out is taken away.
     "customer_index_nodes": "SELECT, INSERT, UPDATE, DELETE",
+    # What passes overwrote, kept until the served checkpoint has moved past them (0022).
+    "customer_index_undo": "SELECT, INSERT, DELETE",
     "notice_batches": "SELECT, INSERT, DELETE",  # unpacked into notices rows
 }
 

@@ -14,7 +14,7 @@ import contextlib
 import logging
 import time
 from collections import ChainMap
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -42,6 +42,10 @@ from service.metrics import (
 
 logger = logging.getLogger("seenby.integrator")
 
+# How often the customer index's history is swept (a witness policy only): rows for a few seconds
+# of passes more than needed, against a statement every pass.
+HISTORY_SWEEP_SECONDS = 5.0
+
 # Any fixed 64-bit key; it names "the integrator" among the database's advisory locks.
 LEADER_LOCK_KEY = 0x5EE_B1_106
 
@@ -66,6 +70,7 @@ class Integrator:
         max_batch_size: int = 16_000,
         idle_seconds: float = 0.1,
         pass_interval_seconds: float = 0.05,
+        served_size: Callable[[AsyncSession], Awaitable[int | None]] | None = None,
     ) -> None:
         self.database = database
         self.signing_key = signing_key
@@ -85,6 +90,11 @@ class Integrator:
         self._leader: AsyncConnection | None = None
         self._floor = QueueFloor()
         self.on_signed: Callable[[], None] = lambda: None  # after a pass's checkpoint is committed
+        # Under a witness policy, the size of the checkpoint served (None while none is): proofs may
+        # be asked against it as long as it trails the latest pass, so each pass keeps what it
+        # overwrote in the customer index until the served checkpoint has moved past it.
+        self.served_size = served_size
+        self._history_swept = 0.0
 
     def leading(self) -> bool:
         """Whether this process integrates (and so submits checkpoints to witnesses)."""
@@ -233,11 +243,25 @@ class Integrator:
         applied = index_tree.update(ChainMap(written, index.nodes) if written else index.nodes, changes)
         written.update(applied.written)
         await index_store.write_nodes(session, written, before=index.nodes)
+        if self.served_size is not None:
+            await index_store.keep_history(session, written, index.nodes, covers)
+            await self._sweep_history(session)
         canonical = index_store.index_leaf_bytes(covers, applied.root, keys + applied.added)
         leaf = index_store.IndexLeaf.of(covers, canonical)
         await index_store.insert_index_leaf(session, leaf)
         INDEX_UPDATE_SECONDS.observe(time.perf_counter() - started)
         return leaf, written
+
+    async def _sweep_history(self, session: AsyncSession) -> None:
+        """Now and then, let go of what passes overwrote before the index leaf of the checkpoint
+        served: no proof is asked as of before it any more (the served checkpoint only grows)."""
+        if self.served_size is None or time.monotonic() - self._history_swept < HISTORY_SWEEP_SECONDS:
+            return
+        self._history_swept = time.monotonic()
+        size = await self.served_size(session)
+        served_leaf = None if size is None else await index_store.latest_index_leaf(session, below=size)
+        if served_leaf is not None:
+            await index_store.forget_history(session, through=served_leaf.log_index)
 
     async def _current_index(self, session: AsyncSession) -> _WorkingIndex:
         """The index as the last committed pass left it: held in memory, read whole after a start

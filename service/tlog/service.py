@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import weakref
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -58,6 +59,22 @@ async def served(session: AsyncSession, witnessing: Witnessing) -> StoredCheckpo
     if witnessing.fail_open:
         return await latest(session)
     raise ServiceUnavailable("no checkpoint has been cosigned by the witness quorum yet; retry shortly")
+
+
+def served_size(witnessing: Witnessing) -> Callable[[AsyncSession], Awaitable[int | None]] | None:
+    """Under a witness policy, how the integrator reads the size of the checkpoint served (None
+    while none is): it keeps the customer index's history back to it. Without one, None: the
+    checkpoint served is always the latest."""
+    if witnessing.policy is None:
+        return None
+
+    async def size(session: AsyncSession) -> int | None:
+        try:
+            return (await served(session, witnessing)).tree_size
+        except ServiceUnavailable:
+            return None
+
+    return size
 
 
 # The largest signed size this process has read, per engine (an app's database: never shared with

@@ -24,18 +24,20 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from service.keys import DEV_SIGNING_KEY_FILE, load_keys
-from service.ledger import tree_store
+from service.ledger import integrator, tree_store
 from service.ledger.checkpoint import (
     COSIGNATURE_TYPE,
     Checkpoint,
+    parse_verifier_key,
     raw_public_key,
     sign_checkpoint,
     verifier_key,
 )
+from service.ledger.tree_store import StoredCheckpoint
 from service.main import create_app
 from service.migrate import upgrade
 from service.settings import Settings
-from service.verify import VerificationError, witnessed
+from service.verify import VerificationError, completeness, witnessed
 from service.witness import store as witness_store
 from service.witness.cosignature import cosign
 from service.witness.policy import parse_policy
@@ -204,6 +206,88 @@ async def test_the_last_checkpoint_to_meet_the_quorum_stays_served_however_long_
         assert served.status_code == 200, served.text
         assert served.text.startswith(both_signed.note)
         assert "\u2014 w1.example" in served.text and "\u2014 w2.example" in served.text
+
+
+async def test_completeness_proves_against_the_witnessed_checkpoint_while_the_log_has_moved_on(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The checkpoint served trails the latest pass while the witnesses have not cosigned it: a
+    customer's completeness proof is then made against the index as of the served checkpoint's
+    index leaf, and verifies, for customers whose heads moved since, who joined since, or none.
+    What the passes overwrote is kept only back to the served checkpoint."""
+    monkeypatch.setattr(integrator, "HISTORY_SWEEP_SECONDS", 0.0)  # swept at every pass
+    keys = {name: Ed25519PrivateKey.generate() for name in ("W1", "W2")}
+    names = {"W1": "w1.example/witness", "W2": "w2.example/witness"}
+    vkeys = {name: verifier_key(names[name], raw_public_key(key), COSIGNATURE_TYPE)
+             for name, key in keys.items()}
+    nobody = f"http://127.0.0.1:{free_port()}"
+    policy_text = (f"witness W1 {vkeys['W1']} {nobody}\nwitness W2 {vkeys['W2']} {nobody}\n"
+                   "group both all W1 W2\nquorum both\n")
+    (tmp_path / "policy.txt").write_text(policy_text)
+    policy = parse_policy(policy_text)
+    app = create_app(settings.model_copy(update={"witness_policy_file": tmp_path / "policy.txt"}))
+    tokens = Tokens(app)
+    early = [f"cust-early-{n}" for n in range(6)]
+    async for client in serve(app):
+        await record_integrated(client, [access_event(c) for c in early], tokens.service(),
+                                tokens.regulator())
+        async with app.state.database.read_sessions() as session:
+            signed = await tree_store.latest_checkpoint(session)
+        assert signed is not None
+
+        async def cosigned_by_both(checkpoint: StoredCheckpoint) -> None:
+            body = checkpoint.note[:checkpoint.note.index("\n\n") + 1]
+            async with app.state.database.write([]) as session:
+                for name in ("W1", "W2"):
+                    line = cosign(body, names[name], keys[name], 1_700_000_000).line()
+                    await witness_store.keep(session, witness_store.Cosignature(checkpoint.tree_size, name,
+                                                                                line, 0))
+
+        async def kept_history() -> set[int]:
+            async with app.state.database.read_sessions() as session:
+                return set((await session.execute(text("SELECT covers FROM customer_index_undo"))).scalars())
+
+        await cosigned_by_both(signed)
+        for round_ in range(3):  # three more passes the witnesses never see
+            moved = (early[0], early[1], f"cust-late-{round_}")
+            await record_integrated(client, [access_event(c) for c in moved], tokens.service(),
+                                    tokens.regulator())
+        served = await client.get("/v1/log/checkpoint")
+        assert served.status_code == 200 and served.text.startswith(signed.note)
+        verifier = parse_verifier_key((await client.get("/v1/log/key")).text.strip())
+        for customer in (early[0], early[2], "cust-late-0", "cust-nobody"):
+            proof = await client.get(f"/v1/customers/{customer}/completeness",
+                                     headers=tokens.regulator())
+            assert proof.status_code == 200, proof.text
+            document = proof.json()
+            assert document["checkpoint"] == served.text
+            witnessed(document["checkpoint"], policy)
+            shown = [item for item in await fetch_chain(client, customer, tokens.regulator())
+                     if item["log_index"] is not None and item["log_index"] < signed.tree_size]
+            said = completeness(document, shown, verifier, customer)
+            # Up to the index leaf of the witnessed checkpoint: its last leaf.
+            assert said.startswith(f"complete: {len(shown)} entr") and said.endswith(
+                f"up to log size {signed.tree_size - 1}"), said
+        passes_since = await kept_history()
+        assert len(passes_since) == 3 and min(passes_since) > signed.tree_size, passes_since
+        # The witnesses catch up with the latest checkpoint, the log moves on once more: only the
+        # newest pass is kept.
+        async with app.state.database.read_sessions() as session:
+            caught_up = await tree_store.latest_checkpoint(session)
+        assert caught_up is not None
+        await cosigned_by_both(caught_up)
+        await record_integrated(client, [access_event(early[0])], tokens.service(), tokens.regulator())
+        assert min(await kept_history()) > caught_up.tree_size
+        proof = (await client.get(f"/v1/customers/{early[0]}/completeness",
+                                  headers=tokens.regulator())).json()
+        shown = [item for item in await fetch_chain(client, early[0], tokens.regulator())
+                 if item["log_index"] is not None and item["log_index"] < caught_up.tree_size]
+        assert completeness(proof, shown, verifier, early[0]).startswith(f"complete: {len(shown)} entries")
+        # History the log did not keep (as for a policy newer than the passes) is not made up: 503.
+        async with app.state.database.write([]) as session:
+            await session.execute(text("DELETE FROM customer_index_undo"))
+        refused = await client.get(f"/v1/customers/{early[0]}/completeness", headers=tokens.regulator())
+        assert refused.status_code == 503, refused.text
 
 
 async def test_a_witness_holding_another_history_is_caught_and_its_evidence_kept(

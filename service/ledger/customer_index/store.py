@@ -13,11 +13,12 @@ from service import bulk
 from service.db import Executor, per_dialect
 from service.ledger.canonical import canonical_bytes, decode
 from service.ledger.customer_index import tree
-from service.ledger.customer_index.tables import index_leaves, index_nodes
+from service.ledger.customer_index.tables import index_leaves, index_nodes, index_undo
 from service.ledger.tables import entries, leaves
 
 KIND = "customer_index"
 _COLUMNS = ("depth", "prefix", "hash", "leaf_key", "leaf_value")
+_UNDO_COLUMNS = ("depth", "prefix", "covers", "hash", "leaf_key", "leaf_value")
 _SQLITE_PAIRS_PER_QUERY = 10_000  # two bound parameters a pair, under SQLite's 32,766
 BACKFILL_CHUNK = 5_000
 # A lookup's first query reads this deep (a multiple of tree.STRIDE). A path goes deeper only where
@@ -70,6 +71,35 @@ async def write_nodes(session: Executor, written: Mapping[tree.NodeId, bytes], b
             tuple_(index_nodes.c.depth, index_nodes.c.prefix).in_(chunk)))
 
 
+async def keep_history(session: Executor, written: Mapping[tree.NodeId, bytes], before: tree.Nodes,
+                       covers: int) -> None:
+    """Under a witness policy: each stored node a pass changes (its index leaf at `covers`), as it
+    was before, for proofs against a checkpoint older than that leaf (lookup's `as_of`)."""
+    rows = []
+    for node_id, node in written.items():
+        old = before.get(node_id)
+        was = old if old is not None and tree.is_stored(node_id, old) else None
+        if was != (node if tree.is_stored(node_id, node) else None):
+            depth, prefix = _key(node_id)
+            rows.append((depth, prefix, covers, None, None, None) if was is None
+                        else (depth, prefix, covers, *_row(node_id, was)[2:]))
+    await bulk.insert_rows(session, index_undo, _UNDO_COLUMNS, rows)
+
+
+async def history_kept_after(session: Executor, as_of: int) -> bool:
+    """Whether every pass after the index leaf at `as_of` kept what it overwrote (every pass
+    changes the root, so each left a row for it)."""
+    passes = select(func.count()).select_from(index_leaves).where(index_leaves.c.log_index > as_of)
+    kept = (select(func.count()).select_from(index_undo)
+            .where(index_undo.c.depth == 0, index_undo.c.covers > as_of))
+    return bool(await session.scalar(select(passes.scalar_subquery() == kept.scalar_subquery())))
+
+
+async def forget_history(session: Executor, *, through: int) -> None:
+    """What passes up to the index leaf at `through` overwrote: no proof is served as of before it."""
+    await session.execute(index_undo.delete().where(index_undo.c.covers <= through))
+
+
 _DELETE_BY_ARRAYS = (
     "DELETE FROM customer_index_nodes AS n USING unnest($1::smallint[], $2::bytea[]) AS w(depth, prefix)"
     " WHERE n.depth = w.depth AND n.prefix = w.prefix"
@@ -96,28 +126,58 @@ _READ_BY_RANGES = (
     "  WHERE c.depth = w.depth AND c.prefix BETWEEN w.low AND w.high"
     "  OFFSET 0) AS n"
 )
+_READ_UNDO_BY_RANGES = (
+    "SELECT n.depth, n.prefix, n.covers, n.hash, n.leaf_key, n.leaf_value"
+    " FROM unnest($1::smallint[], $2::bytea[], $3::bytea[]) AS w(depth, low, high)"
+    " CROSS JOIN LATERAL (SELECT * FROM customer_index_undo AS c"
+    "  WHERE c.depth = w.depth AND c.prefix BETWEEN w.low AND w.high AND c.covers > $4"
+    "  OFFSET 0) AS n"
+)
 
 
-async def _read_path(session: Executor, key: bytes, read_to: int) -> dict[tree.NodeId, bytes]:
-    """The stored nodes a lookup of `key` reads down to `read_to`: one range scan a depth."""
+async def _read_path(session: Executor, key: bytes, read_to: int,
+                     as_of: int | None) -> dict[tree.NodeId, bytes]:
+    """The stored nodes a lookup of `key` reads down to `read_to`: one range scan a depth; as of
+    the index leaf at `as_of`, with what the passes after it overwrote put back."""
     ranges = path_ranges(key, read_to)
     if bulk.is_postgresql(session):
         driver = await bulk.asyncpg_connection(session)
-        rows = await driver.fetch(_READ_BY_RANGES, *(list(column) for column in zip(*ranges, strict=True)))
+        arrays = [list(column) for column in zip(*ranges, strict=True)]
+        rows = await driver.fetch(_READ_BY_RANGES, *arrays)
+        undone = [] if as_of is None else await driver.fetch(_READ_UNDO_BY_RANGES, *arrays, as_of)
     else:
         rows = (await session.execute(
-            select(*(index_nodes.c[name] for name in _COLUMNS))
-            .where(or_(*(and_(index_nodes.c.depth == depth, index_nodes.c.prefix.between(low, high))
-                         for depth, low, high in ranges)))
-        )).all()
-    return dict(_node(*row) for row in rows)
+            select(*(index_nodes.c[name] for name in _COLUMNS)).where(_in_ranges(index_nodes, ranges)))).all()
+        undone = [] if as_of is None else (await session.execute(
+            select(*(index_undo.c[name] for name in _UNDO_COLUMNS))
+            .where(_in_ranges(index_undo, ranges), index_undo.c.covers > as_of))).all()
+    nodes = dict(_node(*row) for row in rows)
+    # Each node as the first pass after `as_of` to change it found it: absent, or as it was.
+    first_change: dict[tuple[int, bytes], Any] = {}
+    for row in undone:
+        depth, prefix, covers = row[0], bytes(row[1]), row[2]
+        if (depth, prefix) not in first_change or covers < first_change[depth, prefix][2]:
+            first_change[depth, prefix] = row
+    for depth, prefix, _, digest, leaf_key, leaf_value in first_change.values():
+        node_id, node = _node(depth, bytes(prefix), digest or b"", leaf_key, leaf_value)
+        if digest is None:
+            nodes.pop(node_id, None)
+        else:
+            nodes[node_id] = node
+    return nodes
 
 
-async def lookup(session: Executor, key: bytes) -> tree.Lookup:
-    """The key's path in the stored index: found in one query unless the path is unusually deep."""
+def _in_ranges(table: Any, ranges: list[tuple[int, bytes, bytes]]) -> Any:
+    return or_(*(and_(table.c.depth == depth, table.c.prefix.between(low, high))
+                 for depth, low, high in ranges))
+
+
+async def lookup(session: Executor, key: bytes, *, as_of: int | None = None) -> tree.Lookup:
+    """The key's path in the stored index, or in the index as of the leaf at `as_of` (whose history
+    must be kept: history_kept_after): found in one query unless the path is unusually deep."""
     read_to = _FIRST_READ_DEPTH
     while True:
-        found = tree.lookup(key, await _read_path(session, key, read_to), read_to)
+        found = tree.lookup(key, await _read_path(session, key, read_to, as_of), read_to)
         if found is not None:
             return found
         if read_to >= tree.KEY_BITS:

@@ -22,6 +22,21 @@ class CustomerIndexNode(SQLModel, table=True):
     leaf_value: bytes | None = Field(default=None, sa_column=Column(LargeBinary(32)))
 
 
+class CustomerIndexUndo(SQLModel, table=True):
+    """A stored node as it was before the pass whose index leaf is `covers` changed it (hash None: no
+    node there before). Kept under a witness policy only, until the served checkpoint has moved past
+    `covers`: the index as of an older leaf is the stored one with these put back (migration 0022)."""
+
+    __tablename__ = "customer_index_undo"
+
+    depth: int = Field(sa_column=Column(SmallInteger, primary_key=True, autoincrement=False))
+    prefix: bytes = Field(sa_column=Column(LargeBinary(32), primary_key=True))
+    covers: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    hash: bytes | None = Field(default=None, sa_column=Column(LargeBinary(32)))
+    leaf_key: bytes | None = Field(default=None, sa_column=Column(LargeBinary(32)))
+    leaf_value: bytes | None = Field(default=None, sa_column=Column(LargeBinary(32)))
+
+
 class IndexLeaf(SQLModel, table=True):
     """A log leaf that commits to the index: the RFC 8785 bytes of {"kind": "customer_index", ...}."""
 
@@ -31,4 +46,4 @@ class IndexLeaf(SQLModel, table=True):
     canonical: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
 
 
-index_nodes, index_leaves = tables_of(CustomerIndexNode, IndexLeaf)
+index_nodes, index_undo, index_leaves = tables_of(CustomerIndexNode, CustomerIndexUndo, IndexLeaf)
