@@ -11,7 +11,7 @@ from pydantic import AfterValidator, Field, StringConstraints
 from sqlalchemy import ColumnElement
 
 from service.clock import format_micros, to_micros
-from service.customers.countries import is_country
+from service.customers.countries import ASSIGNED, is_country
 from service.errors import Unprocessable
 
 
@@ -57,7 +57,10 @@ def assigned_country(code: str) -> str:
 _NO_NUL = Field(json_schema_extra={"pattern": r"^[^\x00]*$"})
 Text = Annotated[str, AfterValidator(_valid_unicode), _NO_NUL]
 Id = Annotated[str, StringConstraints(min_length=1, max_length=128), AfterValidator(_valid_unicode), _NO_NUL]
-Country = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$"), AfterValidator(assigned_country)]
+# The schema lists the codes themselves: a client (or a fuzzer) reads which two capitals are one.
+Country = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$"),
+                    Field(examples=["DE"], json_schema_extra={"enum": sorted(ASSIGNED)}),
+                    AfterValidator(assigned_country)]
 Timestamp = Annotated[str, StringConstraints(max_length=40), AfterValidator(_rfc3339),
                       Field(json_schema_extra={"format": "date-time"})]
 

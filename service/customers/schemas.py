@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from pydantic import BaseModel, ConfigDict, Field
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
-
-from service.customers.countries import ASSIGNED
-from service.types import Id, assigned_country
+from service.types import Country, Id
 
 MAX_BULK = 10_000
-
-
-CountryCode = Annotated[str, Field(min_length=2, max_length=2, examples=["DE"],
-                                   json_schema_extra={"enum": sorted(ASSIGNED)}),
-                        AfterValidator(assigned_country)]
 
 
 class _Strict(BaseModel):
@@ -22,12 +14,12 @@ class _Strict(BaseModel):
 
 
 class Jurisdiction(_Strict):
-    country: CountryCode
+    country: Country
 
 
 class CustomerJurisdiction(_Strict):
     customer_id: Id
-    country: CountryCode
+    country: Country
 
 
 class JurisdictionBatch(_Strict):
