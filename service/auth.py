@@ -237,8 +237,10 @@ def _principal_from(claims: dict[str, Any]) -> Principal:
         if isinstance(r, str) and r in Role.__members__.values()
     )
     jurisdiction = claims.get("jurisdiction")
-    # Present means limited: a null or unassigned code is refused, never read as "no limit".
-    if "jurisdiction" in claims and not (
+    # On a regulator's token, present means limited: a null or unassigned code is refused, never
+    # read as "no limit". Other roles have no use for it: null there is no claim at all.
+    present = jurisdiction is not None or ("jurisdiction" in claims and Role.REGULATOR in roles)
+    if present and not (
         isinstance(jurisdiction, str) and JURISDICTION.fullmatch(jurisdiction) and is_country(jurisdiction)
     ):
         raise Forbidden("the 'jurisdiction' claim must be an ISO 3166-1 alpha-2 code")

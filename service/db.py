@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
-from sqlalchemy import ARRAY, Table, any_, bindparam, event, text
+from sqlalchemy import ARRAY, Engine, Table, any_, bindparam, event, text
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -210,6 +210,12 @@ Executor = AsyncSession | AsyncConnection
 
 def dialect_of(executor: Executor) -> str:
     return (executor.get_bind() if isinstance(executor, AsyncSession) else executor).dialect.name
+
+
+def engine_of(executor: Executor) -> Engine:
+    """The (sync) engine under the executor: one per database an app opened, never shared between
+    apps, for what a process may remember about that database."""
+    return executor.get_bind().engine if isinstance(executor, AsyncSession) else executor.sync_engine
 
 
 def per_dialect(build: Callable[[str], T]) -> Callable[[Executor], T]:

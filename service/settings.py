@@ -87,7 +87,7 @@ class Settings(BaseSettings):
 
     deletion_services: Annotated[list[str], NoDecode] = []
     # Fractions allowed; 0 makes a request due as it is filed (overdue at once: tests, drills).
-    deletion_due_days: float = Field(30, ge=0)
+    deletion_due_days: float = Field(30, ge=0, le=36_500, allow_inf_nan=False)
     troubleshooting_grant_days: int = Field(30, ge=1)
     consent_default_human_review: bool = False
     consent_default_model_training: bool = False

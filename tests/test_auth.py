@@ -538,6 +538,14 @@ async def test_a_jurisdiction_that_is_not_an_assigned_alpha_2_code_is_403(
     assert_403(response)
 
 
+async def test_a_null_jurisdiction_means_nothing_on_a_token_that_is_not_a_regulators(
+    client: httpx.AsyncClient, hs: Hmac
+) -> None:
+    """Identity providers that put the claim, empty, on every token still sign customers in."""
+    assert (await client.get(ME, headers=bearer(hs.token(hs.claims(jurisdiction=None))))).status_code == 200
+    assert_403(await client.get(ME, headers=bearer(hs.token(hs.claims(jurisdiction="ZZ")))))
+
+
 async def test_a_regulator_token_is_accepted_with_or_without_jurisdiction(
     client: httpx.AsyncClient, hs: Hmac, customer_id: str
 ) -> None:

@@ -265,7 +265,8 @@ async def _objected_entries(
                 key = customer_id, stored.hex() if isinstance(stored, bytes) else stored
                 objected[key] = decode(canonical)
     for objection in objections:
-        target = objected.get((objection.customer_id, objection.columns.objected_entry_hash))
+        objected_hash = objection.columns.objected_entry_hash  # whatever the bytes hold: maybe no string
+        target = objected.get((objection.customer_id, str(objected_hash)))
         faults = repeated_columns.objected_faults(objection.columns, target)
         if faults:
             yield _Faulty(objection.customer_id, objection.customer_seq, objection.stored_hash, faults)

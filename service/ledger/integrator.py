@@ -90,11 +90,12 @@ class Integrator:
         self._leader: AsyncConnection | None = None
         self._floor = QueueFloor()
         self.on_signed: Callable[[], None] = lambda: None  # after a pass's checkpoint is committed
-        # Under a witness policy, the size of the checkpoint served (None while none is): proofs may
-        # be asked against it as long as it trails the latest pass, so each pass keeps what it
-        # overwrote in the customer index until the served checkpoint has moved past it.
+        # Under a witness policy, the size of the newest witnessed checkpoint (None while none is):
+        # proofs are asked against it while it trails the latest pass, so each pass keeps what it
+        # overwrote in the customer index until the witnessed checkpoint has moved past it.
         self.served_size = served_size
         self._history_swept = 0.0
+        self._history_kept_after = -1  # the index leaf the history was last swept up to
 
     def leading(self) -> bool:
         """Whether this process integrates (and so submits checkpoints to witnesses)."""
@@ -253,15 +254,16 @@ class Integrator:
         return leaf, written
 
     async def _sweep_history(self, session: AsyncSession) -> None:
-        """Now and then, let go of what passes overwrote before the index leaf of the checkpoint
-        served: no proof is asked as of before it any more (the served checkpoint only grows)."""
+        """Now and then, let go of what passes overwrote up to the index leaf of the newest witnessed
+        checkpoint: no proof is asked as of before it any more (it only grows, for one policy)."""
         if self.served_size is None or time.monotonic() - self._history_swept < HISTORY_SWEEP_SECONDS:
             return
         self._history_swept = time.monotonic()
         size = await self.served_size(session)
         served_leaf = None if size is None else await index_store.latest_index_leaf(session, below=size)
-        if served_leaf is not None:
+        if served_leaf is not None and served_leaf.log_index > self._history_kept_after:
             await index_store.forget_history(session, through=served_leaf.log_index)
+            self._history_kept_after = served_leaf.log_index
 
     async def _current_index(self, session: AsyncSession) -> _WorkingIndex:
         """The index as the last committed pass left it: held in memory, read whole after a start
@@ -278,6 +280,7 @@ class Integrator:
         self._index = None
         self._limit = self.batch_size
         self._floor.reset()
+        self._history_kept_after = -1
 
     async def _waiting(self) -> int:
         async with self.database.read_sessions() as session:

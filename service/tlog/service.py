@@ -11,6 +11,7 @@ from fastapi import Depends, Request
 from sqlalchemy import Engine
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from service.db import engine_of
 from service.errors import (
     BeyondLatestCheckpoint,
     NotFound,
@@ -61,18 +62,18 @@ async def served(session: AsyncSession, witnessing: Witnessing) -> StoredCheckpo
     raise ServiceUnavailable("no checkpoint has been cosigned by the witness quorum yet; retry shortly")
 
 
-def served_size(witnessing: Witnessing) -> Callable[[AsyncSession], Awaitable[int | None]] | None:
-    """Under a witness policy, how the integrator reads the size of the checkpoint served (None
-    while none is): it keeps the customer index's history back to it. Without one, None: the
-    checkpoint served is always the latest."""
-    if witnessing.policy is None:
+def witnessed_size(witnessing: Witnessing) -> Callable[[AsyncSession], Awaitable[int | None]] | None:
+    """Under a witness policy, how the integrator reads the size of the newest witnessed checkpoint
+    (None while none is): it keeps the customer index's history back to it. Not the newest signed one
+    that failing open serves meanwhile: a witnessed checkpoint, once there is one, is older. Without
+    a policy, None: the checkpoint served is always the latest."""
+    policy = witnessing.policy
+    if policy is None:
         return None
 
     async def size(session: AsyncSession) -> int | None:
-        try:
-            return (await served(session, witnessing)).tree_size
-        except ServiceUnavailable:
-            return None
+        witnessed = await witness_store.witnessed_checkpoint(session, policy)
+        return None if witnessed is None else witnessed.tree_size
 
     return size
 
@@ -84,7 +85,7 @@ _signed_at_least: weakref.WeakKeyDictionary[Engine, int] = weakref.WeakKeyDictio
 
 
 async def _within_latest(session: AsyncSession, tree_size: int, field: str) -> None:
-    engine = session.get_bind().engine
+    engine = engine_of(session)
     if tree_size <= _signed_at_least.get(engine, -1):
         return
     size = (await latest(session)).tree_size

@@ -3,13 +3,14 @@ conflicts. The checkpoint served is the newest whose cosignatures meet the polic
 
 from __future__ import annotations
 
+import weakref
 from collections import defaultdict
 from dataclasses import dataclass
 
-from sqlalchemy import func, literal, select, union_all
+from sqlalchemy import Engine, func, literal, select, union_all
 from sqlalchemy.dialects import postgresql, sqlite
 
-from service.db import Executor, dialect_of
+from service.db import Executor, dialect_of, engine_of
 from service.ledger import tree_store
 from service.ledger.tree_store import StoredCheckpoint
 from service.witness.policy import Policy
@@ -18,6 +19,10 @@ from service.witness.tables import conflicts, cosignatures
 # Sizes weighed for the quorum a statement at a time, newest first: the witnesses of a policy cosign
 # the same recent checkpoints, so the first page nearly always holds the newest to meet it.
 _SIZES_PER_PAGE = 64
+
+
+# The newest size found to meet a policy's quorum, per database (engine): where later searches stop.
+_witnessed_at_least: weakref.WeakKeyDictionary[Engine, tuple[Policy, int]] = weakref.WeakKeyDictionary()
 
 
 @dataclass(frozen=True)
@@ -51,12 +56,18 @@ async def witnessed_checkpoint(session: Executor, policy: Policy) -> StoredCheck
 
     No size can meet it above the newest that the witnesses' last cosignatures meet together (a
     witness that went silent holds it back to what it last cosigned), so the search starts there
-    and goes down, a page of cosigned sizes at a time, however many sizes the others cosigned since.
+    and goes down, a page of cosigned sizes at a time, however many sizes the others cosigned since,
+    to the newest size this process found before at the most (cosignatures and checkpoints are
+    append-only: for one policy, the answer only grows).
     """
+    engine = engine_of(session)
+    known = _witnessed_at_least.get(engine)
+    floor = known[1] if known is not None and known[0] is policy else 0
     below = _quorum_ceiling(policy, await last_cosigned_sizes(session, policy))
     while below is not None:
         sizes = list((await session.execute(
-            select(cosignatures.c.tree_size).distinct().where(cosignatures.c.tree_size <= below)
+            select(cosignatures.c.tree_size).distinct()
+            .where(cosignatures.c.tree_size <= below, cosignatures.c.tree_size >= floor)
             .order_by(cosignatures.c.tree_size.desc()).limit(_SIZES_PER_PAGE))).scalars())
         if not sizes:
             return None
@@ -71,6 +82,7 @@ async def witnessed_checkpoint(session: Executor, policy: Policy) -> StoredCheck
             if policy.satisfied_by(lines[size].keys()):
                 checkpoint = await tree_store.checkpoint_at(session, size)
                 if checkpoint is not None:
+                    _witnessed_at_least[engine] = (policy, size)
                     return _with_lines(checkpoint, lines[size])
         below = sizes[-1] - 1
     return None

@@ -253,6 +253,9 @@ async def test_a_due_time_of_zero_days_makes_a_request_overdue_as_it_is_filed(tm
     settings = base_settings(tmp_path, database_url=f"sqlite+aiosqlite:///{tmp_path}/due.db",
                              deletion_due_days="0")
     assert base_settings(tmp_path, deletion_due_days="0.5").deletion_due_days == 0.5
+    for unusable in ("inf", "nan", "-1", "36501"):  # each would fail every request as it is filed
+        with pytest.raises(ValueError, match="deletion_due_days"):
+            base_settings(tmp_path, deletion_due_days=unusable)
     await asyncio.to_thread(upgrade, settings)
     tokens = Tokens.for_settings(settings)
     async for client in serve(create_app(settings)):

@@ -23,11 +23,12 @@ from service.ledger.checkpoint import Verifier, open_checkpoint, parse_verifier_
 from service.ledger.integrator import LEADER_LOCK_KEY
 from service.main import create_app
 from service.migrate import upgrade
+from service.settings import Settings
 from service.verify import VerificationError, completeness, consistency, entry
 from tests.chains import assert_chain_intact, fetch_chain
 from tests.ci import unavailable
 from tests.conftest import Backend, Tokens, _create_database, base_settings, serve, superuser_url
-from tests.factories import access_event, human_actor
+from tests.factories import access_event, algorithm_actor, human_actor
 from tests.pg import ThrowawayPostgres
 from tests.servers import Replicas, running_server, seenby_command, settings_env, wait_until_integrated
 
@@ -524,20 +525,24 @@ async def test_postgresql_crashed_and_restarted(tmp_path: Path) -> None:
         server.stop()
 
 
-async def test_audit_names_every_column_and_identity_edited_behind_the_service(
-    fresh_pg: Backend, postgres_admin_url: str, tmp_path: Path
-) -> None:
-    """Reads filter, count and show by the columns that repeat an entry's bytes, and regulators by
-    the identity kept apart: an insider's edit to any of them changes what readers are told, so the
-    audit names each edited entry, from a log holding every kind that fills them."""
-    customer = f"cust-{uuid.uuid4().hex[:8]}"
-    app = create_app(fresh_pg.settings)
+async def a_log_of_every_kind(settings: Settings, customer: str) -> list[dict]:
+    """One customer's chain holding every kind of entry, and the forms that fill the repeated
+    columns differently: human and algorithm actors, a refused attempt, an event_id in capitals, an
+    occurred_at with an offset and nanoseconds, a decision, an objection, consent, a grant withdrawn,
+    a deletion request. The five human accesses come first, flagged unconsented."""
+    app = create_app(settings)
     tokens = Tokens(app)
     async for client in serve(app):
         humans = [access_event(customer, clip_id=f"clip-{i}", actor=human_actor(f"emp-{i}"))
                   for i in range(5)]
         recorded = await client.post("/v1/accesses:batch", json={"events": humans}, headers=tokens.service())
         assert recorded.status_code == 201, recorded.text
+        odd = access_event(customer, event_id=str(uuid.uuid4()).upper(), actor=algorithm_actor(),
+                           occurred_at="2026-11-24T10:15:02.123456789+01:00", purpose="security")
+        assert (await client.post("/v1/accesses", json=odd, headers=tokens.service())).status_code == 201
+        refused = await client.post("/v1/access-tickets", headers=tokens.service(), json={
+            "audience": "clip-store", "event": access_event(customer, clip_id="clip-5")})
+        assert refused.status_code == 403, refused.text
         decided = await client.post("/v1/access-decisions", headers=tokens.service(), json={
             "customer_id": customer, "clip_id": "clip-9", "actor": human_actor(), "action": "view",
             "purpose": "troubleshooting"})
@@ -547,17 +552,48 @@ async def test_audit_names_every_column_and_identity_edited_behind_the_service(
                                       json={"entry_hash": objected_to, "reason": "who is that?"},
                                       headers=tokens.customer(customer))
         assert objection.status_code == 201, objection.text
+        as_customer = tokens.customer(customer)
+        consent = await client.put(f"/v1/customers/{customer}/consent", headers=as_customer,
+                                   json={"human_review": True, "model_training": False})
+        assert consent.status_code == 200, consent.text
+        grants = f"/v1/customers/{customer}/troubleshooting-grants"
+        grant = await client.post(grants, json={"clip_id": "clip-7"}, headers=as_customer)
+        assert grant.status_code == 201, grant.text
+        withdrawn = await client.post(f"{grants}/{grant.json()['id']}/withdraw", headers=as_customer)
+        assert withdrawn.status_code == 200, withdrawn.text
         deletion = await client.post(f"/v1/customers/{customer}/deletion-requests",
-                                     json={"clip_ids": ["clip-0"]}, headers=tokens.customer(customer))
+                                     json={"clip_ids": ["clip-0"]}, headers=as_customer)
         assert deletion.status_code == 202, deletion.text
         await wait_until_integrated(client, "", [customer], tokens.regulator())
         chain = await fetch_chain(client, customer, tokens.regulator())
-    assert run_audit(fresh_pg, tmp_path).returncode == 0, "every kind's columns as the audit expects"
+    assert {"access", "access_refused", "access_decision", "objection", "consent_changed",
+            "deletion_requested"} <= {item["kind"] for item in chain}
+    return chain
+
+
+async def test_the_audit_finds_every_kind_of_entry_as_its_bytes_say(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """No false finding: the columns and identities every writer fills are what the audit expects."""
+    await a_log_of_every_kind(settings, f"cust-{uuid.uuid4().hex[:8]}")
+    backend = Backend("sqlite" if settings.resolved_database_url.startswith("sqlite") else "postgresql",
+                      settings)
+    result = run_audit(backend, tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+async def test_audit_names_every_column_and_identity_edited_behind_the_service(
+    fresh_pg: Backend, postgres_admin_url: str, tmp_path: Path
+) -> None:
+    """Reads filter, count and show by the columns that repeat an entry's bytes, and regulators by
+    the identity kept apart: an insider's edit to any of them changes what readers are told, so the
+    audit names each edited entry."""
+    chain = await a_log_of_every_kind(fresh_pg.settings, f"cust-{uuid.uuid4().hex[:8]}")
     by_kind: dict[str, list[dict]] = {}
     for item in chain:
         by_kind.setdefault(item["kind"], []).append(item)
-    accesses = by_kind["access"]
-    assert all(item["flags"] == ["unconsented"] for item in accesses)
+    accesses = [item for item in by_kind["access"] if item["actor"]["type"] == "human"]
+    assert len(accesses) == 5 and all(item["flags"] == ["unconsented"] for item in accesses)
 
     def where(item: dict) -> str:
         return f"WHERE entry_hash = {stored_hash(item['entry_hash'])}"

@@ -126,12 +126,12 @@ _READ_BY_RANGES = (
     "  WHERE c.depth = w.depth AND c.prefix BETWEEN w.low AND w.high"
     "  OFFSET 0) AS n"
 )
-_READ_UNDO_BY_RANGES = (
-    "SELECT n.depth, n.prefix, n.covers, n.hash, n.leaf_key, n.leaf_value"
-    " FROM unnest($1::smallint[], $2::bytea[], $3::bytea[]) AS w(depth, low, high)"
-    " CROSS JOIN LATERAL (SELECT * FROM customer_index_undo AS c"
-    "  WHERE c.depth = w.depth AND c.prefix BETWEEN w.low AND w.high AND c.covers > $4"
-    "  OFFSET 0) AS n"
+# Each node's first change after a leaf: one index seek a node, however many passes changed it since.
+_READ_FIRST_CHANGES = (
+    "SELECT w.depth, w.prefix, n.hash, n.leaf_key, n.leaf_value"
+    " FROM unnest($1::smallint[], $2::bytea[]) AS w(depth, prefix)"
+    " CROSS JOIN LATERAL (SELECT c.hash, c.leaf_key, c.leaf_value FROM customer_index_undo AS c"
+    "  WHERE c.depth = w.depth AND c.prefix = w.prefix AND c.covers > $3 ORDER BY c.covers LIMIT 1) AS n"
 )
 
 
@@ -142,29 +142,36 @@ async def _read_path(session: Executor, key: bytes, read_to: int,
     ranges = path_ranges(key, read_to)
     if bulk.is_postgresql(session):
         driver = await bulk.asyncpg_connection(session)
-        arrays = [list(column) for column in zip(*ranges, strict=True)]
-        rows = await driver.fetch(_READ_BY_RANGES, *arrays)
-        undone = [] if as_of is None else await driver.fetch(_READ_UNDO_BY_RANGES, *arrays, as_of)
+        rows = await driver.fetch(_READ_BY_RANGES, *(list(column) for column in zip(*ranges, strict=True)))
+        changed = [] if as_of is None else await driver.fetch(_READ_FIRST_CHANGES, *_node_keys(ranges), as_of)
     else:
         rows = (await session.execute(
             select(*(index_nodes.c[name] for name in _COLUMNS)).where(_in_ranges(index_nodes, ranges)))).all()
-        undone = [] if as_of is None else (await session.execute(
-            select(*(index_undo.c[name] for name in _UNDO_COLUMNS))
-            .where(_in_ranges(index_undo, ranges), index_undo.c.covers > as_of))).all()
+        # SQLite takes a row's other columns from the row whose covers min() picked.
+        changed = [] if as_of is None else [row[:2] + row[3:] for row in (await session.execute(
+            select(index_undo.c.depth, index_undo.c.prefix, func.min(index_undo.c.covers), index_undo.c.hash,
+                   index_undo.c.leaf_key, index_undo.c.leaf_value)
+            .where(_in_ranges(index_undo, ranges), index_undo.c.covers > as_of)
+            .group_by(index_undo.c.depth, index_undo.c.prefix))).all()]
     nodes = dict(_node(*row) for row in rows)
     # Each node as the first pass after `as_of` to change it found it: absent, or as it was.
-    first_change: dict[tuple[int, bytes], Any] = {}
-    for row in undone:
-        depth, prefix, covers = row[0], bytes(row[1]), row[2]
-        if (depth, prefix) not in first_change or covers < first_change[depth, prefix][2]:
-            first_change[depth, prefix] = row
-    for depth, prefix, _, digest, leaf_key, leaf_value in first_change.values():
+    for depth, prefix, digest, leaf_key, leaf_value in changed:
         node_id, node = _node(depth, bytes(prefix), digest or b"", leaf_key, leaf_value)
         if digest is None:
             nodes.pop(node_id, None)
         else:
             nodes[node_id] = node
     return nodes
+
+
+def _node_keys(ranges: list[tuple[int, bytes, bytes]]) -> tuple[list[int], list[bytes]]:
+    """Every (depth, prefix) within the ranges, as two arrays."""
+    depths, prefixes = [], []
+    for depth, low, high in ranges:
+        for prefix in range(int.from_bytes(low, "big"), int.from_bytes(high, "big") + 1):
+            depths.append(depth)
+            prefixes.append(prefix.to_bytes(len(low), "big"))
+    return depths, prefixes
 
 
 def _in_ranges(table: Any, ranges: list[tuple[int, bytes, bytes]]) -> Any:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, LargeBinary, SmallInteger
+from sqlalchemy import BigInteger, Column, Index, LargeBinary, SmallInteger
 from sqlmodel import Field, SQLModel
 
 from service.db import tables_of
@@ -28,6 +28,7 @@ class CustomerIndexUndo(SQLModel, table=True):
     `covers`: the index as of an older leaf is the stored one with these put back (migration 0022)."""
 
     __tablename__ = "customer_index_undo"
+    __table_args__ = (Index("ix_customer_index_undo_covers", "covers"),)
 
     depth: int = Field(sa_column=Column(SmallInteger, primary_key=True, autoincrement=False))
     prefix: bytes = Field(sa_column=Column(LargeBinary(32), primary_key=True))
