@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import secrets
 from dataclasses import dataclass
@@ -99,6 +100,15 @@ def _public_key(path: Path) -> Ed25519PublicKey:
     return key
 
 
+def _development_public_keys(settings: Settings) -> set[bytes]:
+    """The public keys of the development key files in the data folder, where there are any."""
+    found = set()
+    for name in (DEV_SIGNING_KEY_FILE, DEV_TICKET_KEY_FILE):
+        with contextlib.suppress(OSError, ValueError, KeyConfigurationError):
+            found.add(_raw(load_signing_key((settings.data_dir / name).read_bytes()).public_key()))
+    return found
+
+
 def _raw(key: Ed25519PublicKey) -> bytes:
     return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
@@ -137,6 +147,13 @@ def load_keys(settings: Settings) -> Keys:
 
     signing_key = load_signing_key(signing_pem)
     ticket_key = load_signing_key(ticket_pem, "the ticket key")
+    if production:
+        # A copy of a development key elsewhere is the development key still.
+        development = _development_public_keys(settings)
+        for what, key in (("log signing key", signing_key), ("ticket key", ticket_key)):
+            if _raw(key.public_key()) in development:
+                raise KeyConfigurationError(f"production refuses the development {what} (a copy of a key "
+                                            f"generated into {settings.data_dir})")
     # Separate keys (SECURITY.md): a clip store trusting the ticket key must never trust a checkpoint.
     if _raw(ticket_key.public_key()) == _raw(signing_key.public_key()):
         raise KeyConfigurationError("the ticket key must not be the log signing key")

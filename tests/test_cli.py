@@ -89,6 +89,14 @@ def test_production_refuses_the_generated_development_secrets(tmp_path: Path) ->
     (data / "ticket-key.pem").write_bytes(ticket_key_file.read_bytes())
     result = run_seenby("serve", cwd=tmp_path, env=dev_ticket_key)
     assert result.returncode == 2 and "development ticket key" in result.stderr
+    # A copy of a development key, kept anywhere, is refused as surely as the file itself.
+    for setting, dev_file, what in (("SEENBY_SIGNING_KEY_FILE", "log-signing-key.pem", "log signing key"),
+                                    ("SEENBY_TICKET_KEY_FILE", "ticket-key.pem", "ticket key")):
+        copy = tmp_path / f"copied-{dev_file}"
+        copy.write_bytes((data / dev_file).read_bytes())
+        result = run_seenby("serve", cwd=tmp_path, env={**production, "SEENBY_JWT_SECRET": "s" * 40,
+                                                         setting: str(copy)})
+        assert result.returncode == 2 and f"development {what} (a copy" in result.stderr, result.stderr
     same_key = {**production, "SEENBY_JWT_SECRET": "s" * 40, "SEENBY_TICKET_KEY_FILE": str(key_file)}
     result = run_seenby("serve", cwd=tmp_path, env=same_key)
     assert result.returncode == 2 and "ticket key must not be the log signing key" in result.stderr
