@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import multiprocessing
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -39,7 +40,7 @@ from service.ledger.merkle import (
     leaf_hash,
 )
 from service.ledger.store import NOT_STORED
-from service.ledger.tables import TILE_BYTES, entries, identities, leaves
+from service.ledger.tables import TILE_BYTES, entries, heads, identities, leaves
 
 CHUNK = 5_000
 NODES_PER_QUERY = 20_000
@@ -70,17 +71,31 @@ class LogSpan:
 WHOLE_LOG = LogSpan()
 
 
+@dataclass(frozen=True)
+class CustomerSpan:
+    """The customers [first, end) (by id, byte order) whose chains a part of the chains pass checks;
+    None for no bound."""
+
+    first: str | None = None
+    end: str | None = None
+
+
+EVERY_CUSTOMER = CustomerSpan()
+
+
 def run_pass(
     name: str, connection: AsyncConnection, verifier: Verifier, progress: Progress = lambda _: None,
-    *, index_span: LogSpan = WHOLE_LOG,
+    *, index_span: LogSpan = WHOLE_LOG, customers: CustomerSpan = EVERY_CUSTOMER,
 ) -> AsyncIterator[Finding]:
     """One of the audit's passes (PASSES), each independent of the others: they can run side by side,
     on connections of their own. The index pass can be run in parts (`index_span`, see
-    split_index_pass), side by side too."""
+    split_index_pass), and the chains pass (`customers`, split_chains_pass), side by side too."""
     if name != "index" and index_span != WHOLE_LOG:
-        raise ValueError("only the index pass runs in parts")
+        raise ValueError("only the index pass runs in parts of the log")
+    if name != "chains" and customers != EVERY_CUSTOMER:
+        raise ValueError("only the chains pass runs in parts by customer")
     if name == "chains":
-        return _audit_chains(connection, progress)
+        return _audit_chains(connection, progress, customers)
     if name == "tree":
         return _audit_tree(connection, verifier, progress)
     if name == "index":
@@ -91,29 +106,54 @@ def run_pass(
 # In the order their findings are reported.
 PASSES = ("chains", "tree", "index")
 
-# The index pass takes longest by far (a path of hashes per customer at each index leaf: 20 us an
-# entry over 100,000 customers, against 6-8 for the others), and alone it would leave a core idle
-# for most of an audit; in two parts it does not.
+# The index pass (a path of hashes per customer at each index leaf: 20 us an entry over 100,000
+# customers) and the chains pass (every entry's bytes against its hash, its columns and its
+# identity: 16 us) take longest, and whole, either would leave a core idle for the end of an audit;
+# in two parts each they do not (the tree pass takes some 8 us an entry).
 INDEX_PARTS = 2
+CHAINS_PARTS = 2
 
 
 @dataclass(frozen=True)
 class Job:
-    """What one process of the audit does: a pass, or a part of the index pass; and the rows it reads."""
+    """What one process of the audit does: a pass, or a part of one; and the rows it reads (of the
+    chains pass's parts, a share of the entries: their customers' are not counted beforehand)."""
 
     name: str
     rows: int
     index_span: LogSpan = WHOLE_LOG
+    customers: CustomerSpan = EVERY_CUSTOMER
 
 
-async def plan(connection: AsyncConnection, index_parts: int = INDEX_PARTS) -> list[Job]:
-    """The passes, the index pass in `index_parts`, in the order their findings are reported."""
+async def plan(connection: AsyncConnection, index_parts: int = INDEX_PARTS,
+               chains_parts: int = CHAINS_PARTS) -> list[Job]:
+    """The passes, the index and chains passes in parts, in the order their findings are reported."""
     total_entries = await connection.scalar(select(func.count()).select_from(entries)) or 0
     log_size = ((await connection.scalar(select(func.count()).select_from(leaves)) or 0)
                 + (await connection.scalar(select(func.count()).select_from(index_leaves)) or 0))
     spans = await split_index_pass(connection, log_size, index_parts)
-    return [Job("chains", total_entries), Job("tree", log_size),
+    customer_spans = await split_chains_pass(connection, chains_parts)
+    shares = [total_entries // len(customer_spans)] * len(customer_spans)
+    shares[-1] += total_entries - sum(shares)
+    chains = [Job("chains", share, customers=customer_span)
+              for share, customer_span in zip(shares, customer_spans, strict=True)]
+    return [*chains, Job("tree", log_size),
             *(Job("index", log_size if span.end is None else span.end, span) for span in spans)]
+
+
+async def split_chains_pass(connection: AsyncConnection, parts: int) -> list[CustomerSpan]:
+    """The customers cut into `parts` of as many customers each (by their chains' heads; every
+    entry is in exactly one part whatever the cuts), in id order: the parts' findings, each in
+    customer order, follow one another in it."""
+    customers = await connection.scalar(select(func.count()).select_from(heads)) or 0
+    cuts: list[str] = []
+    for part in range(1, parts):
+        cut = await connection.scalar(select(heads.c.customer_id).order_by(heads.c.customer_id)
+                                      .offset(customers * part // parts).limit(1))
+        if cut is not None and (not cuts or cut > cuts[-1]):
+            cuts.append(cut)
+    bounds: list[str | None] = [None, *cuts, None]
+    return [CustomerSpan(first, end) for first, end in itertools.pairwise(bounds)]
 
 
 async def split_index_pass(connection: AsyncConnection, log_size: int, parts: int) -> list[LogSpan]:
@@ -180,14 +220,16 @@ def _job_in_process(job: Job, url: str, verifier_key_text: str) -> list[Finding]
             async with engine.connect() as connection:
                 return [finding async for finding in run_pass(
                     job.name, connection, parse_verifier_key(verifier_key_text), _advance,
-                    index_span=job.index_span)]
+                    index_span=job.index_span, customers=job.customers)]
         finally:
             await engine.dispose()
 
     return asyncio.run(run())
 
 
-async def _audit_chains(connection: AsyncConnection, progress: Progress) -> AsyncIterator[Finding]:
+async def _audit_chains(
+    connection: AsyncConnection, progress: Progress, customers: CustomerSpan
+) -> AsyncIterator[Finding]:
     """Every entry's bytes against its hash and columns; every customer's chain, dense and linked.
 
     The entries are read in the table's order, front to back: through the chains' index instead,
@@ -197,7 +239,12 @@ async def _audit_chains(connection: AsyncConnection, progress: Progress) -> Asyn
     the next of its chain (a gap, a position repeated: tampering) sets it aside, and such customers
     are read again at the end, in their chains' order: the findings are those of reading every
     chain in order, reported by customer (as Python orders the ids) and customer_seq."""
-    rows = await connection.stream(_CHAIN_ROWS.order_by(entries.c.id).execution_options(yield_per=CHUNK))
+    in_span = _CHAIN_ROWS
+    if customers.first is not None:
+        in_span = in_span.where(entries.c.customer_id >= customers.first)
+    if customers.end is not None:
+        in_span = in_span.where(entries.c.customer_id < customers.end)
+    rows = await connection.stream(in_span.order_by(entries.c.id).execution_options(yield_per=CHUNK))
     chains: dict[str, ChainLinks] = {}
     out_of_turn: set[str] = set()
     found: list[_Faulty] = []

@@ -330,6 +330,18 @@ async def _chains_pass(backend: Backend, verifier: Verifier) -> list[str]:
         await engine.dispose()
 
 
+async def _chains_pass_in_parts(backend: Backend, parts: int) -> list[list[str]]:
+    """Each part's findings, as `seenby audit` cuts the chains pass for `parts` processes."""
+    engine = make_engine(backend.settings.resolved_database_url)
+    try:
+        async with engine.connect() as connection:
+            jobs = [job for job in await audit.plan(connection, chains_parts=parts) if job.name == "chains"]
+            return [[str(finding) async for finding in audit.run_pass(
+                "chains", connection, None, customers=job.customers)] for job in jobs]  # type: ignore[arg-type]
+    finally:
+        await engine.dispose()
+
+
 async def test_the_chains_pass_follows_each_chain_in_order_whatever_order_the_table_holds(
     fresh_pg: Backend, postgres_admin_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -379,12 +391,16 @@ async def test_the_chains_pass_follows_each_chain_in_order_whatever_order_the_ta
                      f"WHERE entry_hash = {stored_hash(chains[2][3]['entry_hash'])}")
     # In chain order, ties by id: the moved entry (now the lower id) first, then the third entry.
     moved = at(2, 3).replace("seq 3)", "seq 2)")
-    assert await _chains_pass(fresh_pg, verifier) == [
+    whole = await _chains_pass(fresh_pg, verifier)
+    assert whole == [
         *gaps,
         f"{moved}: {disagreeing}", f"{moved}: {unlinked}",
         f"{at(2, 2)}: {out_of_place(2, 3)}", f"{at(2, 2)}: {unlinked}",
         f"{at(2, 4)}: {out_of_place(4, 3)}", f"{at(2, 4)}: {unlinked}",
     ]
+    # Cut into a part a customer, the pass names the same faults in the same order.
+    assert [len(part) for part in await _chains_pass_in_parts(fresh_pg, 3)] == [2, 2, 6]
+    assert [finding for part in await _chains_pass_in_parts(fresh_pg, 3) for finding in part] == whole
 
 
 async def test_audit_names_two_swapped_entries(
@@ -623,7 +639,14 @@ async def test_audit_names_every_column_and_identity_edited_behind_the_service(
             f"UPDATE ledger_entries SET actor_type = 'human' {where(by_kind['deletion_requested'][0])}",
             "disagree with the canonical bytes: actor_type"),
     }
-    await as_insider(postgres_admin_url, fresh_pg, *(statement for statement, _ in edits.values()))
+    await as_insider(postgres_admin_url, fresh_pg, *(statement for statement, _ in edits.values()),
+                     *(f"INSERT INTO customer_heads VALUES ('{customer}', 0, sha256(''))"
+                       for customer in ("cust-0", "cust-~")))  # chains cut between the customers
+    # However many parts the chains pass is cut into, the findings are the same, in the same order.
+    [whole] = await _chains_pass_in_parts(fresh_pg, 1)
+    parts = await _chains_pass_in_parts(fresh_pg, 3)
+    assert len(parts) == 3 and [finding for part in parts for finding in part] == whole
+    assert sum(bool(part) for part in parts) >= 1 and len(whole) >= len(edits)
     result = run_audit(fresh_pg, tmp_path)
     assert result.returncode == 1
     named = [line for line in result.stdout.splitlines() if line.startswith("entry ")]
