@@ -213,8 +213,9 @@ def dialect_of(executor: Executor) -> str:
 
 
 def engine_of(executor: Executor) -> Engine:
-    """The (sync) engine under the executor: one per database an app opened, never shared between
-    apps, for what a process may remember about that database."""
+    """The (sync) engine under the executor: one per database an app opened and kind of session
+    (execution options make an engine of their own), never shared between apps, for what a process
+    may remember about that database."""
     return executor.get_bind().engine if isinstance(executor, AsyncSession) else executor.sync_engine
 
 

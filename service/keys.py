@@ -9,6 +9,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
@@ -104,7 +105,7 @@ def _development_public_keys(settings: Settings) -> set[bytes]:
     """The public keys of the development key files in the data folder, where there are any."""
     found = set()
     for name in (DEV_SIGNING_KEY_FILE, DEV_TICKET_KEY_FILE):
-        with contextlib.suppress(OSError, ValueError, KeyConfigurationError):
+        with contextlib.suppress(OSError, ValueError, TypeError, UnsupportedAlgorithm, KeyConfigurationError):
             found.add(_raw(load_signing_key((settings.data_dir / name).read_bytes()).public_key()))
     return found
 
@@ -147,11 +148,15 @@ def load_keys(settings: Settings) -> Keys:
 
     signing_key = load_signing_key(signing_pem)
     ticket_key = load_signing_key(ticket_pem, "the ticket key")
+    retired_ticket_keys = tuple(_public_key(path) for path in settings.ticket_retired_key_files)
     if production:
-        # A copy of a development key elsewhere is the development key still.
+        # A copy of a development key elsewhere is the development key still; a retired ticket key
+        # is still published to clip stores.
         development = _development_public_keys(settings)
-        for what, key in (("log signing key", signing_key), ("ticket key", ticket_key)):
-            if _raw(key.public_key()) in development:
+        published = [("log signing key", signing_key.public_key()), ("ticket key", ticket_key.public_key()),
+                     *(("retired ticket key", retired) for retired in retired_ticket_keys)]
+        for what, key in published:
+            if _raw(key) in development:
                 raise KeyConfigurationError(f"production refuses the development {what} (a copy of a key "
                                             f"generated into {settings.data_dir})")
     # Separate keys (SECURITY.md): a clip store trusting the ticket key must never trust a checkpoint.
@@ -162,7 +167,7 @@ def load_keys(settings: Settings) -> Keys:
         pseudonym_key=pseudonym_secret.encode(),
         signing_key=signing_key,
         ticket_key=ticket_key,
-        retired_ticket_keys=tuple(_public_key(path) for path in settings.ticket_retired_key_files),
+        retired_ticket_keys=retired_ticket_keys,
         webhook_secrets=webhook_secrets,
     )
 

@@ -48,7 +48,7 @@ from service.tickets.routes import REQUEST as TICKET_REQUEST
 from service.tickets.routes import router as tickets_router
 from service.tickets.service import TicketIssuer
 from service.tlog.routes import router as log_router
-from service.tlog.service import Witnessing, witnessed_size
+from service.tlog.service import Witnessing, oldest_provable_size
 from service.witness.policy import load_policy
 from service.witness.submitter import Submitter
 
@@ -87,7 +87,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         database = Database(settings)
         app.state.database = database
         integrator = Integrator(database, keys.signing_key, settings.log_origin,
-                                served_size=witnessed_size(app.state.witnessing))
+                                provable_from=oldest_provable_size(
+                                    app.state.witnessing, settings.witness_timeout_seconds))
         app.state.integrator = integrator
         await integrator.sign_empty_log()
         app.state.recorder = Recorder(database, settings, keys.pseudonym_key)

@@ -97,6 +97,13 @@ def test_production_refuses_the_generated_development_secrets(tmp_path: Path) ->
         result = run_seenby("serve", cwd=tmp_path, env={**production, "SEENBY_JWT_SECRET": "s" * 40,
                                                          setting: str(copy)})
         assert result.returncode == 2 and f"development {what} (a copy" in result.stderr, result.stderr
+    fresh_ticket_key = tmp_path / "fresh-ticket-key.pem"  # the production one was copied in above
+    fresh_ticket_key.write_bytes(new_key_pem())
+    retired = {**production, "SEENBY_JWT_SECRET": "s" * 40, "SEENBY_TICKET_KEY_FILE": str(fresh_ticket_key),
+               # a retired ticket key is still published to clip stores
+               "SEENBY_TICKET_RETIRED_KEY_FILES": str(tmp_path / "copied-log-signing-key.pem")}
+    result = run_seenby("serve", cwd=tmp_path, env=retired)
+    assert result.returncode == 2 and "development retired ticket key" in result.stderr, result.stderr
     same_key = {**production, "SEENBY_JWT_SECRET": "s" * 40, "SEENBY_TICKET_KEY_FILE": str(key_file)}
     result = run_seenby("serve", cwd=tmp_path, env=same_key)
     assert result.returncode == 2 and "ticket key must not be the log signing key" in result.stderr

@@ -313,7 +313,9 @@ async def _objected_entries(
                 objected[key] = decode(canonical)
     for objection in objections:
         objected_hash = objection.columns.objected_entry_hash  # whatever the bytes hold: maybe no string
-        target = objected.get((objection.customer_id, str(objected_hash)))
+        target = None
+        if isinstance(objected_hash, str):
+            target = objected.get((objection.customer_id, objected_hash))
         faults = repeated_columns.objected_faults(objection.columns, target)
         if faults:
             yield _Faulty(objection.customer_id, objection.customer_seq, objection.stored_hash, faults)

@@ -70,7 +70,7 @@ class Integrator:
         max_batch_size: int = 16_000,
         idle_seconds: float = 0.1,
         pass_interval_seconds: float = 0.05,
-        served_size: Callable[[AsyncSession], Awaitable[int | None]] | None = None,
+        provable_from: Callable[[AsyncSession], Awaitable[int | None]] | None = None,
     ) -> None:
         self.database = database
         self.signing_key = signing_key
@@ -90,10 +90,10 @@ class Integrator:
         self._leader: AsyncConnection | None = None
         self._floor = QueueFloor()
         self.on_signed: Callable[[], None] = lambda: None  # after a pass's checkpoint is committed
-        # Under a witness policy, the size of the newest witnessed checkpoint (None while none is):
-        # proofs are asked against it while it trails the latest pass, so each pass keeps what it
-        # overwrote in the customer index until the witnessed checkpoint has moved past it.
-        self.served_size = served_size
+        # Under a witness policy, the size of the oldest checkpoint a proof may yet be asked against
+        # (tlog.service.oldest_provable_size): the witnessed one trails the latest pass, so each pass
+        # keeps what it overwrote in the customer index until that size has moved past it.
+        self.provable_from = provable_from
         self._history_swept = 0.0
         self._history_kept_after = -1  # the index leaf the history was last swept up to
 
@@ -244,7 +244,7 @@ class Integrator:
         applied = index_tree.update(ChainMap(written, index.nodes) if written else index.nodes, changes)
         written.update(applied.written)
         await index_store.write_nodes(session, written, before=index.nodes)
-        if self.served_size is not None:
+        if self.provable_from is not None:
             await index_store.keep_history(session, written, index.nodes, covers)
             await self._sweep_history(session)
         canonical = index_store.index_leaf_bytes(covers, applied.root, keys + applied.added)
@@ -254,12 +254,12 @@ class Integrator:
         return leaf, written
 
     async def _sweep_history(self, session: AsyncSession) -> None:
-        """Now and then, let go of what passes overwrote up to the index leaf of the newest witnessed
-        checkpoint: no proof is asked as of before it any more (it only grows, for one policy)."""
-        if self.served_size is None or time.monotonic() - self._history_swept < HISTORY_SWEEP_SECONDS:
+        """Now and then, let go of what passes overwrote up to the index leaf of the oldest checkpoint
+        a proof may yet be asked against: none is asked as of before it any more (it only grows)."""
+        if self.provable_from is None or time.monotonic() - self._history_swept < HISTORY_SWEEP_SECONDS:
             return
         self._history_swept = time.monotonic()
-        size = await self.served_size(session)
+        size = await self.provable_from(session)
         served_leaf = None if size is None else await index_store.latest_index_leaf(session, below=size)
         if served_leaf is not None and served_leaf.log_index > self._history_kept_after:
             await index_store.forget_history(session, through=served_leaf.log_index)

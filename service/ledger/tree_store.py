@@ -65,6 +65,14 @@ async def checkpoint_at(session: Executor, tree_size: int) -> StoredCheckpoint |
     return StoredCheckpoint(row.tree_size, row.root_hash, row.note) if row else None
 
 
+async def newest_signed_size(session: Executor, *, at_or_before_us: int) -> int | None:
+    """The size of the newest checkpoint signed at or before then (read back from the newest)."""
+    size: int | None = await session.scalar(
+        select(checkpoints.c.tree_size).where(checkpoints.c.signed_at_us <= at_or_before_us)
+        .order_by(checkpoints.c.tree_size.desc()).limit(1))
+    return size
+
+
 async def signed_at_us(session: Executor, sizes: Collection[int]) -> dict[int, int]:
     """When the checkpoints of these tree sizes were signed (microseconds since the epoch)."""
     rows = await session.execute(select(checkpoints.c.tree_size, checkpoints.c.signed_at_us)

@@ -11,6 +11,7 @@ from fastapi import Depends, Request
 from sqlalchemy import Engine
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from service import clock
 from service.db import engine_of
 from service.errors import (
     BeyondLatestCheckpoint,
@@ -62,20 +63,34 @@ async def served(session: AsyncSession, witnessing: Witnessing) -> StoredCheckpo
     raise ServiceUnavailable("no checkpoint has been cosigned by the witness quorum yet; retry shortly")
 
 
-def witnessed_size(witnessing: Witnessing) -> Callable[[AsyncSession], Awaitable[int | None]] | None:
-    """Under a witness policy, how the integrator reads the size of the newest witnessed checkpoint
-    (None while none is): it keeps the customer index's history back to it. Not the newest signed one
-    that failing open serves meanwhile: a witnessed checkpoint, once there is one, is older. Without
-    a policy, None: the checkpoint served is always the latest."""
+def oldest_provable_size(
+    witnessing: Witnessing, exchange_seconds: float
+) -> Callable[[AsyncSession], Awaitable[int | None]] | None:
+    """Under a witness policy, how the integrator reads the size of the oldest checkpoint a proof
+    may yet be asked against (None: any), and keeps the customer index's history back to it.
+
+    That is the newest witnessed checkpoint, once there is one (failing open serves the newest signed
+    meanwhile, which a witnessed one will be older than). While there is none, the first will be
+    one a witness is sent from now on, or was sent within an exchange (`exchange_seconds`): the
+    newest checkpoint then, or a later one; the log submits no other. Without a policy, None: the
+    checkpoint served is always the latest."""
     policy = witnessing.policy
     if policy is None:
         return None
 
     async def size(session: AsyncSession) -> int | None:
         witnessed = await witness_store.witnessed_checkpoint(session, policy)
-        return None if witnessed is None else witnessed.tree_size
+        if witnessed is not None:
+            return witnessed.tree_size
+        long_ago = clock.now_us() - round((exchange_seconds + _SUBMISSION_SLACK_SECONDS) * 1_000_000)
+        return await tree_store.newest_signed_size(session, at_or_before_us=long_ago)
 
     return size
+
+
+# A submission starts from a checkpoint read a little before it is sent, and witnesses are paced:
+# slack on top of the exchange's own timeout.
+_SUBMISSION_SLACK_SECONDS = 10.0
 
 
 # The largest signed size this process has read, per engine (an app's database: never shared with

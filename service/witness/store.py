@@ -58,11 +58,23 @@ async def witnessed_checkpoint(session: Executor, policy: Policy) -> StoredCheck
     witness that went silent holds it back to what it last cosigned), so the search starts there
     and goes down, a page of cosigned sizes at a time, however many sizes the others cosigned since,
     to the newest size this process found before at the most (cosignatures and checkpoints are
-    append-only: for one policy, the answer only grows).
+    append-only: for one policy, the answer only grows), and from the ceiling down to nothing if
+    that finds none (a snapshot older than the search that found it).
     """
     engine = engine_of(session)
     known = _witnessed_at_least.get(engine)
     floor = known[1] if known is not None and known[0] is policy else 0
+    found = await _newest_witnessed(session, policy, floor)
+    if found is None and floor:
+        # A snapshot older than the search that found `floor` cannot see it: search it all.
+        found = await _newest_witnessed(session, policy, 0)
+    if found is not None and found.tree_size > floor:
+        _witnessed_at_least[engine] = (policy, found.tree_size)
+    return found
+
+
+async def _newest_witnessed(session: Executor, policy: Policy, floor: int) -> StoredCheckpoint | None:
+    """witnessed_checkpoint's search, through the sizes from the quorum's ceiling down to `floor`."""
     below = _quorum_ceiling(policy, await last_cosigned_sizes(session, policy))
     while below is not None:
         sizes = list((await session.execute(
@@ -82,7 +94,6 @@ async def witnessed_checkpoint(session: Executor, policy: Policy) -> StoredCheck
             if policy.satisfied_by(lines[size].keys()):
                 checkpoint = await tree_store.checkpoint_at(session, size)
                 if checkpoint is not None:
-                    _witnessed_at_least[engine] = (policy, size)
                     return _with_lines(checkpoint, lines[size])
         below = sizes[-1] - 1
     return None

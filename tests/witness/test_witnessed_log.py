@@ -33,10 +33,12 @@ from service.ledger.checkpoint import (
     sign_checkpoint,
     verifier_key,
 )
+from service.ledger.customer_index import store as index_store
 from service.ledger.tree_store import StoredCheckpoint
 from service.main import create_app
 from service.migrate import upgrade
 from service.settings import Settings
+from service.tlog import service as tlog_service
 from service.verify import VerificationError, completeness, witnessed
 from service.witness import store as witness_store
 from service.witness.cosignature import cosign
@@ -206,6 +208,80 @@ async def test_the_last_checkpoint_to_meet_the_quorum_stays_served_however_long_
         assert served.status_code == 200, served.text
         assert served.text.startswith(both_signed.note)
         assert "\u2014 w1.example" in served.text and "\u2014 w2.example" in served.text
+
+
+async def test_before_any_checkpoint_is_witnessed_the_index_history_is_kept_for_one_exchange_only(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Failing open with no witness answering, no checkpoint older than an exchange can become the
+    first witnessed one (the log submits only its newest): what passes overwrote before it goes."""
+    monkeypatch.setattr(integrator, "HISTORY_SWEEP_SECONDS", 0.0)
+    monkeypatch.setattr(tlog_service, "_SUBMISSION_SLACK_SECONDS", 0.0)
+    silent = Ed25519PrivateKey.generate()
+    vkey = verifier_key("w1.example/witness", raw_public_key(silent), COSIGNATURE_TYPE)
+    (tmp_path / "policy.txt").write_text(f"witness W1 {vkey} http://127.0.0.1:{free_port()}\nquorum W1\n")
+    app = create_app(settings.model_copy(update={"witness_policy_file": tmp_path / "policy.txt",
+                                                "witness_fail_open": True, "witness_timeout_seconds": 0.5}))
+    tokens = Tokens(app)
+    async for client in serve(app):
+
+        async def kept_after_a_pass(client: httpx.AsyncClient = client) -> tuple[int, set[int]]:
+            await record_integrated(client, [access_event("cust-open")], tokens.service(), tokens.regulator())
+            async with app.state.database.read_sessions() as session:
+                leaf = await index_store.latest_index_leaf(session)
+                kept = set((await session.execute(text("SELECT covers FROM customer_index_undo"))).scalars())
+            assert leaf is not None
+            return leaf.log_index, kept
+
+        first, kept = await kept_after_a_pass()
+        assert first in kept
+        await asyncio.sleep(1.0)  # the first pass's checkpoint is now older than an exchange
+        second, kept = await kept_after_a_pass()
+        assert kept == {second}
+
+
+async def test_a_snapshot_older_than_the_newest_witnessed_checkpoint_is_served_its_own(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """The newest size that met the quorum is where later searches stop, but a reader whose snapshot
+    is older than its cosignatures still gets the newest witnessed checkpoint it can see."""
+    keys = {name: Ed25519PrivateKey.generate() for name in ("W1", "W2")}
+    names = {"W1": "w1.example/witness", "W2": "w2.example/witness"}
+    vkeys = {name: verifier_key(names[name], raw_public_key(key), COSIGNATURE_TYPE)
+             for name, key in keys.items()}
+    nobody = f"http://127.0.0.1:{free_port()}"
+    policy_text = (f"witness W1 {vkeys['W1']} {nobody}\nwitness W2 {vkeys['W2']} {nobody}\n"
+                   "group both all W1 W2\nquorum both\n")
+    (tmp_path / "policy.txt").write_text(policy_text)
+    policy = parse_policy(policy_text)
+    app = create_app(settings.model_copy(update={"witness_policy_file": tmp_path / "policy.txt"}))
+    tokens = Tokens(app)
+    async for client in serve(app):
+        database = app.state.database
+
+        async def witnessed_now(client: httpx.AsyncClient = client,
+                                database: Any = database) -> StoredCheckpoint:
+            await record_integrated(client, [access_event("cust-snap")], tokens.service(), tokens.regulator())
+            async with database.read_sessions() as session:
+                checkpoint = await tree_store.latest_checkpoint(session)
+            assert checkpoint is not None
+            body = checkpoint.note[:checkpoint.note.index("\n\n") + 1]
+            async with database.write([]) as session:
+                for name in ("W1", "W2"):
+                    line = cosign(body, names[name], keys[name], 1_700_000_000).line()
+                    await witness_store.keep(session, witness_store.Cosignature(checkpoint.tree_size, name,
+                                                                                line, 0))
+            return checkpoint
+
+        first = await witnessed_now()
+        async with database.snapshot_sessions() as old, old.begin():
+            await old.execute(text("SELECT count(*) FROM checkpoints"))  # the snapshot starts here
+            second = await witnessed_now()
+            async with database.snapshot_sessions() as new, new.begin():
+                found = await witness_store.witnessed_checkpoint(new, policy)
+                assert found is not None and found.tree_size == second.tree_size > first.tree_size
+            seen = await witness_store.witnessed_checkpoint(old, policy)
+            assert seen is not None and seen.tree_size == first.tree_size
 
 
 async def test_completeness_proves_against_the_witnessed_checkpoint_while_the_log_has_moved_on(
