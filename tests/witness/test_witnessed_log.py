@@ -14,7 +14,7 @@ import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import pytest
@@ -171,39 +171,50 @@ async def test_without_the_quorum_the_last_witnessed_checkpoint_stays_served(
                 assert _metric(await client.get("/metrics"), unreachable) > before
 
 
+class _HeldWitnesses:
+    """W1 and W2 in an all-of-both quorum, at an address nobody serves, their keys held by the
+    test: it keeps their cosignatures itself, as the submitter keeps a witness's answer."""
+
+    NAMES: ClassVar[dict[str, str]] = {"W1": "w1.example/witness", "W2": "w2.example/witness"}
+
+    def __init__(self, folder: Path) -> None:
+        self.keys = {name: Ed25519PrivateKey.generate() for name in self.NAMES}
+        vkeys = {name: verifier_key(self.NAMES[name], raw_public_key(key), COSIGNATURE_TYPE)
+                 for name, key in self.keys.items()}
+        nobody = f"http://127.0.0.1:{free_port()}"
+        text = (f"witness W1 {vkeys['W1']} {nobody}\nwitness W2 {vkeys['W2']} {nobody}\n"
+                "group both all W1 W2\nquorum both\n")
+        self.policy_file = folder / "policy.txt"
+        self.policy_file.write_text(text)
+        self.policy = parse_policy(text)
+
+    async def cosign(self, database: Any, note: str, size: int, *witnesses: str) -> None:
+        """Keep these witnesses' cosignatures of the checkpoint in `note`, under `size`."""
+        body = note[:note.index("\n\n") + 1]
+        async with database.write([]) as session:
+            for name in witnesses:
+                line = cosign(body, self.NAMES[name], self.keys[name], 1_700_000_000 + size).line()
+                await witness_store.keep(session, witness_store.Cosignature(size, name, line, 0))
+
+
 async def test_the_last_checkpoint_to_meet_the_quorum_stays_served_however_long_a_witness_is_silent(
     settings: Settings, tmp_path: Path
 ) -> None:
     """W2 of an all-of-both quorum goes silent after cosigning a checkpoint, while W1 cosigns the
     log's next hundreds: that checkpoint is still the one served, with both cosignatures."""
-    keys = {name: Ed25519PrivateKey.generate() for name in ("W1", "W2")}
-    names = {"W1": "w1.example/witness", "W2": "w2.example/witness"}
-    vkeys = {name: verifier_key(names[name], raw_public_key(key), COSIGNATURE_TYPE)
-             for name, key in keys.items()}
-    nobody = f"http://127.0.0.1:{free_port()}"
-    policy_file = tmp_path / "policy.txt"
-    policy_file.write_text(f"witness W1 {vkeys['W1']} {nobody}\nwitness W2 {vkeys['W2']} {nobody}\n"
-                           "group both all W1 W2\nquorum both\n")
-    app = create_app(settings.model_copy(update={"witness_policy_file": policy_file}))
+    witnesses = _HeldWitnesses(tmp_path)
+    app = create_app(settings.model_copy(update={"witness_policy_file": witnesses.policy_file}))
     tokens = Tokens(app)
     async for client in serve(app):
         await record_integrated(client, [access_event("cust-quorum")], tokens.service(), tokens.regulator())
         async with app.state.database.read_sessions() as session:
             both_signed = await tree_store.latest_checkpoint(session)
         assert both_signed is not None
-        body = both_signed.note[:both_signed.note.index("\n\n") + 1]
-
-        async def keep(size: int, *witnesses: str, body: str = body) -> None:
-            async with app.state.database.write([]) as session:
-                for name in witnesses:
-                    line = cosign(body, names[name], keys[name], 1_700_000_000 + size).line()
-                    await witness_store.keep(session, witness_store.Cosignature(size, name, line, 0))
-
-        await keep(both_signed.tree_size, "W1", "W2")
+        await witnesses.cosign(app.state.database, both_signed.note, both_signed.tree_size, "W1", "W2")
         served = await client.get("/v1/log/checkpoint")
         assert served.status_code == 200 and served.text.startswith(both_signed.note)
         for size in range(both_signed.tree_size + 1, both_signed.tree_size + 300):  # W1 alone from here
-            await keep(size, "W1")
+            await witnesses.cosign(app.state.database, both_signed.note, size, "W1")
         served = await client.get("/v1/log/checkpoint")
         assert served.status_code == 200, served.text
         assert served.text.startswith(both_signed.note)
@@ -245,16 +256,9 @@ async def test_a_snapshot_older_than_the_newest_witnessed_checkpoint_is_served_i
 ) -> None:
     """The newest size that met the quorum is where later searches stop, but a reader whose snapshot
     is older than its cosignatures still gets the newest witnessed checkpoint it can see."""
-    keys = {name: Ed25519PrivateKey.generate() for name in ("W1", "W2")}
-    names = {"W1": "w1.example/witness", "W2": "w2.example/witness"}
-    vkeys = {name: verifier_key(names[name], raw_public_key(key), COSIGNATURE_TYPE)
-             for name, key in keys.items()}
-    nobody = f"http://127.0.0.1:{free_port()}"
-    policy_text = (f"witness W1 {vkeys['W1']} {nobody}\nwitness W2 {vkeys['W2']} {nobody}\n"
-                   "group both all W1 W2\nquorum both\n")
-    (tmp_path / "policy.txt").write_text(policy_text)
-    policy = parse_policy(policy_text)
-    app = create_app(settings.model_copy(update={"witness_policy_file": tmp_path / "policy.txt"}))
+    witnesses = _HeldWitnesses(tmp_path)
+    policy = witnesses.policy
+    app = create_app(settings.model_copy(update={"witness_policy_file": witnesses.policy_file}))
     tokens = Tokens(app)
     async for client in serve(app):
         database = app.state.database
@@ -265,12 +269,7 @@ async def test_a_snapshot_older_than_the_newest_witnessed_checkpoint_is_served_i
             async with database.read_sessions() as session:
                 checkpoint = await tree_store.latest_checkpoint(session)
             assert checkpoint is not None
-            body = checkpoint.note[:checkpoint.note.index("\n\n") + 1]
-            async with database.write([]) as session:
-                for name in ("W1", "W2"):
-                    line = cosign(body, names[name], keys[name], 1_700_000_000).line()
-                    await witness_store.keep(session, witness_store.Cosignature(checkpoint.tree_size, name,
-                                                                                line, 0))
+            await witnesses.cosign(database, checkpoint.note, checkpoint.tree_size, "W1", "W2")
             return checkpoint
 
         first = await witnessed_now()
@@ -292,16 +291,9 @@ async def test_completeness_proves_against_the_witnessed_checkpoint_while_the_lo
     index leaf, and verifies, for customers whose heads moved since, who joined since, or none.
     What the passes overwrote is kept only back to the served checkpoint."""
     monkeypatch.setattr(integrator, "HISTORY_SWEEP_SECONDS", 0.0)  # swept at every pass
-    keys = {name: Ed25519PrivateKey.generate() for name in ("W1", "W2")}
-    names = {"W1": "w1.example/witness", "W2": "w2.example/witness"}
-    vkeys = {name: verifier_key(names[name], raw_public_key(key), COSIGNATURE_TYPE)
-             for name, key in keys.items()}
-    nobody = f"http://127.0.0.1:{free_port()}"
-    policy_text = (f"witness W1 {vkeys['W1']} {nobody}\nwitness W2 {vkeys['W2']} {nobody}\n"
-                   "group both all W1 W2\nquorum both\n")
-    (tmp_path / "policy.txt").write_text(policy_text)
-    policy = parse_policy(policy_text)
-    app = create_app(settings.model_copy(update={"witness_policy_file": tmp_path / "policy.txt"}))
+    witnesses = _HeldWitnesses(tmp_path)
+    policy = witnesses.policy
+    app = create_app(settings.model_copy(update={"witness_policy_file": witnesses.policy_file}))
     tokens = Tokens(app)
     early = [f"cust-early-{n}" for n in range(6)]
     async for client in serve(app):
@@ -312,12 +304,7 @@ async def test_completeness_proves_against_the_witnessed_checkpoint_while_the_lo
         assert signed is not None
 
         async def cosigned_by_both(checkpoint: StoredCheckpoint) -> None:
-            body = checkpoint.note[:checkpoint.note.index("\n\n") + 1]
-            async with app.state.database.write([]) as session:
-                for name in ("W1", "W2"):
-                    line = cosign(body, names[name], keys[name], 1_700_000_000).line()
-                    await witness_store.keep(session, witness_store.Cosignature(checkpoint.tree_size, name,
-                                                                                line, 0))
+            await witnesses.cosign(app.state.database, checkpoint.note, checkpoint.tree_size, "W1", "W2")
 
         async def kept_history() -> set[int]:
             async with app.state.database.read_sessions() as session:
