@@ -13,7 +13,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from service.settings import Settings
+from service.settings import MIN_SECRET_BYTES, Settings
 
 DEV_JWT_SECRET_FILE = "jwt-secret"
 DEV_PSEUDONYM_SECRET_FILE = "pseudonym-secret"
@@ -39,21 +39,36 @@ class Keys:
 
 
 def _create_once(path: Path, make: bytes) -> bytes:
-    """Write `make` to `path` unless it exists; concurrent first starts agree on one value."""
+    """Write `make` to `path` unless it exists; concurrent first starts agree on one value. The file
+    appears whole or not at all (written aside, then linked into place), so a start interrupted
+    while writing it never leaves an empty secret behind."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
+    if path.exists():
         return path.read_bytes()
-    with os.fdopen(fd, "wb") as out:
-        out.write(make)
-        out.flush()
-        os.fsync(out.fileno())
+    aside = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
+    fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(make)
+            out.flush()
+            os.fsync(out.fileno())
+        try:
+            os.link(aside, path)  # fails if another start got there first: its value stands
+        except FileExistsError:
+            return path.read_bytes()
+    finally:
+        aside.unlink()
     return make
 
 
-def _dev_secret(settings: Settings, name: str) -> str:
-    return _create_once(settings.data_dir / name, secrets.token_hex(32).encode()).decode().strip()
+def _dev_secret(settings: Settings, name: str, make: bytes | None = None) -> str:
+    """A development secret generated once into the data folder; one cut short by hand is refused."""
+    path = settings.data_dir / name
+    secret = _create_once(path, make or secrets.token_hex(32).encode()).decode().strip()
+    if len(secret.encode()) < MIN_SECRET_BYTES:
+        raise KeyConfigurationError(f"{path} holds a secret under {MIN_SECRET_BYTES} bytes: delete the "
+                                    "file to have a new one made")
+    return secret
 
 
 def new_key_pem() -> bytes:
@@ -175,4 +190,4 @@ def load_keys(settings: Settings) -> Keys:
 def dev_webhook_secret(settings: Settings) -> str:
     """The development webhook secret, generated once into the data folder: give it to the receiver."""
     made = ("whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()).encode()
-    return _create_once(settings.data_dir / DEV_WEBHOOK_SECRET_FILE, made).decode().strip()
+    return _dev_secret(settings, DEV_WEBHOOK_SECRET_FILE, made)

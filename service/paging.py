@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, Field
@@ -14,6 +15,10 @@ from service.responses import JSONBody
 _PREFIX = "after:"
 MAX_POSITION_LENGTH = 64
 MAX_SEQ = 2**63 - 1  # a BIGINT
+# Every position this service writes into a cursor (a number, a UUID, "<id>.<type>") is printable
+# ASCII; anything else (a NUL, which PostgreSQL's text refuses) was not issued here.
+_POSITION = re.compile(rf"[\x21-\x7e]{{1,{MAX_POSITION_LENGTH}}}")
+_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 Item = TypeVar("Item")
 
 
@@ -41,9 +46,7 @@ def decode_cursor(cursor: str | None) -> str | None:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         position = raw.removeprefix(_PREFIX)
         # Only the spelling encode_cursor writes: the decoder would also skip stray characters.
-        if raw.startswith(_PREFIX) and 0 < len(position) <= MAX_POSITION_LENGTH and (
-            encode_cursor(position) == cursor
-        ):
+        if raw.startswith(_PREFIX) and _POSITION.fullmatch(position) and encode_cursor(position) == cursor:
             return position
     except (binascii.Error, UnicodeDecodeError, ValueError):
         pass
@@ -54,9 +57,22 @@ def decode_seq_cursor(cursor: str | None) -> int | None:
     position = decode_cursor(cursor)
     if position is None:
         return None
-    if not position.isascii() or not position.isdigit() or int(position) > MAX_SEQ:
+    if not is_seq(position):
         raise _invalid()
     return int(position)
+
+
+def decode_id_cursor(cursor: str | None) -> str | None:
+    """The id (a UUID as service.ids writes them) a cursor names; 422 for anything else."""
+    position = decode_cursor(cursor)
+    if position is not None and not _ID.fullmatch(position):
+        raise _invalid()
+    return position
+
+
+def is_seq(text: str) -> bool:
+    """ASCII digits naming a BIGINT (never more than its 19 digits: no huge int is parsed)."""
+    return text.isascii() and text.isdigit() and len(text) <= 19 and int(text) <= MAX_SEQ
 
 
 def _invalid() -> Unprocessable:

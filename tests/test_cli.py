@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 import httpx
+import pytest
 
 from service.keys import new_key_pem
 from tests.servers import running_server, seenby_command
@@ -39,6 +40,28 @@ def test_first_run_creates_the_data_folder_and_serves(tmp_path: Path) -> None:
     secret = (tmp_path / ".seenby" / "jwt-secret").read_text()
     with running_server({}, tmp_path):
         assert (tmp_path / ".seenby" / "jwt-secret").read_text() == secret, "generated once"
+
+
+@pytest.mark.parametrize("name", ["jwt-secret", "pseudonym-secret"])
+@pytest.mark.parametrize("content", ["", "\n", "short"])
+def test_a_development_secret_cut_short_is_refused_at_start(tmp_path: Path, name: str, content: str) -> None:
+    """A secret file left empty (a first start interrupted) must not become an HMAC key anyone can
+    sign with: the server refuses to start and says which file to delete."""
+    data = tmp_path / ".seenby"
+    data.mkdir()
+    (data / name).write_text(content)
+    result = run_seenby("serve", cwd=tmp_path)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"{name} holds a secret under 32 bytes" in result.stderr
+    token = run_seenby("token", "--role", "regulator", "--sub", "r", cwd=tmp_path)
+    assert token.returncode != 0 and token.stdout == ""
+
+
+def test_development_secrets_are_written_whole_with_nothing_left_aside(tmp_path: Path) -> None:
+    assert run_seenby("token", "--role", "customer", "--sub", "c", cwd=tmp_path).returncode == 0
+    data = tmp_path / ".seenby"
+    assert len((data / "jwt-secret").read_text().strip()) == 64
+    assert not [p.name for p in data.iterdir() if p.name.startswith(".")]
 
 
 def test_request_lines_stay_out_of_the_log_unless_asked_for(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import socket
 
 import asyncpg
@@ -179,6 +180,33 @@ async def test_out_of_range_parameters_are_422(
     response = await client.get(url.format(c=customer_id), headers=tokens.regulator())
     assert response.status_code == 422, response.text
     assert response.headers["content-type"] == "application/problem+json"
+
+
+def _forged_cursor(position: str) -> str:
+    """A cursor as this service spells them, around a position it never issued."""
+    return base64.urlsafe_b64encode(f"after:{position}".encode()).decode().rstrip("=")
+
+
+# Cursors that carry a string position (UUIDs, "<entry id>.<type>"): each once answered 500, a NUL
+# on PostgreSQL (its text refuses one) and a huge number on both backends (bound to a BIGINT or a
+# SMALLINT column).
+@pytest.mark.parametrize("position", ["\u0000", "0190a7b2-\u0000", "1." + "9" * 62, "9" * 40 + ".1",
+                                      "1.70000", "1.\u0661", "é"])
+@pytest.mark.parametrize(("role", "url"), [
+    ("customer", "/v1/customers/{c}/deletion-requests"),
+    ("service", "/v1/deletion-tasks"),
+    ("admin", "/v1/notices/dead-letters"),
+])
+async def test_a_forged_cursor_is_422_wherever_it_is_read(
+    client: httpx.AsyncClient, tokens: Tokens, customer_id: str, role: str, url: str, position: str
+) -> None:
+    headers = {"customer": tokens.customer(customer_id), "service": tokens.service("clip-store"),
+               "admin": tokens.admin()}[role]
+    response = await client.get(url.format(c=customer_id), params={"cursor": _forged_cursor(position)},
+                                headers=headers)
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "cursor" in response.text
 
 
 def _recorded(kind: str) -> float:

@@ -20,7 +20,7 @@ from service.errors import Conflict, NotFound
 from service.ids import new_id
 from service.ledger import store
 from service.metrics import DELETION_REQUESTS, DELETION_REQUESTS_OVERDUE
-from service.paging import Page, decode_cursor, encode_cursor
+from service.paging import Page, decode_id_cursor, encode_cursor
 from service.settings import Settings
 from service.vocabulary import OPEN_DELETION_STATUSES, DeletionStatus, TaskStatus
 
@@ -130,7 +130,7 @@ async def list_requests(
 ) -> Page[dict[str, Any]]:
     """Newest first."""
     query = select(requests).where(requests.c.customer_id == customer_id)
-    after = decode_cursor(cursor)
+    after = decode_id_cursor(cursor)
     if after is not None:
         query = query.where(requests.c.id < after)
     rows = list(await session.execute(query.order_by(requests.c.id.desc()).limit(limit + 1)))
@@ -158,7 +158,7 @@ async def list_tasks(
     )
     if status is not None:
         query = query.where(tasks.c.status == status)
-    after = decode_cursor(cursor)
+    after = decode_id_cursor(cursor)
     if after is not None:
         query = query.where(tasks.c.id > after)
     rows = list(await session.execute(query.order_by(tasks.c.id).limit(limit + 1)))

@@ -14,7 +14,7 @@ from service.errors import Unprocessable
 from service.ledger.tables import entries
 from service.notices.tables import notices
 from service.notices.types import DEAD, NOTICE_TYPES, PENDING, TYPE_NAMES
-from service.paging import Page, decode_cursor, encode_cursor
+from service.paging import Page, decode_cursor, encode_cursor, is_seq
 
 
 async def listed(session: AsyncSession, *, limit: int, cursor: str | None) -> Page[dict[str, Any]]:
@@ -38,7 +38,7 @@ async def listed(session: AsyncSession, *, limit: int, cursor: str | None) -> Pa
 
 def _position(position: str) -> tuple[int, int]:
     entry_id, _, notice_type = position.partition(".")
-    if not (f"{entry_id}{notice_type}".isascii() and entry_id.isdigit() and notice_type.isdigit()):
+    if not (is_seq(entry_id) and is_seq(notice_type) and int(notice_type) in TYPE_NAMES):
         raise Unprocessable.at("query.cursor", "the cursor is not one this service issued", "invalid cursor")
     return int(entry_id), int(notice_type)
 
