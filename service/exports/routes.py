@@ -13,17 +13,18 @@ from starlette.types import Send
 
 from service.auth import RegulatorPrincipal
 from service.db import DatabaseDep
-from service.errors import problem_responses
+from service.errors import Unprocessable, problem_responses
 from service.exports import formats, service
 from service.exports.schemas import Manifest
 from service.exports.service import ExportFilter
 from service.tlog.service import WitnessingDep
 from service.types import Period
-from service.vocabulary import MAX_INDEX, NO_NUL, RecordedSince, RecordedUntil
+from service.vocabulary import MAX_INDEX, NO_NUL, EntryKind, RecordedSince, RecordedUntil
 
 router = APIRouter(prefix="/v1/exports", tags=["exports"])
 
 TREE_SIZE_HEADER = "Seenby-Tree-Size"
+EXPORT_KINDS = ["all", *(kind.value for kind in EntryKind)]
 
 
 class ExportFormat(StrEnum):
@@ -36,12 +37,13 @@ async def export_filter(
                                              description="One customer's entries only.")] = None,
     since: RecordedSince = None,
     until: RecordedUntil = None,
-    kind: Annotated[str, Query(pattern=r"^[a-z_]{1,40}$",
-                               description="A kind of entry (access, consent_changed, ...) or all.")]
-    = "access",
+    kind: Annotated[str, Query(description="A kind of entry, or all.",
+                               json_schema_extra={"enum": EXPORT_KINDS})] = "access",
     format: Annotated[ExportFormat, Query(description="jsonl (one JSON object a line) or csv.")]
     = ExportFormat.JSONL,
 ) -> ExportFilter:
+    if kind not in EXPORT_KINDS:  # a typo would otherwise export nothing, as if nothing were recorded
+        raise Unprocessable.at("query.kind", f"kind must be one of: {', '.join(EXPORT_KINDS)}", kind="enum")
     return ExportFilter(customer_id=customer_id, recorded=Period.of(since, until), kind=kind,
                         format=format.value)
 

@@ -7,6 +7,7 @@ import base64
 import csv
 import hashlib
 import io
+import uuid
 from datetime import UTC, datetime
 
 import httpx
@@ -15,7 +16,10 @@ import pytest
 from service.exports import service as export_service
 from service.ledger import merkle
 from service.ledger.checkpoint import open_checkpoint, parse_verifier_key
-from tests.conftest import Tokens
+from service.main import create_app
+from service.settings import Settings
+from service.vocabulary import EntryKind
+from tests.conftest import Tokens, serve
 from tests.exports.support import (
     EXPORT,
     MANIFEST,
@@ -27,6 +31,7 @@ from tests.exports.support import (
     settled,
 )
 from tests.factories import access_event, algorithm_actor, human_actor
+from tests.tlog.test_faults import a_log_of_every_kind
 
 
 def mixed_events(customer_id: str, count: int) -> list[dict]:
@@ -257,7 +262,8 @@ async def test_period_and_kind_filters(client: httpx.AsyncClient, tokens: Tokens
     assert described["count"] == 3 and described["parameters"]["since"].endswith("Z")
 
     for params in ({"since": "2030-01-01T00:00:00Z", "until": "2020-01-01T00:00:00Z"},
-                   {"format": "xml"}, {"kind": "ACCESS"}, {"tree_size": -1}, {"since": "yesterday"},
+                   {"format": "xml"}, {"kind": "ACCESS"}, {"kind": "acess"}, {"kind": "zzz"},
+                   {"tree_size": -1}, {"since": "yesterday"},
                    {"after_log_index": "x"}):
         response = await client.get(EXPORT, params=params, headers=tokens.regulator())
         assert response.status_code == 422, (params, response.text)
@@ -324,3 +330,24 @@ async def test_a_jurisdiction_limits_exports_to_its_customers(
     assert {german, french, unknown} <= unlimited
     paris = lines(await export(client, tokens.regulator(jurisdiction="FR"), customer_id=french))
     assert len(paris) == 2
+
+
+async def test_every_kind_recorded_is_one_an_export_takes_and_a_typo_is_422(settings: Settings) -> None:
+    """A regulator's typo in `kind` must not look like "nothing of that kind was recorded": kinds are
+    a closed list, and every kind the service writes is on it and exports exactly its entries."""
+    customer = f"cust-{uuid.uuid4().hex[:8]}"
+    chain = await a_log_of_every_kind(settings, customer)
+    recorded: dict[str, int] = {}
+    for item in chain:
+        recorded[item["kind"]] = recorded.get(item["kind"], 0) + 1
+    assert set(recorded) <= set(EntryKind), set(recorded) - set(EntryKind)
+    app = create_app(settings)
+    tokens = Tokens(app)
+    async for client in serve(app):
+        for kind, count in recorded.items():
+            exported = lines(await export(client, tokens.regulator(), customer_id=customer, kind=kind))
+            assert [line["kind"] for line in exported] == [kind] * count
+        typo = await client.get(EXPORT, params={"kind": "acess"}, headers=tokens.regulator())
+        assert typo.status_code == 422
+        assert typo.json()["errors"][0]["field"] == "query.kind"
+        assert "access_refused" in typo.json()["detail"]
