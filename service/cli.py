@@ -277,23 +277,21 @@ def witness_serve(
 ) -> None:
     """Serve POST /add-checkpoint (C2SP tlog-witness v1) at http://HOST:PORT, the submission prefix,
     and GET /<SHA-256 of a log's origin>/checkpoint, the last checkpoint cosigned for monitors."""
-    import uvicorn
-
     from service.witness.policy import PolicyError, parse_policy
-    from service.witness.server import WitnessConfig, create_witness_app
+    from service.witness.server import WitnessConfig, by_origin, serve
     from service.witness.state import WitnessState
 
     try:
-        witnessed = parse_policy(_file_text(logs), quorum_required=False).logs
+        witnessed = parse_policy(_file_bytes(logs), quorum_required=False).logs
     except PolicyError as exc:
         _usage_error(f"{logs}: {exc}")
     if not witnessed:
         _usage_error(f"{logs} names no log (`log <vkey>` lines)")
     private_key = _witness_private_key(key_file)
     vkey = _witness_vkey(name, private_key)
-    config = WitnessConfig(name, private_key, {log.name: log for log in witnessed}, WitnessState(state), rate)
+    config = WitnessConfig(name, private_key, by_origin(witnessed), WitnessState(state), rate)
     typer.echo(f"witness {vkey} for {', '.join(sorted(config.logs))}", err=True)
-    uvicorn.run(create_witness_app(config), host=host, port=port, server_header=False, log_level="info")
+    serve(config, host, port)
 
 
 def _witness_vkey(name: str, private_key: Ed25519PrivateKey) -> str:
@@ -348,6 +346,19 @@ def _file_text(name: str) -> str:
         _usage_error(f"{name} cannot be read: {exc}")
 
 
+def _file_bytes(name: str) -> bytes:
+    """As _file_text, undecoded: a tlog-policy file is octets, those with the high bit set opaque."""
+    if name == "-":
+        return sys.stdin.buffer.read()
+    path = Path(name)
+    if not path.is_file():
+        _usage_error(f"{name} is not a file")
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        _usage_error(f"{name} cannot be read: {exc}")
+
+
 def _json_file(name: str) -> Any:
     text = _file_text(name)
     try:
@@ -378,7 +389,7 @@ def _policy(name: str | None) -> Policy | None:
     if name is None:
         return None
     try:
-        return parse_policy(_file_text(name))
+        return parse_policy(_file_bytes(name))
     except PolicyError as exc:
         _usage_error(f"{name}: {exc}")
 

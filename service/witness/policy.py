@@ -3,14 +3,24 @@ that must have cosigned a checkpoint before it is believed."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from service.ledger.checkpoint import COSIGNATURE_TYPE, Verifier, parse_verifier_key, split_note
+from service.ledger.checkpoint import (
+    COSIGNATURE_TYPE,
+    ED25519_TYPE,
+    Verifier,
+    parse_verifier_key,
+    split_note,
+)
 from service.witness.cosignature import cosigned_by
 
 NONE = "none"  # the predefined quorum that needs no cosignature
+# tlog-policy "Character set": tab, 0x20-0x7E and 0x80-0xFF besides the newlines between lines.
+_NOT_ALLOWED = re.compile(rb"[^\t\x20-\x7e\x80-\xff]")
+_WHITESPACE = re.compile(rb"[ \t]+")  # ASCII space and tab only, never U+00A0 or U+0085
 
 
 class PolicyError(ValueError):
@@ -67,40 +77,48 @@ def load_policy(path: Path | None) -> Policy | None:
     if path is None:
         return None
     try:
-        policy = parse_policy(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
+        policy = parse_policy(path.read_bytes())
+    except OSError as exc:
         raise PolicyError(f"{path} cannot be read: {exc}") from exc
     except PolicyError as exc:
         raise PolicyError(f"{path}: {exc}") from exc
     if not any(witness.url for witness in policy.witnesses.values()):
         raise PolicyError(f"{path} gives no witness a URL to submit checkpoints to")
+    # The log keeps witness names as text in its database and in metrics, and calls the URLs.
+    for witness in policy.witnesses.values():
+        if not all(_is_utf8(text) for text in (witness.name, witness.url or "")):
+            raise PolicyError(f"{path}: the name or URL of witness {witness.name!r} is not UTF-8")
     return policy
 
 
-def parse_policy(text: str, *, quorum_required: bool = True) -> Policy:
-    """A policy file; a witness's list of the logs it witnesses is one too, its quorum line optional."""
+def parse_policy(data: bytes | str, *, quorum_required: bool = True) -> Policy:
+    """A policy file; a witness's list of the logs it witnesses is one too, its quorum line optional.
+    Names and URLs are opaque octets, held as UTF-8 decoded with surrogateescape: one string for each
+    octet string, text as itself."""
+    if isinstance(data, str):
+        data = data.encode("utf-8", "surrogateescape")
     logs: list[Verifier] = []
     log_urls: dict[str, str | None] = {}
     witnesses: dict[str, Witness] = {}
     groups: dict[str, Group] = {}
     quorum: str | None = None
     keys: set[bytes] = set()
-    for number, raw in enumerate(text.split("\n"), 1):
-        if any(ord(ch) < 0x20 and ch != "\t" for ch in raw) or "\x7f" in raw:
+    for number, line in enumerate(data.split(b"\n"), 1):
+        if _NOT_ALLOWED.search(line):
             raise PolicyError(f"line {number}: a control character")
-        words = raw.replace("\t", " ").split()
+        words = [word.decode("utf-8", "surrogateescape") for word in _WHITESPACE.split(line) if word]
         if not words or words[0].startswith("#"):
             continue
         keyword, args = words[0], words[1:]
         try:
             if keyword == "log" and len(args) in (1, 2):
-                log = parse_verifier_key(args[0])
+                log = _verifier(args[0])
                 _unique_key(keys, log)
                 logs.append(log)
                 log_urls[log.name] = args[1] if len(args) == 2 else None
             elif keyword == "witness" and len(args) in (2, 3):
                 name = _new_name(args[0], witnesses, groups)
-                verifier = parse_verifier_key(args[1], COSIGNATURE_TYPE)
+                verifier = _verifier(args[1], COSIGNATURE_TYPE)
                 _unique_key(keys, verifier)
                 witnesses[name] = Witness(name, verifier, args[2] if len(args) == 3 else None)
             elif keyword == "group" and len(args) >= 3:
@@ -132,6 +150,21 @@ def parse_policy(text: str, *, quorum_required: bool = True) -> Policy:
     if quorum is None and quorum_required:
         raise PolicyError("the policy has no quorum line")
     return Policy(tuple(logs), log_urls, witnesses, groups, quorum or NONE)
+
+
+def _verifier(vkey: str, key_type: int = ED25519_TYPE) -> Verifier:
+    if not _is_utf8(vkey):
+        raise PolicyError("a verifier key is UTF-8 (signed-note key names are)")
+    return parse_verifier_key(vkey, key_type)
+
+
+def _is_utf8(text: str) -> bool:
+    """False for a string decoded with surrogateescape from octets that are not UTF-8."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _new_name(name: str, witnesses: dict[str, Witness], groups: dict[str, Group]) -> str:

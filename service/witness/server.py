@@ -8,18 +8,26 @@ import base64
 import binascii
 import hashlib
 import logging
+import re
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
+import uvicorn
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse, Response
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from service.errors import TooManyRequests
 from service.ledger import merkle
 from service.ledger.checkpoint import (
+    HASH_SIZE,
+    MAX_TREE_SIZE,
     CheckpointError,
     NoteError,
+    NoteSignature,
     Verifier,
     open_note,
     parse_checkpoint,
@@ -31,8 +39,16 @@ from service.witness.state import Witnessed, WitnessState
 
 logger = logging.getLogger("seenby.witness")
 
-MAX_BODY_BYTES = 64 * 1024
+# signed-note: verifiers "MUST accept at least up to 16 signatures", and a post-quantum one is nearly
+# 5 kB (ML-DSA-87: 4,627 bytes). A signature line is "\u2014 " (4 bytes), a key name (255 allowed for),
+# " ", the base64 of the 4-byte key ID and the signature (6,176) and "\n": 6,437 bytes; 17 of them
+# (16 others' and the log's own) 109,429. Before them: "old ", 20 digits and "\n" (25), 63 proof lines
+# of 45 (2,835), the empty line, and a checkpoint text of up to 8 KiB (8,192): 120,482 in all,
+# rounded up.
+MAX_BODY_BYTES = 128 * 1024
 MAX_PROOF_LINES = 63
+# tlog-witness: ASCII decimal without leading zeroes; bounded before int(), which refuses 4,301 digits.
+_SIZE = re.compile(r"0|[1-9][0-9]{0,19}")
 SIZE_MEDIA_TYPE = "text/x.tlog.size"
 EMPTY_TREE_ROOT = hashlib.sha256(b"").digest()
 
@@ -41,10 +57,19 @@ EMPTY_TREE_ROOT = hashlib.sha256(b"").digest()
 class WitnessConfig:
     name: str  # the cosigner's name, as its verifier key has it
     key: Ed25519PrivateKey
-    logs: dict[str, Verifier]  # origin -> the log's checkpoint key
+    logs: dict[str, tuple[Verifier, ...]]  # origin -> the keys trusted for its checkpoints (see by_origin)
     state: WitnessState
     submissions_per_second: float = 20.0  # per client address, bursts of twice that; 0: no limit
     read_timeout_seconds: float = 10.0  # for a submission's body to arrive whole
+    header_timeout_seconds: float = 10.0  # for a request's line and headers to arrive whole
+
+
+def by_origin(keys: Iterable[Verifier]) -> dict[str, tuple[Verifier, ...]]:
+    """Every key trusted for each origin: a log rotating its key is listed once per key."""
+    logs: dict[str, tuple[Verifier, ...]] = {}
+    for key in keys:
+        logs[key.name] = (*logs.get(key.name, ()), key)
+    return logs
 
 
 class _Refusal(Exception):
@@ -91,6 +116,65 @@ def create_witness_app(config: WitnessConfig) -> FastAPI:
     return app
 
 
+def serve(config: WitnessConfig, host: str, port: int) -> None:
+    uvicorn.run(create_witness_app(config), host=host, port=port, **_server_options(config))
+
+
+def server_config(config: WitnessConfig, host: str, port: int) -> uvicorn.Config:
+    """What `serve` runs, for a test to run in its own event loop."""
+    return uvicorn.Config(create_witness_app(config), host=host, port=port, **_server_options(config))
+
+
+def _server_options(config: WitnessConfig) -> dict[str, Any]:
+    return {"server_header": False, "log_level": "info", "ws": "none",
+            "http": _with_header_deadline(config.header_timeout_seconds)}
+
+
+class _HeaderDeadline(HttpToolsProtocol):
+    """uvicorn closes a connection left idle after a response, but has no limit on a request's line
+    and headers (its data_received cancels the idle timer): a client sending a request line and one
+    header and nothing more would hold its connection forever. This closes a connection whose request
+    head is not whole `timeout` seconds after it opened or after its last response; the body has its
+    own limit (read_timeout_seconds)."""
+
+    timeout = 10.0
+    _deadline: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm()
+
+    def on_headers_complete(self) -> None:
+        self._disarm()
+        super().on_headers_complete()
+
+    def on_response_complete(self) -> None:
+        waiting = not self.pipeline  # else the next request, its head whole, starts now
+        super().on_response_complete()
+        if waiting and not self.transport.is_closing():
+            self._arm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def _arm(self) -> None:
+        self._disarm()
+        self._deadline = self.loop.call_later(self.timeout, self.transport.close)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+
+def _with_header_deadline(seconds: float) -> type[HttpToolsProtocol]:
+    class Protocol(_HeaderDeadline):
+        timeout = seconds
+
+    return Protocol
+
+
 async def _body(request: Request, *, within: float) -> bytes:
     """The submission, read no further than MAX_BODY_BYTES and for no longer than `within` seconds: the
     protocol has no authentication, so a client may be hostile or merely slow."""
@@ -117,32 +201,39 @@ def _parse(body: bytes) -> _Submission:
         raise _Refusal(400, "no empty line between the old size and proof, and the checkpoint")
     lines = head.split("\n")
     old_line, proof_lines = lines[0], lines[1:]
-    number = old_line.removeprefix("old ")
-    # isdigit() alone takes any Unicode digit (int() refuses "²"): ASCII decimal only.
-    if number == old_line or not (number.isascii() and number.isdigit()) or number != str(int(number)):
-        raise _Refusal(400, "the first line must be `old <size>` in decimal without leading zeroes")
     if len(proof_lines) > MAX_PROOF_LINES:
         raise _Refusal(400, f"more than {MAX_PROOF_LINES} consistency proof lines")
+    return _Submission(_old_size(old_line), [_proof_hash(line) for line in proof_lines], note)
+
+
+def _old_size(line: str) -> int:
+    number = line.removeprefix("old ")
+    if number == line or not _SIZE.fullmatch(number) or int(number) > MAX_TREE_SIZE:
+        raise _Refusal(400, "the first line must be `old <size>`, a tree size in decimal without leading "
+                            "zeroes")
+    return int(number)
+
+
+def _proof_hash(line: str) -> bytes:
     try:
-        proof = [base64.b64decode(line, validate=True) for line in proof_lines]
-    except (binascii.Error, ValueError) as exc:
-        raise _Refusal(400, "a consistency proof line is not base64") from exc
-    return _Submission(int(number), proof, note)
+        digest = base64.b64decode(line, validate=True)
+    except (binascii.Error, ValueError):  # ValueError: a non-ASCII character
+        digest = b""
+    if len(digest) != HASH_SIZE or base64.b64encode(digest).decode("ascii") != line:
+        raise _Refusal(400, f"a consistency proof line is not the base64 of a {HASH_SIZE}-byte hash")
+    return digest
 
 
 def _cosigned(config: WitnessConfig, submission: _Submission) -> Response:
     try:
-        text, _ = split_note(submission.note)
+        text, signatures = split_note(submission.note)
     except NoteError as exc:
         raise _Refusal(400, f"not a signed note: {exc}") from exc
     origin = text.split("\n", 1)[0]
-    log = config.logs.get(origin)
-    if log is None:
+    keys = config.logs.get(origin)
+    if not keys:
         raise _Refusal(404, f"this witness does not witness {origin!r}")
-    try:
-        open_note(submission.note, log)
-    except NoteError as exc:
-        raise _Refusal(403, f"the checkpoint is not signed by {origin}'s key: {exc}") from exc
+    _check_log_signatures(submission.note, signatures, origin, keys)
     try:
         checkpoint = parse_checkpoint(text)
     except CheckpointError as exc:
@@ -161,6 +252,21 @@ def _cosigned(config: WitnessConfig, submission: _Submission) -> Response:
         advance(checkpoint.size, checkpoint.root_hash, submission.note, line, now)
     logger.info("cosigned %s at size %d", origin, checkpoint.size)
     return PlainTextResponse(line, media_type="text/plain; charset=utf-8")
+
+
+def _check_log_signatures(note: str, signatures: list[NoteSignature], origin: str,
+                          keys: tuple[Verifier, ...]) -> None:
+    """tlog-witness: 403 unless a key trusted for the origin signed the checkpoint, or if a line that
+    names one of them (key name and ID) does not verify; lines by other keys are ignored."""
+    present = [key for key in keys if any((line.name, line.key_id) == (key.name, key.key_id)
+                                          for line in signatures)]
+    if not present:
+        raise _Refusal(403, f"the checkpoint has no signature by a key this witness trusts for {origin}")
+    for key in present:
+        try:
+            open_note(note, key)
+        except NoteError as exc:
+            raise _Refusal(403, f"a signature by a key trusted for {origin} does not verify: {exc}") from exc
 
 
 def _check_consistent(submission: _Submission, size: int, root: bytes, latest: Witnessed | None) -> None:

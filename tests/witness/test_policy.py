@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from typer.testing import CliRunner
 
+from service.cli import app as cli
 from service.ledger.checkpoint import COSIGNATURE_TYPE, NoteError, raw_public_key, verifier_key
 from service.witness.cosignature import cosign
-from service.witness.policy import PolicyError, parse_policy
+from service.witness.policy import PolicyError, load_policy, parse_policy
 from tests.witness.logs import TestLog
 
 WITNESS_KEYS = {name: Ed25519PrivateKey.generate() for name in ("X1", "X2", "X3", "Y1", "Y2", "Y3")}
@@ -77,6 +81,9 @@ def test_a_cosignature_over_another_checkpoint_does_not_count_and_a_bad_one_is_a
     (["witness W {LOGKEY}", "quorum W"], "0x04"),
     (["frobnicate", "quorum none"], "not a policy line"),
     (["witness W {X1}\x01", "quorum none"], "control character"),
+    (["witness W\x0b{X1}", "quorum none"], "control character"),  # str.split() would take it as space
+    (["witness W {X1}\r", "quorum none"], "control character"),
+    (["witness W {X1}\x7f", "quorum none"], "control character"),
 ])
 def test_malformed_policies_are_refused_naming_the_problem(lines: list[str], problem: str) -> None:
     log = TestLog()
@@ -113,3 +120,59 @@ def test_witnesses_whose_keys_share_a_name_are_told_apart_by_their_keys() -> Non
     assert not policy.satisfied_by(policy.cosigned(by_hostile))
     both = by_hostile + cosign(body, shared, honest, 1_700_000_001).line()
     assert set(policy.cosigned(both)) == {"A", "B"} and policy.satisfied_by(policy.cosigned(both))
+
+
+def test_only_ascii_space_and_tab_separate_and_high_octets_are_opaque() -> None:
+    """tlog-policy "Structure" and "Character set": whitespace is ASCII space and tab only, and octets
+    with the high bit set are opaque, in names and comments alike, UTF-8 or not."""
+    log = TestLog()
+    keys = {"X\u00a0Y": "X1", "X\u0085Y": "X2", "\u212a": "X3", "K": "Y1"}  # no-break space, NEL, Kelvin sign
+    names = list(keys)
+    data = b"\n".join([
+        b"# cl\xe9 du journal (Latin-1, not UTF-8)",
+        f"log {log.verifier.text()}\thttps://l\u00f6g.example/".encode(),
+        *(f" witness {name}\t{_vkey(key)}  ".encode() for name, key in keys.items()),
+        b"witness W\xe9 " + _vkey("Y2").encode(),
+        "group G 5 X\u00a0Y X\u0085Y \u212a K".encode() + b" W\xe9",
+        b"quorum G",
+    ]) + b"\n"
+    policy = parse_policy(data)
+    assert list(policy.witnesses) == [*names, "W\udce9"]
+    assert policy.groups["G"].members == (*names, "W\udce9")
+    assert policy.log_urls[log.origin] == "https://l\u00f6g.example/"
+    checkpoint = log.grow(2)
+    everyone = _cosigned(checkpoint, "X1", "X2", "X3", "Y1", "Y2")
+    assert policy.cosigned(everyone) == {name: 1_700_000_000 for name in policy.witnesses}
+    assert policy.satisfied_by(policy.cosigned(everyone))
+    assert not policy.satisfied_by(policy.cosigned(_cosigned(checkpoint, "X1", "X2", "X3", "Y2")))  # no K
+    assert parse_policy(data.decode("utf-8", "surrogateescape")) == policy  # text in, the same octets
+    with pytest.raises(PolicyError, match="taken"):
+        parse_policy(data.replace(b"witness K\t", b"witness \xe2\x84\xaa\t"))  # now two Kelvin signs
+    with pytest.raises(PolicyError, match="verifier key is UTF-8"):
+        parse_policy(b"witness W x\xe9.example+00000000+AA==\nquorum W\n")
+
+
+def test_the_logs_policy_keeps_only_utf8_witness_names_and_urls(tmp_path: Path) -> None:
+    """Its witness names become text in the log's database and metrics, its URLs requests."""
+    path = tmp_path / "policy.txt"
+    path.write_bytes(b"# \xe9\nwitness \xc3\xa9 " + _vkey("X1").encode()
+                     + b" https://w.example/\nquorum \xc3\xa9\n")
+    policy = load_policy(path)
+    assert policy is not None and list(policy.witnesses) == ["\u00e9"]
+    path.write_bytes(b"witness \xe9 " + _vkey("X1").encode() + b" https://w.example/\nquorum \xe9\n")
+    with pytest.raises(PolicyError, match="not UTF-8"):
+        load_policy(path)
+
+
+def test_verify_checkpoint_reads_the_policy_as_octets(tmp_path: Path) -> None:
+    """`seenby verify checkpoint --policy`: a comment in Latin-1 and a name with a no-break space."""
+    log = TestLog()
+    policy = tmp_path / "policy.txt"
+    policy.write_bytes(b"# t\xe9moin unique\n" + f"log {log.verifier.text()}\n"
+                       f"witness Le\u00a0T\u00e9moin {_vkey('X1')}\nquorum Le\u00a0T\u00e9moin\n".encode())
+    note = tmp_path / "checkpoint.txt"
+    note.write_text(_cosigned(log.grow(3), "X1"))
+    result = CliRunner().invoke(cli, ["verify", "checkpoint", str(note), "--key", log.verifier.text(),
+                                      "--policy", str(policy)])
+    assert result.exit_code == 0, result.output
+    assert "witnessed by Le\u00a0T\u00e9moin" in result.output
