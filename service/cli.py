@@ -30,8 +30,16 @@ app = typer.Typer(
 
 
 def _settings(**overrides: object) -> Settings:
+    from pydantic import ValidationError
+
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        for error in exc.errors(include_url=False):
+            setting = "".join(f"SEENBY_{str(part).upper()}: " for part in error["loc"])
+            message = error["msg"].removeprefix("Value error, ")
+            typer.secho(f"configuration error: {setting}{message}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from exc
     except ValueError as exc:
         typer.secho(f"configuration error: {exc}", fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from exc
@@ -49,14 +57,22 @@ def serve(
     )] = False,
 ) -> None:
     """Run the HTTP API. In development (SEENBY_ENV unset) it first applies the migrations, on SQLite in
-    ./.seenby unless SEENBY_DATABASE_URL says otherwise; in production run `seenby migrate` first."""
+    the data folder (SEENBY_DATA_DIR, default ./.seenby, where development keys and secrets are
+    generated too) unless SEENBY_DATABASE_URL says otherwise; in production (SEENBY_ENV=production)
+    run `seenby migrate` first. Every setting is a SEENBY_* environment variable, such as
+    SEENBY_DELETION_SERVICES (the services that carry out deletions): README.md "Configuration"
+    lists them all."""
     import uvicorn
 
+    from service.db import is_sqlite
     from service.keys import KeyConfigurationError, load_keys
     from service.migrate import upgrade
     from service.witness.policy import PolicyError, load_policy
 
     settings = _settings()
+    if workers > 1 and is_sqlite(settings.resolved_database_url):
+        _usage_error("--workers above 1 needs PostgreSQL: SQLite has one writer per file, and each "
+                     "worker would integrate the log on its own")
     try:
         load_keys(settings)
     except (KeyConfigurationError, OSError, ValueError) as exc:
@@ -72,6 +88,7 @@ def serve(
     uvicorn.run(
         "service.main:create_app", factory=True, host=host, port=port, workers=workers,
         proxy_headers=False, server_header=False, log_level="info", access_log=access_log,
+        http="service.slow_clients:HeaderDeadline",
     )
 
 
@@ -99,16 +116,18 @@ def token(
     open_page: Annotated[bool, typer.Option(
         "--open", help="Customers only: print the customer page's URL with the token and the log's "
                        "verifier key in its fragment, as a host app would open it.")] = False,
-    url: Annotated[str, typer.Option(help="With --open: where seenby serves.")] = "http://127.0.0.1:8000",
+    url: Annotated[str, typer.Option(envvar="SEENBY_URL", help="With --open: where seenby serves.")]
+    = "http://127.0.0.1:8000",
     lang: Annotated[str | None, typer.Option(help="With --open: the page's language (en, de).")] = None,
 ) -> None:
-    """Mint a development token (HS256, signed with the configured or generated secret) and print it;
-    send it as `Authorization: Bearer <token>`."""
+    """Mint a development token (HS256, signed with SEENBY_JWT_SECRET, else with the secret generated
+    into the data folder, SEENBY_DATA_DIR or ./.seenby: run it where `seenby serve` runs) and print
+    it; send it as `Authorization: Bearer <token>`."""
     import base64
     from urllib.parse import urlencode
 
     from service.auth import Role, mint_token
-    from service.keys import load_keys
+    from service.keys import DEV_JWT_SECRET_FILE, load_keys
     from service.ledger.checkpoint import raw_public_key, verifier_key
 
     if role not in {r.value for r in Role}:
@@ -120,12 +139,15 @@ def token(
     if open_page and role != "customer":
         raise typer.BadParameter("the customer page is for customers: use --role customer",
                                  param_hint="--open")
+    if not settings.jwt_secret and not (settings.data_dir / DEV_JWT_SECRET_FILE).exists():
+        typer.secho(f"note: no secret in {settings.data_dir} yet, so a new one is made there; a server "
+                    "using another data folder will refuse this token", fg="yellow", err=True)
     keys = load_keys(settings)
     minted = mint_token(settings, keys, role=role, subject=sub, ttl_seconds=ttl, jurisdiction=jurisdiction)
     if not open_page:
         typer.echo(minted)
         return
-    # The fragment never reaches a server; the page moves it to sessionStorage and clears it.
+    # The fragment never reaches a server; the page takes it out of the address bar at once.
     fragment = {"token": minted, "key": verifier_key(settings.log_origin, raw_public_key(keys.signing_key)),
                 **({"lang": lang} if lang else {})}
     if settings.witness_policy_file:
@@ -142,9 +164,15 @@ def audit(
     """Recompute every entry hash, chain link, tree node and the signed root from the database, and
     name every entry an edit behind the service's back touched; exits 1 if there is any finding."""
 
+    from sqlalchemy.engine import make_url
+
     from service.ledger.checkpoint import Verifier, raw_public_key
+    from service.migrate import applied_revision
 
     settings = _settings()
+    if applied_revision(settings.resolved_database_url) is None:
+        _usage_error(f"no seenby database at {make_url(settings.resolved_database_url).render_as_string()}: "
+                     "set SEENBY_DATABASE_URL (or run in the folder whose .seenby holds it)")
     if key is not None:
         verifier = _verifier(key)
     else:

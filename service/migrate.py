@@ -10,6 +10,7 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import create_async_engine
 
 import migrations
@@ -57,6 +58,27 @@ def older_revisions() -> frozenset[str]:
     """Revisions this build knows and has moved past: a database at one of them needs `migrate`."""
     script = ScriptDirectory.from_config(alembic_config("sqlite://"))
     return frozenset(r.revision for r in script.walk_revisions()) - {script.get_current_head()}
+
+
+def applied_revision(url: str) -> str | None:
+    """The revision the database at `url` is migrated to; None where there is no seenby schema (and,
+    on SQLite, no file: none is created)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and not Path(parsed.database or "").is_file():
+        return None
+    return asyncio.run(_applied_revision(url))
+
+
+async def _applied_revision(url: str) -> str | None:
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as connection:
+            revision: str | None = await connection.scalar(text("SELECT version_num FROM alembic_version"))
+            return revision
+    except DBAPIError:
+        return None
+    finally:
+        await engine.dispose()
 
 
 def upgrade(settings: Settings) -> None:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
+import time
 from pathlib import Path
 
 import httpx
 import pytest
 
 from service.keys import new_key_pem
+from service.slow_clients import HEADER_TIMEOUT_SECONDS
 from tests.servers import running_server, seenby_command
 
 
@@ -64,6 +67,20 @@ def test_development_secrets_are_written_whole_with_nothing_left_aside(tmp_path:
     assert not [p.name for p in data.iterdir() if p.name.startswith(".")]
 
 
+def test_serve_cuts_a_client_that_never_finishes_its_request_head(tmp_path: Path) -> None:
+    """uvicorn has no limit on a request's line and headers: `seenby serve` closes such a connection
+    after HEADER_TIMEOUT_SECONDS, and answers a client that sends its head in time."""
+    with running_server({}, tmp_path) as url:
+        host, port = url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=30) as slow:
+            slow.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # and no more
+            started = time.monotonic()
+            assert slow.recv(1024) == b"", "closed without an answer"
+            waited = time.monotonic() - started
+        assert HEADER_TIMEOUT_SECONDS - 1 < waited < HEADER_TIMEOUT_SECONDS + 5
+        assert httpx.get(f"{url}/healthz").status_code == 200
+
+
 def test_request_lines_stay_out_of_the_log_unless_asked_for(tmp_path: Path) -> None:
     path = "/v1/customers/cust-named-in-a-path/accesses"
     for args, logged in (((), False), (("--access-log",), True)):
@@ -84,6 +101,35 @@ def test_production_refuses_development_defaults(tmp_path: Path) -> None:
     for variable in ("SEENBY_DATABASE_URL", "SEENBY_JWT_SECRET", "SEENBY_SIGNING_KEY_FILE",
                      "SEENBY_TICKET_KEY_FILE", "SEENBY_PSEUDONYM_SECRET", "SEENBY_JWT_ISSUER"):
         assert variable in result.stderr
+    assert "validation error" not in result.stderr and "pydantic" not in result.stderr, result.stderr
+
+
+def test_a_setting_that_does_not_parse_is_named_as_its_variable(tmp_path: Path) -> None:
+    result = run_seenby("serve", cwd=tmp_path, env={"SEENBY_DELETION_DUE_DAYS": "soon"})
+    assert result.returncode == 2
+    assert "configuration error: SEENBY_DELETION_DUE_DAYS:" in result.stderr, result.stderr
+    assert "pydantic" not in result.stderr
+
+
+def test_serve_refuses_several_workers_on_sqlite(tmp_path: Path) -> None:
+    result = run_seenby("serve", "--workers", "2", cwd=tmp_path)
+    assert result.returncode == 2 and "needs PostgreSQL" in result.stderr, result.stderr
+
+
+def test_audit_where_there_is_no_database_says_so_and_creates_nothing(tmp_path: Path) -> None:
+    result = run_seenby("audit", cwd=tmp_path)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "no seenby database at" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / ".seenby").exists()
+
+
+def test_token_says_when_it_makes_a_new_secret_and_open_follows_seenby_url(tmp_path: Path) -> None:
+    first = run_seenby("token", "--role", "customer", "--sub", "c", "--open", cwd=tmp_path,
+                       env={"SEENBY_URL": "http://127.0.0.1:8080"})
+    assert first.returncode == 0 and first.stdout.startswith("http://127.0.0.1:8080/app/#token=")
+    assert "a new one is made there" in first.stderr
+    again = run_seenby("token", "--role", "customer", "--sub", "c", cwd=tmp_path)
+    assert again.returncode == 0 and again.stderr == ""
 
 
 def test_production_refuses_the_generated_development_secrets(tmp_path: Path) -> None:

@@ -18,7 +18,6 @@ import uvicorn
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse, Response
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from service.errors import TooManyRequests
 from service.ledger import merkle
@@ -34,6 +33,7 @@ from service.ledger.checkpoint import (
     split_note,
 )
 from service.ratelimit import RateLimiter
+from service.slow_clients import with_header_deadline
 from service.witness.cosignature import cosign
 from service.witness.state import Witnessed, WitnessState
 
@@ -127,52 +127,7 @@ def server_config(config: WitnessConfig, host: str, port: int) -> uvicorn.Config
 
 def _server_options(config: WitnessConfig) -> dict[str, Any]:
     return {"server_header": False, "log_level": "info", "ws": "none",
-            "http": _with_header_deadline(config.header_timeout_seconds)}
-
-
-class _HeaderDeadline(HttpToolsProtocol):
-    """uvicorn closes a connection left idle after a response, but has no limit on a request's line
-    and headers (its data_received cancels the idle timer): a client sending a request line and one
-    header and nothing more would hold its connection forever. This closes a connection whose request
-    head is not whole `timeout` seconds after it opened or after its last response; the body has its
-    own limit (read_timeout_seconds)."""
-
-    timeout = 10.0
-    _deadline: asyncio.TimerHandle | None = None
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        self._arm()
-
-    def on_headers_complete(self) -> None:
-        self._disarm()
-        super().on_headers_complete()
-
-    def on_response_complete(self) -> None:
-        waiting = not self.pipeline  # else the next request, its head whole, starts now
-        super().on_response_complete()
-        if waiting and not self.transport.is_closing():
-            self._arm()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
-        super().connection_lost(exc)
-
-    def _arm(self) -> None:
-        self._disarm()
-        self._deadline = self.loop.call_later(self.timeout, self.transport.close)
-
-    def _disarm(self) -> None:
-        if self._deadline is not None:
-            self._deadline.cancel()
-            self._deadline = None
-
-
-def _with_header_deadline(seconds: float) -> type[HttpToolsProtocol]:
-    class Protocol(_HeaderDeadline):
-        timeout = seconds
-
-    return Protocol
+            "http": with_header_deadline(config.header_timeout_seconds)}
 
 
 async def _body(request: Request, *, within: float) -> bytes:
