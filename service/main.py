@@ -188,7 +188,8 @@ BEARER = "bearer"
 
 def _document_problems(document: dict[str, Any], routers: tuple[APIRouter, ...]) -> None:
     """The statuses that come from what an operation is rather than from what it does: a token
-    (401, 403, 429), parameters or a body (422; 400 for a NUL in the URL; 413), the database (503),
+    (401, 403, 429), parameters or a body (422), the URL and body limits every request meets (400 for
+    a NUL in the URL, 413), the database (503),
     each as problem+json. Optional parameters are optional, never null, on the wire."""
     document["components"].setdefault("securitySchemes", {})[BEARER] = {
         "type": "http", "scheme": "bearer", "bearerFormat": "JWT",
@@ -210,10 +211,9 @@ def _document_problems(document: dict[str, Any], routers: tuple[APIRouter, ...])
                 wanted.append(422)
                 if responses.get("422", {}).get("description") == "Validation Error":
                     del responses["422"]  # FastAPI's, as application/json: ours is a problem
-            if "requestBody" in operation or any(p["in"] in ("path", "query") for p in parameters):
-                wanted.append(400)
-            if "requestBody" in operation:
-                wanted.append(413)
+            # The middleware's, before any route: a NUL anywhere in the URL, any query string
+            # included (400); a body over the limit, whatever the method (413).
+            wanted += [400, 413]
             if (route.path_format, method.lower()) not in _NO_DATABASE:
                 wanted.append(503)
             for status, response in problem_responses(*wanted).items():

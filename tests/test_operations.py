@@ -167,6 +167,17 @@ async def test_nul_characters_never_reach_the_database(
     assert response.status_code == 422
 
 
+@pytest.mark.parametrize("path", ["/healthz", "/v1/log/key", "/v1/log/checkpoint", "/v1/tickets/jwks.json"])
+async def test_the_url_and_body_limits_hold_on_routes_without_parameters_as_documented(
+    client: httpx.AsyncClient, path: str
+) -> None:
+    """Every operation's OpenAPI lists 400 and 413: the middleware's limits come before any route."""
+    nul = await client.get(f"{path}?x=%00")
+    assert nul.status_code == 400 and nul.headers["content-type"] == "application/problem+json"
+    huge = await client.request("GET", path, content=b"x" * (1024 * 1024 + 1))
+    assert huge.status_code == 413 and huge.headers["content-type"] == "application/problem+json"
+
+
 @pytest.mark.parametrize("url", [
     "/v1/customers/{c}/accesses?since=0001-01-01T00:00:00%2B05:00",
     "/v1/customers/{c}/accesses?until=9999-12-31T23:59:59-05:00",
