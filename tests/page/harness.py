@@ -93,8 +93,12 @@ async def wait_until(page: Page, expression: str, within: float = 30.0) -> Any:
     return value
 
 
+# The badge's states once its check has run (badge.js): all holds; the entries hold but completeness
+# could not be checked; nothing checked (seenby out of reach); the token refused; a mismatch.
+FINAL = ("verified", "partial", "unavailable", "signin", "failed")
+
+
 async def verdict(page: Page, within: float = 30.0) -> str:
-    """The badge's final state, "verified" or "failed", once the check has run."""
-    await wait_until(page, "['verified', 'failed'].includes(document.getElementById('badge').dataset.state)",
-                     within)
+    """The badge's final state (one of FINAL), once the check has run."""
+    await wait_until(page, f"{list(FINAL)}.includes(document.getElementById('badge').dataset.state)", within)
     return await page.get_attribute("#badge", "data-state") or ""

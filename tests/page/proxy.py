@@ -4,16 +4,24 @@ It passes everything through (the page too, so the page's origin is the proxy's)
 - "flip": one byte of one entry's canonical bytes in the chain the page checks;
 - "drop": one entry left out of a page of the chain;
 - "key": checkpoints signed by another key under the log's name;
-- "shown": one history row (not the chain) showing another organization than the entry says.
+- "shown": one history row (not the chain) showing another organization than the entry says;
+- "honest": nothing.
+
+And, by mode, it answers some requests with an error status instead of passing them on (the
+history and everything else still pass): what an expired token, a failing seenby or a proxy that
+withholds a proof look like to the page's check. In any mode, `cut_streams()` ends the answers
+still streaming (the live stream), and goes on ending those that start until `restore()`: what
+the page sees of a server going down.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Iterator
 from typing import Any
 
 import httpx
@@ -29,7 +37,13 @@ from starlette.routing import Route
 from service.ledger.checkpoint import parse_checkpoint, sign_checkpoint, split_note
 from tests.pg import free_port
 
-MODES = ("flip", "drop", "key", "shown")
+# Mode -> {path: the status answered instead of seenby's answer}.
+REFUSALS = {
+    "refuse_checks": {"/v1/me/completeness": 401, "/v1/me/entries": 401},  # the token refused
+    "checks_failing": {"/v1/me/entries": 503},  # seenby failing under the check
+    "no_completeness": {"/v1/me/completeness": 503},  # the completeness proof withheld
+}
+MODES = ("flip", "drop", "key", "shown", "honest", *REFUSALS)
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "content-encoding"}
 
 
@@ -51,6 +65,7 @@ class LyingProxy:
         assert mode in MODES
         self.upstream, self.mode, self.target_seq = upstream, mode, target_seq
         self.tampered = 0  # how many answers it changed: a test that changed nothing proves nothing
+        self.streams_cut = threading.Event()
         self.client = httpx.AsyncClient(base_url=upstream, timeout=60.0)
         self.app = Starlette(routes=[Route("/{path:path}", self.forward,
                                            methods=["GET", "POST", "PUT", "DELETE"])],
@@ -62,6 +77,11 @@ class LyingProxy:
         await self.client.aclose()
 
     async def forward(self, request: Request) -> Response:
+        refused = REFUSALS.get(self.mode, {}).get(request.url.path)
+        if refused is not None:
+            self.tampered += 1
+            return Response(orjson.dumps({"title": "refused by the proxy", "status": refused}),
+                            status_code=refused, media_type="application/problem+json")
         headers = {k: v for k, v in request.headers.items() if k.lower() not in {"host", "accept-encoding"}}
         outgoing = self.client.build_request(request.method, request.url.path, params=request.query_params,
                                              headers=headers, content=await request.body())
@@ -70,7 +90,7 @@ class LyingProxy:
         path = request.url.path
         rewrite = self._rewriter(path)
         if rewrite is None or upstream.status_code != 200:
-            return StreamingResponse(upstream.aiter_raw(), status_code=upstream.status_code,
+            return StreamingResponse(self._until_cut(upstream.aiter_raw()), status_code=upstream.status_code,
                                      headers=out_headers, background=BackgroundTask(upstream.aclose))
         body = await upstream.aread()
         await upstream.aclose()
@@ -78,6 +98,32 @@ class LyingProxy:
         if changed != body:
             self.tampered += 1
         return Response(changed, status_code=upstream.status_code, headers=out_headers)
+
+    def cut_streams(self) -> None:
+        """Ends every answer still streaming, as a server that goes down would (from any thread)."""
+        self.streams_cut.set()
+
+    def restore(self) -> None:
+        self.streams_cut.clear()
+
+    async def _until_cut(self, chunks: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
+        iterator = aiter(chunks)
+        pending: asyncio.Future[bytes] | None = None
+        try:
+            while not self.streams_cut.is_set():
+                pending = pending or asyncio.ensure_future(anext(iterator))
+                done, _ = await asyncio.wait({pending}, timeout=0.1)
+                if not done:
+                    continue
+                try:
+                    chunk = pending.result()
+                except StopAsyncIteration:
+                    return
+                pending = None
+                yield chunk
+        finally:
+            if pending is not None:
+                pending.cancel()
 
     def _rewriter(self, path: str) -> Any:
         if self.mode in ("flip", "drop") and path == "/v1/me/entries":

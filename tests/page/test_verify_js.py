@@ -334,22 +334,32 @@ def test_what_seenby_answers_tampered_with_is_caught(node: str, live: Live, tmp_
     assert all(isinstance(failure["detail"], str) and failure["detail"] for failure in result["failures"])
 
 
-def test_completeness_unavailable_is_not_a_failure(node: str, live: Live, tmp_path: Path) -> None:
-    result = verify(node, live, tmp_path, tamper="unavailable")["result"]
+@pytest.mark.parametrize("tamper", ["unavailable", "completeness_network"])
+def test_completeness_unavailable_is_not_a_failure_but_is_said(node: str, live: Live, tmp_path: Path,
+                                                               tamper: str) -> None:
+    """No mismatch, so no failure; but the signed tree holds entries, so it commits to an index:
+    the result says completeness went unchecked, and why, for the badge not to call it verified."""
+    result = verify(node, live, tmp_path, tamper=tamper)["result"]
     assert result["failures"] == []
     assert result["ok"] is True and result["complete"] is None
     assert result["entries"] == RECORDED
+    problem = {"unavailable": "GET /v1/me/completeness answered 503",
+               "completeness_network": "GET /v1/me/completeness failed: fetch failed"}[tamper]
+    assert result["completenessProblem"] == problem
 
 
 def test_a_token_seenby_refuses_is_a_fetch_failure(node: str, live: Live, tmp_path: Path) -> None:
+    """With its status: the page tells a refused token (sign in again) from a mismatch."""
     result = verify(node, live, tmp_path, token="not-a-token")["result"]
     assert result["ok"] is False
-    assert result["failures"] == [{"check": "fetch", "detail": "GET /v1/me/completeness answered 401"}]
+    assert result["failures"] == [{"check": "fetch", "status": 401,
+                                   "detail": "GET /v1/me/completeness answered 401"}]
 
 
 def test_an_unreachable_seenby_is_a_fetch_failure(node: str, live: Live, tmp_path: Path) -> None:
     result = verify(node, live, tmp_path, apiBase="http://127.0.0.1:9")["result"]
     assert result["ok"] is False and checks(result) == {"fetch"}
+    assert {failure["status"] for failure in result["failures"]} == {0}
 
 
 def _cosigned(live: Live, signers: list[WitnessKey], tampered: WitnessKey | None = None) -> list[str]:

@@ -1,5 +1,6 @@
 // Deletion requests: file one for a clip or for everything, and follow each service's task.
 
+import { explain } from "./api.js";
 import { clear, el } from "./dom.js";
 import { formatDate, t, word } from "./i18n.js";
 
@@ -63,7 +64,7 @@ export class DeletionsView {
       this.report(t("deletions.saved"));
       await this.load();
     } catch (error) {
-      this.report(t("common.failed", { detail: error.message }), true);
+      this.report(explain(error), true);
     }
   }
 }

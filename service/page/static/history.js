@@ -1,30 +1,36 @@
 // The history: accesses and refused attempts, newest first, a page at a time as the reader scrolls.
 
 import { clear, countryName, el } from "./dom.js";
-import { formatDate, language, t, word } from "./i18n.js";
+import { formatDate, formatTime, language, t, word } from "./i18n.js";
 import { checkShown } from "./shown.js";
 
 const PAGE = 50;
+// Recorded this long after (or before) it happened: the row says both.
+const NOTABLY = 60 * 60 * 1000;
 // Flags that ask for the customer's attention (the "only what needs your attention" filter).
 const ATTENTION = new Set(["unconsented", "access_after_deletion", "authorization_invalid", "needs_review"]);
 
 export class HistoryView {
-  constructor(api, elements, onObject, onMismatch = () => {}) {
+  constructor(api, elements, onObject, onMismatch = () => {}, onError = () => {}) {
     this.api = api;
     this.list = elements.list;
     this.end = elements.end;
     this.sentinel = elements.sentinel;
     this.form = elements.form;
+    this.stale = elements.stale; // says the rows are for filters other than those the form shows
     this.onObject = onObject;
     this.onMismatch = onMismatch; // (item, verdict): a shown row the verified bytes do not back
+    this.onError = onError; // (error): a page of the history could not be loaded
     this.rows = new Map(); // entry_hash -> {item, element}
     this.objected = new Set();
     this.verified = null; // entry_hash -> canonical JSON text, once the check has run
+    this.unchecked = false; // the check could not run: rows say so instead of "Checking…"
+    this.applied = this.filters(); // the filters the rows shown were loaded with
     this.cursor = undefined;
     this.loading = null;
     this.generation = 0;
     this.observer = new IntersectionObserver((seen) => {
-      if (seen.some((entry) => entry.isIntersecting)) this.more();
+      if (seen.some((entry) => entry.isIntersecting)) this.more()?.catch((error) => this.onError(error));
     }, { rootMargin: "600px" });
     this.observer.observe(this.sentinel);
     this.form.addEventListener("input", () => this.restart());
@@ -41,27 +47,29 @@ export class HistoryView {
     };
   }
 
-  async restart() {
-    this.generation += 1;
-    this.cursor = undefined;
-    this.rows.clear();
-    clear(this.list);
-    this.end.textContent = "";
-    this.loading = null;
-    await this.more();
-  }
-
-  /** Load pages until one adds a visible row (the flagged filter hides rows) or there are no more. */
-  more() {
-    if (this.loading || this.cursor === null) return this.loading;
-    const generation = this.generation;
+  /**
+   * The filters changed: the first rows for them replace what is shown once they are loaded. If they
+   * cannot be, what was shown stays (with the filters it was loaded with) and `onError` says why.
+   */
+  restart() {
+    const generation = ++this.generation;
+    const filters = this.filters();
+    this.list.setAttribute("aria-busy", "true");
     this.loading = (async () => {
-      this.list.setAttribute("aria-busy", "true");
       try {
-        let added = 0;
-        while (added === 0 && this.cursor !== null && generation === this.generation) {
-          added += await this.loadPage(generation);
-        }
+        const { items, cursor } = await this.fetchVisible(filters, undefined, generation);
+        if (generation !== this.generation) return;
+        this.applied = filters;
+        this.stale.hidden = true;
+        this.cursor = cursor;
+        this.rows.clear();
+        clear(this.list);
+        this.end.textContent = "";
+        this.add(items);
+      } catch (error) {
+        if (generation !== this.generation) return;
+        this.stale.hidden = false;
+        this.onError(error);
       } finally {
         if (generation === this.generation) {
           this.loading = null;
@@ -73,27 +81,60 @@ export class HistoryView {
     return this.loading;
   }
 
-  async loadPage(generation) {
-    const { flagged, ...query } = this.filters();
-    const page = await this.api.get("/v1/me/accesses", { ...query, limit: PAGE, cursor: this.cursor });
-    if (generation !== this.generation) return 1;
-    this.cursor = page.next_cursor;
-    let added = 0;
-    for (const item of page.items) {
-      if (flagged && !item.flags.some((flag) => ATTENTION.has(flag))) continue;
+  /** seenby can be reached again: load what could not be loaded (the first rows, a filter change). */
+  retry() {
+    if (!this.stale.hidden || (!this.rows.size && this.cursor !== null)) this.restart();
+  }
+
+  /** The next rows for the filters shown; rejects if they cannot be loaded (nothing shown changes). */
+  more() {
+    if (this.loading || this.cursor === null) return this.loading;
+    const generation = this.generation;
+    this.list.setAttribute("aria-busy", "true");
+    this.loading = (async () => {
+      try {
+        const { items, cursor } = await this.fetchVisible(this.applied, this.cursor, generation);
+        if (generation !== this.generation) return;
+        this.cursor = cursor;
+        this.add(items);
+      } finally {
+        if (generation === this.generation) {
+          this.loading = null;
+          this.list.setAttribute("aria-busy", "false");
+          this.showEnd();
+        }
+      }
+    })();
+    return this.loading;
+  }
+
+  /** Pages until one has a row the filters show (the flagged filter hides rows), or there are no more. */
+  async fetchVisible(filters, cursor, generation) {
+    const { flagged, ...query } = filters;
+    const items = [];
+    do {
+      const page = await this.api.get("/v1/me/accesses", { ...query, limit: PAGE, cursor });
+      if (generation !== this.generation) break;
+      cursor = page.next_cursor;
+      items.push(...page.items.filter((item) => !flagged || item.flags.some((flag) => ATTENTION.has(flag))));
+    } while (!items.length && cursor !== null);
+    return { items, cursor };
+  }
+
+  add(items) {
+    for (const item of items) {
       if (this.rows.has(item.entry_hash)) continue;
       const element = this.renderRow(item);
       this.rows.set(item.entry_hash, { item, element });
       this.list.append(element);
       this.mark(item.entry_hash);
-      added += 1;
     }
-    return added;
   }
 
   showEnd() {
     if (this.cursor !== null) return;
-    this.end.textContent = this.rows.size ? t("history.end") : t("history.empty");
+    const filtered = Object.values(this.applied).some(Boolean);
+    this.end.textContent = this.rows.size ? t("history.end") : t(filtered ? "history.none_matching" : "history.empty");
   }
 
   /** A new entry from the live stream: on top, if the filters let it through. */
@@ -108,7 +149,7 @@ export class HistoryView {
   }
 
   passes(item) {
-    const f = this.filters();
+    const f = this.applied;
     return (!f.clip_id || item.clip_id === f.clip_id) && (!f.purpose || item.purpose === f.purpose)
       && (!f.actor_type || item.actor?.type === f.actor_type)
       && (!f.flagged || item.flags.some((flag) => ATTENTION.has(flag)));
@@ -126,6 +167,14 @@ export class HistoryView {
   /** The browser check's result: every shown row is compared with the verified canonical bytes. */
   setVerified(verified) {
     this.verified = verified;
+    this.unchecked = false;
+    for (const hash of this.rows.keys()) this.mark(hash);
+  }
+
+  /** The check could not run (seenby unreachable, the session ended): no row is called checked. */
+  setUnchecked() {
+    this.verified = null;
+    this.unchecked = true;
     for (const hash of this.rows.keys()) this.mark(hash);
   }
 
@@ -133,7 +182,8 @@ export class HistoryView {
     const row = this.rows.get(hash);
     if (!row) return;
     const status = row.element.querySelector(".entry__check");
-    const verdict = this.verified ? checkShown(row.item, this.verified) : { state: "checking" };
+    const idle = { state: this.unchecked ? "unchecked" : "checking" };
+    const verdict = this.verified ? checkShown(row.item, this.verified) : idle;
     row.element.dataset.check = verdict.state;
     if (verdict.state === "failed" || verdict.state === "missing") this.onMismatch(row.item, verdict);
     status.textContent = t(`check.${verdict.state}`, { field: verdict.field || "" });
@@ -156,7 +206,7 @@ export class HistoryView {
       el("div", { class: "entry__head" },
         el("span", { class: `entry__icon entry__icon--${actor.type || "unknown"}`, "aria-hidden": "true" }),
         el("p", { class: "entry__who" }, el("strong", { title: actor.pseudonym || null }, who), where ? el("span", {}, ` · ${where}`) : null),
-        el("time", { class: "entry__when", datetime: item.occurred_at }, formatDate(item.occurred_at))),
+        when(item)),
       refused ? el("p", { class: "entry__refused" }, t("history.refused")) : null,
       el("p", { class: "entry__what" },
         refused
@@ -173,6 +223,26 @@ export class HistoryView {
           : null,
         objected ? el("span", { class: "entry__objected" }, t("objection.filed")) : null));
   }
+}
+
+/**
+ * When it happened, and when seenby recorded it if that was notably later (or earlier): the list
+ * is in recording order, so a late record would otherwise read as a date out of order.
+ */
+function when(item) {
+  const happened = Date.parse(item.occurred_at);
+  const recorded = Date.parse(item.recorded_at);
+  const apart = Number.isFinite(happened) && Number.isFinite(recorded) && Math.abs(recorded - happened) >= NOTABLY;
+  if (!apart) {
+    const at = item.occurred_at || item.recorded_at;
+    return el("time", { class: "entry__when", datetime: at }, formatDate(at));
+  }
+  const sameDay = new Date(happened).toDateString() === new Date(recorded).toDateString();
+  return el("span", { class: "entry__when" },
+    el("time", { datetime: item.occurred_at }, t("history.happened", { when: formatDate(item.occurred_at) })),
+    " · ",
+    el("time", { class: "entry__recorded", datetime: item.recorded_at },
+      t("history.recorded", { when: sameDay ? formatTime(item.recorded_at) : formatDate(item.recorded_at) })));
 }
 
 /** "psn_cab2d564d558..." -> "cab2d564": enough to tell people apart at a glance; the full one is its title. */

@@ -60,3 +60,9 @@ export function formatDate(iso) {
 export function formatNumber(n) {
   return new Intl.NumberFormat(current).format(n);
 }
+
+/** The time of day only, for a second time on the same day as the first. */
+export function formatTime(iso) {
+  const date = new Date(iso);
+  return Number.isNaN(date.getTime()) ? iso : new Intl.DateTimeFormat(current, { timeStyle: "short" }).format(date);
+}

@@ -7,7 +7,7 @@ export class LiveStream {
   constructor(api, onItem, onState) {
     this.api = api;
     this.onItem = onItem;
-    this.onState = onState; // "live" | "reconnecting" | "stopped"
+    this.onState = onState; // "live" | "reconnecting" (lost, or never reached) | "stopped" (token refused)
     this.lastId = null;
     this.controller = null;
     this.stopped = false;
@@ -29,7 +29,7 @@ export class LiveStream {
         await this.connect();
       } catch (error) {
         if (this.stopped) return;
-        if (error.status === 401) {
+        if (error.status === 401 || error.status === 403) {
           this.onState("stopped");
           return;
         }

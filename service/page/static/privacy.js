@@ -1,5 +1,6 @@
 // What the customer allows: the two consent switches and troubleshooting grants for single clips.
 
+import { explain } from "./api.js";
 import { clear, el } from "./dom.js";
 import { formatDate, t } from "./i18n.js";
 
@@ -35,7 +36,7 @@ export class PrivacyView {
       this.report(t("consent.saved"));
     } catch (error) {
       input.checked = !input.checked;
-      this.report(t("common.failed", { detail: error.message }), true);
+      this.report(explain(error), true);
     } finally {
       input.disabled = false;
     }
@@ -71,7 +72,7 @@ export class PrivacyView {
       this.report(t("grants.saved", { clip: body.clip_id }));
       await this.loadGrants();
     } catch (error) {
-      this.report(t("common.failed", { detail: error.message }), true);
+      this.report(explain(error), true);
     }
   }
 
@@ -81,7 +82,7 @@ export class PrivacyView {
       this.report(t("grants.withdrawn_saved", { clip: grant.clip_id }));
       await this.loadGrants();
     } catch (error) {
-      this.report(t("common.failed", { detail: error.message }), true);
+      this.report(explain(error), true);
     }
   }
 }

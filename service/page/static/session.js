@@ -1,8 +1,12 @@
 // What the host app hands the page in the URL fragment (never sent to any server):
 //   #token=<customer JWT>&key=<log verifier key>&policy=<base64url tlog-policy>&lang=de&accent=%23...
-// The page keeps it in sessionStorage (this tab only) and takes it out of the address bar at once.
+// The page takes it out of the address bar at once. The token stays in memory only: a reload, or
+// anything that reads this tab's storage, finds no token (the host app opens the page again). The
+// settings that are no secret (key, policy, language, theme) are kept in sessionStorage (this tab
+// only), so that a reload can tell "your session has ended" from "opened without a sign-in".
 
 const STORE = "seenby.session";
+const SETTINGS = ["key", "policy", "lang"];
 const THEME = {
   accent: "--seenby-accent",
   background: "--seenby-background",
@@ -11,25 +15,29 @@ const THEME = {
   font: "--seenby-font",
 };
 
+/**
+ * @returns the session: `token` (from the fragment only, else null), the settings, `policyText`,
+ *          and `opened`: whether this tab had opened the page before (a reload, a page restored).
+ */
 export function readSession(location, storage, history) {
   const fragment = new URLSearchParams(location.hash.replace(/^#/, ""));
-  let session = {};
+  let stored = {};
   try {
-    session = JSON.parse(storage.getItem(STORE) || "{}");
+    stored = JSON.parse(storage.getItem(STORE) || "{}") || {};
   } catch {
-    session = {};
+    stored = {};
   }
-  for (const name of ["token", "key", "policy", "lang", ...Object.keys(THEME)]) {
-    if (fragment.has(name)) session[name] = fragment.get(name);
+  const settings = {};
+  for (const name of [...SETTINGS, ...Object.keys(THEME)]) {
+    const value = fragment.has(name) ? fragment.get(name) : stored[name];
+    if (typeof value === "string") settings[name] = value;
   }
-  if (session.policy) session.policyText = decodePolicy(session.policy);
   if (location.hash) history.replaceState(null, "", location.pathname + location.search);
-  storage.setItem(STORE, JSON.stringify(session));
+  const opened = storage.getItem(STORE) !== null;
+  storage.setItem(STORE, JSON.stringify(settings)); // never the token (an older page's goes too)
+  const session = { ...settings, token: fragment.get("token") || null, opened };
+  if (session.policy) session.policyText = decodePolicy(session.policy);
   return session;
-}
-
-export function forgetSession(storage) {
-  storage.removeItem(STORE);
 }
 
 function decodePolicy(encoded) {

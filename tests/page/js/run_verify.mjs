@@ -32,6 +32,7 @@ const TAMPERS = {
 const EARLY = {
   unavailable: (path) => (path === "/v1/me/completeness" ? new Response("{}", { status: 503 }) : undefined),
   network: (path) => { if (path.startsWith("/v1/me/entries")) throw new TypeError("fetch failed"); },
+  completeness_network: (path) => { if (path === "/v1/me/completeness") throw new TypeError("fetch failed"); },
 };
 
 const realFetch = globalThis.fetch;

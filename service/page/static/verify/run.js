@@ -14,16 +14,23 @@ const MAX_FAILURES = 500;
 /**
  * @typedef {{apiBase: string, token: string, verifierKey: string, policy: string|null,
  *            customerId: string}} Input
- * @typedef {{check: string, customer_seq?: number, entry_hash?: string, detail: string}} Failure
+ * A failure of check "fetch" is no mismatch: the check could not get what it needs (`status`: the
+ * HTTP status, or 0 without an answer; 401 and 403 mean the token was refused). Every other check
+ * names something that does not match.
+ * @typedef {{check: string, customer_seq?: number, entry_hash?: string, detail: string,
+ *            status?: number}} Failure
  * @typedef {{type: "progress", phase: string, done: number, total: number|null}} Progress
+ * `complete`: true when the completeness proof holds, false when it fails, null when it was not
+ * checked; then `completenessProblem` says why if the log should have had one (every signed tree
+ * that holds entries commits to the customer index), and is null for an empty signed tree.
  * @typedef {{type: "result", ok: boolean, treeSize: number|null, entries: number, pending: number,
- *            complete: boolean|null, cosigners: string[], failures: Failure[],
- *            verified: Record<string, string>, pendingHashes: string[]}} Result
+ *            complete: boolean|null, completenessProblem: string|null, cosigners: string[],
+ *            failures: Failure[], verified: Record<string, string>, pendingHashes: string[]}} Result
  */
 
 class FetchError extends Error {
-  /** @param {string} message */
-  constructor(message) { super(message); this.name = "FetchError"; }
+  /** @param {string} message @param {number} status the HTTP status; 0 for no (readable) answer */
+  constructor(message, status = 0) { super(message); this.name = "FetchError"; this.status = status; }
 }
 
 const message = (error) => (error instanceof Error ? error.message : String(error));
@@ -40,10 +47,12 @@ function client(apiBase, token) {
         credentials: "omit",
       });
     } catch (error) {
-      throw new FetchError(`GET ${path.split("?")[0]} failed: ${message(error)}`);
+      throw new FetchError(`GET ${path.split("?")[0]} failed: ${message(error)}`, 0);
     }
     if (allow.includes(response.status)) return { status: response.status, body: null };
-    if (response.status !== 200) throw new FetchError(`GET ${path.split("?")[0]} answered ${response.status}`);
+    if (response.status !== 200) {
+      throw new FetchError(`GET ${path.split("?")[0]} answered ${response.status}`, response.status);
+    }
     try {
       return { status: 200, body: text ? await response.text() : await response.json() };
     } catch (error) {
@@ -66,11 +75,12 @@ export async function run(input, post = () => {}) {
     else dropped++;
   };
   const result = { type: "result", ok: false, treeSize: null, entries: 0, pending: 0, complete: null,
-                   cosigners: [], failures, verified: {}, pendingHashes: [] };
+                   completenessProblem: null, cosigners: [], failures, verified: {}, pendingHashes: [] };
   try {
     await verify(input, post, fail, result);
   } catch (error) {
-    fail({ check: "fetch", detail: error instanceof FetchError ? error.message : `verification stopped: ${message(error)}` });
+    if (error instanceof FetchError) fail({ check: "fetch", detail: error.message, status: error.status });
+    else fail({ check: "fetch", detail: `verification stopped: ${message(error)}`, status: 0 });
   }
   if (dropped) failures.push({ check: failures[failures.length - 1].check, detail: `${dropped} more failures not listed` });
   result.ok = failures.length === 0;
@@ -95,8 +105,17 @@ async function verify(input, post, fail, result) {
     }
   }
 
-  // 1. The checkpoint, from the completeness proof when there is one.
-  const proof = await get("/v1/me/completeness", { allow: [404, 503] });
+  // 1. The checkpoint, from the completeness proof when there is one. A proof seenby does not
+  // send (503 while it has no index yet, a failure on the way) leaves completeness unchecked; a
+  // refused token stops everything.
+  let proof;
+  try {
+    proof = await get("/v1/me/completeness", { allow: [404, 503] });
+  } catch (error) {
+    if (!(error instanceof FetchError) || error.status === 401 || error.status === 403) throw error;
+    proof = { status: error.status, body: null, problem: error.message };
+  }
+  if (proof.status !== 200) proof.problem ??= `GET /v1/me/completeness answered ${proof.status}`;
   const note = proof.status === 200 ? proof.body?.checkpoint : (await get("/v1/log/checkpoint", { text: true })).body;
   if (typeof note !== "string") throw new FetchError("the completeness proof has no checkpoint");
   let checkpoint = null;
@@ -236,4 +255,9 @@ async function verify(input, post, fail, result) {
     post({ type: "progress", phase: "completeness", done: 1, total: 1 });
   }
   result.complete = completenessFailed ? false : covered ? true : null;
+  // Every signed tree that holds entries holds an index leaf too (CONTRACT "Completeness"): only
+  // an empty one has nothing to prove. Anything else unchecked is a gap the badge must not hide.
+  if (result.complete === null && proof.problem && checkpoint && checkpoint.size > 0) {
+    result.completenessProblem = proof.problem;
+  }
 }

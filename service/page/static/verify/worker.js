@@ -9,8 +9,10 @@ self.onmessage = async (event) => {
   try {
     result = await run(event.data, (progress) => self.postMessage(progress));
   } catch (error) {
-    result = { type: "result", ok: false, treeSize: null, entries: 0, pending: 0, complete: null, cosigners: [],
-               failures: [{ check: "fetch", detail: `verification stopped: ${error instanceof Error ? error.message : error}` }],
+    result = { type: "result", ok: false, treeSize: null, entries: 0, pending: 0, complete: null,
+               completenessProblem: null, cosigners: [],
+               failures: [{ check: "fetch", status: 0,
+                            detail: `verification stopped: ${error instanceof Error ? error.message : error}` }],
                verified: {}, pendingHashes: [] };
   }
   self.postMessage(result);
