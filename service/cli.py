@@ -170,12 +170,11 @@ def audit(
     from service.migrate import applied_revision
 
     settings = _settings()
+    verifier = _verifier(key) if key is not None else None  # a mistyped key file is named first
     if applied_revision(settings.resolved_database_url) is None:
         _usage_error(f"no seenby database at {make_url(settings.resolved_database_url).render_as_string()}: "
                      "set SEENBY_DATABASE_URL (or run in the folder whose .seenby holds it)")
-    if key is not None:
-        verifier = _verifier(key)
-    else:
+    if verifier is None:
         from service.keys import load_keys
 
         verifier = Verifier.for_public_key(
