@@ -618,8 +618,10 @@ def verify_export(
     from rich.progress import Progress
 
     from service import verify
+    from service.collector import collect_rarely
     from service.exports.check import manifest_checkpoint
 
+    collect_rarely()
     verifier = _verifier(key)
     data_path = Path(data)
     manifest_path = Path(manifest or f"{data}.manifest.json")

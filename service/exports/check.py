@@ -25,6 +25,7 @@ import orjson
 
 from service.actors import id_commitment
 from service.clock import to_micros
+from service.collector import collect_rarely
 from service.completeness.check import CompletenessError
 from service.completeness.check import check as check_completeness
 from service.exports import formats
@@ -325,6 +326,7 @@ class _CheckedBeside:
 def _check_for(manifest_path: str, size: int, root: bytes, batch_size: int, sending: Connection) -> None:
     """The second process: the manifest's head, every proof checked and sent in batches, then its
     trailer, or what is wrong with it after the proofs before that."""
+    collect_rarely()
     batch: list[tuple[int, str, str | None]] = []
     try:
         with Path(manifest_path).open("rb") as file:

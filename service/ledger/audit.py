@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import itertools
 import multiprocessing
 import time
@@ -18,6 +17,7 @@ from sqlalchemy import ColumnElement, CompoundSelect, Select, cast, func, null, 
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.types import NullType
 
+from service.collector import collect_rarely
 from service.db import make_engine
 from service.ledger import repeated_columns, tree_store
 from service.ledger.canonical import ChainLinks, decode, entry_hash
@@ -46,11 +46,6 @@ from service.ledger.tables import TILE_BYTES, entries, heads, identities, leaves
 CHUNK = 5_000
 NODES_PER_QUERY = 20_000
 CUSTOMERS_PER_QUERY = 500  # customers whose chains are read again in order, a statement at a time
-# A pass allocates several objects an entry and holds thousands alive at once (a chunk of rows, each
-# customer's links), all freed by reference counting: at CPython's default thresholds the cyclic
-# collector, scanning them over and over, took 10-15 % of the chains and index passes' CPU (1M
-# entries). A pass's process runs it less often.
-COLLECT_AFTER_ALLOCATIONS = 50_000
 
 
 @dataclass(frozen=True)
@@ -220,7 +215,7 @@ def _advance(rows: int) -> None:
 
 
 def _job_in_process(job: Job, url: str, verifier_key_text: str) -> list[Finding]:
-    gc.set_threshold(COLLECT_AFTER_ALLOCATIONS, *gc.get_threshold()[1:])
+    collect_rarely()
 
     async def run() -> list[Finding]:
         engine = make_engine(url)
