@@ -19,13 +19,11 @@ from service.errors import Forbidden, Unauthorized
 from service.jws import COMPACT_JWS, EDDSA_NAMES, canonical_base64url
 from service.keys import Keys
 from service.settings import HMAC_ALGORITHMS, Settings
+from service.types import valid_unicode
 
 MAX_SUBJECT_LENGTH = 128
 MAX_KID_LENGTH = 200
 JURISDICTION = re.compile(r"[A-Z]{2}")
-# A subject is an id the service stores, compares and prints: no control character (PostgreSQL's
-# text refuses NUL), no lone surrogate (no UTF-8 encodes one).
-_UNFIT_IN_SUBJECT = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 MAX_NUMERIC_DATE = 253_402_300_799  # 9999-12-31T23:59:59Z
 _KEY_TYPES = {"RS": "RSA", "ES": "EC", "Ed": "OKP"}
 
@@ -234,8 +232,10 @@ def _principal_from(claims: dict[str, Any]) -> Principal:
     subject = claims.get("sub")
     if not isinstance(subject, str) or not subject or len(subject) > MAX_SUBJECT_LENGTH:
         raise Unauthorized("the token's 'sub' must be a non-empty string")
-    if _UNFIT_IN_SUBJECT.search(subject):
-        raise Unauthorized("the token's 'sub' holds a control character or a lone surrogate")
+    try:
+        valid_unicode(subject)  # what an id in a request body must be: the subject is compared with them
+    except ValueError as exc:
+        raise Unauthorized(f"the token's 'sub' {exc}") from exc
     raw_roles = claims.get("roles")
     roles = frozenset(
         Role(r) for r in (raw_roles if isinstance(raw_roles, list) else [])

@@ -36,7 +36,7 @@ def _settings(**overrides: object) -> Settings:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         for error in exc.errors(include_url=False):
-            setting = "".join(f"SEENBY_{str(part).upper()}: " for part in error["loc"])
+            setting = f"SEENBY_{str(error['loc'][0]).upper()}: " if error["loc"] else ""
             message = error["msg"].removeprefix("Value error, ")
             typer.secho(f"configuration error: {setting}{message}", fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from exc
@@ -127,7 +127,7 @@ def token(
     from urllib.parse import urlencode
 
     from service.auth import Role, mint_token
-    from service.keys import DEV_JWT_SECRET_FILE, load_keys
+    from service.keys import DEV_JWT_SECRET_FILE, KeyConfigurationError, load_keys
     from service.ledger.checkpoint import raw_public_key, verifier_key
 
     if role not in {r.value for r in Role}:
@@ -142,7 +142,10 @@ def token(
     if not settings.jwt_secret and not (settings.data_dir / DEV_JWT_SECRET_FILE).exists():
         typer.secho(f"note: no secret in {settings.data_dir} yet, so a new one is made there; a server "
                     "using another data folder will refuse this token", fg="yellow", err=True)
-    keys = load_keys(settings)
+    try:
+        keys = load_keys(settings)
+    except (KeyConfigurationError, OSError, ValueError) as exc:
+        _usage_error(f"key error: {exc}")
     minted = mint_token(settings, keys, role=role, subject=sub, ttl_seconds=ttl, jurisdiction=jurisdiction)
     if not open_page:
         typer.echo(minted)
@@ -165,15 +168,21 @@ def audit(
     name every entry an edit behind the service's back touched; exits 1 if there is any finding."""
 
     from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import DBAPIError
 
     from service.ledger.checkpoint import Verifier, raw_public_key
     from service.migrate import applied_revision
 
     settings = _settings()
     verifier = _verifier(key) if key is not None else None  # a mistyped key file is named first
-    if applied_revision(settings.resolved_database_url) is None:
-        _usage_error(f"no seenby database at {make_url(settings.resolved_database_url).render_as_string()}: "
-                     "set SEENBY_DATABASE_URL (or run in the folder whose .seenby holds it)")
+    database = make_url(settings.resolved_database_url).render_as_string()  # the password hidden
+    try:
+        revision = applied_revision(settings.resolved_database_url)
+    except (DBAPIError, OSError) as exc:
+        _usage_error(f"cannot read the database at {database}: {getattr(exc, 'orig', None) or exc}")
+    if revision is None:
+        _usage_error(f"no seenby database at {database}: set SEENBY_DATABASE_URL (or run in the folder "
+                     "whose .seenby holds it)")
     if verifier is None:
         from service.keys import load_keys
 

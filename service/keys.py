@@ -46,19 +46,32 @@ def _create_once(path: Path, make: bytes) -> bytes:
     if path.exists():
         return path.read_bytes()
     aside = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
-    fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(make)
-            out.flush()
-            os.fsync(out.fileno())
+        _write_synced(aside, make)
+        os.link(aside, path)  # fails if another start got there first: its value stands
+    except FileExistsError:
+        return path.read_bytes()
+    except OSError:  # a file system without hard links: created in place, as atomically as it allows
         try:
-            os.link(aside, path)  # fails if another start got there first: its value stands
+            _write_synced(path, make)
         except FileExistsError:
             return path.read_bytes()
     finally:
-        aside.unlink()
+        aside.unlink(missing_ok=True)
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)  # the name too survives a power cut: no other key made after it
+    finally:
+        os.close(directory)
     return make
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(data)
+        out.flush()
+        os.fsync(out.fileno())
 
 
 def _dev_secret(settings: Settings, name: str, make: bytes | None = None) -> str:

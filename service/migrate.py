@@ -75,8 +75,10 @@ async def _applied_revision(url: str) -> str | None:
         async with engine.connect() as connection:
             revision: str | None = await connection.scalar(text("SELECT version_num FROM alembic_version"))
             return revision
-    except DBAPIError:
-        return None
+    except DBAPIError as exc:
+        if "alembic_version" in str(exc.orig):  # no such table: a database, but not seenby's
+            return None
+        raise  # a database out of reach, a password refused: said as such by the caller
     finally:
         await engine.dispose()
 

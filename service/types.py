@@ -15,7 +15,7 @@ from service.customers.countries import ASSIGNED, is_country
 from service.errors import Unprocessable
 
 
-def _valid_unicode(value: str) -> str:
+def valid_unicode(value: str) -> str:
     # JSON "\ud800" escapes decode to lone surrogates, which no canonical encoding can carry;
     # PostgreSQL text cannot hold NUL.
     try:
@@ -53,10 +53,10 @@ def assigned_country(code: str) -> str:
     return code
 
 
-# The schema says what _valid_unicode checks (JSON Schema cannot name a lone surrogate).
+# The schema says what valid_unicode checks (JSON Schema cannot name a lone surrogate).
 _NO_NUL = Field(json_schema_extra={"pattern": r"^[^\x00]*$"})
-Text = Annotated[str, AfterValidator(_valid_unicode), _NO_NUL]
-Id = Annotated[str, StringConstraints(min_length=1, max_length=128), AfterValidator(_valid_unicode), _NO_NUL]
+Text = Annotated[str, AfterValidator(valid_unicode), _NO_NUL]
+Id = Annotated[str, StringConstraints(min_length=1, max_length=128), AfterValidator(valid_unicode), _NO_NUL]
 # The schema lists the codes themselves: a client (or a fuzzer) reads which two capitals are one.
 Country = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$"),
                     Field(examples=["DE"], json_schema_extra={"enum": sorted(ASSIGNED)}),

@@ -288,12 +288,11 @@ CLAIMS_401: list[Any] = [
     pytest.param(lambda now: {"sub": 12345}, id="sub-a-number"),
     pytest.param(lambda now: {"sub": ["cust-auth-1"]}, id="sub-a-list"),
     pytest.param(lambda now: {"sub": "c" * 129}, id="sub-too-long"),
-    # Stored, compared and printed as the caller's id: PostgreSQL refuses NUL in text, and no UTF-8
-    # encodes a lone surrogate (both once answered 500 on every endpoint that reads by subject).
+    # Compared with ids that requests carry, under the same rule: PostgreSQL refuses NUL in text, and
+    # no UTF-8 encodes a lone surrogate (both once answered 500 on every endpoint that reads by
+    # subject). Other characters an id may hold (a tab, say) a subject may hold too.
     pytest.param(lambda now: {"sub": "cust-\u0000x"}, id="sub-with-nul"),
     pytest.param(lambda now: {"sub": "\ud800"}, id="sub-a-lone-surrogate"),
-    pytest.param(lambda now: {"sub": "cust-1\nrole: admin"}, id="sub-with-a-newline"),
-    pytest.param(lambda now: {"sub": "cust-\x85"}, id="sub-with-a-c1-control"),
 ]
 
 

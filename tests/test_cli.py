@@ -57,7 +57,8 @@ def test_a_development_secret_cut_short_is_refused_at_start(tmp_path: Path, name
     assert result.returncode == 2, result.stdout + result.stderr
     assert f"{name} holds a secret under 32 bytes" in result.stderr
     token = run_seenby("token", "--role", "regulator", "--sub", "r", cwd=tmp_path)
-    assert token.returncode != 0 and token.stdout == ""
+    assert token.returncode == 2 and token.stdout == ""
+    assert f"{name} holds a secret under 32 bytes" in token.stderr and "Traceback" not in token.stderr
 
 
 def test_development_secrets_are_written_whole_with_nothing_left_aside(tmp_path: Path) -> None:
@@ -121,6 +122,14 @@ def test_audit_where_there_is_no_database_says_so_and_creates_nothing(tmp_path: 
     assert result.returncode == 2, result.stdout + result.stderr
     assert "no seenby database at" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / ".seenby").exists()
+
+
+def test_audit_of_a_database_out_of_reach_says_so(tmp_path: Path) -> None:
+    url = "postgresql+asyncpg://seenby:secret-password@127.0.0.1:9/seenby"
+    result = run_seenby("audit", cwd=tmp_path, env={"SEENBY_DATABASE_URL": url})
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "cannot read the database at" in result.stderr and "Traceback" not in result.stderr
+    assert "secret-password" not in result.stderr
 
 
 def test_token_says_when_it_makes_a_new_secret_and_open_follows_seenby_url(tmp_path: Path) -> None:

@@ -334,7 +334,8 @@ async def test_a_jurisdiction_limits_exports_to_its_customers(
 
 async def test_every_kind_recorded_is_one_an_export_takes_and_a_typo_is_422(settings: Settings) -> None:
     """A regulator's typo in `kind` must not look like "nothing of that kind was recorded": kinds are
-    a closed list, and every kind the service writes is on it and exports exactly its entries."""
+    a closed list, and each kind in a log of nearly every kind (a_log_of_every_kind) is on it and
+    exports exactly its entries."""
     customer = f"cust-{uuid.uuid4().hex[:8]}"
     chain = await a_log_of_every_kind(settings, customer)
     recorded: dict[str, int] = {}

@@ -325,6 +325,11 @@ def test_a_key_that_is_not_a_key_fails_the_checkpoint_signature(node: str, live:
     ("head", {"completeness"}),
     ("index_proof", {"completeness"}),
     ("network", {"fetch"}),
+    # Answers no seenby sends are a mismatch, not an outage: a lying server must not get the
+    # neutral "could not check" for sending garbage.
+    ("no_items", {"malformed"}),
+    ("no_checkpoint", {"malformed"}),
+    ("unreadable", {"malformed"}),
 ])
 def test_what_seenby_answers_tampered_with_is_caught(node: str, live: Live, tmp_path: Path, tamper: str,
                                                      failed: set[str]) -> None:

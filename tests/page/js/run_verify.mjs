@@ -27,12 +27,16 @@ const TAMPERS = {
   inclusion: (path, body) => { if (path.startsWith("/v1/me/entries")) body.items[0].inclusion[0] = flipHex(body.items[0].inclusion[0]); },
   head: (path, body) => { if (path === "/v1/me/completeness") body.head.entry_hash = flipHex(body.head.entry_hash); },
   index_proof: (path, body) => { if (path === "/v1/me/completeness") body.proof.siblings[0] = flipHex(body.proof.siblings[0]); },
+  no_items: (path, body) => { if (path.startsWith("/v1/me/entries")) body.items = null; },
+  no_checkpoint: (path, body) => { if (path === "/v1/me/completeness") delete body.checkpoint; },
 };
 // Tampers that answer instead of seenby.
 const EARLY = {
   unavailable: (path) => (path === "/v1/me/completeness" ? new Response("{}", { status: 503 }) : undefined),
   network: (path) => { if (path.startsWith("/v1/me/entries")) throw new TypeError("fetch failed"); },
   completeness_network: (path) => { if (path === "/v1/me/completeness") throw new TypeError("fetch failed"); },
+  unreadable: (path) => (path.startsWith("/v1/me/entries")
+    ? new Response("{not json", { status: 200, headers: { "content-type": "application/json" } }) : undefined),
 };
 
 const realFetch = globalThis.fetch;

@@ -33,6 +33,12 @@ class FetchError extends Error {
   constructor(message, status = 0) { super(message); this.name = "FetchError"; this.status = status; }
 }
 
+/** seenby answered, but not with something a seenby sends: an unreadable body, a proof without its
+ * checkpoint, a page without items, pages in a loop. A mismatch (check "malformed"), not an outage. */
+class Malformed extends Error {
+  constructor(message) { super(message); this.name = "Malformed"; }
+}
+
 const message = (error) => (error instanceof Error ? error.message : String(error));
 
 /** GETs against seenby with the customer's token in the Authorization header, never in a URL. */
@@ -56,7 +62,7 @@ function client(apiBase, token) {
     try {
       return { status: 200, body: text ? await response.text() : await response.json() };
     } catch (error) {
-      throw new FetchError(`GET ${path.split("?")[0]} sent an unreadable answer: ${message(error)}`);
+      throw new Malformed(`GET ${path.split("?")[0]} sent an unreadable answer: ${message(error)}`);
     }
   };
 }
@@ -80,7 +86,7 @@ export async function run(input, post = () => {}) {
     await verify(input, post, fail, result);
   } catch (error) {
     if (error instanceof FetchError) fail({ check: "fetch", detail: error.message, status: error.status });
-    else fail({ check: "fetch", detail: `verification stopped: ${message(error)}`, status: 0 });
+    else fail({ check: "malformed", detail: message(error) }); // an answer that made the check stop
   }
   if (dropped) failures.push({ check: failures[failures.length - 1].check, detail: `${dropped} more failures not listed` });
   result.ok = failures.length === 0;
@@ -117,7 +123,7 @@ async function verify(input, post, fail, result) {
   }
   if (proof.status !== 200) proof.problem ??= `GET /v1/me/completeness answered ${proof.status}`;
   const note = proof.status === 200 ? proof.body?.checkpoint : (await get("/v1/log/checkpoint", { text: true })).body;
-  if (typeof note !== "string") throw new FetchError("the completeness proof has no checkpoint");
+  if (typeof note !== "string") throw new Malformed("the completeness proof has no checkpoint");
   let checkpoint = null;
   if (verifier) {
     try {
@@ -182,7 +188,7 @@ async function verify(input, post, fail, result) {
   let next = pageOf(null);
   do {
     const page = (await next).body;
-    if (!page || !Array.isArray(page.items)) throw new FetchError("GET /v1/me/entries sent no items");
+    if (!page || !Array.isArray(page.items)) throw new Malformed("GET /v1/me/entries sent no items");
     const items = page.items;
     // The next page is on its way while this one is hashed: the server's time and ours overlap.
     const following = page.next_cursor ?? null;
@@ -240,7 +246,7 @@ async function verify(input, post, fail, result) {
     done += items.length;
     result.entries = done;
     cursor = page.next_cursor ?? null;
-    if (cursor !== null && (typeof cursor !== "string" || cursors.has(cursor))) throw new FetchError("GET /v1/me/entries pages in a loop");
+    if (cursor !== null && (typeof cursor !== "string" || cursors.has(cursor))) throw new Malformed("GET /v1/me/entries pages in a loop");
     cursors.add(cursor);
     post({ type: "progress", phase: "entries", done, total: cursor ? (headSeq !== null ? Math.max(done, headSeq + 1) : null) : done });
   } while (cursor);
@@ -257,7 +263,9 @@ async function verify(input, post, fail, result) {
   result.complete = completenessFailed ? false : covered ? true : null;
   // Every signed tree that holds entries holds an index leaf too (CONTRACT "Completeness"): only
   // an empty one has nothing to prove. Anything else unchecked is a gap the badge must not hide.
-  if (result.complete === null && proof.problem && checkpoint && checkpoint.size > 0) {
+  // Entries beyond an empty signed tree (pending) are unchecked too: an old, empty checkpoint
+  // served again must not pass for "nothing to prove".
+  if (result.complete === null && proof.problem && checkpoint && (checkpoint.size > 0 || result.pending > 0)) {
     result.completenessProblem = proof.problem;
   }
 }

@@ -11,7 +11,7 @@ self.onmessage = async (event) => {
   } catch (error) {
     result = { type: "result", ok: false, treeSize: null, entries: 0, pending: 0, complete: null,
                completenessProblem: null, cosigners: [],
-               failures: [{ check: "fetch", status: 0,
+               failures: [{ check: "malformed",
                             detail: `verification stopped: ${error instanceof Error ? error.message : error}` }],
                verified: {}, pendingHashes: [] };
   }
