@@ -10,6 +10,7 @@ import contextlib
 import json
 import re
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -53,6 +54,14 @@ async def message(page: Page) -> str:
     return await page.inner_text("#message")
 
 
+@contextlib.asynccontextmanager
+async def through_proxy(site: Site, mode: str, customer: str) -> AsyncIterator[tuple[Page, LyingProxy]]:
+    """The customer's page, opened through a proxy in `mode` (tests.page.proxy) in front of seenby."""
+    with lying_proxy(site.base, mode, target_seq=0) as (base, proxy):
+        async with browser() as chromium:
+            yield await open_page(chromium, Site(base, site.tokens, site.verifier_key).url(customer)), proxy
+
+
 # --- Sign-in problems are not verification failures ---------------------------------------------
 
 
@@ -87,32 +96,28 @@ async def test_a_check_whose_token_is_refused_asks_to_sign_in(site: Site) -> Non
     """The history loaded, then seenby answered the check 401: that is no mismatch."""
     customer = f"page-{uuid.uuid4()}"
     await record(site, [access_event(customer), access_event(customer)])
-    with lying_proxy(site.base, "refuse_checks", target_seq=0) as (base, proxy):
-        async with browser() as chromium:
-            page = await open_page(chromium, Site(base, site.tokens, site.verifier_key).url(customer))
-            assert await verdict(page) == "signin", await page.inner_text("#badge")
-            badge = await page.inner_text("#badge")
-            assert "Not checked" in badge and "Your session has ended" in badge
-            assert "failed" not in badge.lower() and "401" not in badge
-            assert await page.eval_on_selector_all("#badge-failures li", "li => li.length") == 0
-            assert "Your session has ended" in await message(page)
-            assert {row["check"] for row in await rows(page)} == {"unchecked"}
-            await shoot(page, "check-refused")
+    async with through_proxy(site, "refuse_checks", customer) as (page, proxy):
+        assert await verdict(page) == "signin", await page.inner_text("#badge")
+        badge = await page.inner_text("#badge")
+        assert "Not checked" in badge and "Your session has ended" in badge
+        assert "failed" not in badge.lower() and "401" not in badge
+        assert await page.eval_on_selector_all("#badge-failures li", "li => li.length") == 0
+        assert "Your session has ended" in await message(page)
+        assert {row["check"] for row in await rows(page)} == {"unchecked"}
+        await shoot(page, "check-refused")
         assert proxy.tampered > 0
 
 
 async def test_seenby_failing_under_the_check_is_could_not_check(site: Site) -> None:
     customer = f"page-{uuid.uuid4()}"
     await record(site, [access_event(customer)])
-    with lying_proxy(site.base, "checks_failing", target_seq=0) as (base, proxy):
-        async with browser() as chromium:
-            page = await open_page(chromium, Site(base, site.tokens, site.verifier_key).url(customer))
-            assert await verdict(page) == "unavailable", await page.inner_text("#badge")
-            assert await page.inner_text("#badge-title") == "Could not check right now"
-            assert "Verification failed" not in await page.inner_text("#badge")
-            assert await visible(page, "#badge-retry")
-            assert {row["check"] for row in await rows(page)} == {"unchecked"}
-            await shoot(page, "check-unavailable")
+    async with through_proxy(site, "checks_failing", customer) as (page, proxy):
+        assert await verdict(page) == "unavailable", await page.inner_text("#badge")
+        assert await page.inner_text("#badge-title") == "Could not check right now"
+        assert "Verification failed" not in await page.inner_text("#badge")
+        assert await visible(page, "#badge-retry")
+        assert {row["check"] for row in await rows(page)} == {"unchecked"}
+        await shoot(page, "check-unavailable")
         assert proxy.tampered > 0
 
 
@@ -122,21 +127,19 @@ async def test_seenby_failing_under_the_check_is_could_not_check(site: Site) -> 
 async def test_a_withheld_completeness_proof_is_not_the_verified_state(site: Site) -> None:
     customer = f"page-{uuid.uuid4()}"
     await record(site, [access_event(customer, clip_id=f"clip-{n}") for n in range(3)])
-    with lying_proxy(site.base, "no_completeness", target_seq=0) as (base, proxy):
-        async with browser() as chromium:
-            page = await open_page(chromium, Site(base, site.tokens, site.verifier_key).url(customer))
-            assert await verdict(page) == "partial", await page.inner_text("#badge")
-            title = await page.inner_text("#badge-title")
-            assert title == "Entries verified; could not yet check that nothing was left out"
-            detail = await page.inner_text("#badge-detail")
-            assert "all 3 entries" in detail and "Nothing about you was left out" not in detail
-            # Not the green of the verified state.
-            color = await page.evaluate("getComputedStyle(document.getElementById('badge')).borderColor")
-            assert color != "rgb(30, 122, 58)", color
-            # The entries themselves did verify.
-            await wait_until(page, "[...document.querySelectorAll('#history > li')]"
-                                   ".every(li => li.dataset.check === 'verified')")
-            await shoot(page, "completeness-withheld")
+    async with through_proxy(site, "no_completeness", customer) as (page, proxy):
+        assert await verdict(page) == "partial", await page.inner_text("#badge")
+        title = await page.inner_text("#badge-title")
+        assert title == "Entries verified; could not yet check that nothing was left out"
+        detail = await page.inner_text("#badge-detail")
+        assert "all 3 entries" in detail and "Nothing about you was left out" not in detail
+        # Not the green of the verified state.
+        color = await page.evaluate("getComputedStyle(document.getElementById('badge')).borderColor")
+        assert color != "rgb(30, 122, 58)", color
+        # The entries themselves did verify.
+        await wait_until(page, "[...document.querySelectorAll('#history > li')]"
+                               ".every(li => li.dataset.check === 'verified')")
+        await shoot(page, "completeness-withheld")
         assert proxy.tampered > 0
 
 
@@ -147,10 +150,8 @@ async def test_seenby_out_of_reach_is_said_plainly_and_nothing_shown_is_lost(sit
     """seenby goes down: the live stream's connection ends, and nothing new connects."""
     customer = f"page-{uuid.uuid4()}"
     await record(site, [access_event(customer, clip_id=f"clip-{n}") for n in range(4)])
-    with lying_proxy(site.base, "honest", target_seq=0) as (base, proxy):
-        async with browser() as chromium:
-            page = await open_page(chromium, Site(base, site.tokens, site.verifier_key).url(customer))
-            await _out_of_reach(page, proxy)
+    async with through_proxy(site, "honest", customer) as (page, proxy):
+        await _out_of_reach(page, proxy)
 
 
 async def _out_of_reach(page: Page, proxy: LyingProxy) -> None:

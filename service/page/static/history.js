@@ -54,8 +54,7 @@ export class HistoryView {
   restart() {
     const generation = ++this.generation;
     const filters = this.filters();
-    this.list.setAttribute("aria-busy", "true");
-    this.loading = (async () => {
+    return this.track(generation, async () => {
       try {
         const { items, cursor } = await this.fetchVisible(filters, undefined, generation);
         if (generation !== this.generation) return;
@@ -70,15 +69,8 @@ export class HistoryView {
         if (generation !== this.generation) return;
         this.stale.hidden = false;
         this.onError(error);
-      } finally {
-        if (generation === this.generation) {
-          this.loading = null;
-          this.list.setAttribute("aria-busy", "false");
-          this.showEnd();
-        }
       }
-    })();
-    return this.loading;
+    });
   }
 
   /** seenby can be reached again: load what could not be loaded (the first rows, a filter change). */
@@ -90,13 +82,20 @@ export class HistoryView {
   more() {
     if (this.loading || this.cursor === null) return this.loading;
     const generation = this.generation;
+    return this.track(generation, async () => {
+      const { items, cursor } = await this.fetchVisible(this.applied, this.cursor, generation);
+      if (generation !== this.generation) return;
+      this.cursor = cursor;
+      this.add(items);
+    });
+  }
+
+  /** `work` as the list's one load, the list busy until it ends (unless the filters changed since). */
+  track(generation, work) {
     this.list.setAttribute("aria-busy", "true");
     this.loading = (async () => {
       try {
-        const { items, cursor } = await this.fetchVisible(this.applied, this.cursor, generation);
-        if (generation !== this.generation) return;
-        this.cursor = cursor;
-        this.add(items);
+        await work();
       } finally {
         if (generation === this.generation) {
           this.loading = null;
