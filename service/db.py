@@ -8,8 +8,9 @@ import functools
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Annotated, Any, TypeVar
 
+import asyncpg
 from fastapi import Depends, Request
-from sqlalchemy import ARRAY, Engine, Table, any_, bindparam, event, text
+from sqlalchemy import ARRAY, Engine, ExceptionContext, Table, any_, bindparam, event, text
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -40,6 +41,7 @@ def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     # when written to; replacing each one every few minutes keeps them younger than such timeouts.
     engine = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=300)
     _skip_closed_connections(engine)
+    _close_connections_left_mid_statement(engine)
     return engine
 
 
@@ -53,6 +55,24 @@ def _skip_closed_connections(engine: AsyncEngine) -> None:
     def _on_checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
         if dbapi_connection.driver_connection.is_closed():
             raise DisconnectionError("the server closed this pooled connection")  # the pool reconnects
+
+
+def _close_connections_left_mid_statement(engine: AsyncEngine) -> None:
+    """Close, never pool again, a connection on which asyncpg could not encode an argument (a lone
+    surrogate, an integer past its column's range). asyncpg raises DataError once it has sent the
+    statement's Parse (with a Flush, not a Sync), so the server keeps the implicit transaction that
+    Parse began: the next BEGIN on that connection fails, asyncpg then counts a transaction open
+    that the server does not, and every request the pool lends it to answers 500 until a restart.
+    Inputs are checked before they reach a query; this keeps one that slips through from taking
+    the pool's connections down with it."""
+
+    @event.listens_for(engine.sync_engine, "handle_error")
+    def _on_error(context: ExceptionContext) -> None:
+        # asyncpg raises DataError itself only before a statement reaches the server; the server's
+        # data errors arrive as its subclasses (InvalidTextRepresentationError and the like).
+        if type(context.original_exception.__cause__) is asyncpg.exceptions.DataError:
+            context.is_disconnect = True  # SQLAlchemy closes the connection and drops it
+            context.invalidate_pool_on_disconnect = False  # the others are sound
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import make_url, text
+from sqlalchemy.exc import DBAPIError
 
 from service.db import Database
 from service.migrate import grant_app_role, upgrade
@@ -26,6 +27,39 @@ async def test_reads_commit_each_statement_and_never_leave_that_to_a_writer(fres
                 assert await session.scalar(_XID) != await session.scalar(_XID)  # no transaction
             async with database.write([]) as session:
                 assert await session.scalar(_XID) == await session.scalar(_XID)  # one transaction
+    finally:
+        await database.dispose()
+
+
+@pytest.mark.parametrize("unsendable", [
+    pytest.param(("SELECT CAST(:x AS text)", "\ud800"), id="a-lone-surrogate"),
+    pytest.param(("SELECT CAST(:x AS bigint)", 2**70), id="an-integer-past-bigint"),
+])
+async def test_an_argument_asyncpg_cannot_send_leaves_no_connection_in_a_transaction(
+    fresh_pg: Backend, unsendable: tuple[str, object]
+) -> None:
+    """asyncpg fails such an argument after sending the statement's Parse and before its Sync: the
+    server holds that connection in a transaction, and every later BEGIN on it failed (a 500 for
+    each request the pool lent it to, until a restart)."""
+    statement, value = unsendable
+    database = Database(fresh_pg.settings.model_copy(update={"db_pool_size": 1}))
+    kinds = {"read": database.read_sessions, "snapshot": database.snapshot_sessions,
+             "write": database.sessions}
+    try:
+        for failing in kinds.values():
+            # What begins a transaction comes next: a statement of its own would have sent the Sync
+            # that ends the server's implicit transaction.
+            for beginning in ("snapshot", "write"):
+                for _ in range(2):  # both the pooled connection and the overflow one
+                    with pytest.raises(DBAPIError, match="invalid input for query argument"):
+                        async with failing() as session:
+                            await session.execute(text(statement), {"x": value})
+                for _ in range(3):
+                    async with kinds[beginning]() as session:
+                        assert await session.scalar(_XID) == await session.scalar(_XID)  # one transaction
+        for sessions in kinds.values():
+            async with sessions() as session:
+                assert await session.scalar(text("SELECT 1")) == 1
     finally:
         await database.dispose()
 
