@@ -81,8 +81,8 @@ def isolated(backend: Backend, request: pytest.FixtureRequest,
 
 @pytest.fixture(scope="module")
 def served(isolated: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    # Event streams end after a second: each request of schemathesis gets a whole answer.
-    env = {**settings_env(isolated), "SEENBY_EVENT_STREAM_MAX_SECONDS": "1"}
+    # Event streams end after a fifth of a second: each request of schemathesis gets a whole answer.
+    env = {**settings_env(isolated), "SEENBY_EVENT_STREAM_MAX_SECONDS": "0.2"}
     with running_server(env, tmp_path_factory.mktemp("schemathesis")) as url:
         _seed(url, Tokens.for_settings(isolated))
         yield url
