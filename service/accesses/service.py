@@ -31,20 +31,17 @@ from service.ledger import reads, store
 from service.ledger.canonical import canonical_bytes
 from service.metrics import ACCESSES_FLAGGED
 from service.settings import Settings
+from service.vocabulary import EntryKind
 
 # Events prepared between yields to the event loop: a 1,000-event batch in one go would hold up,
 # for some 20 ms, a writer whose query has returned while it holds the customers' locks.
 PREPARE_CHUNK = 100
 
 
-ACCESS = "access"
-ACCESS_REFUSED = "access_refused"
-
-
 class Judged(NamedTuple):
     """How an event stands in the ledger: the kind of its entry and the flags it carries."""
 
-    kind: str
+    kind: str  # an EntryKind, or as read back for an event recorded before
     flags: list[str]
 
 
@@ -171,7 +168,7 @@ class Recorder:
         for (sent, submission), access, access_facts in zip(new, accesses, facts, strict=True):
             sent.entry.flags = rules.flags(access, access_facts)
             refused = submission.work.refuse and not rules.REFUSING_FLAGS.isdisjoint(sent.entry.flags)
-            sent.entry.kind = ACCESS_REFUSED if refused else ACCESS
+            sent.entry.kind = EntryKind.ACCESS_REFUSED if refused else EntryKind.ACCESS
             new_entries.append(sent.entry)
         appended = await store.append(session, new_entries, now)
         return {sent.key: new_receipt(sent, a) for (sent, _), a in zip(new, appended, strict=True)}
@@ -224,7 +221,7 @@ def _new_entry(
     body["actor"], identity = recorded_actor(actor, as_sent["customer_id"], pseudonym_key, salt)
     return store.NewEntry(
         customer_id=as_sent["customer_id"],
-        kind=ACCESS,
+        kind=EntryKind.ACCESS,
         body=body,
         recorded_by=recorded_by,
         identity=identity,

@@ -20,6 +20,7 @@ from service.errors import NotFound
 from service.ids import new_id
 from service.ledger import store
 from service.settings import Settings
+from service.vocabulary import EntryKind
 
 
 def default_consent(settings: Settings) -> rules.ConsentState:
@@ -117,7 +118,7 @@ async def change_consent(
         await bulk.upsert_rows(session, consents, CONSENT_COLUMNS,
                                [(customer_id, after.human_review, after.model_training, now)])
         await store.append(session, [store.NewEntry(
-            customer_id=customer_id, kind="consent_changed", recorded_by=changed_by,
+            customer_id=customer_id, kind=EntryKind.CONSENT_CHANGED, recorded_by=changed_by,
             body={"consent": consent_view(after), "previous": consent_view(before)},
         )], now)
     return consent_view(after)
@@ -148,7 +149,8 @@ async def grant_troubleshooting(
         if note is not None:
             body["note"] = note
         await store.append(session, [store.NewEntry(
-            customer_id=customer_id, kind="troubleshooting_granted", recorded_by=customer_id, body=body,
+            customer_id=customer_id, kind=EntryKind.TROUBLESHOOTING_GRANTED, recorded_by=customer_id,
+            body=body,
         )], now)
         row = (await session.execute(select(grants).where(grants.c.id == grant_id))).one()
     return grant_view(row, now)
@@ -165,7 +167,7 @@ async def withdraw_troubleshooting(database: Database, customer_id: str, grant_i
             return grant_view(row, now)  # already over: withdrawing again changes nothing
         await session.execute(update(grants).where(grants.c.id == grant_id).values(withdrawn_at_us=now))
         await store.append(session, [store.NewEntry(
-            customer_id=customer_id, kind="troubleshooting_withdrawn", recorded_by=customer_id,
+            customer_id=customer_id, kind=EntryKind.TROUBLESHOOTING_WITHDRAWN, recorded_by=customer_id,
             body={"grant_id": grant_id, "clip_id": row.clip_id},
         )], now)
         row = (await session.execute(select(grants).where(grants.c.id == grant_id))).one()
@@ -201,7 +203,7 @@ async def decide_access(
             "decision": "allow" if verdict.allow else "deny", "reason": verdict.reason,
         }
         [appended] = await store.append(session, [store.NewEntry(
-            customer_id=customer_id, kind="access_decision", recorded_by=decided_by, body=body,
+            customer_id=customer_id, kind=EntryKind.ACCESS_DECISION, recorded_by=decided_by, body=body,
             identity=identity, columns={"clip_id": access.clip_id, "actor_type": access.actor_type,
                                         "purpose": access.purpose, "action": access.action},
         )], now)

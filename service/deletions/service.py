@@ -22,7 +22,7 @@ from service.ledger import store
 from service.metrics import DELETION_REQUESTS, DELETION_REQUESTS_OVERDUE
 from service.paging import Page, decode_id_cursor, encode_cursor
 from service.settings import Settings
-from service.vocabulary import OPEN_DELETION_STATUSES, DeletionStatus, TaskStatus
+from service.vocabulary import OPEN_DELETION_STATUSES, DeletionStatus, EntryKind, TaskStatus
 
 OPEN = OPEN_DELETION_STATUSES
 SYSTEM = "seenby"
@@ -95,10 +95,10 @@ async def file_request(
         status = DeletionStatus.PENDING if services else DeletionStatus.COMPLETED
         body: dict[str, Any] = {"request_id": request_id, "due_at": format_micros(due), "services": services}
         body.update({"clip_ids": clip_ids} if clip_ids else {"scope": "all"})
-        new_entries = [store.NewEntry(customer_id=customer_id, kind="deletion_requested",
+        new_entries = [store.NewEntry(customer_id=customer_id, kind=EntryKind.DELETION_REQUESTED,
                                       recorded_by=customer_id, body=body)]
         if not services:
-            new_entries.append(store.NewEntry(customer_id=customer_id, kind="deletion_completed",
+            new_entries.append(store.NewEntry(customer_id=customer_id, kind=EntryKind.DELETION_COMPLETED,
                                               recorded_by=SYSTEM, body={"request_id": request_id}))
         requested, *_ = await store.append(session, new_entries, now)
         await session.execute(requests.insert(), [{
@@ -189,7 +189,7 @@ async def complete_task(database: Database, service: str, task_id: str, evidence
             await session.execute(update(tasks).where(tasks.c.id == task_id).values(
                 status=TaskStatus.COMPLETED, evidence=evidence, completed_at_us=now))
             new_entries = [store.NewEntry(
-                customer_id=customer_id, kind="deletion_task_completed", recorded_by=service,
+                customer_id=customer_id, kind=EntryKind.DELETION_TASK_COMPLETED, recorded_by=service,
                 body={"request_id": task.request_id, "task_id": task_id, "service": service,
                       "evidence": evidence, "completed_at": format_micros(now)},
             )]
@@ -204,7 +204,7 @@ async def complete_task(database: Database, service: str, task_id: str, evidence
                     await session.execute(update(requests).where(requests.c.id == request.id)
                                           .values(status=DeletionStatus.COMPLETED, completed_at_us=now))
                     new_entries.append(store.NewEntry(
-                        customer_id=customer_id, kind="deletion_completed", recorded_by=SYSTEM,
+                        customer_id=customer_id, kind=EntryKind.DELETION_COMPLETED, recorded_by=SYSTEM,
                         body={"request_id": request.id, "completed_at": format_micros(now)},
                     ))
             await store.append(session, new_entries, now)
@@ -229,7 +229,7 @@ async def reject(database: Database, request_id: str, reason: str, rejected_by: 
             await session.execute(update(requests).where(requests.c.id == request_id).values(
                 status=DeletionStatus.REJECTED, rejected_at_us=now, reject_reason=reason))
             await store.append(session, [store.NewEntry(
-                customer_id=request.customer_id, kind="deletion_rejected", recorded_by=rejected_by,
+                customer_id=request.customer_id, kind=EntryKind.DELETION_REJECTED, recorded_by=rejected_by,
                 body={"request_id": request_id, "reason": reason},
             )], now)
             request = await _request_row(session, request_id)

@@ -13,9 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from service.db import dialect_of, one_of, per_dialect
 from service.ledger.tables import entries, identities, leaves
 from service.types import Period
+from service.vocabulary import EntryKind
 
 # What a customer's history lists: accesses, and attempts refused a ticket (CONTRACT.md, "Refusal").
-HISTORY_KINDS = ("access", "access_refused")
+HISTORY_KINDS = (EntryKind.ACCESS, EntryKind.ACCESS_REFUSED)
 # A subquery of customer ids a reader is limited to (a regulator's jurisdiction), or None.
 CustomerScope = Select[Any] | None
 
@@ -30,7 +31,7 @@ class AccessFilters:
     action: str | None = None
     occurred: Period = field(default_factory=Period)
 
-    def conditions(self, kinds: Sequence[str] = ("access",)) -> list[ColumnElement[bool]]:
+    def conditions(self, kinds: Sequence[str] = (EntryKind.ACCESS,)) -> list[ColumnElement[bool]]:
         wanted: list[ColumnElement[bool]] = [entries.c.kind.in_(kinds)]
         for column, value in (
             (entries.c.clip_id, self.clip_id), (entries.c.actor_type, self.actor_type),
@@ -148,7 +149,8 @@ async def access_summary(session: AsyncSession, customer_id: str, filters: Acces
     count = select(func.count()).select_from(entries)
     summary: dict[str, Any] = {
         "total": await session.scalar(count.where(*scope)) or 0,
-        "refused": await session.scalar(count.where(customer, *filters.conditions(("access_refused",)))) or 0,
+        "refused": await session.scalar(
+            count.where(customer, *filters.conditions((EntryKind.ACCESS_REFUSED,)))) or 0,
     }
     for name, column in _SUMMARY_DIMENSIONS.items():
         rows = await session.execute(
@@ -227,7 +229,8 @@ async def access_report(
     session: AsyncSession, recorded: Period, scope: CustomerScope, reported_flags: Sequence[str]
 ) -> dict[str, Any]:
     """The transparency report's access section, every number an aggregate query."""
-    wanted = _scoped([entries.c.kind == "access", *recorded.conditions(entries.c.recorded_at_us)], scope)
+    in_period = recorded.conditions(entries.c.recorded_at_us)
+    wanted = _scoped([entries.c.kind == EntryKind.ACCESS, *in_period], scope)
     totals = (await session.execute(
         select(func.count(), func.count(func.distinct(entries.c.customer_id))).where(*wanted)
     )).one()
@@ -240,7 +243,7 @@ async def access_report(
         report[name] = {value: count for value, count in rows.all()}
     report["flagged"] = await _flag_counts(session, wanted, reported_flags)
     report["refused"] = await session.scalar(select(func.count()).select_from(entries).where(*_scoped(
-        [entries.c.kind == "access_refused", *recorded.conditions(entries.c.recorded_at_us)], scope))) or 0
+        [entries.c.kind == EntryKind.ACCESS_REFUSED, *in_period], scope))) or 0
     report["distinct_customers"] = totals[1]
     clips = (
         select(entries.c.customer_id, entries.c.clip_id)

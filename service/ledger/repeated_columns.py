@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 from service.clock import timestamp_micros
+from service.vocabulary import EntryKind
 
 # The row's columns checked here, in the order the audit reads them. request_digest is a digest of
 # the body as sent, employee id included, which the ledger does not keep: it cannot be checked.
@@ -24,7 +25,7 @@ COLUMNS = ("kind", "recorded_at_us", "flags", "recorded_by", "event_id", "clip_i
 # An objection repeats the purpose and organization of the entry it objects to: those are checked
 # against that entry's bytes (ObjectionColumns), not the objection's.
 _OF_THE_OBJECTED = object()
-_ACCESS_KINDS = frozenset({"access", "access_refused"})
+_ACCESS_KINDS = frozenset({EntryKind.ACCESS, EntryKind.ACCESS_REFUSED})
 
 
 class ObjectionColumns(NamedTuple):
@@ -89,10 +90,10 @@ def _expected(recorded: Mapping[str, Any]) -> tuple[Any, ...]:
         return (*common, event_id.lower() if isinstance(event_id, str) else event_id, get("clip_id"),
                 _micros(get("occurred_at")), actor.get("type"), actor.get("country"),
                 actor.get("organization"), get("purpose"), get("action"))
-    if kind == "access_decision":
+    if kind == EntryKind.ACCESS_DECISION:
         return (*common, None, get("clip_id"), None, _actor(recorded).get("type"), None, None,
                 get("purpose"), get("action"))
-    if kind == "objection":
+    if kind == EntryKind.OBJECTION:
         return (*common, None, None, None, None, None, _OF_THE_OBJECTED, _OF_THE_OBJECTED, None)
     return (*common, None, None, None, None, None, None, None, None)
 

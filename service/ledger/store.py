@@ -23,6 +23,7 @@ from service.ledger.tables import FILTER_COLUMNS
 from service.metrics import ENTRIES_RECORDED
 from service.notices import tables as notice_tables
 from service.notices.outbox import mark_written, notices_of, outbox_of, pack
+from service.vocabulary import EntryKind
 
 
 @dataclass
@@ -30,7 +31,7 @@ class NewEntry:
     """What a domain asks the ledger to record; the store adds the chain and the nonce."""
 
     customer_id: str
-    kind: str
+    kind: EntryKind
     body: dict[str, Any]
     recorded_by: str
     flags: list[str] = field(default_factory=list)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from service.vocabulary import EntryKind
+
 # Codes as stored in the outbox; within one entry, notices go out in this order.
 NOTICE_TYPES: Mapping[str, int] = {
     "access.human": 1,
@@ -19,14 +21,17 @@ TYPE_NAMES: Mapping[int, str] = {code: name for name, code in NOTICE_TYPES.items
 # A notice's delivery state in the outbox.
 PENDING, DELIVERED, DEAD = 0, 1, 2
 
-_BY_KIND = {"access_refused": "access.refused", "deletion_completed": "deletion.completed",
-            "objection": "objection.filed"}
+_BY_KIND: Mapping[str, str] = {
+    EntryKind.ACCESS_REFUSED: "access.refused",
+    EntryKind.DELETION_COMPLETED: "deletion.completed",
+    EntryKind.OBJECTION: "objection.filed",
+}
 
 
 def for_entry(kind: str, body: Mapping[str, Any], flags: Sequence[str]) -> list[str]:
     """The notices an entry gives as it is recorded, one per type that applies. (`deletion.overdue`
     is given later, by the deliverer, when a request passes its due date.)"""
-    if kind == "access":
+    if kind == EntryKind.ACCESS:
         actor = body.get("actor")
         found = ["access.human"] if isinstance(actor, dict) and actor.get("type") == "human" else []
         return found + (["access.flagged"] if flags else [])

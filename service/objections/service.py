@@ -16,9 +16,10 @@ from service.ledger import store
 from service.ledger.tables import entries
 from service.objections.tables import objections
 from service.paging import Page, decode_seq_cursor, encode_cursor
+from service.vocabulary import EntryKind
 
 # What a customer may object to: an access, or an attempt that was refused.
-OBJECTABLE_KINDS = ("access", "access_refused")
+OBJECTABLE_KINDS = (EntryKind.ACCESS, EntryKind.ACCESS_REFUSED)
 
 
 def objection_view(row: Mapping[Any, Any]) -> dict[str, Any]:
@@ -50,7 +51,7 @@ async def file_objection(database: Database, customer_id: str, entry_hash: str,
         if reason is not None:
             body["reason"] = reason
         [appended] = await store.append(session, [store.NewEntry(
-            customer_id=customer_id, kind="objection", recorded_by=customer_id, body=body,
+            customer_id=customer_id, kind=EntryKind.OBJECTION, recorded_by=customer_id, body=body,
             columns={"purpose": objected.purpose, "actor_organization": objected.actor_organization},
         )], now)
         row = {"customer_id": customer_id, "objected_entry_hash": entry_hash,

@@ -13,13 +13,14 @@ import orjson
 
 from service import jws
 from service.accesses.schemas import AccessEvent, Receipt
-from service.accesses.service import ACCESS_REFUSED, Recorder
+from service.accesses.service import Recorder
 from service.clock import format_micros
 from service.consent.rules import REFUSING_FLAGS
 from service.errors import AccessRefused
 from service.keys import Keys
 from service.metrics import TICKET_SECONDS, TICKETS_ISSUED, TICKETS_REFUSED
 from service.settings import Settings
+from service.vocabulary import EntryKind
 
 TICKET_TYPE = "seenby-ticket+jwt"
 
@@ -51,7 +52,7 @@ class TicketIssuer:
             refusing = REFUSING_FLAGS.intersection(judged.flags)
             # A replay answers as the first request did; an access recorded through POST /v1/accesses
             # with refusing flags gets no ticket either (but it stays an access: nothing new is written).
-            if judged.kind == ACCESS_REFUSED or (self._enforce and refusing):
+            if judged.kind == EntryKind.ACCESS_REFUSED or (self._enforce and refusing):
                 for flag in refusing:
                     TICKETS_REFUSED.labels(flag=flag).inc()
                 raise AccessRefused(judged.flags, receipt["entry_hash"])
