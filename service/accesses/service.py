@@ -168,7 +168,11 @@ class Recorder:
         for (sent, submission), access, access_facts in zip(new, accesses, facts, strict=True):
             sent.entry.flags = rules.flags(access, access_facts)
             refused = submission.work.refuse and not rules.REFUSING_FLAGS.isdisjoint(sent.entry.flags)
-            sent.entry.kind = EntryKind.ACCESS_REFUSED if refused else EntryKind.ACCESS
+            if refused:  # the entry holds the flags that refused it (CONTRACT "Refusal"), no others
+                sent.entry.kind = EntryKind.ACCESS_REFUSED
+                sent.entry.flags = [flag for flag in sent.entry.flags if flag in rules.REFUSING_FLAGS]
+            else:
+                sent.entry.kind = EntryKind.ACCESS
             new_entries.append(sent.entry)
         appended = await store.append(session, new_entries, now)
         return {sent.key: new_receipt(sent, a) for (sent, _), a in zip(new, appended, strict=True)}

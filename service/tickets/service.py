@@ -49,13 +49,13 @@ class TicketIssuer:
         with TICKET_SECONDS.time():
             recorded = await self._recorder.record([event], recorded_by=requested_by, refuse=self._enforce)
             [receipt], [judged] = recorded.receipts, recorded.judged
-            refusing = REFUSING_FLAGS.intersection(judged.flags)
+            refusing = [flag for flag in judged.flags if flag in REFUSING_FLAGS]
             # A replay answers as the first request did; an access recorded through POST /v1/accesses
             # with refusing flags gets no ticket either (but it stays an access: nothing new is written).
             if judged.kind == EntryKind.ACCESS_REFUSED or (self._enforce and refusing):
                 for flag in refusing:
                     TICKETS_REFUSED.labels(flag=flag).inc()
-                raise AccessRefused(judged.flags, receipt["entry_hash"])
+                raise AccessRefused(refusing, receipt["entry_hash"])
             now = int(time.time())
             claims = self._claims(audience, event, receipt, judged.flags, now)
             ticket = jws.sign_eddsa(claims, self._key, typ=TICKET_TYPE)

@@ -152,6 +152,30 @@ async def test_consent_grants_and_deletions_decide_whether_a_person_may_look(
                      "access_refused"]
 
 
+async def test_a_refusal_holds_the_flags_that_refused_it_and_no_others(
+    client: httpx.AsyncClient, tokens: Tokens, customer_id: str
+) -> None:
+    """A security access is flagged needs_review; after a deletion request it is refused, and only
+    access_after_deletion refused it. An access recorded by POST /v1/accesses keeps every flag."""
+    filed = await client.post(f"/v1/customers/{customer_id}/deletion-requests",
+                              json={"clip_ids": ["clip-77a1"]}, headers=tokens.customer(customer_id))
+    assert filed.status_code == 202
+    refused = await ask(client, tokens, access_event(customer_id, purpose="security"))
+    assert refused.status_code == 403 and refused.json()["flags"] == ["access_after_deletion"]
+    event = access_event(customer_id, purpose="security")
+    recorded = await client.post("/v1/accesses", json=event, headers=tokens.service())
+    assert recorded.status_code == 201
+    [attempt, access] = [i for i in await fetch_chain(client, customer_id, tokens.regulator())
+                         if i["kind"].startswith("access")]
+    assert (attempt["kind"], attempt["flags"]) == ("access_refused", ["access_after_deletion"])
+    assert attempt["entry_hash"] == refused.json()["entry_hash"]
+    assert (access["kind"], sorted(access["flags"])) == ("access", ["access_after_deletion", "needs_review"])
+    # A ticket for that recorded access: refused, naming the flag that refuses it; nothing written.
+    again = await ask(client, tokens, event)
+    assert again.status_code == 403 and again.json()["flags"] == ["access_after_deletion"]
+    assert again.json()["entry_hash"] == access["entry_hash"]
+
+
 async def test_needs_review_gets_its_ticket_with_the_flag(
     client: httpx.AsyncClient, tokens: Tokens, customer_id: str
 ) -> None:
