@@ -35,6 +35,13 @@ MOMENT_PATTERN = (r"^(000[2-9]|00[1-9][0-9]|0[1-9][0-9]{2}|[1-8][0-9]{3}|9[0-8][
 _MOMENT = re.compile(MOMENT_PATTERN)
 
 
+def path_segment(value: str) -> str:
+    if "/" in value or value in (".", ".."):
+        raise ValueError("must be usable as one segment of a URL path (/v1/customers/{customer_id}): "
+                         "no '/', and neither '.' nor '..'")
+    return value
+
+
 def _rfc3339(value: str) -> str:
     if not _MOMENT.fullmatch(value):
         raise ValueError("must be an RFC 3339 timestamp, e.g. 2026-11-24T09:15:02.120Z")
@@ -57,6 +64,13 @@ def assigned_country(code: str) -> str:
 _NO_NUL = Field(json_schema_extra={"pattern": r"^[^\x00]*$"})
 Text = Annotated[str, AfterValidator(valid_unicode), _NO_NUL]
 Id = Annotated[str, StringConstraints(min_length=1, max_length=128), AfterValidator(valid_unicode), _NO_NUL]
+# A customer is read back at /v1/customers/{customer_id}/...: its id is one path segment, without
+# "/" and other than "." and "..", which clients resolve away before sending (RFC 3986, 5.2.4).
+CUSTOMER_ID_PATTERN = r"^(?:[^./\x00][^/\x00]*|\.[^./\x00][^/\x00]*|\.\.[^/\x00]+)$"
+CustomerIdText = Annotated[
+    str, StringConstraints(min_length=1, max_length=128), AfterValidator(valid_unicode),
+    AfterValidator(path_segment), Field(json_schema_extra={"pattern": CUSTOMER_ID_PATTERN}),
+]
 # The schema lists the codes themselves: a client (or a fuzzer) reads which two capitals are one.
 Country = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$"),
                     Field(examples=["DE"], json_schema_extra={"enum": sorted(ASSIGNED)}),

@@ -14,7 +14,7 @@ from pydantic import AfterValidator, BeforeValidator, ConfigDict, StringConstrai
 from pydantic.config import JsonDict
 from typing_extensions import TypedDict
 
-from service.types import MOMENT_PATTERN, Country, Id, Moment, Text
+from service.types import CUSTOMER_ID_PATTERN, MOMENT_PATTERN, Country, Id, Moment, Text
 
 
 class Action(StrEnum):
@@ -129,7 +129,8 @@ MAX_INDEX = 2**63 - 1  # a BIGINT
 # the service that issued them; the format says so, and the 422 answers any other.
 CURSOR_FORMAT = "seenby-cursor"
 
-CustomerId = Annotated[str, Path(min_length=1, max_length=128, pattern=NO_NUL, examples=["cust-1042"])]
+CustomerId = Annotated[str, Path(min_length=1, max_length=128, pattern=CUSTOMER_ID_PATTERN,
+                                 examples=["cust-1042"])]
 EntryHash = Annotated[str, Path(pattern=r"^[0-9a-f]{64}$")]
 ObjectId = Annotated[str, Path(min_length=1, max_length=64, pattern=NO_NUL)]
 Limit = Annotated[int, Query(ge=1, le=500, description="Page size (at most 500).")]

@@ -7,7 +7,7 @@ from typing import Annotated, Any, NotRequired
 from pydantic import ConfigDict, Field, StringConstraints, with_config
 from typing_extensions import TypedDict
 
-from service.types import Id, Text, Timestamp
+from service.types import CustomerIdText, Id, Text, Timestamp
 from service.vocabulary import EVENT_CONFIG, Action, Actor, Medium, Purpose
 
 UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
@@ -34,7 +34,7 @@ UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0
 ))
 class AccessEvent(TypedDict):
     event_id: Annotated[str, StringConstraints(pattern=UUID_PATTERN)]
-    customer_id: Id
+    customer_id: CustomerIdText
     clip_id: Id
     occurred_at: Timestamp
     actor: Actor

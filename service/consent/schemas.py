@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints, model_validator
 
-from service.types import Id, Text
+from service.types import CustomerIdText, Id, Text
 from service.vocabulary import Action, Actor, Purpose
 
 
@@ -60,7 +60,7 @@ class DecisionRequest(BaseModel):
         }]},
     )
 
-    customer_id: Id
+    customer_id: CustomerIdText
     clip_id: Id
     actor: Actor
     action: Action

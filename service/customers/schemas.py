@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.types import Country, Id
+from service.types import Country, CustomerIdText
 
 MAX_BULK = 10_000
 
@@ -18,7 +18,7 @@ class Jurisdiction(_Strict):
 
 
 class CustomerJurisdiction(_Strict):
-    customer_id: Id
+    customer_id: CustomerIdText
     country: Country
 
 

@@ -6,8 +6,10 @@ import base64
 import hashlib
 import json
 import uuid
+from urllib.parse import quote
 
 import httpx
+import pytest
 
 from tests.conftest import Tokens
 from tests.factories import access_event, algorithm_actor
@@ -180,6 +182,10 @@ BAD_EVENTS = {
     "id too long": {"clip_id": "c" * 129},
     "justification too long": {"justification": "j" * 1001},
     "empty customer": {"customer_id": ""},
+    # A customer is read back at /v1/customers/{customer_id}: one path segment, that clients keep.
+    "customer id with a slash": {"customer_id": "cust/1042"},
+    "customer id '.'": {"customer_id": "."},
+    "customer id '..'": {"customer_id": ".."},
     "integer clip": {"clip_id": 77},
     "lone surrogate": {"clip_id": "\ud800"},
     "prev_hash set by client": {"prev_hash": "0" * 64},
@@ -203,6 +209,19 @@ async def test_bad_events_are_422_problems(
     history = await client.get(f"/v1/customers/{customer_id}/accesses",
                                headers=tokens.customer(customer_id))
     assert history.json()["items"] == []
+
+
+@pytest.mark.parametrize("odd", ["...", ".cust", "..cust", "cust.", "a b?c#d%2F"])
+async def test_a_customer_id_with_dots_or_url_characters_is_read_back_by_its_path(
+    client: httpx.AsyncClient, tokens: Tokens, odd: str
+) -> None:
+    customer = f"{odd}-{uuid.uuid4().hex[:8]}"
+    recorded = await client.post("/v1/accesses", json=access_event(customer), headers=tokens.service())
+    assert recorded.status_code in (200, 201), recorded.text
+    history = await client.get(f"/v1/customers/{quote(customer, safe='')}/accesses",
+                               headers=tokens.regulator())
+    assert history.status_code == 200, history.text
+    assert recorded.json()["entry_hash"] in [item["entry_hash"] for item in history.json()["items"]]
 
 
 async def test_malformed_json_is_422(client: httpx.AsyncClient, tokens: Tokens) -> None:
