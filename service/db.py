@@ -8,7 +8,6 @@ import functools
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Annotated, Any, TypeVar
 
-import asyncpg
 from fastapi import Depends, Request
 from sqlalchemy import ARRAY, Engine, ExceptionContext, Table, any_, bindparam, event, text
 from sqlalchemy.exc import DisconnectionError
@@ -21,7 +20,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlmodel import SQLModel
 
-from service.errors import AheadOfThisDatabase
+from service.errors import AheadOfThisDatabase, argument_never_sent
 from service.notices.outbox import OUTBOX_KEY, Outbox, wrote_notices
 from service.settings import Settings
 
@@ -68,9 +67,7 @@ def _close_connections_left_mid_statement(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "handle_error")
     def _on_error(context: ExceptionContext) -> None:
-        # asyncpg raises DataError itself only before a statement reaches the server; the server's
-        # data errors arrive as its subclasses (InvalidTextRepresentationError and the like).
-        if type(context.original_exception.__cause__) is asyncpg.exceptions.DataError:
+        if argument_never_sent(context.original_exception):
             context.is_disconnect = True  # SQLAlchemy closes the connection and drops it
             context.invalidate_pool_on_disconnect = False  # the others are sound
 

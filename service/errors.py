@@ -141,11 +141,21 @@ DATABASE_ERRORS = (OSError, asyncpg.PostgresConnectionError, asyncpg.OperatorInt
 _UNREACHABLE_SQLSTATES = ("08", "57P", "53300", "40001")
 
 
+def argument_never_sent(dbapi_error: BaseException | None) -> bool:
+    """Whether asyncpg refused, before the server saw it, an argument it could not encode (a lone
+    surrogate, an integer past its type): a DataError of its own, without the server's fields. The
+    server's errors of that class carry a severity."""
+    cause = getattr(dbapi_error, "__cause__", None)
+    return type(cause) is asyncpg.DataError and getattr(cause, "severity", None) is None
+
+
 def _database_unreachable(exc: Exception) -> bool:
     if not isinstance(exc, DBAPIError):
         return True
     sqlstate = str(getattr(exc.orig, "sqlstate", "") or "")
-    return exc.connection_invalidated or sqlstate.startswith(_UNREACHABLE_SQLSTATES)
+    # A connection closed after an argument never sent (service.db) is a bug of ours, not an outage.
+    invalidated = exc.connection_invalidated and not argument_never_sent(exc.orig)
+    return invalidated or sqlstate.startswith(_UNREACHABLE_SQLSTATES)
 
 
 class FieldError(TypedDict):

@@ -7,13 +7,15 @@ import gc
 import sqlite3
 from pathlib import Path
 
+import asyncpg
 import pytest
 from sqlalchemy import make_url, text
 from sqlalchemy.exc import DBAPIError
 
-from service.db import Database
+from service.db import Database, DatabaseDep
+from service.main import create_app
 from service.migrate import grant_app_role, upgrade
-from tests.conftest import Backend, base_settings
+from tests.conftest import Backend, base_settings, serve
 
 _XID = text("SELECT pg_current_xact_id()::text")
 
@@ -31,6 +33,9 @@ async def test_reads_commit_each_statement_and_never_leave_that_to_a_writer(fres
         await database.dispose()
 
 
+_PID = text("SELECT pg_backend_pid()")
+
+
 @pytest.mark.parametrize("unsendable", [
     pytest.param(("SELECT CAST(:x AS text)", "\ud800"), id="a-lone-surrogate"),
     pytest.param(("SELECT CAST(:x AS bigint)", 2**70), id="an-integer-past-bigint"),
@@ -40,7 +45,7 @@ async def test_an_argument_asyncpg_cannot_send_leaves_no_connection_in_a_transac
 ) -> None:
     """asyncpg fails such an argument after sending the statement's Parse and before its Sync: the
     server holds that connection in a transaction, and every later BEGIN on it failed (a 500 for
-    each request the pool lent it to, until a restart)."""
+    each request the pool lent it to, until a restart). Such a connection is closed instead."""
     statement, value = unsendable
     database = Database(fresh_pg.settings.model_copy(update={"db_pool_size": 1}))
     kinds = {"read": database.read_sessions, "snapshot": database.snapshot_sessions,
@@ -50,18 +55,57 @@ async def test_an_argument_asyncpg_cannot_send_leaves_no_connection_in_a_transac
             # What begins a transaction comes next: a statement of its own would have sent the Sync
             # that ends the server's implicit transaction.
             for beginning in ("snapshot", "write"):
-                for _ in range(2):  # both the pooled connection and the overflow one
-                    with pytest.raises(DBAPIError, match="invalid input for query argument"):
-                        async with failing() as session:
-                            await session.execute(text(statement), {"x": value})
+                async with database.read_sessions() as session:
+                    before = await session.scalar(_PID)
+                with pytest.raises(DBAPIError, match="invalid input for query argument"):
+                    async with failing() as session:
+                        await session.execute(text(statement), {"x": value})
                 for _ in range(3):
                     async with kinds[beginning]() as session:
                         assert await session.scalar(_XID) == await session.scalar(_XID)  # one transaction
+                        assert await session.scalar(_PID) != before  # the pool's one connection is new
         for sessions in kinds.values():
             async with sessions() as session:
                 assert await session.scalar(text("SELECT 1")) == 1
     finally:
         await database.dispose()
+
+
+async def test_a_data_error_from_the_server_keeps_its_connection(fresh_pg: Backend) -> None:
+    """SQLSTATE 22000 from the server is the same exception class as asyncpg's own refusal, but the
+    server has ended that statement: the connection is sound and stays pooled."""
+    database = Database(fresh_pg.settings.model_copy(update={"db_pool_size": 1}))
+    try:
+        for sessions in (database.read_sessions, database.snapshot_sessions, database.sessions):
+            async with database.read_sessions() as session:
+                before = await session.scalar(_PID)
+            with pytest.raises(DBAPIError) as raised:
+                async with sessions() as session:
+                    await session.execute(text("SELECT array_append(ARRAY[[1]], 2)"))
+            assert type(raised.value.orig.__cause__) is asyncpg.DataError
+            assert not raised.value.connection_invalidated
+            async with database.snapshot_sessions() as session:
+                assert await session.scalar(_PID) == before
+    finally:
+        await database.dispose()
+
+
+async def test_an_argument_never_sent_answers_500_not_database_unreachable(
+    fresh_pg: Backend, tmp_path: Path
+) -> None:
+    """The connection is closed, but the database is up: the bug is ours (500, logged), and a client
+    told 503 would retry the same request for ever."""
+    app = create_app(fresh_pg.settings.model_copy(update={"data_dir": tmp_path}))
+
+    @app.get("/unsendable")
+    async def unsendable(database: DatabaseDep) -> None:
+        async with database.read_sessions() as session:
+            await session.execute(text("SELECT CAST(:x AS text)"), {"x": "\ud800"})
+
+    async for client in serve(app):
+        answer = await client.get("/unsendable")
+        assert answer.status_code == 500, answer.text
+        assert (await client.get("/readyz")).status_code == 200
 
 
 async def test_sqlite_reads_do_not_wait_for_a_writer(tmp_path: Path) -> None:
