@@ -29,9 +29,9 @@ from service.group_commit import GroupCommit, Outcome, Submission
 from service.ids import random_blocks
 from service.ledger import reads, store
 from service.ledger.canonical import canonical_bytes
+from service.ledger.kinds import EntryKind
 from service.metrics import ACCESSES_FLAGGED
 from service.settings import Settings
-from service.vocabulary import EntryKind
 
 # Events prepared between yields to the event loop: a 1,000-event batch in one go would hold up,
 # for some 20 ms, a writer whose query has returned while it holds the customers' locks.

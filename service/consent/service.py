@@ -19,8 +19,8 @@ from service.deletions.coverage import clips_under_deletion
 from service.errors import NotFound
 from service.ids import new_id
 from service.ledger import store
+from service.ledger.kinds import EntryKind
 from service.settings import Settings
-from service.vocabulary import EntryKind
 
 
 def default_consent(settings: Settings) -> rules.ConsentState:

@@ -19,10 +19,11 @@ from service.deletions.tables import (
 from service.errors import Conflict, NotFound
 from service.ids import new_id
 from service.ledger import store
+from service.ledger.kinds import EntryKind
 from service.metrics import DELETION_REQUESTS, DELETION_REQUESTS_OVERDUE
 from service.paging import Page, decode_id_cursor, encode_cursor
 from service.settings import Settings
-from service.vocabulary import OPEN_DELETION_STATUSES, DeletionStatus, EntryKind, TaskStatus
+from service.vocabulary import OPEN_DELETION_STATUSES, DeletionStatus, TaskStatus
 
 OPEN = OPEN_DELETION_STATUSES
 SYSTEM = "seenby"

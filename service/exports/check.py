@@ -32,6 +32,7 @@ from service.exports import formats
 from service.ledger import merkle
 from service.ledger.canonical import ChainLinks, decode, entry_hash
 from service.ledger.checkpoint import Checkpoint, CheckpointError, NoteError, Verifier, open_checkpoint
+from service.ledger.kinds import EntryKind
 
 MAX_FAULTS = 1_000
 MAX_UNMATCHED = 100_000  # proofs skipped while matching out-of-order lines; beyond it, reported missing
@@ -551,7 +552,7 @@ def _check(head: dict[str, Any], source: _CheckedHere | _CheckedBeside, data_fil
     export_format = parameters.get("format")
     if export_format not in formats.FORMATS:
         raise ManifestError(f"its format {export_format!r} is not one of {', '.join(formats.FORMATS)}")
-    customer_id, kind = parameters.get("customer_id"), parameters.get("kind", "access")
+    customer_id, kind = parameters.get("customer_id"), parameters.get("kind", EntryKind.ACCESS)
     since, until = _micros(parameters.get("since")), _micros(parameters.get("until"))
     whole_chain = customer_id is not None and kind == "all" and since is None and until is None
     if completeness_proof is not None and not whole_chain:

@@ -27,6 +27,7 @@ from rich.progress import Progress, ProgressColumn, Task, TaskID
 from rich.text import Text
 
 from service.exports.check import read_trailer
+from service.ledger.kinds import EntryKind
 
 TREE_SIZE_HEADER = "Seenby-Tree-Size"
 EXPORT_PATH = "/v1/exports/accesses"
@@ -50,7 +51,7 @@ class ExportRequest:
     customer_id: str | None = None
     since: str | None = None
     until: str | None = None
-    kind: str = "access"
+    kind: str = EntryKind.ACCESS
     format: str = "jsonl"
 
     def params(self) -> dict[str, str]:

@@ -17,9 +17,10 @@ from service.errors import Unprocessable, problem_responses
 from service.exports import formats, service
 from service.exports.schemas import Manifest
 from service.exports.service import ExportFilter
+from service.ledger.kinds import EntryKind
 from service.tlog.service import WitnessingDep
 from service.types import Period
-from service.vocabulary import MAX_INDEX, NO_NUL, EntryKind, RecordedSince, RecordedUntil
+from service.vocabulary import MAX_INDEX, NO_NUL, RecordedSince, RecordedUntil
 
 router = APIRouter(prefix="/v1/exports", tags=["exports"])
 

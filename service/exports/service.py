@@ -23,6 +23,7 @@ from service.db import Database
 from service.errors import AheadOfThisDatabase, BeyondLatestCheckpoint, Unprocessable
 from service.exports import formats
 from service.ledger import merkle, reads, tree_store
+from service.ledger.kinds import EntryKind
 from service.ledger.merkle import NodeId
 from service.tenancy import ensure_readable, jurisdiction_customers
 from service.tlog import service as tlog
@@ -43,7 +44,7 @@ class ExportFilter:
 
     customer_id: str | None = None
     recorded: Period = field(default_factory=Period)
-    kind: str = "access"
+    kind: str = EntryKind.ACCESS
     format: str = "jsonl"
 
     def parameters(self) -> dict[str, Any]:

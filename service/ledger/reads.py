@@ -11,9 +11,9 @@ from sqlalchemy import ColumnElement, Row, Select, String, cast, func, literal, 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from service.db import dialect_of, one_of, per_dialect
+from service.ledger.kinds import EntryKind
 from service.ledger.tables import entries, identities, leaves
 from service.types import Period
-from service.vocabulary import EntryKind
 
 # What a customer's history lists: accesses, and attempts refused a ticket (CONTRACT.md, "Refusal").
 HISTORY_KINDS = (EntryKind.ACCESS, EntryKind.ACCESS_REFUSED)

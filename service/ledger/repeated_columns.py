@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 from service.clock import timestamp_micros
-from service.vocabulary import EntryKind
+from service.ledger.kinds import EntryKind
 
 # The row's columns checked here, in the order the audit reads them. request_digest is a digest of
 # the body as sent, employee id included, which the ledger does not keep: it cannot be checked.
@@ -50,7 +50,7 @@ def column_faults(recorded: Mapping[str, Any], stored: tuple[Any, ...]) -> list[
 
 def objection_columns(recorded: Mapping[str, Any], stored: Sequence[Any]) -> ObjectionColumns | None:
     """An objection's stored purpose and organization, with the entry they must be taken from."""
-    if recorded.get("kind") != "objection":
+    if recorded.get("kind") != EntryKind.OBJECTION:
         return None
     by_name = dict(zip(COLUMNS, stored, strict=True))
     return ObjectionColumns(recorded.get("objected_entry_hash"), by_name["actor_organization"],

@@ -18,12 +18,12 @@ from service.db import one_of, per_dialect
 from service.ids import random_blocks
 from service.ledger import tables
 from service.ledger.canonical import GENESIS_HASH, canonical_bytes, entry_hash
+from service.ledger.kinds import EntryKind
 from service.ledger.merkle import leaf_hash
 from service.ledger.tables import FILTER_COLUMNS
 from service.metrics import ENTRIES_RECORDED
 from service.notices import tables as notice_tables
 from service.notices.outbox import mark_written, notices_of, outbox_of, pack
-from service.vocabulary import EntryKind
 
 
 @dataclass

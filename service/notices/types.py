@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from service.vocabulary import EntryKind
+from service.ledger.kinds import EntryKind
 
 # Codes as stored in the outbox; within one entry, notices go out in this order.
 NOTICE_TYPES: Mapping[str, int] = {

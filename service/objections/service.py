@@ -13,10 +13,10 @@ from service.clock import format_micros
 from service.db import Database
 from service.errors import Conflict, NotFound
 from service.ledger import store
+from service.ledger.kinds import EntryKind
 from service.ledger.tables import entries
 from service.objections.tables import objections
 from service.paging import Page, decode_seq_cursor, encode_cursor
-from service.vocabulary import EntryKind
 
 # What a customer may object to: an access, or an attempt that was refused.
 OBJECTABLE_KINDS = (EntryKind.ACCESS, EntryKind.ACCESS_REFUSED)

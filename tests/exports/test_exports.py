@@ -16,9 +16,9 @@ import pytest
 from service.exports import service as export_service
 from service.ledger import merkle
 from service.ledger.checkpoint import open_checkpoint, parse_verifier_key
+from service.ledger.kinds import EntryKind
 from service.main import create_app
 from service.settings import Settings
-from service.vocabulary import EntryKind
 from tests.conftest import Tokens, serve
 from tests.exports.support import (
     EXPORT,

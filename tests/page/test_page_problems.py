@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Page
 
+from service.ledger.kinds import EntryKind
 from service.migrate import upgrade
-from service.vocabulary import EntryKind
 from tests.conftest import Backend, base_settings
 from tests.factories import access_event
 from tests.page.harness import REPO, Site, artifacts, browser, open_page, verdict, wait_until
