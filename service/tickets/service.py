@@ -18,9 +18,9 @@ from service.clock import format_micros
 from service.consent.rules import REFUSING_FLAGS
 from service.errors import AccessRefused
 from service.keys import Keys
+from service.ledger.kinds import EntryKind
 from service.metrics import TICKET_SECONDS, TICKETS_ISSUED, TICKETS_REFUSED
 from service.settings import Settings
-from service.vocabulary import EntryKind
 
 TICKET_TYPE = "seenby-ticket+jwt"
 
@@ -55,7 +55,9 @@ class TicketIssuer:
             if judged.kind == EntryKind.ACCESS_REFUSED or (self._enforce and refusing):
                 for flag in refusing:
                     TICKETS_REFUSED.labels(flag=flag).inc()
-                raise AccessRefused(refusing, receipt["entry_hash"])
+                # A refused attempt's 403 names the flags its entry holds: the same answer on replay.
+                shown = judged.flags if judged.kind == EntryKind.ACCESS_REFUSED else refusing
+                raise AccessRefused(shown, receipt["entry_hash"])
             now = int(time.time())
             claims = self._claims(audience, event, receipt, judged.flags, now)
             ticket = jws.sign_eddsa(claims, self._key, typ=TICKET_TYPE)

@@ -215,7 +215,7 @@ async def test_bad_events_are_422_problems(
 async def test_a_customer_id_with_dots_or_url_characters_is_read_back_by_its_path(
     client: httpx.AsyncClient, tokens: Tokens, odd: str
 ) -> None:
-    customer = f"{odd}-{uuid.uuid4().hex[:8]}"
+    customer = odd if odd == "..." else f"{odd}-{uuid.uuid4().hex[:8]}"  # "..." is no dot segment
     recorded = await client.post("/v1/accesses", json=access_event(customer), headers=tokens.service())
     assert recorded.status_code in (200, 201), recorded.text
     history = await client.get(f"/v1/customers/{quote(customer, safe='')}/accesses",
