@@ -276,16 +276,22 @@ async def authenticate(request: Request) -> Principal:
     return principal
 
 
-def require(*allowed: Role) -> Any:
-    allowed_names = ", ".join(allowed)
+class RoleRequirement:
+    """A dependency that lets through a token holding any of `roles` (403 otherwise). A class, so that
+    the OpenAPI document can read each operation's roles off its dependencies."""
 
-    async def _dependency(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
-        if not principal.roles & set(allowed):
+    def __init__(self, *roles: Role) -> None:
+        self.roles = roles
+
+    async def __call__(self, principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
+        if not principal.roles & set(self.roles):
             held = ", ".join(sorted(principal.roles)) or "no recognised role"
-            raise Forbidden(f"this endpoint is for roles: {allowed_names}; the token has: {held}")
+            raise Forbidden(f"this endpoint is for roles: {', '.join(self.roles)}; the token has: {held}")
         return principal
 
-    return Depends(_dependency)
+
+def require(*allowed: Role) -> Any:
+    return Depends(RoleRequirement(*allowed))
 
 
 ServicePrincipal = Annotated[Principal, require(Role.SERVICE)]

@@ -20,7 +20,7 @@ from starlette.types import Scope
 from service.accesses.routes import BODY_SCHEMAS
 from service.accesses.routes import router as accesses_router
 from service.accesses.service import Recorder
-from service.auth import Authenticator, authenticate
+from service.auth import Authenticator, Role, RoleRequirement, authenticate
 from service.completeness.routes import router as completeness_router
 from service.consent.routes import router as consent_router
 from service.customers.routes import router as customers_router
@@ -193,7 +193,9 @@ def _document_problems(document: dict[str, Any], routers: tuple[APIRouter, ...])
     each as problem+json. Optional parameters are optional, never null, on the wire."""
     document["components"].setdefault("securitySchemes", {})[BEARER] = {
         "type": "http", "scheme": "bearer", "bearerFormat": "JWT",
-        "description": "A JWT whose `roles` claim holds customer, service, regulator or admin.",
+        "description": "A JWT whose `roles` claim holds customer, service, regulator or admin. Each "
+                       "operation's security names the roles it lets through, one requirement a role: "
+                       "a token holding any one of them will do.",
     }
     # The routers' own routes: what FastAPI keeps in app.routes for an included router varies by version.
     for route in (r for router in routers for r in router.routes):
@@ -204,8 +206,15 @@ def _document_problems(document: dict[str, Any], routers: tuple[APIRouter, ...])
             responses = operation["responses"]
             parameters = operation.get("parameters", [])
             wanted: list[int] = []
+            descriptions: dict[str, str] = {}
             if _calls(route.dependant, authenticate):
-                operation["security"] = [{BEARER: []}]
+                roles = _roles(route.dependant)
+                # OpenAPI 3.1: for an http scheme, a requirement's list names roles; with one
+                # requirement a role, a token holding any one of them will do.
+                operation["security"] = [{BEARER: [role]} for role in roles] or [{BEARER: []}]
+                if roles:
+                    descriptions["s403"] = (f"The token's role may not use this operation, which is for "
+                                            f"{' or '.join(roles)} tokens.")
                 wanted += [401, 403, 429]
             if parameters or "requestBody" in operation:
                 wanted.append(422)
@@ -216,7 +225,7 @@ def _document_problems(document: dict[str, Any], routers: tuple[APIRouter, ...])
             wanted += [400, 413]
             if (route.path_format, method.lower()) not in _NO_DATABASE:
                 wanted.append(503)
-            for status, response in problem_responses(*wanted).items():
+            for status, response in problem_responses(*wanted, **descriptions).items():
                 responses.setdefault(str(status), response)
             operation["responses"] = dict(sorted(responses.items()))
             for parameter in parameters:
@@ -233,6 +242,13 @@ def _allowed_methods(scope: Scope) -> set[str]:
         if isinstance(route, APIRoute) and route.matches(scope)[0] is not Match.NONE
         for method in route.methods or ()
     }
+
+
+def _roles(dependant: Dependant) -> tuple[Role, ...]:
+    """The roles the operation's RoleRequirement lets through; () when it has none."""
+    if isinstance(dependant.call, RoleRequirement):
+        return dependant.call.roles
+    return next((roles for d in dependant.dependencies if (roles := _roles(d))), ())
 
 
 def _calls(dependant: Dependant, function: Any) -> bool:

@@ -7,6 +7,7 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable
@@ -28,6 +29,7 @@ from service.auth import Authenticator
 from service.errors import PROBLEM_JSON, Unauthorized
 from service.keys import load_keys
 from service.main import create_app
+from service.openapi import openapi_document
 from service.settings import Settings
 from tests.conftest import Backend, Tokens, base_settings, serve
 from tests.factories import access_event
@@ -615,6 +617,32 @@ async def test_a_403_names_the_roles_the_endpoint_allows(
     response = await _call(client, tokens, role, method, path, customer_id)
     assert_403(response)
     assert response.json()["detail"] == f"this endpoint is for roles: {allowed}; the token has: {role}"
+
+
+def _documented_roles() -> list[tuple[str, str, tuple[str, ...]]]:
+    """Each operation that takes a token, with the roles its OpenAPI security names."""
+    return [(method.upper(), path, tuple(role for requirement in operation["security"]
+                                         for role in requirement["bearer"]))
+            for path, operations in openapi_document()["paths"].items()
+            for method, operation in operations.items() if "security" in operation]
+
+
+@pytest.mark.parametrize(("method", "path", "roles"), _documented_roles(),
+                         ids=[f"{m}-{p}" for m, p, _ in _documented_roles()])
+async def test_every_operation_refuses_the_roles_it_does_not_name(
+    client: httpx.AsyncClient, tokens: Tokens, customer_id: str, method: str, path: str,
+    roles: tuple[str, ...],
+) -> None:
+    """The document's roles are the ones the server lets through: every other role is a 403 that
+    names exactly them (test_schemathesis fuzzes each operation with the roles named only)."""
+    assert roles, f"{method} {path} names no role"
+    url = re.sub(r"\{[a-z_]+\}", "x", path.replace("{customer_id}", customer_id))
+    for role in sorted({"customer", "service", "regulator", "admin"} - set(roles)):
+        subject = customer_id if role == "customer" else f"{role}-1"
+        response = await client.request(method, url, headers=tokens.headers(role, subject))
+        assert_403(response)
+        assert response.json()["detail"] == (f"this endpoint is for roles: {', '.join(roles)}; "
+                                             f"the token has: {role}")
 
 
 async def test_a_403_says_when_the_token_has_no_recognised_role(client: httpx.AsyncClient, hs: Hmac) -> None:
