@@ -104,6 +104,14 @@ async def test_the_history_is_shown_verified_and_recorded_text_stays_text(site: 
         assert page.errors == []  # type: ignore[attr-defined]
 
 
+# The section tabs cut off by the window's edges (a tab row that scrolls sideways hides its last ones).
+OUT_OF_SIGHT = """() => [...document.querySelectorAll('.tabs__tab')].filter(tab => {
+    const box = tab.getBoundingClientRect();
+    return box.left < 0 || box.right > innerWidth;
+}).map(tab => tab.id)"""
+NO_SIDEWAYS_SCROLL = "document.documentElement.scrollWidth <= innerWidth"
+
+
 async def test_screenshots_of_every_view_at_desktop_and_phone_width(site: Site, backend) -> None:
     customer = f"page-{uuid.uuid4()}"
     await record(site, mixed_history(customer) * 1 + [
@@ -115,9 +123,12 @@ async def test_screenshots_of_every_view_at_desktop_and_phone_width(site: Site, 
             page = await open_page(chromium, site.url(customer), viewport)
             assert await verdict(page) == "verified"
             for view in VIEWS:
+                # Before the click, which would scroll a tab into view: every section is in sight.
+                assert await page.evaluate(OUT_OF_SIGHT) == [], (width, view)
                 await page.click(f"#tab-{view}")
                 await page.wait_for_timeout(300)
                 await shoot(page, f"{backend.name}-{width}-{view}")
+                assert await page.evaluate(NO_SIDEWAYS_SCROLL), (width, view)
             assert page.errors == []  # type: ignore[attr-defined]
     assert (artifacts() / f"{backend.name}-phone-history.png").stat().st_size > 10_000
 
