@@ -7,6 +7,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator
 
+import anyio
 import orjson
 from sqlalchemy import select
 from sse_starlette import ServerSentEvent
@@ -37,9 +38,13 @@ async def entry_events(database: Database, subscription: Subscription, after_seq
     yield ServerSentEvent(comment="seenby: entries follow", retry=RETRY_MS)
     while True:
         subscription.changed.clear()
-        async with database.read_sessions() as session:
-            rows = await reads.customer_chain(session, subscription.customer_id, after_seq=after_seq,
-                                              limit=BATCH, regulator=False)
+        # A client that goes away cancels the stream. Cancelled mid-read, the session's pooled
+        # connection would be closed rather than given back (and SQLite's left a task to be
+        # destroyed pending): a read of one batch is let finish first.
+        with anyio.CancelScope(shield=True):
+            async with database.read_sessions() as session:
+                rows = await reads.customer_chain(session, subscription.customer_id, after_seq=after_seq,
+                                                  limit=BATCH, regulator=False)
         for row in rows:
             view = entry_view(row.canonical, row.entry_hash, row.log_index, None, with_identity=False)
             item = chain_item(view, row.canonical)

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import asyncpg
 import httpx
 
 from service.settings import Settings
@@ -168,3 +169,52 @@ async def test_entries_written_by_another_process_reach_the_stream(fresh_pg, tmp
             await until(lambda: len(events.events) == 1, within=3)
     assert events.events[0]["data"]["entry_hash"] == receipt["entry_hash"]
     assert events.events[0]["arrived"] - committed < 1.0
+
+
+async def _abandoned_sessions(settings: Settings) -> int | None:
+    """PostgreSQL's count of this database's sessions that ended without a goodbye (a connection a
+    client closed abruptly); None on SQLite."""
+    if settings.resolved_database_url.startswith("sqlite"):
+        return None
+    dsn = settings.resolved_database_url.replace("postgresql+asyncpg", "postgresql")
+    connection = await asyncpg.connect(dsn)
+    try:
+        await connection.execute("SELECT pg_stat_clear_snapshot()")
+        return int(await connection.fetchval(
+            "SELECT sessions_abandoned FROM pg_stat_database WHERE datname = current_database()"))
+    finally:
+        await connection.close()
+
+
+async def test_clients_that_hang_up_mid_catch_up_cost_no_database_connection(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """Streams dropped while they catch up on 2,000 entries: the read each was in finishes and gives
+    its pooled connection back. (Cancelled mid-read, SQLAlchemy would close the connection
+    abruptly instead, and on SQLite leave a task to be destroyed pending.)"""
+    tokens = Tokens.for_settings(settings)
+    customer = "cust-hangs-up"
+    # The server learns of a hang-up asynchronously: more streams than hang-ups, so none is a 429.
+    env = {**settings_env(settings), "SEENBY_EVENT_STREAMS_PER_CUSTOMER": "64"}
+    with running_server(env, tmp_path) as url:
+        async with httpx.AsyncClient(timeout=30) as http:
+            for _ in range(4):
+                response = await http.post(f"{url}/v1/accesses:batch", headers=tokens.service(),
+                                           json={"events": [access_event(customer) for _ in range(500)]})
+                assert response.status_code == 201, response.text
+            abandoned = await _abandoned_sessions(settings)
+            for n in range(40):
+                lines = 0
+                async with http.stream("GET", f"{url}/v1/me/events", params={"after": -1},
+                                       headers=tokens.customer(customer)) as response:
+                    assert response.status_code == 200
+                    async for _ in response.aiter_lines():  # then hang up, at a different point each time
+                        lines += 1
+                        if lines > 37 * n:
+                            break
+            await asyncio.sleep(1.5)  # the server notices the last hang-ups
+            assert (await http.get(f"{url}/readyz")).status_code == 200
+            assert await _abandoned_sessions(settings) == abandoned
+    logs = await asyncio.to_thread(lambda: "".join(log.read_text() for log in tmp_path.glob("serve-*.log")))
+    assert "Task was destroyed" not in logs
+    assert "Traceback" not in logs
