@@ -17,6 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 
 from service.settings import Settings
@@ -82,6 +83,26 @@ def running_server(
     with serving([*seenby_command(), "serve", "--port", str(port), *args], {**clean_env, **env}, cwd, port,
                  timeout=timeout) as url:
         yield url
+
+
+async def abandoned_sessions(settings: Settings) -> int | None:
+    """PostgreSQL's count of this database's sessions that ended without a goodbye (a connection a
+    client closed abruptly); None on SQLite."""
+    if settings.resolved_database_url.startswith("sqlite"):
+        return None
+    dsn = settings.resolved_database_url.replace("postgresql+asyncpg", "postgresql")
+    connection = await asyncpg.connect(dsn)
+    try:
+        await connection.execute("SELECT pg_stat_clear_snapshot()")
+        return int(await connection.fetchval(
+            "SELECT sessions_abandoned FROM pg_stat_database WHERE datname = current_database()"))
+    finally:
+        await connection.close()
+
+
+def server_logs(folder: Path) -> str:
+    """What every running_server started in `folder` wrote."""
+    return "".join(log.read_text() for log in sorted(folder.glob("serve-*.log")))
 
 
 def start_seenby(env: dict[str, str], cwd: Path, port: int) -> subprocess.Popen:

@@ -15,6 +15,7 @@ from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any
 
+import anyio
 from sqlalchemy import Row, Select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -119,21 +120,30 @@ def _engine(database: Database, cut: Cut) -> AsyncEngine:
 
 async def _batches(database: Database, cut: Cut, statement: Select[Any]
                    ) -> AsyncGenerator[Sequence[Row[Any]], None]:
+    """The statement's rows, BATCH at a time. A client that hangs up cancels the export: each read
+    is let finish first (shielded), since a read cancelled midway makes SQLAlchemy close its
+    connection abruptly rather than give it back to the pool."""
     engine = _engine(database, cut)
     if database.sqlite:
         position: int | None = None
         while True:
             page = statement if position is None else reads.after(statement, position)
-            async with engine.connect() as connection:
-                rows = (await connection.execute(page.limit(BATCH))).all()
+            with anyio.CancelScope(shield=True):
+                async with engine.connect() as connection:
+                    rows = (await connection.execute(page.limit(BATCH))).all()
             if rows:
                 yield rows
             if len(rows) < BATCH:
                 return
             position = rows[-1].log_index
     async with engine.connect() as connection:
-        result = await connection.stream(statement.execution_options(yield_per=BATCH))
-        async for rows in result.partitions():
+        with anyio.CancelScope(shield=True):
+            partitions = (await connection.stream(statement.execution_options(yield_per=BATCH))).partitions()
+        while True:
+            with anyio.CancelScope(shield=True):
+                rows = await anext(partitions, None)
+            if rows is None:
+                return
             yield rows
 
 
@@ -244,7 +254,9 @@ class _ProofWriter:
         ordered, lookup = sorted(wanted), dict[NodeId, bytes]()
         if not ordered:
             return lookup
-        async with self._engine.connect() as connection:
-            for first in range(0, len(ordered), NODES_PER_QUERY):
-                lookup.update(await tree_store.read_nodes(connection, ordered[first:first + NODES_PER_QUERY]))
+        with anyio.CancelScope(shield=True):  # as _batches' reads: a hang-up lets the read finish
+            async with self._engine.connect() as connection:
+                for first in range(0, len(ordered), NODES_PER_QUERY):
+                    chunk = ordered[first:first + NODES_PER_QUERY]
+                    lookup.update(await tree_store.read_nodes(connection, chunk))
         return lookup

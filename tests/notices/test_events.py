@@ -12,13 +12,12 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import asyncpg
 import httpx
 
 from service.settings import Settings
 from tests.conftest import Tokens
 from tests.factories import access_event
-from tests.servers import running_server, settings_env
+from tests.servers import abandoned_sessions, running_server, server_logs, settings_env
 
 LIMITS = {"SEENBY_EVENT_STREAMS_PER_CUSTOMER": "2", "SEENBY_EVENT_STREAM_KEEPALIVE_SECONDS": "1"}
 
@@ -171,21 +170,6 @@ async def test_entries_written_by_another_process_reach_the_stream(fresh_pg, tmp
     assert events.events[0]["arrived"] - committed < 1.0
 
 
-async def _abandoned_sessions(settings: Settings) -> int | None:
-    """PostgreSQL's count of this database's sessions that ended without a goodbye (a connection a
-    client closed abruptly); None on SQLite."""
-    if settings.resolved_database_url.startswith("sqlite"):
-        return None
-    dsn = settings.resolved_database_url.replace("postgresql+asyncpg", "postgresql")
-    connection = await asyncpg.connect(dsn)
-    try:
-        await connection.execute("SELECT pg_stat_clear_snapshot()")
-        return int(await connection.fetchval(
-            "SELECT sessions_abandoned FROM pg_stat_database WHERE datname = current_database()"))
-    finally:
-        await connection.close()
-
-
 async def test_clients_that_hang_up_mid_catch_up_cost_no_database_connection(
     settings: Settings, tmp_path: Path
 ) -> None:
@@ -202,7 +186,7 @@ async def test_clients_that_hang_up_mid_catch_up_cost_no_database_connection(
                 response = await http.post(f"{url}/v1/accesses:batch", headers=tokens.service(),
                                            json={"events": [access_event(customer) for _ in range(500)]})
                 assert response.status_code == 201, response.text
-            abandoned = await _abandoned_sessions(settings)
+            abandoned = await abandoned_sessions(settings)
             for n in range(40):
                 lines = 0
                 async with http.stream("GET", f"{url}/v1/me/events", params={"after": -1},
@@ -214,7 +198,7 @@ async def test_clients_that_hang_up_mid_catch_up_cost_no_database_connection(
                             break
             await asyncio.sleep(1.5)  # the server notices the last hang-ups
             assert (await http.get(f"{url}/readyz")).status_code == 200
-            assert await _abandoned_sessions(settings) == abandoned
-    logs = await asyncio.to_thread(lambda: "".join(log.read_text() for log in tmp_path.glob("serve-*.log")))
+            assert await abandoned_sessions(settings) == abandoned
+    logs = await asyncio.to_thread(server_logs, tmp_path)
     assert "Task was destroyed" not in logs
     assert "Traceback" not in logs
