@@ -8,6 +8,8 @@ import functools
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Annotated, Any, TypeVar
 
+import anyio
+import anyio.lowlevel
 from fastapi import Depends, Request
 from sqlalchemy import ARRAY, Engine, ExceptionContext, Table, any_, bindparam, event, text
 from sqlalchemy.exc import DisconnectionError
@@ -206,6 +208,17 @@ _LOCK_CUSTOMERS = text(
     " SELECT DISTINCT hashtextextended(c, 0) AS k FROM unnest(CAST(:ids AS text[])) AS c ORDER BY k"
     ") AS keys"
 )
+
+
+@contextlib.asynccontextmanager
+async def uninterrupted_read() -> AsyncIterator[None]:
+    """Around one bounded read of a streaming response. A client that hangs up cancels the stream,
+    and a read cancelled midway makes SQLAlchemy close its pooled connection abruptly (SQLite's
+    leaves a task to be destroyed pending) rather than give it back. Inside, the read is shielded
+    and finishes first; a stream already cancelled starts no new one."""
+    await anyio.lowlevel.checkpoint_if_cancelled()
+    with anyio.CancelScope(shield=True):
+        yield
 
 
 async def lock_customers(session: AsyncSession, customer_ids: Iterable[str]) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -194,8 +194,8 @@ def _document_problems(document: dict[str, Any], routers: tuple[APIRouter, ...])
     document["components"].setdefault("securitySchemes", {})[BEARER] = {
         "type": "http", "scheme": "bearer", "bearerFormat": "JWT",
         "description": "A JWT whose `roles` claim holds customer, service, regulator or admin. Each "
-                       "operation's security names the roles it lets through, one requirement a role: "
-                       "a token holding any one of them will do.",
+                       "operation's security names the roles it lets through, one requirement per role: "
+                       "a token whose `roles` claim holds any one of them will do.",
     }
     # The routers' own routes: what FastAPI keeps in app.routes for an included router varies by version.
     for route in (r for router in routers for r in router.routes):
@@ -210,7 +210,7 @@ def _document_problems(document: dict[str, Any], routers: tuple[APIRouter, ...])
             if _calls(route.dependant, authenticate):
                 roles = _roles(route.dependant)
                 # OpenAPI 3.1: for an http scheme, a requirement's list names roles; with one
-                # requirement a role, a token holding any one of them will do.
+                # requirement per role, a token holding any one of them will do.
                 operation["security"] = [{BEARER: [role]} for role in roles] or [{BEARER: []}]
                 if roles:
                     descriptions["s403"] = (f"The token's role may not use this operation, which is for "
@@ -245,10 +245,19 @@ def _allowed_methods(scope: Scope) -> set[str]:
 
 
 def _roles(dependant: Dependant) -> tuple[Role, ...]:
-    """The roles the operation's RoleRequirement lets through; () when it has none."""
+    """The roles the operation's RoleRequirement lets through; () when it has none. One at most: two
+    would let through only the roles both name, which the document would have to work out."""
+    requirements = list(_role_requirements(dependant))
+    if len(requirements) > 1:
+        raise ValueError(f"{dependant.path}: more than one RoleRequirement")
+    return requirements[0].roles if requirements else ()
+
+
+def _role_requirements(dependant: Dependant) -> Iterator[RoleRequirement]:
     if isinstance(dependant.call, RoleRequirement):
-        return dependant.call.roles
-    return next((roles for d in dependant.dependencies if (roles := _roles(d))), ())
+        yield dependant.call
+    for dependency in dependant.dependencies:
+        yield from _role_requirements(dependency)
 
 
 def _calls(dependant: Dependant, function: Any) -> bool:

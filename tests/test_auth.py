@@ -627,8 +627,11 @@ def _documented_roles() -> list[tuple[str, str, tuple[str, ...]]]:
             for method, operation in operations.items() if "security" in operation]
 
 
-@pytest.mark.parametrize(("method", "path", "roles"), _documented_roles(),
-                         ids=[f"{m}-{p}" for m, p, _ in _documented_roles()])
+DOCUMENTED_ROLES = _documented_roles()
+
+
+@pytest.mark.parametrize(("method", "path", "roles"), DOCUMENTED_ROLES,
+                         ids=[f"{m}-{p}" for m, p, _ in DOCUMENTED_ROLES])
 async def test_every_operation_refuses_the_roles_it_does_not_name(
     client: httpx.AsyncClient, tokens: Tokens, customer_id: str, method: str, path: str,
     roles: tuple[str, ...],

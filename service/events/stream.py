@@ -7,12 +7,11 @@ import contextlib
 import time
 from collections.abc import AsyncIterator
 
-import anyio
 import orjson
 from sqlalchemy import select
 from sse_starlette import ServerSentEvent
 
-from service.db import Database
+from service.db import Database, uninterrupted_read
 from service.events.hub import Subscription
 from service.history.views import chain_item, entry_view
 from service.ledger import reads
@@ -38,13 +37,9 @@ async def entry_events(database: Database, subscription: Subscription, after_seq
     yield ServerSentEvent(comment="seenby: entries follow", retry=RETRY_MS)
     while True:
         subscription.changed.clear()
-        # A client that goes away cancels the stream. Cancelled mid-read, the session's pooled
-        # connection would be closed rather than given back (and SQLite's left a task to be
-        # destroyed pending): a read of one batch is let finish first.
-        with anyio.CancelScope(shield=True):
-            async with database.read_sessions() as session:
-                rows = await reads.customer_chain(session, subscription.customer_id, after_seq=after_seq,
-                                                  limit=BATCH, regulator=False)
+        async with uninterrupted_read(), database.read_sessions() as session:
+            rows = await reads.customer_chain(session, subscription.customer_id, after_seq=after_seq,
+                                              limit=BATCH, regulator=False)
         for row in rows:
             view = entry_view(row.canonical, row.entry_hash, row.log_index, None, with_identity=False)
             item = chain_item(view, row.canonical)

@@ -15,12 +15,11 @@ from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any
 
-import anyio
 from sqlalchemy import Row, Select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from service.auth import Principal
-from service.db import Database
+from service.db import Database, uninterrupted_read
 from service.errors import AheadOfThisDatabase, BeyondLatestCheckpoint, Unprocessable
 from service.exports import formats
 from service.ledger import merkle, reads, tree_store
@@ -106,7 +105,7 @@ async def _statement(database: Database, principal: Principal, wanted: ExportFil
     span = None
     period = wanted.recorded.since_us is not None or wanted.recorded.until_us is not None
     if period and wanted.customer_id is None and not database.sqlite:
-        async with _engine(database, cut).connect() as connection:
+        async with uninterrupted_read(), _engine(database, cut).connect() as connection:
             span = await reads.span_of_period(connection, wanted.recorded)
     statement = reads.in_log_order(tree_size=cut.tree_size, customer_id=wanted.customer_id,
                                    kind=wanted.kind, recorded=wanted.recorded,
@@ -120,31 +119,28 @@ def _engine(database: Database, cut: Cut) -> AsyncEngine:
 
 async def _batches(database: Database, cut: Cut, statement: Select[Any]
                    ) -> AsyncGenerator[Sequence[Row[Any]], None]:
-    """The statement's rows, BATCH at a time. A client that hangs up cancels the export: each read
-    is let finish first (shielded), since a read cancelled midway makes SQLAlchemy close its
-    connection abruptly rather than give it back to the pool."""
+    """The statement's rows, BATCH at a time, each read uninterrupted by a client's hang-up."""
     engine = _engine(database, cut)
     if database.sqlite:
         position: int | None = None
         while True:
             page = statement if position is None else reads.after(statement, position)
-            with anyio.CancelScope(shield=True):
-                async with engine.connect() as connection:
-                    rows = (await connection.execute(page.limit(BATCH))).all()
+            async with uninterrupted_read(), engine.connect() as connection:
+                rows = (await connection.execute(page.limit(BATCH))).all()
             if rows:
                 yield rows
             if len(rows) < BATCH:
                 return
             position = rows[-1].log_index
     async with engine.connect() as connection:
-        with anyio.CancelScope(shield=True):
+        async with uninterrupted_read():
             partitions = (await connection.stream(statement.execution_options(yield_per=BATCH))).partitions()
         while True:
-            with anyio.CancelScope(shield=True):
-                rows = await anext(partitions, None)
-            if rows is None:
+            async with uninterrupted_read():
+                batch = await anext(partitions, None)
+            if batch is None:
                 return
-            yield rows
+            yield batch
 
 
 def _views(rows: Sequence[Row[Any]]) -> list[dict[str, Any]]:
@@ -254,9 +250,8 @@ class _ProofWriter:
         ordered, lookup = sorted(wanted), dict[NodeId, bytes]()
         if not ordered:
             return lookup
-        with anyio.CancelScope(shield=True):  # as _batches' reads: a hang-up lets the read finish
-            async with self._engine.connect() as connection:
-                for first in range(0, len(ordered), NODES_PER_QUERY):
-                    chunk = ordered[first:first + NODES_PER_QUERY]
-                    lookup.update(await tree_store.read_nodes(connection, chunk))
+        async with uninterrupted_read(), self._engine.connect() as connection:
+            for first in range(0, len(ordered), NODES_PER_QUERY):
+                chunk = ordered[first:first + NODES_PER_QUERY]
+                lookup.update(await tree_store.read_nodes(connection, chunk))
         return lookup
