@@ -33,14 +33,15 @@ def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
 
-def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+def make_engine(url: str, *, pool_size: int = 10, pool_timeout: float = 30.0) -> AsyncEngine:
     if is_sqlite(url):
         engine = create_async_engine(url, connect_args={"timeout": 30})
         _configure_sqlite(engine)
         return engine
     # A connection some NAT or load balancer dropped while idle, without closing it, is found only
     # when written to; replacing each one every few minutes keeps them younger than such timeouts.
-    engine = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=300)
+    engine = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=300,
+                                 pool_timeout=pool_timeout)
     _skip_closed_connections(engine)
     _close_connections_left_mid_statement(engine)
     return engine
@@ -110,7 +111,8 @@ class Database:
 
     def __init__(self, settings: Settings) -> None:
         self.url = settings.resolved_database_url
-        self.engine = make_engine(self.url, pool_size=settings.db_pool_size)
+        self.engine = make_engine(self.url, pool_size=settings.db_pool_size,
+                                  pool_timeout=settings.db_pool_timeout_seconds)
         # With webhooks on, every session carries the outbox: entries appended in it write their
         # notices in the same transaction (service.notices.outbox).
         self.outbox = (Outbox(frozenset(settings.webhook_types), settings.webhook_retry_seconds)
@@ -133,7 +135,8 @@ class Database:
         )
         # The reads a standby may serve (CONTRACT "Reads from a standby"): on the standby's engine
         # when SEENBY_READ_DATABASE_URL names one, else the same as `read_sessions`/`read_engine`.
-        self.standby_engine = (make_engine(settings.read_database_url, pool_size=settings.db_pool_size)
+        self.standby_engine = (make_engine(settings.read_database_url, pool_size=settings.db_pool_size,
+                                           pool_timeout=settings.db_pool_timeout_seconds)
                                if settings.read_database_url else None)
         self.replica_engine = self.standby_engine or self.read_engine
         self.replica_sessions = async_sessionmaker(

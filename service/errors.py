@@ -30,6 +30,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Scope
 from typing_extensions import TypedDict
@@ -203,8 +204,8 @@ _PROBLEM_DESCRIPTIONS = {
     422: "The request does not match the schema or the rules the operation states; `errors` lists "
          "each field at fault.",
     429: "The caller is over its rate; retry after Retry-After seconds.",
-    503: "The database cannot be reached (or the log has not signed its first checkpoint yet); retry "
-         "after Retry-After seconds.",
+    503: "The database cannot be reached or has no connection free (or the log has not signed its "
+         "first checkpoint yet); retry after Retry-After seconds.",
 }
 _PROBLEM_HEADERS: dict[int, dict[str, Any]] = {
     401: {"WWW-Authenticate": {"description": "Always `Bearer ...`.", "schema": {"type": "string"}}},
@@ -274,6 +275,12 @@ def install_error_handlers(
     # catch-all's response and then raises the exception again, to the server.
     for error in DATABASE_ERRORS:
         app.add_exception_handler(error, _database_error)
+
+    @app.exception_handler(PoolTimeout)
+    async def _pool_exhausted(request: Request, exc: PoolTimeout) -> JSONResponse:
+        logger.warning("no database connection came free in time: %s", exc)
+        busy = ServiceUnavailable("every database connection of this server is in use; retry shortly", 5)
+        return await _seenby_error(request, busy)
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

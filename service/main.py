@@ -30,6 +30,7 @@ from service.docs import install_docs
 from service.errors import Problem, install_error_handlers, problem_responses
 from service.events.hub import EventHub
 from service.events.routes import router as events_router
+from service.exports.routes import ExportSlots
 from service.exports.routes import router as exports_router
 from service.history.routes import router as history_router
 from service.keys import load_keys
@@ -143,6 +144,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.witnessing = Witnessing(load_policy(settings.witness_policy_file), settings.witness_fail_open)
     app.state.authenticator = Authenticator(settings, keys)
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
+    app.state.export_slots = ExportSlots(settings.export_streams_per_process)
     app.state.schema_head = head_revision()
     install_error_handlers(app, allowed_methods=_allowed_methods)
     if app.openapi_url:

@@ -81,6 +81,9 @@ class Settings(BaseSettings):
     # A stream ends after this long (or at its token's expiry), and the client reconnects with
     # Last-Event-ID: connections are spread again across replicas, and none lives forever.
     event_stream_max_seconds: float = Field(3600.0, gt=0, le=86_400)
+    # Exports and manifests a process streams at once (each holds a database connection for as long
+    # as its client takes to read it); one more is a 429.
+    export_streams_per_process: int = Field(4, ge=1, le=1000)
     # Objections a customer may file a minute, in each process (an objection writes to the
     # ledger: SECURITY.md); 0: no limit.
     objections_per_minute: int = Field(30, ge=0)
@@ -102,6 +105,8 @@ class Settings(BaseSettings):
     page_enabled: bool = True
     page_frame_ancestors: Annotated[list[str], NoDecode] = []
     db_pool_size: int = Field(10, ge=1)
+    # How long a request waits for a pooled connection to come free before it answers 503.
+    db_pool_timeout_seconds: float = Field(30.0, gt=0, le=300)
 
     @field_validator("jwt_algorithms", "deletion_services", "ticket_retired_key_files", "webhook_types",
                      "page_frame_ancestors", mode="before")

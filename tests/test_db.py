@@ -13,9 +13,10 @@ from sqlalchemy import make_url, text
 from sqlalchemy.exc import DBAPIError
 
 from service.db import Database, DatabaseDep
+from service.errors import PROBLEM_JSON
 from service.main import create_app
 from service.migrate import grant_app_role, upgrade
-from tests.conftest import Backend, base_settings, serve
+from tests.conftest import Backend, Tokens, base_settings, serve
 
 _XID = text("SELECT pg_current_xact_id()::text")
 
@@ -106,6 +107,27 @@ async def test_an_argument_never_sent_answers_500_not_database_unreachable(
         answer = await client.get("/unsendable")
         assert answer.status_code == 500, answer.text
         assert (await client.get("/readyz")).status_code == 200
+
+
+async def test_a_pool_with_no_connection_free_answers_503_with_retry_after(
+    fresh_pg: Backend, tmp_path: Path
+) -> None:
+    """Every pooled connection held (by downloads that stalled, say): a request waits
+    SEENBY_DB_POOL_TIMEOUT_SECONDS, then is told to come back, not that seenby failed."""
+    app = create_app(fresh_pg.settings.model_copy(update={
+        "data_dir": tmp_path, "db_pool_size": 1, "db_pool_timeout_seconds": 0.5}))
+    tokens = Tokens(app)
+    history = "/v1/customers/cust-waits/accesses"
+    async for client in serve(app):
+        database: Database = app.state.database
+        async with database.engine.connect(), database.engine.connect():  # the pool's one, and its overflow
+            answer = await client.get(history, headers=tokens.customer("cust-waits"))
+        assert answer.status_code == 503, answer.text
+        assert answer.headers["content-type"] == PROBLEM_JSON
+        assert int(answer.headers["retry-after"]) > 0
+        assert "in use" in answer.json()["detail"]
+        again = await client.get(history, headers=tokens.customer("cust-waits"))
+        assert again.status_code == 200, again.text
 
 
 async def test_sqlite_reads_do_not_wait_for_a_writer(tmp_path: Path) -> None:

@@ -32,7 +32,18 @@ from service.ledger.kinds import EntryKind
 TREE_SIZE_HEADER = "Seenby-Tree-Size"
 EXPORT_PATH = "/v1/exports/accesses"
 MANIFEST_PATH = "/v1/exports/accesses/manifest"
-RETRYABLE = (httpx.TransportError, httpx.RemoteProtocolError)
+MAX_RETRY_AFTER_SECONDS = 60.0
+
+
+class ServerBusy(Exception):
+    """A 429 or 503: the server asks to be asked again after `retry_after` seconds."""
+
+    def __init__(self, status: int, retry_after: float) -> None:
+        super().__init__(f"the server answered {status} (busy; retry after {retry_after:g} s)")
+        self.retry_after = retry_after
+
+
+RETRYABLE = (httpx.TransportError, httpx.RemoteProtocolError, ServerBusy)
 # Failing to connect at all on a run's first request is a wrong URL or a server that is down, not a
 # flaky network: say so at once rather than after a minute of retries.
 UNREACHABLE = (httpx.ConnectError, httpx.ConnectTimeout, httpx.UnsupportedProtocol)
@@ -208,14 +219,17 @@ async def _retrying(client: httpx.AsyncClient, retries: int, first_contact: bool
             if number == retries:
                 raise ServerError(f"the download failed {retries + 1} times, last with {exc!r}; run "
                                   "the same command again to resume") from exc
-            await asyncio.sleep(min(2.0**number * 0.5, 10.0))
+            backoff = min(2.0**number * 0.5, 10.0)
+            await asyncio.sleep(max(backoff, exc.retry_after) if isinstance(exc, ServerBusy) else backoff)
 
 
 async def _check_response(response: httpx.Response) -> None:
-    """4xx is final (named with the problem's detail); 5xx is worth another try."""
+    """4xx is final (named with the problem's detail); 429 and 5xx are worth another try."""
     if response.status_code < 400:
         return
     await response.aread()
+    if response.status_code in (429, 503):
+        raise ServerBusy(response.status_code, _retry_after(response))
     if response.status_code >= 500:
         raise httpx.RemoteProtocolError(f"the server answered {response.status_code}")
     try:
@@ -223,6 +237,12 @@ async def _check_response(response: httpx.Response) -> None:
     except ValueError:
         detail = response.text[:500]
     raise ServerError(f"the server refused the export ({response.status_code}): {detail}")
+
+
+def _retry_after(response: httpx.Response) -> float:
+    """Retry-After in seconds (RFC 9110 also allows a date: then, and without one, a second)."""
+    value = response.headers.get("retry-after", "")
+    return min(float(value), MAX_RETRY_AFTER_SECONDS) if value.isascii() and value.isdigit() else 1.0
 
 
 def _tree_size(response: httpx.Response) -> int:

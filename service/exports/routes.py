@@ -7,13 +7,13 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 import anyio
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
-from starlette.types import Send
+from starlette.types import Receive, Scope, Send
 
 from service.auth import RegulatorPrincipal
 from service.db import DatabaseDep
-from service.errors import Unprocessable, problem_responses
+from service.errors import TooManyRequests, Unprocessable, problem_responses
 from service.exports import formats, service
 from service.exports.schemas import Manifest
 from service.exports.service import ExportFilter
@@ -55,10 +55,52 @@ TreeSize = Annotated[int | None, Query(ge=0, le=MAX_INDEX, description=(
     "manifest agree; a size no checkpoint was signed at answers 422."))]
 
 
+class ExportSlots:
+    """The exports (and manifests) a process streams at once: each holds a database connection for
+    as long as its client takes to read it, so that a few stalled downloads would otherwise take
+    every connection from every other request."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.taken = 0
+
+    def take(self) -> None:
+        if self.taken >= self.limit:
+            raise TooManyRequests(f"this server streams {self.limit} exports at once already; retry "
+                                  "shortly", retry_after_seconds=5)
+        self.taken += 1
+
+    def give_back(self) -> None:
+        self.taken -= 1
+
+
+def _slots(request: Request) -> ExportSlots:
+    slots: ExportSlots = request.app.state.export_slots
+    return slots
+
+
+Slots = Annotated[ExportSlots, Depends(_slots)]
+
+
 class _ClosingStream(StreamingResponse):
-    """Closes its generator (and so the database cursor) even when the client goes away mid-stream."""
+    """Streams its generator in an export slot, taken when it is made and given back when the
+    response ends however it ends; closes the generator (and so the database cursor) even when
+    the client goes away mid-stream."""
 
     body_iterator: AsyncGenerator[bytes, None]
+
+    def __init__(self, slots: ExportSlots, content: AsyncGenerator[bytes, None], **options: Any) -> None:
+        super().__init__(content, **options)
+        slots.take()
+        self._slots: ExportSlots | None = slots
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            if self._slots is not None:
+                self._slots.give_back()
+                self._slots = None
 
     async def stream_response(self, send: Send) -> None:
         try:
@@ -71,10 +113,13 @@ class _ClosingStream(StreamingResponse):
 _TREE_SIZE = {TREE_SIZE_HEADER: {"description": "The checkpoint the export was cut against.",
                                  "schema": {"type": "integer", "minimum": 0}}}
 _PROBLEMS = problem_responses(
-    404, 422, 503,
+    404, 422, 429, 503,
     s404="customer_id names a customer outside the regulator's jurisdiction.",
     s422="Schema errors, a since after until, or a tree_size no checkpoint was signed at.",
-    s503="The log has not signed its first checkpoint yet, or the database cannot be reached.",
+    s429="The caller is over its rate, or this server streams SEENBY_EXPORT_STREAMS_PER_PROCESS exports "
+         "and manifests at once already; retry after Retry-After seconds.",
+    s503="The log has not signed its first checkpoint yet, or the database cannot be reached or has no "
+         "connection free.",
 )
 _EXPORT_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
@@ -91,12 +136,13 @@ _EXPORT_RESPONSES: dict[int | str, dict[str, Any]] = {
             summary="Export entries in log order, cut against a signed checkpoint")
 async def export_accesses(
     principal: RegulatorPrincipal, database: DatabaseDep, wanted: Filter, witnessing: WitnessingDep,
+    slots: Slots,
     tree_size: TreeSize = None, after_log_index: Annotated[int | None, Query(ge=0, le=MAX_INDEX, description=(
         "Resume a download: only entries after this log_index (and, in CSV, no header row)."))] = None,
 ) -> StreamingResponse:
     cut = await service.cut(database, principal, wanted, tree_size, witnessing)
     return _ClosingStream(
-        service.export_bytes(database, principal, wanted, cut, after_log_index),
+        slots, service.export_bytes(database, principal, wanted, cut, after_log_index),
         media_type=formats.MEDIA_TYPES[wanted.format],
         headers={TREE_SIZE_HEADER: str(cut.tree_size), "Content-Disposition":
                  f'attachment; filename="seenby-export-{cut.tree_size}.{wanted.format}"'},
@@ -113,11 +159,13 @@ async def export_accesses(
 )
 async def export_manifest(
     principal: RegulatorPrincipal, database: DatabaseDep, wanted: Filter, witnessing: WitnessingDep,
+    slots: Slots,
     tree_size: TreeSize = None,
 ) -> StreamingResponse:
     cut = await service.cut(database, principal, wanted, tree_size, witnessing)
     return _ClosingStream(
-        service.manifest_bytes(database, principal, wanted, cut), media_type="application/json",
+        slots, service.manifest_bytes(database, principal, wanted, cut),
+        media_type="application/json",
         headers={TREE_SIZE_HEADER: str(cut.tree_size), "Content-Disposition":
                  f'attachment; filename="seenby-export-{cut.tree_size}.manifest.json"'},
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
@@ -303,6 +304,16 @@ def test_the_export_command_against_a_running_server(tmp_path: Path) -> None:
     assert "30 entries" in checked.stdout and "chain is complete from customer_seq 0 to 29" in checked.stdout
 
 
+HUNG_UP_CUSTOMERS = [f"cust-hangs-up-{n}" for n in range(8)]
+
+
+async def _four_thousand_entries_in_the_log(http: httpx.AsyncClient, tokens: Tokens) -> None:
+    for customer in HUNG_UP_CUSTOMERS:
+        await record(http, tokens, [access_event(customer) for _ in range(500)])
+    for customer in HUNG_UP_CUSTOMERS:
+        await settled(http, tokens, customer, 500, within=30)
+
+
 async def test_regulators_that_hang_up_mid_export_cost_no_database_connection(
     settings: Settings, tmp_path: Path
 ) -> None:
@@ -310,13 +321,9 @@ async def test_regulators_that_hang_up_mid_export_cost_no_database_connection(
     its connection back. (Cancelled mid-read, SQLAlchemy would close the connection abruptly: on
     PostgreSQL 22 of 30 such hang-ups did.)"""
     tokens = Tokens.for_settings(settings)
-    customers = [f"cust-hangs-up-{n}" for n in range(8)]
     with running_server(settings_env(settings), tmp_path) as url:
         async with httpx.AsyncClient(base_url=url, timeout=30) as http:
-            for customer in customers:
-                await record(http, tokens, [access_event(customer) for _ in range(500)])
-            for customer in customers:
-                await settled(http, tokens, customer, 500, within=30)
+            await _four_thousand_entries_in_the_log(http, tokens)
             abandoned = await abandoned_sessions(settings)
             for n in range(30):
                 path = "/v1/exports/accesses" + ("/manifest" if n % 2 else "")
@@ -333,3 +340,76 @@ async def test_regulators_that_hang_up_mid_export_cost_no_database_connection(
     logs = await asyncio.to_thread(server_logs, tmp_path)
     assert "Task was destroyed" not in logs
     assert "Traceback" not in logs
+
+
+async def _a_log_larger_than_socket_buffers(http: httpx.AsyncClient, tokens: Tokens) -> None:
+    """24,000 entries (24 MB of export): a download that reads nothing then stalls the server's
+    stream, where a small one would fit whole in the kernel's buffers and end."""
+    for _ in range(24):
+        await record(http, tokens, [access_event(f"cust-large-{n % 48}") for n in range(1000)])
+    deadline = time.monotonic() + 60
+    while int((await http.get("/v1/log/checkpoint")).text.split("\n")[1]) < 20_000:
+        assert time.monotonic() < deadline, "the entries did not reach the log in time"
+        await asyncio.sleep(0.2)
+
+
+async def _stalled(stack: contextlib.AsyncExitStack, url: str, path: str,
+                   headers: dict[str, str]) -> httpx.Response:
+    """A download opened on a connection of its own and then never read."""
+    client = await stack.enter_async_context(httpx.AsyncClient(base_url=url, timeout=30))
+    return await stack.enter_async_context(client.stream("GET", path, headers=headers))
+
+
+async def test_stalled_downloads_hold_export_slots_not_every_database_connection(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """Twenty-five downloads that read nothing: SEENBY_EXPORT_STREAMS_PER_PROCESS (4) of them
+    stream, the others are a 429 at once, and customers' reads go on. (Before the slots, on
+    PostgreSQL, twenty such exports took every pooled connection: the next requests waited 30 s
+    and failed with 500.) Closed, they give their slots back."""
+    tokens = Tokens.for_settings(settings)
+    with running_server(settings_env(settings), tmp_path) as url:
+        async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+            await _a_log_larger_than_socket_buffers(http, tokens)
+            async with contextlib.AsyncExitStack() as stalled:
+                paths = ["/v1/exports/accesses", "/v1/exports/accesses/manifest"] * 13
+                opened = [await _stalled(stalled, url, path, tokens.regulator()) for path in paths[:25]]
+                assert [r.status_code for r in opened].count(200) == 4
+                for refused in (r for r in opened if r.status_code != 200):
+                    assert refused.status_code == 429
+                    assert refused.headers["content-type"] == "application/problem+json"
+                    assert int(refused.headers["retry-after"]) > 0
+                customer = "cust-large-0"
+                history = await http.get(f"/v1/customers/{customer}/accesses",
+                                         headers=tokens.customer(customer), timeout=5)  # not 30 s for a pool
+                assert history.status_code == 200, history.text
+            deadline = time.monotonic() + 10
+            while (again := await http.get("/v1/exports/accesses", params={"customer_id": customer},
+                                           headers=tokens.regulator())).status_code == 429:
+                assert time.monotonic() < deadline, "the slots were never given back"
+                await asyncio.sleep(0.1)
+            assert again.status_code == 200 and again.text.count("\n") > 0
+
+
+async def test_the_export_command_waits_out_a_busy_server(settings: Settings, tmp_path: Path) -> None:
+    """Every export slot taken: `seenby export`'s download is told 429, waits Retry-After and goes
+    on once a slot is free."""
+    tokens = Tokens.for_settings(settings)
+    env = {**settings_env(settings), "SEENBY_EXPORT_STREAMS_PER_PROCESS": "2"}
+    with running_server(env, tmp_path) as url:
+        async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+            await _a_log_larger_than_socket_buffers(http, tokens)
+            async with httpx.AsyncClient(base_url=url, timeout=30, headers=tokens.regulator()) as regulator:
+                async with contextlib.AsyncExitStack() as stalled:
+                    for _ in range(2):
+                        assert (await _stalled(stalled, url, "/v1/exports/accesses",
+                                               tokens.regulator())).status_code == 200
+                    downloading = asyncio.create_task(download(
+                        regulator, ExportRequest(customer_id="cust-large-1"), tmp_path / "busy.jsonl"))
+                    await asyncio.sleep(1.0)
+                    assert not downloading.done()
+                downloaded = await asyncio.wait_for(downloading, 60)
+            key = verify.load_verifier((await http.get("/v1/log/key")).text)
+    assert downloaded.count > 0
+    assert verify.export(downloaded.data, manifest_path(downloaded.data), key).startswith(
+        f"{downloaded.count} entries")
