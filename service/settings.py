@@ -83,7 +83,7 @@ class Settings(BaseSettings):
     event_stream_max_seconds: float = Field(3600.0, gt=0, le=86_400)
     # Exports and manifests a process streams at once (each holds a database connection for as long
     # as its client takes to read it); one more is a 429.
-    export_streams_per_process: int = Field(4, ge=1, le=1000)
+    export_streams_per_process: int = Field(8, ge=1, le=1000)
     # Objections a customer may file a minute, in each process (an objection writes to the
     # ledger: SECURITY.md); 0: no limit.
     objections_per_minute: int = Field(30, ge=0)

@@ -363,12 +363,13 @@ async def _stalled(stack: contextlib.AsyncExitStack, url: str, path: str,
 async def test_stalled_downloads_hold_export_slots_not_every_database_connection(
     settings: Settings, tmp_path: Path
 ) -> None:
-    """Twenty-five downloads that read nothing: SEENBY_EXPORT_STREAMS_PER_PROCESS (4) of them
+    """Twenty-five downloads that read nothing: SEENBY_EXPORT_STREAMS_PER_PROCESS (4 here) of them
     stream, the others are a 429 at once, and customers' reads go on. (Before the slots, on
     PostgreSQL, twenty such exports took every pooled connection: the next requests waited 30 s
     and failed with 500.) Closed, they give their slots back."""
     tokens = Tokens.for_settings(settings)
-    with running_server(settings_env(settings), tmp_path) as url:
+    env = {**settings_env(settings), "SEENBY_EXPORT_STREAMS_PER_PROCESS": "4"}
+    with running_server(env, tmp_path) as url:
         async with httpx.AsyncClient(base_url=url, timeout=30) as http:
             await _a_log_larger_than_socket_buffers(http, tokens)
             async with contextlib.AsyncExitStack() as stalled:
