@@ -144,7 +144,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.witnessing = Witnessing(load_policy(settings.witness_policy_file), settings.witness_fail_open)
     app.state.authenticator = Authenticator(settings, keys)
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
-    app.state.export_slots = ExportSlots(settings.export_streams_per_process)
+    app.state.export_slots = ExportSlots(settings.export_streams_per_process,
+                                         settings.export_send_timeout_seconds)
     app.state.schema_head = head_revision()
     install_error_handlers(app, allowed_methods=_allowed_methods)
     if app.openapi_url:

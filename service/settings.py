@@ -82,8 +82,10 @@ class Settings(BaseSettings):
     # Last-Event-ID: connections are spread again across replicas, and none lives forever.
     event_stream_max_seconds: float = Field(3600.0, gt=0, le=86_400)
     # Exports and manifests a process streams at once (each holds a database connection for as long
-    # as its client takes to read it); one more is a 429.
+    # as its client takes to read it; at most SEENBY_DB_POOL_SIZE); one more is a 429. A client
+    # that takes nothing for the send timeout is cut off (`seenby export` resumes).
     export_streams_per_process: int = Field(8, ge=1, le=1000)
+    export_send_timeout_seconds: float = Field(60.0, gt=0, le=3600)
     # Objections a customer may file a minute, in each process (an objection writes to the
     # ledger: SECURITY.md); 0: no limit.
     objections_per_minute: int = Field(30, ge=0)
@@ -162,6 +164,14 @@ class Settings(BaseSettings):
         if len(set(secrets)) < len(secrets):
             raise ValueError("SEENBY_WEBHOOK_SECRET names the same secret twice")
         return " ".join(secrets)
+
+    @model_validator(mode="after")
+    def _exports_leave_connections_to_others(self) -> Settings:
+        # Each export holds a pooled connection, and a manifest briefly a second one.
+        if self.export_streams_per_process > self.db_pool_size:
+            raise ValueError(f"SEENBY_EXPORT_STREAMS_PER_PROCESS ({self.export_streams_per_process}) "
+                             f"must not exceed SEENBY_DB_POOL_SIZE ({self.db_pool_size})")
+        return self
 
     @model_validator(mode="after")
     def _a_standby_is_postgresql(self) -> Settings:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from pydantic import ValidationError
 from sqlalchemy import make_url, text
 from sqlalchemy.exc import DBAPIError
 
@@ -16,6 +17,7 @@ from service.db import Database, DatabaseDep
 from service.errors import PROBLEM_JSON
 from service.main import create_app
 from service.migrate import grant_app_role, upgrade
+from service.settings import Settings
 from tests.conftest import Backend, Tokens, base_settings, serve
 
 _XID = text("SELECT pg_current_xact_id()::text")
@@ -196,3 +198,9 @@ async def test_a_sqlite_writer_cancelled_mid_statement_leaves_the_file_writable(
     finally:
         gc.enable()
         await database.dispose()
+
+
+def test_settings_refuse_more_export_streams_than_pooled_connections() -> None:
+    with pytest.raises(ValidationError, match=r"\(11\) must not exceed SEENBY_DB_POOL_SIZE \(10\)"):
+        Settings(_env_file=None, export_streams_per_process=11, db_pool_size=10)  # type: ignore[call-arg]
+    assert Settings(_env_file=None, export_streams_per_process=4, db_pool_size=4)  # type: ignore[call-arg]

@@ -15,6 +15,7 @@ import asyncio
 import csv
 import hashlib
 import json
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -33,6 +34,7 @@ TREE_SIZE_HEADER = "Seenby-Tree-Size"
 EXPORT_PATH = "/v1/exports/accesses"
 MANIFEST_PATH = "/v1/exports/accesses/manifest"
 MAX_RETRY_AFTER_SECONDS = 60.0
+BUSY_PATIENCE_SECONDS = 600.0  # how long a download waits for a busy server (429, 503) to take it
 
 
 class ServerBusy(Exception):
@@ -43,7 +45,7 @@ class ServerBusy(Exception):
         self.retry_after = retry_after
 
 
-RETRYABLE = (httpx.TransportError, httpx.RemoteProtocolError, ServerBusy)
+RETRYABLE = (httpx.TransportError, httpx.RemoteProtocolError)
 # Failing to connect at all on a run's first request is a wrong URL or a server that is down, not a
 # flaky network: say so at once rather than after a minute of retries.
 UNREACHABLE = (httpx.ConnectError, httpx.ConnectTimeout, httpx.UnsupportedProtocol)
@@ -208,19 +210,28 @@ def _resume_point(data: Path, export_format: str) -> tuple[int, int | None]:
 
 async def _retrying(client: httpx.AsyncClient, retries: int, first_contact: bool,
                     attempt: Callable[[], Any]) -> None:
-    for number in range(retries + 1):
+    """`attempt` until it succeeds: up to `retries` more times after a network error, and for up to
+    BUSY_PATIENCE_SECONDS of answers that the server is busy (429, 503), each after its Retry-After."""
+    failures, busy_since = 0, None
+    while True:
         try:
             await attempt()
             return
+        except ServerBusy as exc:
+            busy_since = busy_since if busy_since is not None else time.monotonic()
+            if time.monotonic() - busy_since + exc.retry_after > BUSY_PATIENCE_SECONDS:
+                raise ServerError(f"the server stayed busy for {BUSY_PATIENCE_SECONDS:g} s ({exc}); run "
+                                  "the same command again later to resume") from exc
+            await asyncio.sleep(exc.retry_after)
         except RETRYABLE as exc:
-            if first_contact and number == 0 and isinstance(exc, UNREACHABLE):
+            if first_contact and failures == 0 and isinstance(exc, UNREACHABLE):
                 raise ServerError(f"cannot reach the seenby server at {client.base_url}: "
                                   f"{exc or type(exc).__name__}") from exc
-            if number == retries:
+            if failures == retries:
                 raise ServerError(f"the download failed {retries + 1} times, last with {exc!r}; run "
                                   "the same command again to resume") from exc
-            backoff = min(2.0**number * 0.5, 10.0)
-            await asyncio.sleep(max(backoff, exc.retry_after) if isinstance(exc, ServerBusy) else backoff)
+            await asyncio.sleep(min(2.0**failures * 0.5, 10.0))
+            failures += 1
 
 
 async def _check_response(response: httpx.Response) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncGenerator
 from enum import StrEnum
 from typing import Annotated, Any
@@ -9,20 +10,21 @@ from typing import Annotated, Any
 import anyio
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
-from service.auth import RegulatorPrincipal
-from service.db import DatabaseDep
+from service.auth import Principal, RegulatorPrincipal
+from service.db import Database, DatabaseDep
 from service.errors import TooManyRequests, Unprocessable, problem_responses
 from service.exports import formats, service
 from service.exports.schemas import Manifest
 from service.exports.service import ExportFilter
 from service.ledger.kinds import EntryKind
-from service.tlog.service import WitnessingDep
+from service.tlog.service import Witnessing, WitnessingDep
 from service.types import Period
 from service.vocabulary import MAX_INDEX, NO_NUL, RecordedSince, RecordedUntil
 
 router = APIRouter(prefix="/v1/exports", tags=["exports"])
+logger = logging.getLogger("seenby.exports")
 
 TREE_SIZE_HEADER = "Seenby-Tree-Size"
 EXPORT_KINDS = ["all", *(kind.value for kind in EntryKind)]
@@ -58,10 +60,12 @@ TreeSize = Annotated[int | None, Query(ge=0, le=MAX_INDEX, description=(
 class ExportSlots:
     """The exports (and manifests) a process streams at once: each holds a database connection for
     as long as its client takes to read it, so that a few stalled downloads would otherwise take
-    every connection from every other request."""
+    every connection from every other request. A client that takes nothing for
+    `send_timeout_seconds` is cut off, so that stalled downloads do not keep the slots either."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, send_timeout_seconds: float) -> None:
         self.limit = limit
+        self.send_timeout_seconds = send_timeout_seconds
         self.taken = 0
 
     def take(self) -> None:
@@ -74,7 +78,7 @@ class ExportSlots:
         self.taken -= 1
 
 
-def _slots(request: Request) -> ExportSlots:
+async def _slots(request: Request) -> ExportSlots:
     slots: ExportSlots = request.app.state.export_slots
     return slots
 
@@ -82,17 +86,29 @@ def _slots(request: Request) -> ExportSlots:
 Slots = Annotated[ExportSlots, Depends(_slots)]
 
 
+async def _cut_in_a_slot(slots: ExportSlots, database: Database, principal: Principal, wanted: ExportFilter,
+                         tree_size: int | None, witnessing: Witnessing) -> service.Cut:
+    """A slot taken first (a refused export runs no query), then the cut; the slot goes with the
+    response that _ClosingStream makes of it, or back at once if there is none."""
+    slots.take()
+    try:
+        return await service.cut(database, principal, wanted, tree_size, witnessing)
+    except BaseException:
+        slots.give_back()
+        raise
+
+
 class _ClosingStream(StreamingResponse):
-    """Streams its generator in an export slot, taken when it is made and given back when the
+    """Streams its generator in the export slot it is given, and gives the slot back when the
     response ends however it ends; closes the generator (and so the database cursor) even when
-    the client goes away mid-stream."""
+    the client goes away, or takes nothing for the slots' send timeout, mid-stream."""
 
     body_iterator: AsyncGenerator[bytes, None]
 
     def __init__(self, slots: ExportSlots, content: AsyncGenerator[bytes, None], **options: Any) -> None:
         super().__init__(content, **options)
-        slots.take()
         self._slots: ExportSlots | None = slots
+        self._send_timeout = slots.send_timeout_seconds
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -103,8 +119,15 @@ class _ClosingStream(StreamingResponse):
                 self._slots = None
 
     async def stream_response(self, send: Send) -> None:
+        async def send_in_time(message: Message) -> None:
+            with anyio.fail_after(self._send_timeout):
+                await send(message)
+
         try:
-            await super().stream_response(send)
+            await super().stream_response(send_in_time)
+        except TimeoutError:
+            logger.warning("an export's client took nothing for %g s: the export was cut short",
+                           self._send_timeout)
         finally:
             with anyio.CancelScope(shield=True):
                 await self.body_iterator.aclose()
@@ -140,7 +163,7 @@ async def export_accesses(
     tree_size: TreeSize = None, after_log_index: Annotated[int | None, Query(ge=0, le=MAX_INDEX, description=(
         "Resume a download: only entries after this log_index (and, in CSV, no header row)."))] = None,
 ) -> StreamingResponse:
-    cut = await service.cut(database, principal, wanted, tree_size, witnessing)
+    cut = await _cut_in_a_slot(slots, database, principal, wanted, tree_size, witnessing)
     return _ClosingStream(
         slots, service.export_bytes(database, principal, wanted, cut, after_log_index),
         media_type=formats.MEDIA_TYPES[wanted.format],
@@ -162,7 +185,7 @@ async def export_manifest(
     slots: Slots,
     tree_size: TreeSize = None,
 ) -> StreamingResponse:
-    cut = await service.cut(database, principal, wanted, tree_size, witnessing)
+    cut = await _cut_in_a_slot(slots, database, principal, wanted, tree_size, witnessing)
     return _ClosingStream(
         slots, service.manifest_bytes(database, principal, wanted, cut),
         media_type="application/json",

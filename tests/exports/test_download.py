@@ -393,24 +393,27 @@ async def test_stalled_downloads_hold_export_slots_not_every_database_connection
 
 
 async def test_the_export_command_waits_out_a_busy_server(settings: Settings, tmp_path: Path) -> None:
-    """Every export slot taken: `seenby export`'s download is told 429, waits Retry-After and goes
-    on once a slot is free."""
+    """Every export slot held by a download that reads nothing: `seenby export`'s download is told
+    429 and waits; the stalled ones are cut off once they have taken nothing for
+    SEENBY_EXPORT_SEND_TIMEOUT_SECONDS (their clients still connected), and the download goes on."""
     tokens = Tokens.for_settings(settings)
-    env = {**settings_env(settings), "SEENBY_EXPORT_STREAMS_PER_PROCESS": "2"}
+    env = {**settings_env(settings), "SEENBY_EXPORT_STREAMS_PER_PROCESS": "2",
+           "SEENBY_EXPORT_SEND_TIMEOUT_SECONDS": "3"}
     with running_server(env, tmp_path) as url:
         async with httpx.AsyncClient(base_url=url, timeout=30) as http:
             await _a_log_larger_than_socket_buffers(http, tokens)
-            async with httpx.AsyncClient(base_url=url, timeout=30, headers=tokens.regulator()) as regulator:
-                async with contextlib.AsyncExitStack() as stalled:
-                    for _ in range(2):
-                        assert (await _stalled(stalled, url, "/v1/exports/accesses",
-                                               tokens.regulator())).status_code == 200
-                    downloading = asyncio.create_task(download(
-                        regulator, ExportRequest(customer_id="cust-large-1"), tmp_path / "busy.jsonl"))
-                    await asyncio.sleep(1.0)
-                    assert not downloading.done()
+            async with httpx.AsyncClient(base_url=url, timeout=30, headers=tokens.regulator()) as regulator, \
+                    contextlib.AsyncExitStack() as stalled:
+                for _ in range(2):
+                    assert (await _stalled(stalled, url, "/v1/exports/accesses",
+                                           tokens.regulator())).status_code == 200
+                downloading = asyncio.create_task(download(
+                    regulator, ExportRequest(customer_id="cust-large-1"), tmp_path / "busy.jsonl"))
+                await asyncio.sleep(1.0)
+                assert not downloading.done()  # told 429, waiting
                 downloaded = await asyncio.wait_for(downloading, 60)
             key = verify.load_verifier((await http.get("/v1/log/key")).text)
     assert downloaded.count > 0
     assert verify.export(downloaded.data, manifest_path(downloaded.data), key).startswith(
         f"{downloaded.count} entries")
+    assert "an export's client took nothing for 3 s" in await asyncio.to_thread(server_logs, tmp_path)
