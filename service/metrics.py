@@ -137,3 +137,8 @@ EVENT_STREAMS = Gauge(
     "seenby_event_streams", "Server-Sent Event streams (GET /v1/me/events) open in this process.",
     registry=REGISTRY,
 )
+EXPORT_STREAMS = Gauge(
+    "seenby_export_streams",
+    "Exports and manifests this process is streaming (at most SEENBY_EXPORT_STREAMS_PER_PROCESS).",
+    registry=REGISTRY,
+)

@@ -19,6 +19,7 @@ from service.exports import formats, service
 from service.exports.schemas import Manifest
 from service.exports.service import ExportFilter
 from service.ledger.kinds import EntryKind
+from service.metrics import EXPORT_STREAMS
 from service.tlog.service import Witnessing, WitnessingDep
 from service.types import Period
 from service.vocabulary import MAX_INDEX, NO_NUL, RecordedSince, RecordedUntil
@@ -73,9 +74,11 @@ class ExportSlots:
             raise TooManyRequests(f"this server streams {self.limit} exports at once already; retry "
                                   "shortly", retry_after_seconds=5)
         self.taken += 1
+        EXPORT_STREAMS.set(self.taken)
 
     def give_back(self) -> None:
         self.taken -= 1
+        EXPORT_STREAMS.set(self.taken)
 
 
 async def _slots(request: Request) -> ExportSlots:

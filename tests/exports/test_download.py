@@ -380,6 +380,8 @@ async def test_stalled_downloads_hold_export_slots_not_every_database_connection
                     assert refused.status_code == 429
                     assert refused.headers["content-type"] == "application/problem+json"
                     assert int(refused.headers["retry-after"]) > 0
+                metrics = (await http.get("/metrics")).text
+                assert "\nseenby_export_streams 4.0\n" in metrics
                 customer = "cust-large-0"
                 history = await http.get(f"/v1/customers/{customer}/accesses",
                                          headers=tokens.customer(customer), timeout=5)  # not 30 s for a pool
@@ -390,6 +392,9 @@ async def test_stalled_downloads_hold_export_slots_not_every_database_connection
                 assert time.monotonic() < deadline, "the slots were never given back"
                 await asyncio.sleep(0.1)
             assert again.status_code == 200 and again.text.count("\n") > 0
+            while "\nseenby_export_streams 0.0\n" not in (await http.get("/metrics")).text:
+                assert time.monotonic() < deadline, "the gauge never came back to 0"
+                await asyncio.sleep(0.1)
 
 
 async def test_the_export_command_waits_out_a_busy_server(settings: Settings, tmp_path: Path) -> None:
