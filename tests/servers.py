@@ -22,6 +22,7 @@ import httpx
 
 from service.settings import Settings
 from tests.chains import fetch_chain
+from tests.conftest import _asyncpg_dsn
 from tests.pg import free_port
 
 
@@ -90,8 +91,7 @@ async def abandoned_sessions(settings: Settings) -> int | None:
     client closed abruptly); None on SQLite."""
     if settings.resolved_database_url.startswith("sqlite"):
         return None
-    dsn = settings.resolved_database_url.replace("postgresql+asyncpg", "postgresql")
-    connection = await asyncpg.connect(dsn)
+    connection = await asyncpg.connect(_asyncpg_dsn(settings.resolved_database_url))
     try:
         await connection.execute("SELECT pg_stat_clear_snapshot()")
         return int(await connection.fetchval(
