@@ -111,8 +111,9 @@ class Database:
 
     def __init__(self, settings: Settings) -> None:
         self.url = settings.resolved_database_url
-        self.engine = make_engine(self.url, pool_size=settings.db_pool_size,
-                                  pool_timeout=settings.db_pool_timeout_seconds)
+        pooled = functools.partial(make_engine, pool_size=settings.db_pool_size,
+                                   pool_timeout=settings.db_pool_timeout_seconds)
+        self.engine = pooled(self.url)
         # With webhooks on, every session carries the outbox: entries appended in it write their
         # notices in the same transaction (service.notices.outbox).
         self.outbox = (Outbox(frozenset(settings.webhook_types), settings.webhook_retry_seconds)
@@ -135,9 +136,7 @@ class Database:
         )
         # The reads a standby may serve (CONTRACT "Reads from a standby"): on the standby's engine
         # when SEENBY_READ_DATABASE_URL names one, else the same as `read_sessions`/`read_engine`.
-        self.standby_engine = (make_engine(settings.read_database_url, pool_size=settings.db_pool_size,
-                                           pool_timeout=settings.db_pool_timeout_seconds)
-                               if settings.read_database_url else None)
+        self.standby_engine = pooled(settings.read_database_url) if settings.read_database_url else None
         self.replica_engine = self.standby_engine or self.read_engine
         self.replica_sessions = async_sessionmaker(
             self.standby_engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False,
