@@ -39,7 +39,7 @@ def test_every_operation_lists_the_problems_it_can_answer() -> None:
         label = f"{method.upper()} {path}"
         public = path.startswith("/v1/log/") or path == "/v1/tickets/jwks.json"  # CONTRACT.md: no token
         if path.startswith("/v1/") and not public:
-            # OpenAPI 3.1: one requirement a role, any of which will do (test_auth checks the server agrees)
+            # OpenAPI 3.1: one requirement per role, any of which will do (test_auth checks the server agrees)
             security = operation.get("security")
             assert security and all(list(s) == ["bearer"] and len(s["bearer"]) == 1 for s in security), label
             assert {r for s in security for r in s["bearer"]} <= {"customer", "service", "regulator", "admin"}
